@@ -1,0 +1,246 @@
+//! Syslog records: one line of `key=value` pairs per event, facility authpriv.
+//!
+//! The wire format is the one glibc's syslog(3) writes to /dev/log
+//! (`<PRI>Mmm dd hh:mm:ss TAG[PID]: MESSAGE`), sent as one datagram to the
+//! configured socket. It is written here rather than through a logging crate
+//! so that the module links nothing more into sshd than this.
+//!
+//! Values are never codes, secrets or recovery codes: callers pass only the
+//! fields of the contract, and the record type has no way to carry an answer.
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::SystemTime;
+
+const LOG_AUTHPRIV: u8 = 10 << 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+}
+
+/// One event, with its fields in the order they were added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub severity: Severity,
+    fields: Vec<(&'static str, String)>,
+}
+
+impl Record {
+    pub fn new(event: &str, severity: Severity) -> Record {
+        Record {
+            severity,
+            fields: vec![("event", event.to_string())],
+        }
+    }
+
+    pub fn with(mut self, key: &'static str, value: impl ToString) -> Record {
+        self.fields.push((key, value.to_string()));
+        self
+    }
+
+    pub fn event(&self) -> &str {
+        &self.fields[0].1
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `event=auth_ok user=alice service=sshd rhost=192.0.2.1 ...`
+    pub fn line(&self) -> String {
+        let mut out = String::new();
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(key);
+            out.push('=');
+            push_value(&mut out, value);
+        }
+        out
+    }
+}
+
+/// Values are bare when they are plain; otherwise double-quoted with `"` and
+/// `\` escaped. Control characters and non-ASCII bytes are written as `\xNN`
+/// so that a hostile user name can neither break the line nor forge a field.
+fn push_value(out: &mut String, value: &str) {
+    // Bound what an attacker-chosen value can add to a log line.
+    const MAX: usize = 256;
+    let plain = !value.is_empty()
+        && value.len() <= MAX
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'='));
+    if plain {
+        out.push_str(value);
+        return;
+    }
+    out.push('"');
+    for (i, b) in value.bytes().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b' ' => out.push(' '),
+            _ if b.is_ascii_graphic() => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// Where records go. The module uses [`Syslog`]; tests may collect them.
+pub trait Sink {
+    fn emit(&mut self, record: Record);
+}
+
+/// Sends each record as one datagram to a syslog socket.
+pub struct Syslog<'a> {
+    pub socket: &'a Path,
+    pub tag: &'static str,
+}
+
+impl Sink for Syslog<'_> {
+    fn emit(&mut self, record: Record) {
+        let message = format_syslog(self.tag, &record, SystemTime::now(), std::process::id());
+        // Nothing sensible can be done if syslog is down: the decision has been
+        // made either way, and the module must not fail a login over a log line.
+        if let Ok(sock) = UnixDatagram::unbound() {
+            let _ = sock.send_to(message.as_bytes(), self.socket);
+        }
+    }
+}
+
+/// Collects records in memory.
+#[derive(Default, Debug)]
+pub struct Collect(pub Vec<Record>);
+
+impl Sink for Collect {
+    fn emit(&mut self, record: Record) {
+        self.0.push(record);
+    }
+}
+
+/// The datagram: `<PRI>Mmm dd hh:mm:ss TAG[PID]: LINE` (the timestamp in UTC;
+/// syslog daemons stamp local messages with their own clock anyway).
+pub fn format_syslog(tag: &str, record: &Record, now: SystemTime, pid: u32) -> String {
+    let pri = LOG_AUTHPRIV | record.severity as u8;
+    let stamp = humantime::format_rfc3339_seconds(now).to_string(); // 2026-11-23T06:31:00Z
+    let month = stamp
+        .get(5..7)
+        .and_then(|m| m.parse::<usize>().ok())
+        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+        .unwrap_or(&"Jan");
+    let day = stamp.get(8..10).unwrap_or("01").trim_start_matches('0');
+    let time = stamp.get(11..19).unwrap_or("00:00:00");
+    format!(
+        "<{pri}>{month} {day:>2} {time} {tag}[{pid}]: {}",
+        record.line()
+    )
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// RFC 3339 in UTC, the contract's format for `until`.
+pub fn rfc3339(unix_secs: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs),
+    )
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_quotes_only_what_needs_it() {
+        let cases: &[(&str, &str)] = &[
+            ("alice", "v=alice"),
+            ("192.0.2.1", "v=192.0.2.1"),
+            ("", "v=\"\""),
+            ("two words", "v=\"two words\""),
+            ("a\"b", "v=\"a\\\"b\""),
+            ("a\\b", "v=\"a\\\\b\""),
+            ("x event=auth_ok", "v=\"x event=auth_ok\""),
+            ("a=b", "v=\"a=b\""),
+            ("evil\nevent=auth_ok", "v=\"evil\\x0aevent=auth_ok\""),
+            ("nul\0", "v=\"nul\\x00\""),
+            ("tab\t", "v=\"tab\\x09\""),
+            ("jos\u{e9}", "v=\"jos\\xc3\\xa9\""),
+        ];
+        for (value, want) in cases {
+            let line = Record::new("e", Severity::Info).with("v", value).line();
+            assert_eq!(line, format!("event=e {want}"), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        let line = Record::new("e", Severity::Info)
+            .with("v", "a".repeat(5000))
+            .line();
+        assert!(line.len() < 300, "{}", line.len());
+        assert!(line.ends_with("...\""));
+    }
+
+    #[test]
+    fn syslog_datagram_format() {
+        let rec = Record::new("auth_ok", Severity::Info)
+            .with("user", "alice")
+            .with("method", "totp");
+        let t = humantime::parse_rfc3339("2026-03-05T07:08:09Z").unwrap();
+        assert_eq!(
+            format_syslog("pam_twostep", &rec, t, 42),
+            "<86>Mar  5 07:08:09 pam_twostep[42]: event=auth_ok user=alice method=totp"
+        );
+        let t = humantime::parse_rfc3339("2026-12-25T23:59:59Z").unwrap();
+        let warn = Record::new("locked", Severity::Warning);
+        assert_eq!(
+            format_syslog("twostep", &warn, t, 1),
+            "<84>Dec 25 23:59:59 twostep[1]: event=locked"
+        );
+    }
+
+    #[test]
+    fn sends_to_a_socket() {
+        let dir = std::env::temp_dir().join(format!("twostep-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.sock");
+        let _ = std::fs::remove_file(&path);
+        let server = UnixDatagram::bind(&path).unwrap();
+        Syslog {
+            socket: &path,
+            tag: "pam_twostep",
+        }
+        .emit(Record::new("skipped", Severity::Info).with("user", "bob"));
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        let got = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(got.starts_with("<86>"), "{got}");
+        assert!(
+            got.ends_with(&format!(
+                "pam_twostep[{}]: event=skipped user=bob",
+                std::process::id()
+            )),
+            "{got}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

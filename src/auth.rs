@@ -1,0 +1,494 @@
+//! The login flow as plain Rust: what each module mode does, over small traits
+//! for the conversation, the account database and the audit log. No PAM types
+//! here; `pam.rs` maps [`Outcome`] to PAM codes in one place.
+#![forbid(unsafe_code)]
+
+use crate::audit::{Record, Severity, Sink};
+use crate::config::{Config, Unenrolled};
+use crate::lockout::{self, Standing};
+use crate::secret::{self, SecretError, UserSecret};
+use crate::state::{self, StateError, UserState};
+use crate::totp::{self, Code};
+use crate::user::UserName;
+use zeroize::Zeroizing;
+
+/// The module's mode word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Ask for and check the code.
+    Code,
+    /// Before the password: deny at once if the user is locked.
+    Preauth,
+    /// After a failed password: count one failure, deny.
+    Authfail,
+}
+
+/// What the module answers. Mapped to PAM codes in `pam.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Let the login through (a good code, a skipped challenge, preauth passed).
+    Success,
+    /// Deny. Everything that is not a proven success ends here.
+    Denied,
+    /// The conversation failed (client went away): deny, nothing evaluated.
+    ConversationFailed,
+}
+
+/// The PAM items of this attempt. `user` is the raw PAM_USER: not validated.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub user: Vec<u8>,
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+}
+
+/// Talking to the person logging in.
+pub trait Conversation {
+    /// Asks with echo off. `None` if the conversation failed.
+    fn ask_hidden(&mut self, prompt: &str) -> Option<Zeroizing<Vec<u8>>>;
+    fn error(&mut self, text: &str);
+    fn info(&mut self, text: &str);
+}
+
+/// The system's account database.
+pub trait Accounts {
+    /// Whether the user exists. An error is a lookup failure (fail closed).
+    fn exists(&self, user: &UserName) -> Result<bool, String>;
+}
+
+/// Everything one attempt works with.
+pub struct Env<'a> {
+    pub config: &'a Config,
+    /// Unix seconds, read once per attempt.
+    pub now: u64,
+    pub conv: &'a mut dyn Conversation,
+    pub accounts: &'a dyn Accounts,
+    pub audit: &'a mut dyn Sink,
+}
+
+/// Why a code attempt failed, as the `reason` of `auth_fail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    BadCode,
+    Replay,
+    NoSecret,
+    BadSecretFile,
+    BadUser,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::BadCode => "bad_code",
+            Reason::Replay => "replay",
+            Reason::NoSecret => "no_secret",
+            Reason::BadSecretFile => "bad_secret_file",
+            Reason::BadUser => "bad_user",
+        }
+    }
+}
+
+/// The name as it may appear in a record: validated names as they are,
+/// anything else escaped by the record formatter.
+fn display_name(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+impl Env<'_> {
+    fn record(&mut self, event: &str, severity: Severity, req: &Request) -> Record {
+        let _ = self;
+        Record::new(event, severity)
+            .with("user", display_name(&req.user))
+            .with("service", &req.service)
+            .with("rhost", &req.rhost)
+    }
+
+    fn emit(&mut self, record: Record) {
+        self.audit.emit(record);
+    }
+
+    /// Tells a locked user until when, and records the refusal.
+    fn refuse_locked(&mut self, req: &Request, until: u64) -> Outcome {
+        self.conv.error(&lock_message(until, self.now));
+        let rec = self
+            .record("lock_denied", Severity::Notice, req)
+            .with("until", crate::audit::rfc3339(until));
+        self.emit(rec);
+        Outcome::Denied
+    }
+
+    /// A state file that cannot be trusted counts as a lock of unknown end.
+    fn refuse_bad_state(&mut self, req: &Request, err: &StateError) -> Outcome {
+        self.conv
+            .error("Login is temporarily blocked for this account. Contact your administrator.");
+        let rec = self
+            .record("lock_denied", Severity::Warning, req)
+            .with("until", "unknown")
+            .with("reason", "bad_state")
+            .with("detail", err);
+        self.emit(rec);
+        Outcome::Denied
+    }
+}
+
+/// "Too many failed attempts. Try again after 07:05:00 UTC (in 5 minutes)."
+pub fn lock_message(until: u64, now: u64) -> String {
+    let left = until.saturating_sub(now);
+    let stamp = crate::audit::rfc3339(until);
+    let when = stamp.replace('T', " ").replace('Z', " UTC");
+    let wait = match left {
+        0..=59 => format!("{left} seconds"),
+        60..=5399 => format!("{} minutes", left.div_ceil(60)),
+        _ => format!("{} hours", left.div_ceil(3600)),
+    };
+    format!("Too many failed attempts: this account is locked until {when} (in {wait}).")
+}
+
+/// Runs one module call.
+pub fn run(env: &mut Env<'_>, mode: Mode, req: &Request) -> Outcome {
+    match mode {
+        Mode::Code => code_step(env, req),
+        Mode::Preauth => preauth(env, req),
+        Mode::Authfail => authfail(env, req),
+    }
+}
+
+/// Who the attempt is about, once the name is checked.
+enum Who {
+    /// Not a plausible login name: nothing may touch the disk for it.
+    Invalid,
+    /// A plausible name that is not an account here (or whose lookup failed).
+    Unknown,
+    Account(UserName),
+}
+
+fn identify(env: &Env<'_>, req: &Request) -> Who {
+    match UserName::parse_bytes(&req.user) {
+        Err(_) => Who::Invalid,
+        Ok(user) => match env.accounts.exists(&user) {
+            Ok(true) => Who::Account(user),
+            // A failed lookup is treated as "no such user": deny.
+            Ok(false) | Err(_) => Who::Unknown,
+        },
+    }
+}
+
+fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
+    let user = match UserName::parse_bytes(&req.user) {
+        Ok(user) => user,
+        Err(_) => {
+            let rec = env
+                .record("auth_fail", Severity::Notice, req)
+                .with("tty", &req.tty)
+                .with("reason", Reason::BadUser.as_str())
+                .with("failures", 0);
+            env.emit(rec);
+            return Outcome::Denied;
+        }
+    };
+    // Unknown users have no state; the password module will refuse them.
+    match state::read(&env.config.state_dir, &user) {
+        Ok(None) => Outcome::Success,
+        Ok(Some(s)) => match lockout::standing(&s.counters, env.now) {
+            Standing::Open => Outcome::Success,
+            Standing::Locked { until } => env.refuse_locked(req, until),
+        },
+        Err(e) => env.refuse_bad_state(req, &e),
+    }
+}
+
+fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
+    let user = match identify(env, req) {
+        Who::Account(user) => user,
+        Who::Invalid | Who::Unknown => {
+            // No state for names that are not accounts: a flood of made-up
+            // names must not fill the disk.
+            let rec = env
+                .record("password_fail", Severity::Notice, req)
+                .with("tty", &req.tty)
+                .with("failures", 0);
+            env.emit(rec);
+            return Outcome::Denied;
+        }
+    };
+    let mut locked = match state::lock(&env.config.state_dir, &user) {
+        Ok(l) => l,
+        Err(e) => return env.refuse_bad_state(req, &e),
+    };
+    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
+        drop(locked);
+        return env.refuse_locked(req, until);
+    }
+    let (counters, new_lock) =
+        lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
+    let next = UserState {
+        counters,
+        ..locked.state.clone()
+    };
+    if let Err(e) = locked.commit(next) {
+        drop(locked);
+        return env.refuse_bad_state(req, &e);
+    }
+    drop(locked);
+    let rec = env
+        .record("password_fail", Severity::Notice, req)
+        .with("tty", &req.tty)
+        .with("failures", counters.failures);
+    env.emit(rec);
+    announce_lock(env, &user, req, new_lock);
+    Outcome::Denied
+}
+
+fn announce_lock(
+    env: &mut Env<'_>,
+    user: &UserName,
+    req: &Request,
+    new_lock: Option<lockout::NewLock>,
+) {
+    let _ = req;
+    if let Some(lock) = new_lock {
+        env.emit(
+            Record::new("locked", Severity::Warning)
+                .with("user", user)
+                .with("tier", lock.tier)
+                .with("until", crate::audit::rfc3339(lock.until)),
+        );
+        env.conv.error(&lock_message(lock.until, env.now));
+    }
+}
+
+fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
+    let user = match identify(env, req) {
+        Who::Account(user) => user,
+        Who::Invalid => return deny_after_prompt(env, req, Target::Invalid, Reason::BadUser, None),
+        Who::Unknown => return deny_after_prompt(env, req, Target::Unknown, Reason::BadUser, None),
+    };
+
+    // A locked user is told at once and not asked.
+    match state::read(&env.config.state_dir, &user) {
+        Ok(Some(s)) => {
+            if let Standing::Locked { until } = lockout::standing(&s.counters, env.now) {
+                return env.refuse_locked(req, until);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return env.refuse_bad_state(req, &e),
+    }
+
+    let secret = match secret::load(&env.config.secret_dir, &user, &env.config.totp) {
+        Ok(s) => s,
+        Err(SecretError::Missing) => match env.config.unenrolled {
+            Unenrolled::Allow => {
+                let rec = env
+                    .record("skipped", Severity::Info, req)
+                    .with("reason", "unenrolled");
+                env.emit(rec);
+                return Outcome::Success;
+            }
+            // Enrollment at login is built on this path by the policy work;
+            // until then an unenrolled user is refused like under "deny".
+            Unenrolled::Deny | Unenrolled::Enroll => {
+                return deny_after_prompt(env, req, Target::Account(&user), Reason::NoSecret, None);
+            }
+        },
+        Err(e) => {
+            return deny_after_prompt(
+                env,
+                req,
+                Target::Account(&user),
+                Reason::BadSecretFile,
+                Some(e.to_string()),
+            );
+        }
+    };
+
+    let Some(answer) = env.conv.ask_hidden(&env.config.prompt) else {
+        return Outcome::ConversationFailed;
+    };
+    check_answer(env, req, &user, &secret, &answer)
+}
+
+/// Whose failure [`deny_after_prompt`] records.
+enum Target<'a> {
+    Invalid,
+    Unknown,
+    Account(&'a UserName),
+}
+
+/// Asks like any other attempt, then denies: a remote client cannot tell an
+/// unknown or unenrolled user from a wrong code. Accounts count the failure;
+/// unknown names do an equivalent durable write to a decoy, so that the
+/// response time does not tell them apart either. Invalid names touch nothing.
+fn deny_after_prompt(
+    env: &mut Env<'_>,
+    req: &Request,
+    target: Target<'_>,
+    reason: Reason,
+    detail: Option<String>,
+) -> Outcome {
+    let Some(_answer) = env.conv.ask_hidden(&env.config.prompt) else {
+        return Outcome::ConversationFailed;
+    };
+    let failures = match target {
+        Target::Account(user) => match count_failure(env, req, user) {
+            Ok(Some((failures, lock))) => {
+                emit_auth_fail(env, req, reason, failures, detail);
+                announce_lock(env, user, req, lock);
+                return Outcome::Denied;
+            }
+            Ok(None) => return Outcome::Denied,
+            Err(outcome) => return outcome,
+        },
+        Target::Unknown => {
+            state::decoy_write(&env.config.state_dir);
+            0
+        }
+        Target::Invalid => 0,
+    };
+    emit_auth_fail(env, req, reason, failures, detail);
+    Outcome::Denied
+}
+
+fn emit_auth_fail(
+    env: &mut Env<'_>,
+    req: &Request,
+    reason: Reason,
+    failures: u32,
+    detail: Option<String>,
+) {
+    let mut rec = env
+        .record("auth_fail", Severity::Notice, req)
+        .with("tty", &req.tty)
+        .with("reason", reason.as_str())
+        .with("failures", failures);
+    if let Some(detail) = detail {
+        rec = rec.with("detail", detail);
+    }
+    env.emit(rec);
+}
+
+/// Counts one code failure under the lock. `Ok(None)`: the user was locked
+/// meanwhile and has been refused.
+#[allow(clippy::type_complexity)]
+fn count_failure(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+) -> Result<Option<(u32, Option<lockout::NewLock>)>, Outcome> {
+    let mut locked =
+        state::lock(&env.config.state_dir, user).map_err(|e| env.refuse_bad_state(req, &e))?;
+    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
+        drop(locked);
+        env.refuse_locked(req, until);
+        return Ok(None);
+    }
+    let (counters, lock) =
+        lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
+    let next = UserState {
+        counters,
+        ..locked.state.clone()
+    };
+    if let Err(e) = locked.commit(next) {
+        drop(locked);
+        return Err(env.refuse_bad_state(req, &e));
+    }
+    Ok(Some((counters.failures, lock)))
+}
+
+/// Evaluates the answer under the user's exclusive state lock, so that
+/// parallel attempts are serialized: each sees the failures of the ones
+/// before it, and none is evaluated once the tier's allowance is used up.
+fn check_answer(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    secret: &UserSecret,
+    answer: &[u8],
+) -> Outcome {
+    let mut locked = match state::lock(&env.config.state_dir, user) {
+        Ok(l) => l,
+        Err(e) => return env.refuse_bad_state(req, &e),
+    };
+    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
+        drop(locked);
+        return env.refuse_locked(req, until);
+    }
+    let params = &secret.params;
+    let verdict = match Code::parse(answer, params.digits) {
+        None => Err(Reason::BadCode),
+        Some(code) => match totp::matching_step(&secret.key, params, &code, env.now) {
+            None => Err(Reason::BadCode),
+            Some(step) => {
+                let step_time = step.saturating_mul(u64::from(params.period));
+                if step_time <= locked.state.last_step_time {
+                    Err(Reason::Replay)
+                } else {
+                    Ok(step_time)
+                }
+            }
+        },
+    };
+    match verdict {
+        Ok(step_time) => {
+            let next = UserState {
+                counters: lockout::reset(),
+                last_step_time: step_time,
+                last_success: env.now,
+                remembered: locked.state.remembered.clone(),
+            };
+            // The step must be on disk before we answer, or the code could be
+            // replayed after a crash.
+            if let Err(e) = locked.commit(next) {
+                drop(locked);
+                return env.refuse_bad_state(req, &e);
+            }
+            drop(locked);
+            let rec = env
+                .record("auth_ok", Severity::Info, req)
+                .with("tty", &req.tty)
+                .with("method", "totp");
+            env.emit(rec);
+            Outcome::Success
+        }
+        Err(reason) => {
+            let (counters, new_lock) =
+                lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
+            let next = UserState {
+                counters,
+                ..locked.state.clone()
+            };
+            if let Err(e) = locked.commit(next) {
+                drop(locked);
+                return env.refuse_bad_state(req, &e);
+            }
+            drop(locked);
+            emit_auth_fail(env, req, reason, counters.failures, None);
+            announce_lock(env, user, req, new_lock);
+            Outcome::Denied
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_messages_say_until_when() {
+        let cases = [
+            (
+                1_000_300,
+                1_000_000,
+                "locked until 1970-01-12 13:51:40 UTC (in 5 minutes).",
+            ),
+            (1_000_030, 1_000_000, "(in 30 seconds)."),
+            (1_003_600, 1_000_000, "(in 60 minutes)."),
+            (1_007_200, 1_000_000, "(in 2 hours)."),
+        ];
+        for (until, now, want) in cases {
+            let msg = lock_message(until, now);
+            assert!(msg.contains(want), "{msg}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `twostep check`: validate the configuration and the directories.
+#![forbid(unsafe_code)]
+
+use super::{CliError, CliResult, Ctx};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Validate the configuration and the directories' ownership and modes",
+    after_help = "Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed).\n\nExample:\n  twostep check && echo ok"
+)]
+pub struct Args {}
+
+/// Problems with a directory that holds secrets or state.
+pub fn dir_problems(what: &str, dir: &Path) -> Vec<String> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) => return vec![format!("{what} {}: {e}", dir.display())],
+    };
+    let mut out = Vec::new();
+    if !meta.is_dir() {
+        out.push(format!("{what} {} is not a directory", dir.display()));
+        return out;
+    }
+    if meta.uid() != 0 {
+        out.push(format!(
+            "{what} {} is owned by uid {}, not root",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        out.push(format!(
+            "{what} {} has mode {:04o}; it should be 0700",
+            dir.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    // Every parent must be root-owned and not writable by others, or someone
+    // could swap the directory.
+    let mut parent = dir.parent();
+    while let Some(p) = parent {
+        // A sticky world-writable parent (/tmp) cannot have root's entries
+        // renamed by others.
+        if let Ok(m) = std::fs::metadata(p)
+            && (m.uid() != 0 || (m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0))
+        {
+            out.push(format!(
+                "{what} {}: parent {} is writable by non-root users",
+                dir.display(),
+                p.display()
+            ));
+        }
+        parent = p.parent();
+    }
+    out
+}
+
+pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
+    let c = &ctx.config;
+    let mut problems = Vec::new();
+    problems.extend(dir_problems("secret_dir", &c.secret_dir));
+    problems.extend(dir_problems("state_dir", &c.state_dir));
+    for (key, groups) in [
+        ("policy.require_groups", &c.policy.require_groups),
+        ("policy.exempt_groups", &c.policy.exempt_groups),
+        (
+            "policy.always_challenge_groups",
+            &c.policy.always_challenge_groups,
+        ),
+    ] {
+        for g in groups {
+            if !matches!(nix::unistd::Group::from_name(g), Ok(Some(_))) {
+                problems.push(format!("{key}: no such group {g:?}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("{}: OK", ctx.config_path.display());
+        return Ok(());
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    Err(CliError::Usage(format!(
+        "{} problem(s) found",
+        problems.len()
+    )))
+}

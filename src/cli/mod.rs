@@ -1,0 +1,176 @@
+//! The `twostep` admin command. One file per subcommand; this one holds the
+//! argument grammar, the shared context and the exit codes.
+//!
+//! Exit codes: 0 success, 1 the operation failed, 2 bad usage or bad
+//! configuration. Errors are one line on stderr.
+#![forbid(unsafe_code)]
+
+mod check;
+mod enroll;
+mod status;
+mod unlock;
+
+use crate::audit::{Record, Severity, Sink, Syslog};
+use crate::config::{self, Config};
+use crate::user::UserName;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "twostep",
+    version,
+    about = "Enroll users in two-factor login and manage their lockouts",
+    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
+)]
+pub struct Cli {
+    /// Configuration file [env: TWOSTEP_CONFIG] [default: /etc/twostep/twostep.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Enroll(enroll::Args),
+    Status(status::Args),
+    Unlock(unlock::Args),
+    Check(check::Args),
+}
+
+/// A failed command: what to print and how to exit.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad usage or bad configuration: exit 2.
+    Usage(String),
+    /// The operation failed: exit 1.
+    Failed(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(m) | CliError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// What every subcommand works with.
+pub struct Ctx {
+    pub config: Config,
+    pub config_path: PathBuf,
+}
+
+impl Ctx {
+    /// Writes an admin record (tag `twostep`).
+    pub fn log(&self, record: Record) {
+        Syslog {
+            socket: &self.config.log_socket,
+            tag: "twostep",
+        }
+        .emit(record);
+    }
+
+    /// `event=<event> user=<user> by=<admin>`.
+    pub fn log_admin(&self, event: &str, user: &UserName) {
+        self.log(
+            Record::new(event, Severity::Notice)
+                .with("user", user)
+                .with("by", admin_name()),
+        );
+    }
+}
+
+/// Who is running the command: the sudo caller if any, else the real user.
+pub fn admin_name() -> String {
+    if let Ok(sudo) = std::env::var("SUDO_USER")
+        && UserName::parse(&sudo).is_ok()
+    {
+        return sudo;
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid={}", nix::unistd::getuid()))
+}
+
+/// Commands that write need root: say so before touching anything.
+pub fn require_root(what: &str) -> CliResult {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{what} needs root: try `sudo twostep {what} ...`"
+        )))
+    }
+}
+
+pub fn parse_user(raw: &str) -> Result<UserName, CliError> {
+    UserName::parse(raw)
+        .map_err(|e| CliError::Usage(format!("{raw:?} is not a valid user name: {e}")))
+}
+
+/// The user must be an account on this system.
+pub fn existing_user(raw: &str) -> Result<UserName, CliError> {
+    let user = parse_user(raw)?;
+    match nix::unistd::User::from_name(user.as_str()) {
+        Ok(Some(_)) => Ok(user),
+        Ok(None) => Err(CliError::Failed(format!("no such user: {user}"))),
+        Err(e) => Err(CliError::Failed(format!("cannot look up {user}: {e}"))),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twostep: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult {
+    let (config_path, explicit) = match cli
+        .config
+        .or_else(|| std::env::var_os("TWOSTEP_CONFIG").map(PathBuf::from))
+    {
+        Some(p) => (p, true),
+        None => (PathBuf::from(config::DEFAULT_PATH), false),
+    };
+    let config =
+        Config::load(&config_path, explicit).map_err(|e| CliError::Usage(e.to_string()))?;
+    let ctx = Ctx {
+        config,
+        config_path,
+    };
+    match cli.command {
+        Command::Enroll(a) => enroll::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Unlock(a) => unlock::run(&ctx, a),
+        Command::Check(a) => check::run(&ctx, a),
+    }
+}

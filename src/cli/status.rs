@@ -1,0 +1,199 @@
+//! `twostep status [USER]`: enrollment and lockout, per user.
+#![forbid(unsafe_code)]
+
+use super::{CliError, CliResult, Ctx};
+use crate::lockout::{self, Standing};
+use crate::secret::{self, SecretError};
+use crate::state;
+use crate::user::UserName;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Show enrollment and lockout status",
+    after_help = "Examples:\n  twostep status              every user with a secret or state file\n  twostep status alice\n  twostep status --json | jq '.[] | select(.locked)'"
+)]
+pub struct Args {
+    /// One user (default: every user with a secret or state file)
+    user: Option<String>,
+    /// Print JSON: an object for USER, a list without
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Status {
+    pub user: String,
+    /// true, false, or null when the secret file is unreadable or refused
+    pub enrolled: Option<bool>,
+    pub locked: bool,
+    pub locked_until: Option<String>,
+    pub failures: u32,
+    pub tier: u32,
+    pub last_success: Option<String>,
+    /// Set when a file could not be read or trusted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
+    let mut problems = Vec::new();
+    let enrolled = match secret::load(&ctx.config.secret_dir, user, &ctx.config.totp) {
+        Ok(_) => Some(true),
+        Err(SecretError::Missing) => Some(false),
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    let tiers = &ctx.config.lockout.tiers;
+    let mut s = Status {
+        user: user.to_string(),
+        enrolled,
+        locked: false,
+        locked_until: None,
+        failures: 0,
+        tier: 1,
+        last_success: None,
+        problem: None,
+    };
+    match state::read(&ctx.config.state_dir, user) {
+        Ok(None) => {}
+        Ok(Some(st)) => {
+            if let Standing::Locked { until } = lockout::standing(&st.counters, now) {
+                s.locked = true;
+                s.locked_until = Some(crate::audit::rfc3339(until));
+            }
+            s.failures = st.counters.failures;
+            s.tier = lockout::tier_number(&st.counters, tiers);
+            s.last_success = (st.last_success > 0).then(|| crate::audit::rfc3339(st.last_success));
+        }
+        Err(e) => {
+            // The module treats such a user as locked; say so.
+            s.locked = true;
+            problems.push(format!(
+                "{e} (the module denies this user; `twostep unlock` resets it)"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        s.problem = Some(problems.join("; "));
+    }
+    s
+}
+
+/// Valid user names among a directory's entries (temporary and hidden files,
+/// and anything that is not a plausible name, are skipped).
+pub fn names_in(dir: &Path, into: &mut BTreeSet<UserName>) -> Result<(), CliError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(CliError::Failed(format!(
+                "cannot list {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    for entry in entries.flatten() {
+        if let Some(name) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| UserName::parse(n).ok())
+        {
+            into.insert(name);
+        }
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let now = now();
+    if let Some(raw) = &args.user {
+        let user = super::parse_user(raw)?;
+        let s = status_of(ctx, &user, now);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+        } else {
+            print_table(&[s]);
+        }
+        return Ok(());
+    }
+    let mut users = BTreeSet::new();
+    names_in(&ctx.config.secret_dir, &mut users)?;
+    names_in(&ctx.config.state_dir, &mut users)?;
+    let all: Vec<Status> = users.iter().map(|u| status_of(ctx, u, now)).collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else if all.is_empty() {
+        println!("No user is enrolled or has failed a login yet.");
+    } else {
+        print_table(&all);
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Status]) {
+    let header = [
+        "USER",
+        "ENROLLED",
+        "LOCKED UNTIL",
+        "FAILURES",
+        "TIER",
+        "LAST SUCCESS",
+    ];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|s| {
+            [
+                s.user.clone(),
+                match s.enrolled {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
+                    None => "REFUSED".into(),
+                },
+                match (&s.locked_until, s.locked) {
+                    (Some(t), _) => t.clone(),
+                    (None, true) => "LOCKED (bad state)".into(),
+                    (None, false) => "-".into(),
+                },
+                s.failures.to_string(),
+                s.tier.to_string(),
+                s.last_success.clone().unwrap_or_else(|| "never".into()),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |row: &[String]| {
+        row.iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(&header.map(String::from)));
+    for row in &cells {
+        println!("{}", line(row));
+    }
+    for s in rows {
+        if let Some(p) = &s.problem {
+            println!("{}: {p}", s.user);
+        }
+    }
+}

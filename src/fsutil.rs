@@ -1,0 +1,214 @@
+//! The file-system edges shared by secrets and state: opening without
+//! following links, checking the opened descriptor, and writing files so that
+//! a reader never sees a partial one.
+#![forbid(unsafe_code)]
+
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Secrets and state belong to root.
+pub fn expected_owner() -> u32 {
+    0
+}
+
+/// Opens `path` without following a symlink at its last component and without
+/// blocking on a FIFO. The caller checks the descriptor with [`check_private_file`].
+pub fn open_nofollow(path: &Path, write: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+}
+
+/// Maps an open error: a symlink (ELOOP under O_NOFOLLOW) or a FIFO/socket
+/// (ENXIO) is a file that must not be trusted; anything else is plain I/O.
+pub fn classify_open_error<E>(
+    e: io::Error,
+    untrusted: impl FnOnce(String) -> E,
+    io_err: impl FnOnce(io::Error) -> E,
+) -> E {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => untrusted("is a symbolic link".into()),
+        Some(libc::ENXIO) => untrusted("is not a regular file".into()),
+        _ => io_err(e),
+    }
+}
+
+/// A regular file, owned by `owner`, with no access for group or others.
+pub fn check_private_file(meta: &Metadata, owner: u32) -> Result<(), String> {
+    if !meta.file_type().is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.uid() != owner {
+        return Err(format!("is owned by uid {}, not {owner}", meta.uid()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "has mode {:04o}: group or others have access (want 0600)",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `path` still names the open `file` (it was not removed or replaced
+/// between our open and our lock).
+pub fn still_at(file: &File, path: &Path) -> io::Result<bool> {
+    let held = file.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn temp_path(dir: &Path, final_path: &Path) -> PathBuf {
+    let mut rand = [0u8; 8];
+    // A name collision only makes create_new fail; it never overwrites.
+    let _ = getrandom::fill(&mut rand);
+    let stem = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let suffix: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!(".{stem}.tmp.{suffix}"))
+}
+
+/// Writes `bytes` to a new, synced, 0600 temporary file in `dir`.
+fn write_temp(dir: &Path, final_path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    let tmp = temp_path(dir, final_path);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        // Whatever the umask, the file is 0600.
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `path` with exactly `bytes`, or fails with `AlreadyExists` if it
+/// exists. A reader sees no file or the whole file, never part of it.
+pub fn create_complete(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_temp(dir, path, bytes)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    sync_dir(dir)
+}
+
+/// Replaces (or creates) `path` with exactly `bytes`, atomically and durably.
+pub fn replace_complete(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_temp(dir, path, bytes)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+/// Removes `path` durably. `Ok(false)` if there was nothing to remove.
+pub fn remove_durably(dir: &Path, path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(dir).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("twostep-fsutil-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn create_complete_never_overwrites() {
+        let d = scratch("create");
+        let p = d.join("alice");
+        create_complete(&d, &p, b"one").unwrap();
+        let e = create_complete(&d, &p, b"two").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        replace_complete(&d, &p, b"three").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"three");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        assert!(remove_durably(&d, &p).unwrap());
+        assert!(!remove_durably(&d, &p).unwrap());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn open_nofollow_refuses_links_and_fifos() {
+        let d = scratch("nofollow");
+        let target = d.join("target");
+        fs::write(&target, b"x").unwrap();
+        let link = d.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = open_nofollow(&link, false).unwrap_err();
+        let what = classify_open_error(e, |s| s, |e| e.to_string());
+        assert_eq!(what, "is a symbolic link");
+        let fifo = d.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Opening for reading without O_NONBLOCK would hang here.
+        let f = open_nofollow(&fifo, false).unwrap();
+        let err =
+            check_private_file(&f.metadata().unwrap(), f.metadata().unwrap().uid()).unwrap_err();
+        assert_eq!(err, "is not a regular file");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn private_file_checks() {
+        let d = scratch("private");
+        let p = d.join("f");
+        fs::write(&p, b"x").unwrap();
+        let me = fs::metadata(&p).unwrap().uid();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o604, false),
+            (0o660, false),
+            (0o700, true),
+            (0o601, false),
+        ] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            let r = check_private_file(&fs::metadata(&p).unwrap(), me);
+            assert_eq!(r.is_ok(), ok, "mode {mode:o}: {r:?}");
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(
+            check_private_file(&fs::metadata(&p).unwrap(), me + 1)
+                .unwrap_err()
+                .contains("owned by")
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

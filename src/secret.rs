@@ -1,0 +1,280 @@
+//! Per-user secret files: `<secret_dir>/<user>`, TOML, root-owned, mode 0600.
+//!
+//! The module opens them without following links, checks the opened
+//! descriptor (not the path), and keeps the decoded key in memory that is
+//! wiped on drop.
+#![forbid(unsafe_code)]
+
+use crate::config::{Algorithm, TotpParams};
+use crate::fsutil;
+use crate::user::UserName;
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
+
+/// A secret file is a few hundred bytes; anything near this is not one.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// RFC 4226 section 4: at least 128 bits.
+pub const MIN_SECRET_BYTES: usize = 16;
+/// Nothing sane is longer than a SHA-512 block.
+pub const MAX_SECRET_BYTES: usize = 128;
+
+/// The file as stored. `secret` is wiped when this is dropped.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFile {
+    pub secret: Zeroizing<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digits: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<Algorithm>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery_codes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+impl std::fmt::Debug for SecretFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretFile")
+            .field("secret", &"[redacted]")
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("algorithm", &self.algorithm)
+            .field("recovery_codes", &self.recovery_codes.len())
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
+/// A user's decoded, validated secret and the code parameters that apply.
+pub struct UserSecret {
+    pub key: Zeroizing<Vec<u8>>,
+    pub params: TotpParams,
+    pub file: SecretFile,
+}
+
+#[derive(Debug)]
+pub enum SecretError {
+    /// No secret file: the user is not enrolled.
+    Missing,
+    /// A file is there but must not be trusted. The string says why, for the log.
+    Bad(String),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretError::Missing => f.write_str("no secret file"),
+            SecretError::Bad(why) => write!(f, "secret file refused: {why}"),
+            SecretError::Io(e) => write!(f, "secret file: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SecretError {}
+
+pub fn path_for(secret_dir: &Path, user: &UserName) -> PathBuf {
+    secret_dir.join(user.as_str())
+}
+
+/// Decodes RFC 4648 base32 (case-insensitive, padding optional).
+pub fn decode_base32(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let mut upper = Zeroizing::new(text.trim_end_matches('=').to_ascii_uppercase());
+    let out = totp_rs::Secret::try_from_base32(upper.as_str()).ok();
+    upper.zeroize();
+    out.map(|s| Zeroizing::new(s.as_bytes().to_vec()))
+}
+
+pub fn encode_base32(key: &[u8]) -> Zeroizing<String> {
+    Zeroizing::new(totp_rs::Secret::from(key).to_base32())
+}
+
+impl SecretFile {
+    /// Validates and decodes; `defaults` are the config's code parameters.
+    pub fn into_user_secret(self, defaults: &TotpParams) -> Result<UserSecret, SecretError> {
+        let key = decode_base32(&self.secret)
+            .ok_or_else(|| SecretError::Bad("secret is not base32".into()))?;
+        if key.len() < MIN_SECRET_BYTES {
+            return Err(SecretError::Bad(format!(
+                "secret is {} bits; at least 128 are required",
+                key.len() * 8
+            )));
+        }
+        if key.len() > MAX_SECRET_BYTES {
+            return Err(SecretError::Bad("secret is longer than 1024 bits".into()));
+        }
+        let mut params = *defaults;
+        if let Some(d) = self.digits {
+            if !(6..=8).contains(&d) {
+                return Err(SecretError::Bad("digits must be 6, 7 or 8".into()));
+            }
+            params.digits = d;
+        }
+        if let Some(p) = self.period {
+            if !(15..=300).contains(&p) {
+                return Err(SecretError::Bad("period must be 15 to 300".into()));
+            }
+            params.period = p;
+        }
+        if let Some(a) = self.algorithm {
+            params.algorithm = a;
+        }
+        Ok(UserSecret {
+            key,
+            params,
+            file: self,
+        })
+    }
+
+    pub fn to_toml(&self) -> Zeroizing<String> {
+        // Serializing a struct of strings and integers cannot fail.
+        Zeroizing::new(toml::to_string(self).unwrap_or_default())
+    }
+}
+
+/// Reads and checks `<secret_dir>/<user>`.
+pub fn load(
+    secret_dir: &Path,
+    user: &UserName,
+    defaults: &TotpParams,
+) -> Result<UserSecret, SecretError> {
+    let path = path_for(secret_dir, user);
+    let mut file = match fsutil::open_nofollow(&path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SecretError::Missing),
+        Err(e) => {
+            return Err(fsutil::classify_open_error(
+                e,
+                SecretError::Bad,
+                SecretError::Io,
+            ));
+        }
+    };
+    let meta = file.metadata().map_err(SecretError::Io)?;
+    fsutil::check_private_file(&meta, fsutil::expected_owner()).map_err(SecretError::Bad)?;
+    if meta.size() > MAX_FILE_BYTES {
+        return Err(SecretError::Bad(format!(
+            "{} bytes is too large for a secret file",
+            meta.size()
+        )));
+    }
+    let mut text = Zeroizing::new(String::new());
+    // Bounded even if the file grows after the fstat.
+    (&mut file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => SecretError::Bad("is not UTF-8 text".into()),
+            _ => SecretError::Io(e),
+        })?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(SecretError::Bad("grew while being read".into()));
+    }
+    let parsed: SecretFile = toml::from_str(&text).map_err(|e| {
+        // The message names the key, never the value: toml quotes values in
+        // some messages, and this one may be the secret.
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        SecretError::Bad(format!(
+            "not a valid secret file (TOML error at line {})",
+            line.map_or("?".into(), |l| l.to_string())
+        ))
+    })?;
+    parsed.into_user_secret(defaults)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base32_round_trip_and_leniency() {
+        let key = b"12345678901234567890";
+        let b32 = encode_base32(key);
+        assert_eq!(b32.as_str(), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert_eq!(decode_base32(&b32).unwrap().as_slice(), key);
+        assert_eq!(decode_base32(&b32.to_lowercase()).unwrap().as_slice(), key);
+        assert_eq!(decode_base32("MFRGG===").unwrap().as_slice(), b"abc");
+        for bad in ["0189", "GEZD GNBV", "@@@@", "GEZDGNBVGY3TQOJQ!"] {
+            assert!(decode_base32(bad).is_none(), "{bad}");
+        }
+    }
+
+    fn file(secret: &str) -> SecretFile {
+        SecretFile {
+            secret: Zeroizing::new(secret.into()),
+            digits: None,
+            period: None,
+            algorithm: None,
+            recovery_codes: vec![],
+            created: None,
+        }
+    }
+
+    #[test]
+    fn secret_length_bounds() {
+        let d = TotpParams::default();
+        // 15 bytes = 120 bits: refused; 16 bytes: accepted.
+        assert!(
+            matches!(file(&encode_base32(&[7u8; 15])).into_user_secret(&d), Err(SecretError::Bad(m)) if m.contains("120 bits"))
+        );
+        assert!(
+            file(&encode_base32(&[7u8; 16]))
+                .into_user_secret(&d)
+                .is_ok()
+        );
+        assert!(
+            file(&encode_base32(&[7u8; 128]))
+                .into_user_secret(&d)
+                .is_ok()
+        );
+        assert!(
+            file(&encode_base32(&[7u8; 129]))
+                .into_user_secret(&d)
+                .is_err()
+        );
+        assert!(file("").into_user_secret(&d).is_err());
+    }
+
+    #[test]
+    fn per_user_overrides() {
+        let d = TotpParams::default();
+        let mut f = file(&encode_base32(&[1u8; 20]));
+        f.digits = Some(8);
+        f.period = Some(60);
+        f.algorithm = Some(Algorithm::SHA256);
+        let s = f.clone().into_user_secret(&d).unwrap();
+        assert_eq!(
+            s.params,
+            TotpParams {
+                digits: 8,
+                period: 60,
+                algorithm: Algorithm::SHA256,
+                skew: d.skew
+            }
+        );
+        f.digits = Some(9);
+        assert!(f.clone().into_user_secret(&d).is_err());
+        f.digits = None;
+        f.period = Some(5);
+        assert!(f.into_user_secret(&d).is_err());
+    }
+
+    #[test]
+    fn toml_round_trip_and_debug_redacts() {
+        let mut f = file("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        f.created = Some("2026-11-23T06:31:00Z".into());
+        let text = f.to_toml();
+        let back: SecretFile = toml::from_str(&text).unwrap();
+        assert_eq!(back, f);
+        assert!(!format!("{f:?}").contains("GEZD"));
+        assert!(toml::from_str::<SecretFile>("secret = \"GEZD\"\nextra = 1\n").is_err());
+    }
+}

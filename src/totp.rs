@@ -1,0 +1,269 @@
+//! Code checking: which time step, if any, a typed code belongs to.
+//!
+//! totp-rs does the RFC 6238 arithmetic. We walk the window ourselves so that
+//! every step in it is computed and compared (no early exit, constant-time
+//! comparison) and so that we learn the matched step, which the replay check
+//! needs.
+#![forbid(unsafe_code)]
+
+use crate::config::{Algorithm, TotpParams};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// A syntactically valid code: exactly `digits` ASCII digits.
+pub struct Code {
+    digits: Zeroizing<[u8; 8]>,
+    len: usize,
+}
+
+impl Code {
+    /// Refuses anything that is not exactly `digits` ASCII digits, before any
+    /// crypto runs. Surrounding spaces are forgiven (apps show "123 456"), and
+    /// so are spaces inside, which some users type.
+    pub fn parse(answer: &[u8], digits: u8) -> Option<Code> {
+        let want = usize::from(digits);
+        let mut out = Zeroizing::new([0u8; 8]);
+        let mut len = 0;
+        // A code with spaces is at most 2x its length; anything longer is junk
+        // and is refused without looking at every byte.
+        if answer.len() > 2 * want + 2 {
+            return None;
+        }
+        for &b in answer {
+            match b {
+                b' ' => continue,
+                b'0'..=b'9' if len < want => {
+                    out[len] = b;
+                    len += 1;
+                }
+                _ => return None,
+            }
+        }
+        (len == want).then_some(Code { digits: out, len })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[..self.len]
+    }
+}
+
+/// The time step (counter) of a Unix time.
+pub fn step_of(unix_secs: u64, period: u32) -> u64 {
+    unix_secs / u64::from(period.max(1))
+}
+
+/// Computes the code of `step` into a fixed buffer.
+fn code_at(totp: &totp_rs::Totp, step: u64, period: u32, out: &mut [u8; 10]) -> usize {
+    use std::io::Write as _;
+    let token = totp.generate(step.saturating_mul(u64::from(period)));
+    let mut cursor = std::io::Cursor::new(&mut out[..]);
+    // A 6-8 digit code always fits in 10 bytes.
+    let _ = write!(cursor, "{token}");
+    usize::try_from(cursor.position()).unwrap_or(0)
+}
+
+pub fn totp_for(secret: &[u8], params: &TotpParams) -> totp_rs::Totp {
+    let algorithm = match params.algorithm {
+        Algorithm::SHA1 => totp_rs::Algorithm::SHA1,
+        Algorithm::SHA256 => totp_rs::Algorithm::SHA256,
+        Algorithm::SHA512 => totp_rs::Algorithm::SHA512,
+    };
+    // Lengths and digits are validated where secrets and configs are read;
+    // build_noncompliant only skips re-checking them.
+    totp_rs::Builder::new()
+        .with_algorithm(algorithm)
+        .with_digits(params.digits)
+        .with_step_duration(u64::from(params.period))
+        .with_skew(0)
+        .with_secret(secret)
+        .build_noncompliant()
+}
+
+/// Returns the step within `now ± skew` whose code equals `code`, if any.
+/// Every step in the window is computed and compared, whatever matches.
+pub fn matching_step(
+    secret: &[u8],
+    params: &TotpParams,
+    code: &Code,
+    unix_now: u64,
+) -> Option<u64> {
+    let totp = totp_for(secret, params);
+    let now = step_of(unix_now, params.period);
+    let skew = u64::from(params.skew);
+    let mut found: Option<u64> = None;
+    for step in now.saturating_sub(skew)..=now.saturating_add(skew) {
+        let mut buf = Zeroizing::new([0u8; 10]);
+        let n = code_at(&totp, step, params.period, &mut buf);
+        let equal: bool = buf[..n].ct_eq(code.as_bytes()).into();
+        // Two steps cannot both match a right code except by a 10^-digits
+        // coincidence; prefer the later one, which is the stricter for replay.
+        if equal {
+            found = Some(step);
+        }
+    }
+    found
+}
+
+/// The code for `unix_now`, for enrollment confirmation and tests.
+pub fn code_now(secret: &[u8], params: &TotpParams, unix_now: u64) -> Zeroizing<String> {
+    let totp = totp_for(secret, params);
+    let mut buf = Zeroizing::new([0u8; 10]);
+    let n = code_at(
+        &totp,
+        step_of(unix_now, params.period),
+        params.period,
+        &mut buf,
+    );
+    Zeroizing::new(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(algorithm: Algorithm, digits: u8, skew: u8) -> TotpParams {
+        TotpParams {
+            digits,
+            period: 30,
+            algorithm,
+            skew,
+        }
+    }
+
+    // RFC 6238 Appendix B: the seeds are the ASCII "1234567890" repeated to
+    // the hash's block-friendly length.
+    fn seed(alg: Algorithm) -> Vec<u8> {
+        let len = match alg {
+            Algorithm::SHA1 => 20,
+            Algorithm::SHA256 => 32,
+            Algorithm::SHA512 => 64,
+        };
+        b"1234567890".iter().cycle().take(len).copied().collect()
+    }
+
+    #[test]
+    fn rfc6238_appendix_b() {
+        let table: &[(u64, &str, &str, &str)] = &[
+            (59, "94287082", "46119246", "90693936"),
+            (1111111109, "07081804", "68084774", "25091201"),
+            (1111111111, "14050471", "67062674", "99943326"),
+            (1234567890, "89005924", "91819424", "93441116"),
+            (2000000000, "69279037", "90698825", "38618901"),
+            (20000000000, "65353130", "77737706", "47863826"),
+        ];
+        for &(t, sha1, sha256, sha512) in table {
+            for (alg, want) in [
+                (Algorithm::SHA1, sha1),
+                (Algorithm::SHA256, sha256),
+                (Algorithm::SHA512, sha512),
+            ] {
+                let p = params(alg, 8, 0);
+                assert_eq!(code_now(&seed(alg), &p, t).as_str(), want, "{alg:?} at {t}");
+                let code = Code::parse(want.as_bytes(), 8).unwrap();
+                assert_eq!(
+                    matching_step(&seed(alg), &p, &code, t),
+                    Some(t / 30),
+                    "{alg:?} at {t}"
+                );
+                // 6 digits are the last 6 of the 8.
+                let p6 = params(alg, 6, 0);
+                assert_eq!(
+                    code_now(&seed(alg), &p6, t).as_str(),
+                    &want[2..],
+                    "{alg:?} at {t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn window_edges() {
+        let secret = seed(Algorithm::SHA1);
+        let t = 1_700_000_000u64;
+        let now = t / 30;
+        // (code from step offset, skew, expected match)
+        let cases: &[(i64, u8, bool)] = &[
+            (0, 0, true),
+            (-1, 0, false),
+            (1, 0, false),
+            (-1, 1, true),
+            (1, 1, true),
+            (-2, 1, false),
+            (2, 1, false),
+            (-2, 2, true),
+            (10, 10, true),
+            (-10, 10, true),
+            (11, 10, false),
+        ];
+        for &(offset, skew, want) in cases {
+            let p = params(Algorithm::SHA1, 6, skew);
+            let step = now.checked_add_signed(offset).unwrap();
+            let c = code_now(&secret, &p, step * 30);
+            let code = Code::parse(c.as_bytes(), 6).unwrap();
+            let got = matching_step(&secret, &p, &code, t);
+            assert_eq!(got.is_some(), want, "offset {offset} skew {skew}");
+            if want {
+                assert_eq!(got, Some(step));
+            }
+        }
+    }
+
+    #[test]
+    fn window_at_the_step_boundaries() {
+        let secret = seed(Algorithm::SHA1);
+        let p = params(Algorithm::SHA1, 6, 0);
+        let start = 1_700_000_010u64; // a multiple of 30
+        assert_eq!(start % 30, 0);
+        let c = code_now(&secret, &p, start);
+        let code = Code::parse(c.as_bytes(), 6).unwrap();
+        assert_eq!(matching_step(&secret, &p, &code, start), Some(start / 30));
+        assert_eq!(
+            matching_step(&secret, &p, &code, start + 29),
+            Some(start / 30)
+        );
+        assert_eq!(matching_step(&secret, &p, &code, start + 30), None);
+        assert_eq!(matching_step(&secret, &p, &code, start - 1), None);
+    }
+
+    #[test]
+    fn near_the_epoch_the_window_does_not_underflow() {
+        let secret = seed(Algorithm::SHA1);
+        let p = params(Algorithm::SHA1, 6, 10);
+        let c = code_now(&secret, &p, 0);
+        let code = Code::parse(c.as_bytes(), 6).unwrap();
+        assert_eq!(matching_step(&secret, &p, &code, 5), Some(0));
+    }
+
+    #[test]
+    fn answer_syntax() {
+        let cases: &[(&[u8], u8, Option<&str>)] = &[
+            (b"123456", 6, Some("123456")),
+            (b"123 456", 6, Some("123456")),
+            (b" 123456 ", 6, Some("123456")),
+            (b"12345678", 8, Some("12345678")),
+            (b"1234567", 7, Some("1234567")),
+            (b"", 6, None),
+            (b"12345", 6, None),
+            (b"1234567", 6, None),
+            (b"12345a", 6, None),
+            (b"+12345", 6, None),
+            (b"-12345", 6, None),
+            (b"123456\n", 6, None),
+            (b"12345\x00", 6, None),
+            (
+                b"\xef\xbc\x91\xef\xbc\x92\xef\xbc\x93\xef\xbc\x94\xef\xbc\x95\xef\xbc\x96",
+                6,
+                None,
+            ),
+            (b"123456", 8, None),
+            (b"      ", 6, None),
+        ];
+        for &(answer, digits, want) in cases {
+            let got = Code::parse(answer, digits)
+                .map(|c| String::from_utf8(c.as_bytes().to_vec()).unwrap());
+            assert_eq!(got.as_deref(), want, "{answer:?}");
+        }
+        let long = vec![b'1'; 100_000];
+        assert!(Code::parse(&long, 6).is_none());
+    }
+}

@@ -1,0 +1,506 @@
+//! The integration-test rig: the built `pam_twostep.so` loaded by the real
+//! libpam (through `pamdrive`, a small C client using pam_start_confdir),
+//! real users and groups, codes from oathtool, and records read from a real
+//! datagram socket.
+//!
+//! Needs root (users, root-owned secret files) and the packages that
+//! `.ci/run` installs: pamtester's libpam headers, oathtool, a C compiler.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+pub const PAM_SUCCESS: i32 = 0;
+pub const PAM_AUTH_ERR: i32 = 7;
+pub const PAM_CONV_ERR: i32 = 19;
+
+fn target_dir() -> PathBuf {
+    // tests run from target/<profile>/deps/<test>-<hash>
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The module under test, as `cargo build` left it.
+pub fn module() -> PathBuf {
+    let p = target_dir().join("libpam_twostep.so");
+    assert!(
+        p.exists(),
+        "{} is missing: run cargo build first",
+        p.display()
+    );
+    p
+}
+
+pub fn twostep_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_twostep"))
+}
+
+fn compile_c(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    let status = Command::new("cc")
+        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .arg("-lpam")
+        .status()
+        .expect("cc");
+    assert!(status.success(), "compiling {name}.c failed");
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+pub fn pamdrive() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| compile_c("pamdrive"))
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Sleeps until at least `margin` seconds remain in the current 30 s step, so
+/// that a code computed now is still in the same step when the module checks it.
+pub fn fresh_step(margin: u64) {
+    loop {
+        let into = now() % 30;
+        if 30 - into > margin {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A code from oathtool, the independent implementation, for `step_offset`
+/// steps from now.
+pub fn oath_code(secret: &str, step_offset: i64) -> String {
+    oath_code_at(
+        secret,
+        (now() as i64 + step_offset * 30) as u64,
+        "SHA1",
+        6,
+        30,
+    )
+}
+
+pub fn oath_code_at(secret: &str, unix: u64, alg: &str, digits: u8, period: u32) -> String {
+    let out = Command::new("oathtool")
+        .arg(format!("--totp={alg}"))
+        .args([
+            "-b",
+            secret,
+            "-d",
+            &digits.to_string(),
+            "-s",
+            &format!("{period}s"),
+        ])
+        .arg("-N")
+        .arg(format!("@{unix}"))
+        .output()
+        .expect("oathtool (apt-get install oathtool)");
+    assert!(
+        out.status.success(),
+        "oathtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Serializes changes to /etc/passwd across test processes.
+fn with_account_lock<T>(f: impl FnOnce() -> T) -> T {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/twostep-tests-accounts.lock")
+        .unwrap();
+    lock.lock().unwrap();
+    let r = f();
+    lock.unlock().unwrap();
+    r
+}
+
+/// A real account (created once, kept), with `password` if given.
+pub fn ensure_user(name: &str, password: Option<&str>) {
+    with_account_lock(|| {
+        let exists = Command::new("id")
+            .arg("-u")
+            .arg(name)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if !exists {
+            let st = Command::new("useradd")
+                .args(["-M", "-N", "-s", "/bin/sh", name])
+                .status()
+                .unwrap();
+            assert!(st.success(), "useradd {name}");
+        }
+        if let Some(pw) = password {
+            let mut child = Command::new("chpasswd")
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            writeln!(child.stdin.take().unwrap(), "{name}:{pw}").unwrap();
+            assert!(child.wait().unwrap().success(), "chpasswd {name}");
+        }
+    });
+}
+
+pub fn ensure_group(name: &str, members: &[&str]) {
+    with_account_lock(|| {
+        let exists = Command::new("getent")
+            .args(["group", name])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if !exists {
+            assert!(
+                Command::new("groupadd")
+                    .arg(name)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        for m in members {
+            assert!(
+                Command::new("gpasswd")
+                    .args(["-a", m, name])
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+    });
+}
+
+/// One isolated installation: its own PAM config dir, config file, secret and
+/// state directories, and syslog socket.
+pub struct Rig {
+    pub root: PathBuf,
+    pub confdir: PathBuf,
+    pub config: PathBuf,
+    pub secret_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub log: UnixDatagram,
+    pub log_path: PathBuf,
+    records: Vec<String>,
+}
+
+pub struct Login {
+    pub code: i32,
+    pub out: String,
+}
+
+impl Login {
+    pub fn prompts(&self) -> usize {
+        self.out
+            .lines()
+            .filter(|l| l.starts_with("PROMPT_"))
+            .count()
+    }
+    pub fn errors(&self) -> Vec<&str> {
+        self.out
+            .lines()
+            .filter_map(|l| l.strip_prefix("ERROR: "))
+            .collect()
+    }
+}
+
+impl Rig {
+    /// `extra_config` is appended to the generated config (TOML).
+    pub fn new(name: &str, extra_config: &str) -> Rig {
+        let root = PathBuf::from(format!("/tmp/twostep-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let confdir = root.join("pam.d");
+        let secret_dir = root.join("secrets");
+        let state_dir = root.join("state");
+        for d in [&confdir, &secret_dir, &state_dir] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let log_path = root.join("log.sock");
+        let log = UnixDatagram::bind(&log_path).unwrap();
+        log.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let config = root.join("twostep.toml");
+        let rig = Rig {
+            root,
+            confdir,
+            config,
+            secret_dir,
+            state_dir,
+            log,
+            log_path,
+            records: vec![],
+        };
+        rig.write_config(extra_config);
+        let m = module();
+        let c = rig.config.display().to_string();
+        rig.service(
+            "twostep",
+            &format!("auth required {} config={c}\n", m.display()),
+        );
+        rig.service(
+            "stack",
+            &format!(
+                "auth requisite {m} config={c} preauth\n\
+                 auth [success=1 default=ignore] pam_unix.so nodelay\n\
+                 auth [default=die] {m} config={c} authfail\n\
+                 auth required {m} config={c}\n",
+                m = m.display()
+            ),
+        );
+        rig.service("other", "auth required pam_deny.so\n");
+        rig
+    }
+
+    pub fn write_config(&self, extra: &str) {
+        let text = format!(
+            "secret_dir = \"{}\"\nstate_dir = \"{}\"\n{extra}\n[log]\nsocket = \"{}\"\n",
+            self.secret_dir.display(),
+            self.state_dir.display(),
+            self.log_path.display()
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    pub fn service(&self, name: &str, text: &str) {
+        std::fs::write(self.confdir.join(name), text).unwrap();
+    }
+
+    /// Runs the real CLI against this rig's config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(twostep_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("TWOSTEP_CONFIG")
+            .output()
+            .unwrap()
+    }
+
+    pub fn enroll(&self, user: &str, secret: &str) {
+        let out = self.cli(&[
+            "enroll",
+            user,
+            "--secret",
+            secret,
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--force",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "enroll {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn secret_path(&self, user: &str) -> PathBuf {
+        self.secret_dir.join(user)
+    }
+
+    pub fn state_path(&self, user: &str) -> PathBuf {
+        self.state_dir.join(user)
+    }
+
+    /// One login through libpam: `answers` are typed at the prompts in order.
+    pub fn login_with(
+        &self,
+        service: &str,
+        user: &str,
+        answers: &[&str],
+        items: &[(&str, &str)],
+    ) -> Login {
+        let mut cmd = Command::new(pamdrive());
+        cmd.arg("--confdir").arg(&self.confdir).args([
+            "--service",
+            service,
+            "--user",
+            user,
+            "--nodelay",
+        ]);
+        for (k, v) in items {
+            cmd.arg(format!("--{k}")).arg(v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            let mut stdin = child.stdin.take().unwrap();
+            for a in answers {
+                // The module may stop asking early; a closed pipe is fine.
+                let _ = stdin.write_all(a.as_bytes());
+                let _ = stdin.write_all(b"\n");
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let code = out.status.code().unwrap_or(-1);
+        Login { code, out: text }
+    }
+
+    pub fn login(&self, user: &str, answer: &str) -> Login {
+        self.login_with(
+            "twostep",
+            user,
+            &[answer],
+            &[("rhost", "192.0.2.10"), ("tty", "ssh")],
+        )
+    }
+
+    /// All records received so far (lines after "pam_twostep[pid]: " or
+    /// "twostep[pid]: "), keeping the raw datagrams too.
+    pub fn drain(&mut self) -> Vec<String> {
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_millis(200);
+        loop {
+            match self.log.recv(&mut buf) {
+                Ok(n) => self
+                    .records
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(_) if Instant::now() > deadline => break,
+                Err(_) => {
+                    if self.log.set_nonblocking(true).is_ok() {
+                        let mut more = false;
+                        while let Ok(n) = self.log.recv(&mut buf) {
+                            self.records
+                                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                            more = true;
+                        }
+                        self.log.set_nonblocking(false).unwrap();
+                        self.log
+                            .set_read_timeout(Some(Duration::from_millis(50)))
+                            .unwrap();
+                        if !more {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        std::mem::take(&mut self.records)
+    }
+
+    /// The `key=value` part of the records received since the last call.
+    pub fn events(&mut self) -> Vec<Event> {
+        self.drain().iter().map(|raw| Event::parse(raw)).collect()
+    }
+
+    /// Every file in the secret and state directories (names only).
+    pub fn files(&self) -> Vec<String> {
+        let mut v = vec![];
+        for d in [&self.secret_dir, &self.state_dir] {
+            for e in std::fs::read_dir(d).unwrap() {
+                v.push(e.unwrap().file_name().to_string_lossy().into_owned());
+            }
+        }
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A parsed record.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub raw: String,
+    pub tag: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Event {
+    pub fn parse(raw: &str) -> Event {
+        let (head, body) = raw.split_once("]: ").unwrap_or(("", raw));
+        let tag = head
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+            .split('[')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let mut fields = vec![];
+        let mut rest = body;
+        while !rest.is_empty() {
+            let (k, after) = rest.split_once('=').unwrap();
+            let (v, next) = if let Some(q) = after.strip_prefix('"') {
+                let mut out = String::new();
+                let mut chars = q.char_indices();
+                let mut end = q.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, n)) = chars.next() {
+                                out.push(n);
+                            }
+                        }
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => out.push(c),
+                    }
+                }
+                (out, q[end..].trim_start())
+            } else {
+                let (v, n) = after.split_once(' ').unwrap_or((after, ""));
+                (v.to_string(), n)
+            };
+            fields.push((k.to_string(), v));
+            rest = next;
+        }
+        Event {
+            raw: raw.to_string(),
+            tag,
+            fields,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn event(&self) -> &str {
+        self.get("event").unwrap_or("")
+    }
+
+    pub fn keys(&self) -> Vec<&str> {
+        self.fields.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+pub fn mode_of(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().mode() & 0o7777
+}
