@@ -1,0 +1,387 @@
+//! A private OpenSSH server and the real `ssh` client, for end-to-end tests.
+//!
+//! sshd names its PAM service after its program name (`__progname`), so a
+//! copy of /usr/sbin/sshd under a unique name (`twostep-e2e-<pid>-<test>`)
+//! gets its own /etc/pam.d file without touching the system's `sshd` one.
+//! That file is the only thing written outside the test's directory, and it
+//! is removed when the server is dropped (or, after a crash, by the next run).
+//!
+//! The client answers keyboard-interactive prompts through SSH_ASKPASS with
+//! SSH_ASKPASS_REQUIRE=force: a small script that picks the answer by the
+//! prompt's text and notes every prompt it was shown.
+#![allow(dead_code)]
+
+use crate::common::{Rig, module};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const PAM_DIR: &str = "/etc/pam.d";
+const SERVICE_PREFIX: &str = "twostep-e2e-";
+
+/// The canonical stack of the contract, then what sshd needs for the other
+/// PAM types.
+pub fn canonical_stack(config: &Path) -> String {
+    let m = module();
+    let (m, c) = (m.display(), config.display());
+    format!(
+        "# twostep end-to-end test; removed when the test ends\n\
+         auth     requisite                    {m} config={c} preauth\n\
+         auth     [success=1 default=ignore]   pam_unix.so\n\
+         auth     [default=die]                {m} config={c} authfail\n\
+         auth     required                     {m} config={c}\n\
+         account  required                     pam_unix.so\n\
+         session  required                     pam_permit.so\n\
+         password required                     pam_deny.so\n"
+    )
+}
+
+/// Removes /etc/pam.d files left behind by test processes that are gone.
+fn sweep_stale_services() {
+    let Ok(entries) = std::fs::read_dir(PAM_DIR) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(SERVICE_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits for a child with a deadline; kills it when the deadline passes.
+/// Returns the exit code, or None if it had to be killed.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st.code().unwrap_or(-1));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM, waits a little, then SIGKILL.
+fn stop(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    if wait_bounded(child, Duration::from_secs(5)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A running private sshd. Stopped, and its PAM file and directory removed,
+/// on drop.
+pub struct Sshd {
+    pub dir: PathBuf,
+    /// The PAM service name: the name of the sshd copy.
+    pub service: String,
+    pub port: u16,
+    pam_file: PathBuf,
+    child: Child,
+    logins: AtomicUsize,
+}
+
+/// What one `ssh` run did.
+#[derive(Debug)]
+pub struct SshLogin {
+    /// ssh's exit code; None if it had to be killed.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The prompts the client was shown, in order, as ssh passed them to
+    /// the askpass program (`(user@127.0.0.1) Password: `).
+    pub prompts: Vec<String>,
+}
+
+impl SshLogin {
+    /// Whether the remote command ran (it prints `marker`).
+    pub fn logged_in(&self, marker: &str) -> bool {
+        self.code == Some(0) && self.stdout.contains(marker)
+    }
+
+    /// The prompts without ssh's `(user@host) ` prefix.
+    pub fn prompt_texts(&self) -> Vec<String> {
+        self.prompts
+            .iter()
+            .map(|p| match p.split_once(") ") {
+                Some((_, rest)) if p.starts_with('(') => rest.to_string(),
+                _ => p.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The answers typed at the prompts; `None` refuses to answer that prompt.
+#[derive(Debug, Clone, Default)]
+pub struct Answers<'a> {
+    pub password: Option<&'a str>,
+    pub code: Option<&'a str>,
+}
+
+const ASKPASS: &str = r#"#!/bin/sh
+# Answers ssh's prompts by their text, and notes each one it is shown.
+printf '%s\n' "$1" >> "$TWOSTEP_E2E_LOGIN/prompts"
+case "$1" in
+    *"Verification code:"*) f=code ;;
+    *"Password:"*) f=password ;;
+    *) exit 1 ;;
+esac
+[ -f "$TWOSTEP_E2E_LOGIN/$f" ] || exit 1
+exec cat "$TWOSTEP_E2E_LOGIN/$f"
+"#;
+
+impl Sshd {
+    /// Starts sshd on 127.0.0.1 with the canonical stack pointing at the
+    /// rig's config. `extra_config` is appended to sshd_config.
+    pub fn start(rig: &Rig, name: &str, extra_config: &str) -> Sshd {
+        Self::start_with_stack(name, extra_config, &canonical_stack(&rig.config))
+    }
+
+    /// Starts sshd with `stack` as its PAM service file.
+    pub fn start_with_stack(name: &str, extra_config: &str, stack: &str) -> Sshd {
+        assert!(
+            Path::new("/usr/sbin/sshd").exists(),
+            "/usr/sbin/sshd is missing: apt-get install openssh-server"
+        );
+        sweep_stale_services();
+        // The privilege-separation directory sshd chroots its pre-auth child to.
+        if !Path::new("/run/sshd").exists() {
+            std::fs::create_dir_all("/run/sshd").unwrap();
+            std::fs::set_permissions("/run/sshd", std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let pid = std::process::id();
+        let service = format!("{SERVICE_PREFIX}{pid}-{name}");
+        let dir = PathBuf::from(format!("/tmp/twostep-sshd-{name}-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+
+        // A hard copy: the PAM service is the program's own name.
+        let binary = dir.join(&service);
+        std::fs::copy("/usr/sbin/sshd", &binary).unwrap();
+        let host_key = dir.join("host_ed25519");
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "twostep-e2e", "-f"])
+                .arg(&host_key),
+            "ssh-keygen (host key)",
+        );
+        let keys_dir = dir.join("authorized_keys");
+        std::fs::create_dir_all(&keys_dir).unwrap();
+        let askpass = dir.join("askpass");
+        std::fs::write(&askpass, ASKPASS).unwrap();
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+        let pam_file = Path::new(PAM_DIR).join(&service);
+        std::fs::write(&pam_file, stack).unwrap();
+
+        let log = dir.join("sshd.log");
+        let mut last_log = String::new();
+        // A port found free may be taken before sshd binds it: retry.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.join("sshd_config");
+            std::fs::write(
+                &config,
+                format!(
+                    "Port {port}\n\
+                     ListenAddress 127.0.0.1\n\
+                     HostKey {host_key}\n\
+                     PidFile {pidfile}\n\
+                     UsePAM yes\n\
+                     KbdInteractiveAuthentication yes\n\
+                     PasswordAuthentication no\n\
+                     PermitRootLogin no\n\
+                     AuthorizedKeysFile {keys}/%u\n\
+                     # The test tree lives under /tmp (mode 1777).\n\
+                     StrictModes no\n\
+                     UseDNS no\n\
+                     PrintMotd no\n\
+                     PrintLastLog no\n\
+                     LogLevel VERBOSE\n\
+                     {extra_config}\n",
+                    host_key = host_key.display(),
+                    pidfile = dir.join("sshd.pid").display(),
+                    keys = keys_dir.display(),
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new(&binary)
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                last_log = std::fs::read_to_string(&log).unwrap_or_default();
+                if last_log.contains("Server listening on")
+                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
+                {
+                    return Sshd {
+                        dir,
+                        service,
+                        port,
+                        pam_file,
+                        child,
+                        logins: AtomicUsize::new(0),
+                    };
+                }
+                if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                    stop(&mut child);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !last_log.contains("Address already in use") {
+                break;
+            }
+        }
+        let _ = std::fs::remove_file(&pam_file);
+        panic!("sshd did not start:\n{last_log}");
+    }
+
+    /// Authorizes a new client key for `user`; returns the private key path.
+    pub fn client_key(&self, user: &str) -> PathBuf {
+        let key = self.dir.join(format!("client_{user}"));
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", user, "-f"])
+                .arg(&key),
+            "ssh-keygen (client key)",
+        );
+        let public = std::fs::read_to_string(PathBuf::from(format!("{}.pub", key.display())))
+            .expect("client public key");
+        std::fs::write(self.dir.join("authorized_keys").join(user), public).unwrap();
+        key
+    }
+
+    /// sshd's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Runs `ssh user@127.0.0.1 echo <marker>` with keyboard-interactive.
+    pub fn ssh(&self, user: &str, answers: &Answers<'_>, marker: &str) -> SshLogin {
+        self.ssh_with(user, answers, marker, &[])
+    }
+
+    /// Like [`Sshd::ssh`], with more client options (`-o ...`, `-i KEY`).
+    /// Unless `extra` names its own, the client offers keyboard-interactive only.
+    pub fn ssh_with(
+        &self,
+        user: &str,
+        answers: &Answers<'_>,
+        marker: &str,
+        extra: &[&str],
+    ) -> SshLogin {
+        let n = self.logins.fetch_add(1, Ordering::SeqCst);
+        let login_dir = self.dir.join(format!("login-{n}"));
+        std::fs::create_dir_all(&login_dir).unwrap();
+        std::fs::set_permissions(&login_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if let Some(p) = answers.password {
+            std::fs::write(login_dir.join("password"), format!("{p}\n")).unwrap();
+        }
+        if let Some(c) = answers.code {
+            std::fs::write(login_dir.join("code"), format!("{c}\n")).unwrap();
+        }
+        let stdout = login_dir.join("stdout");
+        let stderr = login_dir.join("stderr");
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-F", "/dev/null", "-p", &self.port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=no",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "IdentitiesOnly=yes",
+            ]);
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("PreferredAuthentications"))
+        {
+            cmd.args(["-o", "PreferredAuthentications=keyboard-interactive"]);
+        }
+        let mut child = cmd
+            .args(extra)
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(format!("echo {marker}"))
+            .env("SSH_ASKPASS", self.dir.join("askpass"))
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("TWOSTEP_E2E_LOGIN", &login_dir)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("ssh (apt-get install openssh-client)");
+        let code = wait_bounded(&mut child, Duration::from_secs(60));
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        SshLogin {
+            code,
+            stdout: read(&stdout),
+            stderr: read(&stderr),
+            prompts: read(&login_dir.join("prompts"))
+                .lines()
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+        let _ = std::fs::remove_file(&self.pam_file);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
