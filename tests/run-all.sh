@@ -6,7 +6,12 @@
 # It installs the system packages the tests use, builds the module and the
 # CLI, and runs: formatting and lint checks, unit tests, and the integration
 # tests that load the built pam_twostep.so through the real libpam with real
-# users. Nothing outside /tmp and the test users (ts-*) is changed.
+# users; end-to-end tests through a private sshd, login(1), su(1) and
+# rsyslogd; and the Debian package, built, installed and purged.
+# Besides installing packages, it changes nothing outside /tmp and the test
+# users (ts-*), with two bounded exceptions: the ssh tests add uniquely named
+# /etc/pam.d/twostep-e2e-* files (removed after), and tests/deb.sh enables the
+# package's profiles in /etc/pam.d/common-* and restores them (EXIT trap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +25,11 @@ packages=(
     libpam-modules passwd         # pam_unix, useradd, chpasswd
     oathtool                      # codes from an independent implementation
     libpam-google-authenticator   # the benchmark's baseline
+    openssh-server openssh-client # the end-to-end ssh tests and the demo
+    login util-linux              # login(1), su(1), script(1), unshare(1)
+    rsyslog                       # the real-syslog test (its own private instance)
+    debhelper dpkg-dev build-essential scdoc   # dpkg-buildpackage, the man pages
+    groff-base man-db             # rendering the man pages in the tests
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -40,3 +50,7 @@ echo "== cargo build"
 cargo build --quiet
 echo "== cargo test"
 cargo test --quiet -- --test-threads=4
+echo "== the Debian package (tests/deb.sh)"
+bash tests/deb.sh
+echo "== the demo (tests/demo.sh)"
+bash tests/demo.sh

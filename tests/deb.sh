@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The Debian package, for real: build it with dpkg-buildpackage, install it
+# with dpkg -i, run `twostep check`, enable the pam-auth-update profiles and
+# log in through the system's /etc/pam.d/common-auth, then remove and purge
+# it and check that nothing of it is left in /etc/pam.d/common-*.
+#
+#   sudo bash tests/deb.sh        (tests/run-all.sh runs it)
+#
+# This changes the real system PAM configuration while it runs. Whatever
+# happens, the EXIT trap puts /etc/pam.d/common-* and /var/lib/pam back as
+# they were *before* it removes the package, so common-auth never names a
+# module that is not installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+if [ "$(id -u)" != 0 ]; then
+    echo "deb.sh: needs root (it installs the package): sudo bash $0" >&2
+    exit 2
+fi
+if dpkg-query -W -f='${Status}' libpam-twostep 2>/dev/null | grep -q installed; then
+    echo "deb.sh: libpam-twostep is already installed here; this test would remove it. Not touching it." >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+work=$(mktemp -d /tmp/twostep-deb.XXXXXX)
+backup="$work/backup"
+user=ts-deb
+password='deb pass-W0rd'
+secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
+
+mkdir -p "$backup/pam.d" "$backup/varlibpam"
+cp -a /etc/pam.d/common-* "$backup/pam.d/"
+cp -a /var/lib/pam/. "$backup/varlibpam/" 2>/dev/null || true
+had_etc_twostep=no; [ -e /etc/twostep ] && had_etc_twostep=yes
+had_var_twostep=no; [ -e /var/lib/twostep ] && had_var_twostep=yes
+
+restore() {
+    local rc=$?
+    set +e
+    # First the PAM files, so that no stack names pam_twostep.so any more.
+    cp -a "$backup/pam.d/." /etc/pam.d/
+    cp -a "$backup/varlibpam/." /var/lib/pam/
+    if dpkg-query -W -f='${Status}' libpam-twostep 2>/dev/null | grep -q installed; then
+        dpkg -P libpam-twostep >/dev/null 2>&1
+    fi
+    cp -a "$backup/pam.d/." /etc/pam.d/
+    [ "$had_etc_twostep" = no ] && rm -rf /etc/twostep
+    [ "$had_var_twostep" = no ] && rm -rf /var/lib/twostep
+    rm -rf "$work"
+    if [ $rc -ne 0 ]; then echo "deb.sh: FAILED (system PAM files restored)" >&2; fi
+    exit $rc
+}
+trap restore EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "deb.sh: FAIL: $*" >&2; exit 1; }
+twostep_lines() { grep -l 'twostep' /etc/pam.d/common-* 2>/dev/null || true; }
+
+echo "== deb: dpkg-buildpackage -us -uc -b"
+# Build from a copy, so that the artifacts land in $work and not next to
+# the repository; reuse the tree's cargo cache.
+mkdir -p "$work/src"
+tar -C "$repo" --exclude=./target --exclude=./.git -cf - . | tar -C "$work/src" -xf -
+if ! (cd "$work/src" && CARGO_TARGET_DIR="$repo/target" dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
+    tail -40 "$work/build.log" >&2
+    fail "dpkg-buildpackage"
+fi
+deb=$(ls "$work"/libpam-twostep_*.deb)
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+
+echo "== deb: contents"
+contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
+for path in \
+    "./lib/$multiarch/security/pam_twostep.so" \
+    ./usr/bin/twostep \
+    ./etc/twostep/twostep.toml \
+    ./usr/share/pam-configs/twostep \
+    ./usr/share/pam-configs/twostep-preauth \
+    ./usr/share/pam-configs/twostep-authfail \
+    ./usr/share/man/man8/pam_twostep.8.gz \
+    ./usr/share/man/man1/twostep.1.gz \
+    ./usr/share/man/man5/twostep.toml.5.gz; do
+    grep -qxF "$path" <<<"$contents" || fail "$path is not in the package"
+done
+dpkg-deb -I "$deb" conffiles | grep -qx /etc/twostep/twostep.toml || fail "twostep.toml is not a conffile"
+for p in twostep twostep-preauth twostep-authfail; do
+    dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/pam-configs/$p" | grep -qx 'Default: no' \
+        || fail "profile $p is not Default: no"
+done
+
+echo "== deb: dpkg -i"
+dpkg -i "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "dpkg -i"; }
+[ -f "/lib/$multiarch/security/pam_twostep.so" ] || fail "module not installed"
+for d in /var/lib/twostep/secrets /var/lib/twostep/state; do
+    [ "$(stat -c '%a %U' "$d")" = "700 root" ] || fail "$d is $(stat -c '%a %U' "$d"), not 700 root"
+done
+[ -z "$(twostep_lines)" ] || fail "installing enabled the profiles (Default: no): $(twostep_lines)"
+
+echo "== deb: twostep check"
+twostep check || fail "twostep check on a fresh install"
+
+echo "== deb: pam-auth-update --enable"
+pam-auth-update --enable twostep-preauth twostep-authfail twostep
+# The canonical stack, as pam-auth-update lays it out: preauth before the
+# password, authfail after it, pam_unix's success jumping over authfail and
+# pam_deny, the code step after pam_permit.
+grep -E '^auth' /etc/pam.d/common-auth | sed -E 's/[[:space:]]+/ /g; s/ $//' | head -6 >"$work/stack"
+cat >"$work/expected" <<'STACK'
+^auth requisite pam_twostep\.so preauth$
+^auth \[success=2 default=ignore\] pam_unix\.so( .*)?$
+^auth \[default=die\] pam_twostep\.so authfail$
+^auth requisite pam_deny\.so$
+^auth required pam_permit\.so$
+^auth required pam_twostep\.so$
+STACK
+paste -d '\n' "$work/expected" "$work/stack" | while IFS= read -r pattern && IFS= read -r line; do
+    grep -qE "$pattern" <<<"$line" || { echo "common-auth: '$line' does not match $pattern" >&2; exit 1; }
+done || fail "unexpected common-auth:
+$(grep -v '^#' /etc/pam.d/common-auth)"
+[ "$(wc -l <"$work/stack")" = 6 ] || fail "common-auth is short: $(cat "$work/stack")"
+
+echo "== deb: a login through the system's common-auth"
+cc -O2 -o "$work/pamdrive" tests/c/pamdrive.c -lpam
+if ! id -u "$user" >/dev/null 2>&1; then useradd -M -N -s /bin/sh "$user"; fi
+echo "$user:$password" | chpasswd
+twostep enroll "$user" --secret "$secret" --no-confirm --qr none --force --json >/dev/null
+mkdir -p "$work/pam.d"
+printf 'auth include /etc/pam.d/common-auth\n' >"$work/pam.d/twostep-deb"
+login() { # code -> PAM status
+    printf '%s\n%s\n' "$password" "$1" |
+        "$work/pamdrive" --confdir "$work/pam.d" --service twostep-deb --user "$user" --nodelay \
+            --rhost 192.0.2.9 >"$work/login.out" 2>&1 && echo 0 || echo $?
+}
+now=$(date +%s)
+while [ $((30 - now % 30)) -le 3 ]; do sleep 1; now=$(date +%s); done
+code=$(oathtool --totp -b "$secret")
+wrong=$(printf '%06d' $(((10#$code + 1) % 1000000)))
+[ "$(login "$wrong")" != 0 ] || fail "a wrong code logged in: $(cat "$work/login.out")"
+[ "$(login "$code")" = 0 ] || fail "the right code was refused: $(cat "$work/login.out")"
+grep -q 'Verification code' "$work/login.out" || fail "no code prompt: $(cat "$work/login.out")"
+twostep status "$user"
+
+echo "== deb: dpkg -r"
+dpkg -r libpam-twostep >"$work/remove.log" 2>&1 || { cat "$work/remove.log" >&2; fail "dpkg -r"; }
+[ -z "$(twostep_lines)" ] || fail "twostep lines left after remove in: $(twostep_lines)"
+[ ! -e "/lib/$multiarch/security/pam_twostep.so" ] || fail "module left after remove"
+[ -f /etc/twostep/twostep.toml ] || fail "remove (not purge) dropped the conffile"
+[ -d /var/lib/twostep/secrets ] || fail "remove (not purge) dropped the secrets"
+
+echo "== deb: dpkg -P"
+dpkg -P libpam-twostep >"$work/purge.log" 2>&1 || { cat "$work/purge.log" >&2; fail "dpkg -P"; }
+[ -z "$(twostep_lines)" ] || fail "twostep lines left after purge in: $(twostep_lines)"
+[ ! -e /etc/twostep ] || fail "/etc/twostep left after purge"
+[ ! -e /var/lib/twostep ] || fail "/var/lib/twostep left after purge"
+for f in "$backup"/pam.d/common-*; do
+    cmp -s "$f" "/etc/pam.d/$(basename "$f")" || fail "/etc/pam.d/$(basename "$f") differs from before the test"
+done
+userdel "$user" 2>/dev/null || true
+echo "== deb: ok"
