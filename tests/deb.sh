@@ -20,6 +20,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if dpkg-query -W -f='${Status}' libpam-twostep 2>/dev/null | grep -q installed; then
     echo "deb.sh: libpam-twostep is already installed here; this test would remove it. Not touching it." >&2
+    echo "        (left by a killed run? then: pam-auth-update --package --remove twostep twostep-preauth twostep-authfail; dpkg -P libpam-twostep)" >&2
     exit 1
 fi
 
