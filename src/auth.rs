@@ -6,6 +6,7 @@
 use crate::audit::{Record, Severity, Sink};
 use crate::config::{Config, Unenrolled};
 use crate::lockout::{self, Standing};
+use crate::recovery;
 use crate::secret::{self, SecretError, UserSecret};
 use crate::state::{self, StateError, UserState};
 use crate::totp::{self, Code};
@@ -424,16 +425,37 @@ fn check_answer(
                 if step_time <= locked.state.last_step_time {
                     Err(Reason::Replay)
                 } else {
-                    Ok(step_time)
+                    Ok(Accepted::Totp { step_time })
                 }
             }
         },
     };
+    // Not a code of the window: perhaps a recovery code. TOTP goes first, as
+    // an 8-digit scratch code looks like an 8-digit TOTP code. Still under
+    // the lock, so that parallel uses of one recovery code succeed once.
+    let mut detail = None;
+    let verdict = match verdict {
+        Err(Reason::BadCode) if !secret.file.recovery_codes.is_empty() => {
+            match use_recovery_code(env.config, user, answer) {
+                Ok(Some(left)) => Ok(Accepted::Recovery { left }),
+                Ok(None) => Err(Reason::BadCode),
+                Err((reason, why)) => {
+                    detail = Some(why);
+                    Err(reason)
+                }
+            }
+        }
+        other => other,
+    };
     match verdict {
-        Ok(step_time) => {
+        Ok(accepted) => {
+            let (last_step_time, method) = match accepted {
+                Accepted::Totp { step_time } => (step_time, "totp"),
+                Accepted::Recovery { .. } => (locked.state.last_step_time, "recovery"),
+            };
             let next = UserState {
                 counters: lockout::reset(),
-                last_step_time: step_time,
+                last_step_time,
                 last_success: env.now,
                 remembered: locked.state.remembered.clone(),
             };
@@ -444,10 +466,13 @@ fn check_answer(
                 return env.refuse_bad_state(req, &e);
             }
             drop(locked);
+            if let Accepted::Recovery { left } = accepted {
+                env.conv.info(&recovery_message(left));
+            }
             let rec = env
                 .record("auth_ok", Severity::Info, req)
                 .with("tty", &req.tty)
-                .with("method", "totp");
+                .with("method", method);
             env.emit(rec);
             Outcome::Success
         }
@@ -463,10 +488,68 @@ fn check_answer(
                 return env.refuse_bad_state(req, &e);
             }
             drop(locked);
-            emit_auth_fail(env, req, reason, counters.failures, None);
+            emit_auth_fail(env, req, reason, counters.failures, detail);
             announce_lock(env, user, req, new_lock);
             Outcome::Denied
         }
+    }
+}
+
+/// How an answer was accepted.
+#[derive(Debug, Clone, Copy)]
+enum Accepted {
+    Totp {
+        step_time: u64,
+    },
+    /// `left`: the user's recovery codes that remain.
+    Recovery {
+        left: usize,
+    },
+}
+
+/// Checks `answer` against the user's recovery codes and, if it is one,
+/// removes its hash from the secret file before returning: a used code never
+/// works again, even after a crash. Called with the user's state lock held.
+/// `Ok(None)`: not a recovery code.
+fn use_recovery_code(
+    config: &Config,
+    user: &UserName,
+    answer: &[u8],
+) -> Result<Option<usize>, (Reason, String)> {
+    if recovery::normalize(answer).is_none() {
+        return Ok(None);
+    }
+    // Read again under the lock: a parallel attempt may have used a code.
+    let mut current = match secret::load(&config.secret_dir, user, &config.totp) {
+        Ok(s) => s,
+        Err(SecretError::Missing) => {
+            return Err((Reason::NoSecret, "removed during the attempt".into()));
+        }
+        Err(e) => return Err((Reason::BadSecretFile, e.to_string())),
+    };
+    let Some(index) = recovery::find(&current.file.recovery_codes, answer) else {
+        return Ok(None);
+    };
+    current.file.recovery_codes.remove(index);
+    // If the code cannot be struck off, it must not be accepted.
+    secret::store(&config.secret_dir, user, &current.file, true).map_err(|e| {
+        (
+            Reason::BadSecretFile,
+            format!("cannot remove the used recovery code: {e}"),
+        )
+    })?;
+    Ok(Some(current.file.recovery_codes.len()))
+}
+
+/// Told to the user after a recovery code let them in.
+pub fn recovery_message(left: usize) -> String {
+    match left {
+        0 => {
+            "Recovery code accepted. That was your last one: ask your administrator for new codes."
+                .into()
+        }
+        1 => "Recovery code accepted. 1 recovery code is left.".into(),
+        n => format!("Recovery code accepted. {n} recovery codes are left."),
     }
 }
 

@@ -138,6 +138,28 @@ impl SecretFile {
     }
 }
 
+/// Writes `<secret_dir>/<user>` atomically and durably, root-owned 0600:
+/// a reader sees the old file or the new one, never part of one. With
+/// `replace` false an existing file is kept and the error is `AlreadyExists`.
+///
+/// Writers of an existing user's file (the module consuming a recovery code,
+/// the CLI) hold that user's state lock, so that none overwrites another's
+/// change with a stale copy.
+pub fn store(
+    secret_dir: &Path,
+    user: &UserName,
+    file: &SecretFile,
+    replace: bool,
+) -> io::Result<()> {
+    let path = path_for(secret_dir, user);
+    let text = file.to_toml();
+    if replace {
+        fsutil::replace_complete(secret_dir, &path, text.as_bytes())
+    } else {
+        fsutil::create_complete(secret_dir, &path, text.as_bytes())
+    }
+}
+
 /// Reads and checks `<secret_dir>/<user>`.
 pub fn load(
     secret_dir: &Path,

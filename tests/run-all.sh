@@ -24,7 +24,9 @@ packages=(
     gcc libc6-dev libpam0g-dev   # the C test client (pam_start_confdir)
     libpam-modules passwd         # pam_unix, useradd, chpasswd
     oathtool                      # codes from an independent implementation
-    libpam-google-authenticator   # the benchmark's baseline
+    libpam-google-authenticator   # the benchmark's baseline; real files for the import tests
+    zbar-tools                    # zbarimg: QR codes decoded by an independent decoder
+    expect                        # a real pty for the interactive enrollment
     openssh-server openssh-client # the end-to-end ssh tests and the demo
     login util-linux              # login(1), su(1), script(1), unshare(1)
     rsyslog                       # the real-syslog test (its own private instance)

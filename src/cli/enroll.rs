@@ -1,45 +1,99 @@
-//! `twostep enroll USER`: create (or take) a secret and write the user's
-//! secret file.
+//! `twostep enroll USER`: a new secret, shown as a QR code, the key and the
+//! URI; activated only once the user's app gives a right code; then ten
+//! recovery codes, shown once. `--batch` enrolls a list of users for
+//! distribution.
+//!
+//! Nothing is written until the very end: an enrollment that is refused,
+//! interrupted or fails leaves no secret file, no image and no temporary file.
+//! The helpers that write an enrollment are shared with `recovery-codes` and
+//! `import-google-authenticator`.
 #![forbid(unsafe_code)]
 
+use super::term::{self, HoldSignals, Paint};
 use super::{CliError, CliResult, Ctx};
+use crate::config::TotpParams;
 use crate::fsutil;
+use crate::qr::{self, Qr};
+use crate::recovery;
 use crate::secret::{self, SecretFile};
-use std::path::Path;
+use crate::state::{self, StateError};
+use crate::totp::{self, Code};
+use crate::user::UserName;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// How to show the QR code.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QrStyle {
+    /// UTF-8 half blocks for a dark-background terminal
     Utf8,
+    /// Half blocks in explicit black on white: any terminal background
     Ansi,
+    /// No QR code: key and URI only
     None,
 }
 
+/// Tries the user gets to type the code from the app.
+const CONFIRM_TRIES: u32 = 3;
+
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Enroll a user: new secret, QR code, recovery codes",
-    after_help = "Examples:\n  twostep enroll alice\n  twostep enroll alice --qr none --no-confirm --json     for scripts\n  twostep enroll alice --secret JBSWY3DPEHPK3PXPJBSWY3DP --force"
+    about = "Enroll a user: new secret, QR code, confirmed first code, recovery codes",
+    after_help = "\
+The secret is activated only when the code from the app is right (3 tries);
+a wrong code or Ctrl-C writes nothing. The 10 recovery codes are shown once.
+
+Examples:
+  twostep enroll alice                                 QR in the terminal, then confirm
+  twostep enroll alice --qr ansi                       for a light-background terminal
+  twostep enroll alice --png alice.png --no-confirm    an image to send to alice
+  twostep enroll alice --qr none --no-confirm --json   for scripts
+  twostep enroll alice --secret JBSWY3DPEHPK3PXPJBSWY3DP --force
+  twostep enroll --batch team.txt --out-dir /root/2fa  one user per line; writes
+                                                       USER.png, USER.uri, USER.recovery"
 )]
 pub struct Args {
     /// The user to enroll
-    user: String,
+    #[arg(required_unless_present = "batch")]
+    user: Option<String>,
     /// Use this base32 secret instead of a new random one (at least 128 bits)
-    #[arg(long, value_name = "BASE32")]
+    #[arg(long, value_name = "BASE32", conflicts_with = "batch")]
     secret: Option<String>,
     /// How to draw the QR code in the terminal
     #[arg(long, value_enum, default_value = "utf8")]
     qr: QrStyle,
+    /// Also write the QR code as a PNG image (mode 0600)
+    #[arg(long, value_name = "FILE", conflicts_with = "batch")]
+    png: Option<PathBuf>,
+    /// Also write the QR code as an SVG image (mode 0600)
+    #[arg(long, value_name = "FILE", conflicts_with = "batch")]
+    svg: Option<PathBuf>,
     /// Activate without asking for a code from the app
     #[arg(long)]
     no_confirm: bool,
-    /// Replace an existing enrollment
+    /// Replace an existing enrollment (its secret and recovery codes stop working)
     #[arg(long)]
     force: bool,
     /// Print one JSON object: user, secret, uri, recovery_codes
     #[arg(long)]
     json: bool,
+    /// Enroll every user listed in FILE (one name a line, # comments; - for
+    /// stdin). Implies --no-confirm; needs --out-dir
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "user",
+        requires = "out_dir"
+    )]
+    batch: Option<PathBuf>,
+    /// Where --batch writes USER.png, USER.uri and USER.recovery (mode 0600)
+    #[arg(long, value_name = "DIR", requires = "batch")]
+    out_dir: Option<PathBuf>,
 }
+
+// ---- shared by the commands that write an enrollment ---------------------------
 
 /// A fresh 160-bit secret, the size RFC 4226 recommends.
 pub fn new_key() -> Result<Zeroizing<Vec<u8>>, CliError> {
@@ -48,28 +102,53 @@ pub fn new_key() -> Result<Zeroizing<Vec<u8>>, CliError> {
     Ok(key)
 }
 
-/// Writes `<secret_dir>/<user>` atomically, root-owned 0600, creating the
-/// directory (0700) if needed. Without `force`, an existing file is kept.
-pub fn write_secret_file(
-    secret_dir: &Path,
-    user: &crate::user::UserName,
-    file: &SecretFile,
-    force: bool,
-) -> Result<(), CliError> {
-    ensure_private_dir(secret_dir)?;
-    let path = secret::path_for(secret_dir, user);
-    let text = file.to_toml();
-    let result = if force {
-        fsutil::replace_complete(secret_dir, &path, text.as_bytes())
-    } else {
-        fsutil::create_complete(secret_dir, &path, text.as_bytes())
-    };
-    result.map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => CliError::Failed(format!(
-            "{user} is already enrolled; use --force to replace the enrollment"
-        )),
-        _ => CliError::Failed(format!("cannot write {}: {e}", path.display())),
-    })
+/// The name apps show above the code.
+pub fn issuer(ctx: &Ctx) -> String {
+    ctx.config.issuer.clone().unwrap_or_else(hostname)
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The key in groups of four, as apps ask for it to be typed.
+pub fn grouped(b32: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(b32.len() * 5 / 4));
+    for (i, c) in b32.chars().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` now.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// New recovery codes: (codes to show once, hashes to store).
+pub type RecoveryCodes = (Vec<Zeroizing<String>>, Vec<String>);
+
+pub fn new_recovery_codes() -> Result<RecoveryCodes, CliError> {
+    let codes =
+        recovery::generate().map_err(|e| CliError::Failed(format!("recovery codes: {e}")))?;
+    let hashes =
+        recovery::hash_set(&codes).map_err(|e| CliError::Failed(format!("recovery codes: {e}")))?;
+    let shown = codes.iter().map(|c| recovery::display(c)).collect();
+    Ok((shown, hashes))
 }
 
 /// Creates a root-only directory (and its parents) if it is missing.
@@ -85,102 +164,587 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))
 }
 
-pub fn run(ctx: &Ctx, args: Args) -> CliResult {
-    let user = super::existing_user(&args.user)?;
-    super::require_root("enroll")?;
-    let key = match &args.secret {
-        Some(b32) => {
-            let key = secret::decode_base32(b32)
-                .ok_or_else(|| CliError::Usage("--secret is not valid base32".into()))?;
-            if key.len() < secret::MIN_SECRET_BYTES {
-                return Err(CliError::Usage(format!(
-                    "--secret is {} bits; at least 128 are required",
-                    key.len() * 8
-                )));
-            }
-            key
+/// The user's state lock, held while their secret file is written so that
+/// the module, which strikes off used recovery codes under the same lock,
+/// never writes back a stale copy over ours. A damaged state file is no
+/// obstacle: the module refuses such a user before it gets that far.
+pub fn lock_user(ctx: &Ctx, user: &UserName) -> Result<Option<state::Locked>, CliError> {
+    ensure_private_dir(&ctx.config.state_dir)?;
+    match state::lock(&ctx.config.state_dir, user) {
+        Ok(l) => Ok(Some(l)),
+        Err(StateError::Corrupt(why)) => {
+            eprintln!(
+                "twostep: note: the state file of {user} is damaged ({why}); \
+                 the module refuses {user} until `twostep unlock {user}`"
+            );
+            Ok(None)
         }
-        None => new_key()?,
-    };
-    let path = secret::path_for(&ctx.config.secret_dir, &user);
-    if !args.force && path.exists() {
-        return Err(CliError::Failed(format!(
-            "{user} is already enrolled; use --force to replace the enrollment"
-        )));
+        Err(e) => Err(CliError::Failed(format!(
+            "cannot lock the state of {user}: {e}"
+        ))),
     }
-    let file = SecretFile {
-        secret: secret::encode_base32(&key),
-        digits: None,
-        period: None,
-        algorithm: None,
-        recovery_codes: Vec::new(),
-        created: Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()),
-    };
-    write_secret_file(&ctx.config.secret_dir, &user, &file, args.force)?;
-    ctx.log_admin("enrolled", &user);
-    let uri = otpauth_uri(ctx, &user, &file.secret);
-    if args.json {
-        let out = serde_json::json!({
-            "user": user.as_str(),
-            "secret": file.secret.as_str(),
-            "uri": uri.as_str(),
-            "recovery_codes": Vec::<String>::new(),
-        });
-        println!("{out}");
-    } else {
-        println!("Enrolled {user}.");
-        println!("Key: {}", grouped(&file.secret).as_str());
-        println!("URI: {}", uri.as_str());
-    }
-    let _ = (args.qr, args.no_confirm);
-    Ok(())
 }
 
-/// The key in groups of four, as apps ask for it to be typed.
-pub fn grouped(b32: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(b32.len() * 5 / 4));
-    for (i, c) in b32.chars().enumerate() {
-        if i > 0 && i % 4 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
+/// Whether the user has a secret file (or anything in its place).
+pub fn is_enrolled(ctx: &Ctx, user: &UserName) -> bool {
+    secret::path_for(&ctx.config.secret_dir, user)
+        .symlink_metadata()
+        .is_ok()
 }
 
-/// `otpauth://totp/ISSUER:USER?secret=...&issuer=...&algorithm=...&digits=...&period=...`
-pub fn otpauth_uri(ctx: &Ctx, user: &crate::user::UserName, b32: &str) -> Zeroizing<String> {
-    let issuer = ctx.config.issuer.clone().unwrap_or_else(hostname);
-    let p = &ctx.config.totp;
-    Zeroizing::new(format!(
-        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&period={}",
-        pct(&issuer),
-        pct(user.as_str()),
-        b32,
-        pct(&issuer),
-        p.algorithm.as_str(),
-        p.digits,
-        p.period
+fn already_enrolled(user: &UserName) -> CliError {
+    CliError::Failed(format!(
+        "{user} is already enrolled; use --force to replace the enrollment"
     ))
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn pct(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
+/// Writes the secret file under the user's lock. Without `replace`, an
+/// existing enrollment is an error. `confirmed_step_time`: the step of the
+/// code that confirmed the enrollment, recorded as used so that it cannot
+/// log in as well. Returns whether an enrollment was replaced.
+pub fn activate(
+    ctx: &Ctx,
+    user: &UserName,
+    file: &SecretFile,
+    replace: bool,
+    confirmed_step_time: Option<u64>,
+) -> Result<bool, CliError> {
+    let dir = &ctx.config.secret_dir;
+    ensure_private_dir(dir)?;
+    let mut locked = lock_user(ctx, user)?;
+    let existed = is_enrolled(ctx, user);
+    if existed && !replace {
+        return Err(already_enrolled(user));
+    }
+    secret::store(dir, user, file, replace).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => already_enrolled(user),
+        _ => CliError::Failed(format!(
+            "cannot write {}: {e}",
+            secret::path_for(dir, user).display()
+        )),
+    })?;
+    if let (Some(step_time), Some(l)) = (confirmed_step_time, locked.as_mut()) {
+        let mut next = l.state.clone();
+        next.last_step_time = next.last_step_time.max(step_time);
+        if let Err(e) = l.commit(next) {
+            eprintln!("twostep: note: could not mark the confirmation code as used: {e}");
+        }
+    }
+    Ok(existed)
+}
+
+/// Writes a file only root may read (images and lists that hold secrets),
+/// atomically: a failure leaves no partial file and no temporary one.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if path.file_name().is_none() {
+        return Err(CliError::Usage(format!(
+            "{} is not a file name",
+            path.display()
+        )));
+    }
+    fsutil::replace_complete(dir, path, bytes)
+        .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The recovery codes, two columns, numbered.
+pub fn print_recovery_codes(
+    out: &mut dyn Write,
+    paint: Paint,
+    user: &UserName,
+    codes: &[Zeroizing<String>],
+) {
+    let _ = writeln!(
+        out,
+        "\n{}",
+        paint.bold(&format!(
+            "Recovery codes for {user}: each one logs in once, in place of a code."
+        ))
+    );
+    let _ = writeln!(
+        out,
+        "Keep them somewhere safe, away from the phone. They are not shown again.\n"
+    );
+    let half = codes.len().div_ceil(2);
+    for i in 0..half {
+        let left = format!("{:>4}. {}", i + 1, codes[i].as_str());
+        match codes.get(i + half) {
+            Some(right) => {
+                let _ = writeln!(out, "{left:<20}{:>4}. {}", i + half + 1, right.as_str());
             }
+            None => {
+                let _ = writeln!(out, "{left}");
+            }
+        }
+    }
+}
+
+// ---- one user ------------------------------------------------------------------
+
+fn parse_secret(raw: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    // As shown by `enroll` and most tools: groups separated by spaces.
+    let compact = Zeroizing::new(raw.replace([' ', '-'], ""));
+    let key = secret::decode_base32(&compact)
+        .ok_or_else(|| CliError::Usage("--secret is not valid base32 (A-Z, 2-7)".into()))?;
+    if key.len() < secret::MIN_SECRET_BYTES {
+        return Err(CliError::Usage(format!(
+            "--secret is {} bits; at least 128 are required",
+            key.len() * 8
+        )));
+    }
+    if key.len() > secret::MAX_SECRET_BYTES {
+        return Err(CliError::Usage("--secret is longer than 1024 bits".into()));
+    }
+    Ok(key)
+}
+
+/// A new enrollment's secret file: the code parameters are written out, so
+/// that a later change of the config's defaults cannot break an app that was
+/// set up with these.
+pub fn secret_file(b32: &str, params: &TotpParams, recovery_codes: Vec<String>) -> SecretFile {
+    SecretFile {
+        secret: Zeroizing::new(b32.to_string()),
+        digits: Some(params.digits),
+        period: Some(params.period),
+        algorithm: Some(params.algorithm),
+        recovery_codes,
+        created: Some(now_rfc3339()),
+    }
+}
+
+/// What the person enrolling is shown: QR code, key, account and URI.
+#[allow(clippy::too_many_arguments)]
+fn show(
+    out: &mut dyn Write,
+    paint: Paint,
+    user: &UserName,
+    issuer: &str,
+    b32: &str,
+    params: &TotpParams,
+    uri: &str,
+    code: Option<(&Qr, QrStyle)>,
+) {
+    let _ = writeln!(
+        out,
+        "{}\n",
+        paint.bold(&format!("Enrolling {user} (issuer \"{issuer}\")."))
+    );
+    if let Some((qr, style)) = code {
+        let style = match style {
+            QrStyle::Ansi => qr::Style::Ansi,
+            _ => qr::Style::Utf8,
+        };
+        match qr.terminal(style) {
+            Ok(drawing) => {
+                let _ = writeln!(out, "{}", drawing.as_str());
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "{}\n",
+                    paint.yellow(&format!("No QR code shown: {e}."))
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Scan the QR code with an authenticator app (Google Authenticator, Microsoft\n\
+         Authenticator, Authy...), or add the account by hand:\n"
+    );
+    let _ = write!(
+        out,
+        "{}",
+        term::aligned(&[
+            ("Key", paint.bold(&grouped(b32))),
+            ("Account", format!("{issuer}:{user}")),
+            (
+                "Type",
+                format!(
+                    "time-based, {}, {} digits, every {} seconds",
+                    params.algorithm.as_str(),
+                    params.digits,
+                    params.period
+                ),
+            ),
+            ("URI", uri.to_string()),
+        ])
+    );
+    let _ = writeln!(out);
+}
+
+/// Asks for the app's code, up to [`CONFIRM_TRIES`] times. Returns the start
+/// of the matched time step.
+fn confirm(user: &UserName, key: &[u8], params: &TotpParams) -> Result<u64, CliError> {
+    let paint = Paint::stderr();
+    let not_enrolled = |why: &str| {
+        CliError::Failed(format!(
+            "{why}: {user} was not enrolled; nothing was written"
+        ))
+    };
+    for attempt in 1..=CONFIRM_TRIES {
+        let answer = term::read_code(&format!("Code from the app ({} digits): ", params.digits))
+            .map_err(|term::Cancelled| not_enrolled("cancelled"))?;
+        if let Some(code) = Code::parse(answer.as_bytes(), params.digits)
+            && let Some(step) = totp::matching_step(key, params, &code, unix_now())
+        {
+            eprintln!("{}", paint.green("Code accepted."));
+            return Ok(step.saturating_mul(u64::from(params.period)));
+        }
+        let left = CONFIRM_TRIES - attempt;
+        if left > 0 {
+            eprintln!(
+                "{}",
+                paint.yellow(&format!(
+                    "That is not the app's current code for this account ({left} {} left).",
+                    if left == 1 { "try" } else { "tries" }
+                ))
+            );
+        }
+    }
+    Err(not_enrolled(&format!(
+        "{CONFIRM_TRIES} wrong codes (is the phone's clock set automatically?)"
+    )))
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    super::require_root("enroll")?;
+    if let (Some(list), Some(out_dir)) = (&args.batch, &args.out_dir) {
+        return run_batch(ctx, &args, list, out_dir);
+    }
+    let raw = args
+        .user
+        .as_deref()
+        .ok_or_else(|| CliError::Usage("enroll needs USER, or --batch FILE".into()))?;
+    let user = super::existing_user(raw)?;
+    if is_enrolled(ctx, &user) && !args.force {
+        return Err(already_enrolled(&user));
+    }
+    let key = match &args.secret {
+        Some(b32) => parse_secret(b32)?,
+        None => new_key()?,
+    };
+    let params = ctx.config.totp;
+    let issuer = issuer(ctx);
+    let b32 = secret::encode_base32(&key);
+    let uri = qr::otpauth_uri(&issuer, user.as_str(), &b32, &params);
+    let wants_qr = args.qr != QrStyle::None || args.png.is_some() || args.svg.is_some();
+    let code = if wants_qr {
+        Some(Qr::encode(uri.as_bytes()).map_err(|e| CliError::Failed(e.to_string()))?)
+    } else {
+        None
+    };
+
+    // With --json, stdout is for the one object: the person confirming reads
+    // stderr.
+    let confirming = !args.no_confirm;
+    if !args.json || confirming {
+        let (mut out, paint): (Box<dyn Write>, Paint) = if args.json {
+            (Box::new(std::io::stderr()), Paint::stderr())
+        } else {
+            (Box::new(std::io::stdout()), Paint::stdout())
+        };
+        let drawing = code
+            .as_ref()
+            .filter(|_| args.qr != QrStyle::None)
+            .map(|c| (c, args.qr));
+        show(
+            &mut out, paint, &user, &issuer, &b32, &params, &uri, drawing,
+        );
+        let _ = out.flush();
+    }
+    let confirmed = if confirming {
+        Some(confirm(&user, &key, &params)?)
+    } else {
+        None
+    };
+
+    let (shown, hashes) = new_recovery_codes()?;
+    let file = secret_file(&b32, &params, hashes);
+    let mut images: Vec<(PathBuf, Zeroizing<Vec<u8>>)> = Vec::new();
+    if let Some(c) = &code {
+        if let Some(p) = &args.png {
+            images.push((
+                p.clone(),
+                c.png().map_err(|e| CliError::Failed(e.to_string()))?,
+            ));
+        }
+        if let Some(p) = &args.svg {
+            images.push((p.clone(), Zeroizing::new(c.svg().as_bytes().to_vec())));
+        }
+    }
+
+    // From here to the end, Ctrl-C waits: the enrollment is written whole
+    // and its recovery codes shown, or nothing is written.
+    let _hold = HoldSignals::new();
+    let mut written = Vec::new();
+    for (path, bytes) in &images {
+        if let Err(e) = write_private(path, bytes) {
+            remove_all(&written);
+            return Err(e);
+        }
+        written.push(path.clone());
+    }
+    let replaced = match activate(ctx, &user, &file, args.force, confirmed) {
+        Ok(r) => r,
+        Err(e) => {
+            remove_all(&written);
+            return Err(e);
+        }
+    };
+    ctx.log_admin("enrolled", &user);
+
+    if args.json {
+        let out = serde_json::json!({
+            "user": user.as_str(),
+            "secret": b32.as_str(),
+            "uri": uri.as_str(),
+            "recovery_codes": shown.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    let paint = Paint::stdout();
+    let mut out = std::io::stdout();
+    if replaced {
+        let _ = writeln!(
+            out,
+            "{}\nThe previous secret and recovery codes of {user} no longer work.",
+            paint.green(&format!("Enrolled {user}."))
+        );
+    } else {
+        let _ = writeln!(out, "{}", paint.green(&format!("Enrolled {user}.")));
+    }
+    for p in &written {
+        let _ = writeln!(
+            out,
+            "Wrote {} (mode 0600: it holds the secret).",
+            p.display()
+        );
+    }
+    print_recovery_codes(&mut out, paint, &user, &shown);
+    Ok(())
+}
+
+// ---- many users ----------------------------------------------------------------
+
+/// The user names of a batch file: one a line; blank lines and `#` comments
+/// are skipped. Returns (line number, name as written).
+pub fn batch_names(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let name = line.split('#').next().unwrap_or("").trim();
+            (!name.is_empty()).then(|| (i + 1, name.to_string()))
         })
         .collect()
 }
 
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+#[derive(Default, serde::Serialize)]
+struct BatchSummary {
+    enrolled: Vec<String>,
+    skipped: Vec<String>,
+    failed: Vec<BatchFailure>,
+    out_dir: String,
+}
+
+#[derive(serde::Serialize)]
+struct BatchFailure {
+    user: String,
+    error: String,
+}
+
+fn read_list(list: &Path) -> Result<String, CliError> {
+    let mut text = String::new();
+    let result = if list == Path::new("-") {
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+    } else {
+        std::fs::File::open(list).and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text))
+    };
+    result.map_err(|e| CliError::Usage(format!("cannot read {}: {e}", list.display())))?;
+    Ok(text)
+}
+
+/// Enrolls one user of a batch: all or nothing. `Ok(false)`: skipped,
+/// already enrolled.
+fn enroll_one(ctx: &Ctx, raw: &str, out_dir: &Path, force: bool) -> Result<bool, CliError> {
+    let user = super::existing_user(raw)?;
+    if is_enrolled(ctx, &user) && !force {
+        return Ok(false);
+    }
+    let params = ctx.config.totp;
+    let issuer = issuer(ctx);
+    let key = new_key()?;
+    let b32 = secret::encode_base32(&key);
+    let uri = qr::otpauth_uri(&issuer, user.as_str(), &b32, &params);
+    let png = Qr::encode(uri.as_bytes())
+        .and_then(|c| c.png())
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let (shown, hashes) = new_recovery_codes()?;
+    let mut codes_text = Zeroizing::new(format!(
+        "# Recovery codes for {user} on {issuer}: each one logs in once, in place of a code.\n"
+    ));
+    for c in &shown {
+        codes_text.push_str(c);
+        codes_text.push('\n');
+    }
+    let uri_line = Zeroizing::new(format!("{}\n", uri.as_str()));
+    let outputs: [(PathBuf, &[u8]); 3] = [
+        (out_dir.join(format!("{user}.png")), &png[..]),
+        (out_dir.join(format!("{user}.uri")), uri_line.as_bytes()),
+        (
+            out_dir.join(format!("{user}.recovery")),
+            codes_text.as_bytes(),
+        ),
+    ];
+    let mut written = Vec::new();
+    for (path, bytes) in &outputs {
+        if let Err(e) = write_private(path, bytes) {
+            remove_all(&written);
+            return Err(e);
+        }
+        written.push(path.clone());
+    }
+    if let Err(e) = activate(ctx, &user, &secret_file(&b32, &params, hashes), force, None) {
+        remove_all(&written);
+        return Err(e);
+    }
+    ctx.log_admin("enrolled", &user);
+    Ok(true)
+}
+
+fn run_batch(ctx: &Ctx, args: &Args, list: &Path, out_dir: &Path) -> CliResult {
+    let text = read_list(list)?;
+    ensure_private_dir(out_dir)?;
+    let mut summary = BatchSummary {
+        out_dir: out_dir.display().to_string(),
+        ..BatchSummary::default()
+    };
+    let mut seen = BTreeSet::new();
+    for (line, raw) in batch_names(&text) {
+        if !seen.insert(raw.clone()) {
+            continue;
+        }
+        // Each user is written and shown whole: Ctrl-C stops between users.
+        let _hold = HoldSignals::new();
+        match enroll_one(ctx, &raw, out_dir, args.force) {
+            Ok(true) => summary.enrolled.push(raw),
+            Ok(false) => summary.skipped.push(raw),
+            Err(e) => summary.failed.push(BatchFailure {
+                user: raw,
+                error: format!("line {line}: {e}"),
+            }),
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+    } else {
+        print_batch_summary(&summary, args.force);
+    }
+    if summary.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{} of the listed users could not be enrolled",
+            summary.failed.len()
+        )))
+    }
+}
+
+fn print_batch_summary(s: &BatchSummary, force: bool) {
+    let paint = Paint::stdout();
+    let mut rows = vec![(
+        "Enrolled",
+        if s.enrolled.is_empty() {
+            "none".to_string()
+        } else {
+            paint.green(&format!("{} ({})", s.enrolled.join(" "), s.enrolled.len()))
+        },
+    )];
+    if !s.skipped.is_empty() {
+        rows.push((
+            "Skipped",
+            format!(
+                "{} ({}): already enrolled, left as they were{}",
+                s.skipped.join(" "),
+                s.skipped.len(),
+                if force { "" } else { " (--force re-keys them)" }
+            ),
+        ));
+    }
+    if !s.failed.is_empty() {
+        rows.push((
+            "Failed",
+            paint.red(&format!(
+                "{} user(s), nothing written for them:",
+                s.failed.len()
+            )),
+        ));
+    }
+    print!("{}", term::aligned(&rows));
+    for f in &s.failed {
+        println!("    {}: {}", f.user, f.error);
+    }
+    if !s.enrolled.is_empty() {
+        println!(
+            "\nFor each enrolled user, {} holds USER.png (the QR code), USER.uri and\n\
+             USER.recovery (the recovery codes), mode 0600. They are the secrets in clear:\n\
+             hand each user their files, then delete them.",
+            s.out_dir
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_files_skip_blanks_and_comments() {
+        let text =
+            "# the ops team\nalice\n\n  bob  \ncarol # on leave until May\n   # nobody\n\tdave\n";
+        let got = batch_names(text);
+        assert_eq!(
+            got,
+            vec![
+                (2, "alice".to_string()),
+                (4, "bob".to_string()),
+                (5, "carol".to_string()),
+                (7, "dave".to_string()),
+            ]
+        );
+        assert!(batch_names("").is_empty());
+    }
+
+    #[test]
+    fn secrets_given_by_hand() {
+        assert_eq!(
+            parse_secret("gezd gnbv gy3t qojq gezd gnbv gy3t qojq")
+                .unwrap()
+                .as_slice(),
+            b"12345678901234567890"
+        );
+        assert!(
+            matches!(parse_secret("GEZDGNBVGY3TQOJQ"), Err(CliError::Usage(m)) if m.contains("80 bits"))
+        );
+        assert!(matches!(
+            parse_secret("not base32!"),
+            Err(CliError::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn key_groups() {
+        assert_eq!(grouped("ABCDEFGHIJ").as_str(), "ABCD EFGH IJ");
+        assert_eq!(grouped("").as_str(), "");
+    }
 }

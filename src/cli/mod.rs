@@ -7,7 +7,11 @@
 
 mod check;
 mod enroll;
+mod import_ga;
+mod recovery_codes;
+mod reset;
 mod status;
+mod term;
 mod unlock;
 
 use crate::audit::{Record, Severity, Sink, Syslog};
@@ -22,7 +26,7 @@ use std::process::ExitCode;
     name = "twostep",
     version,
     about = "Enroll users in two-factor login and manage their lockouts",
-    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
+    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
 )]
 pub struct Cli {
     /// Configuration file [env: TWOSTEP_CONFIG] [default: /etc/twostep/twostep.toml]
@@ -35,6 +39,10 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Enroll(enroll::Args),
+    RecoveryCodes(recovery_codes::Args),
+    Reset(reset::Args),
+    #[command(name = "import-google-authenticator")]
+    ImportGoogleAuthenticator(import_ga::Args),
     Status(status::Args),
     Unlock(unlock::Args),
     Check(check::Args),
@@ -169,6 +177,9 @@ fn run(cli: Cli) -> CliResult {
     };
     match cli.command {
         Command::Enroll(a) => enroll::run(&ctx, a),
+        Command::RecoveryCodes(a) => recovery_codes::run(&ctx, a),
+        Command::Reset(a) => reset::run(&ctx, a),
+        Command::ImportGoogleAuthenticator(a) => import_ga::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),

@@ -504,3 +504,132 @@ impl Event {
 pub fn mode_of(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().mode() & 0o7777
 }
+
+// ---- enrollment helpers (tests/enroll.rs, recovery.rs, import_ga.rs) ----------
+
+impl Rig {
+    /// Runs the real CLI with `stdin` as its (non-terminal) standard input.
+    pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut child = Command::new(twostep_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("TWOSTEP_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs the real CLI as `nobody` (uid and gid 65534, no groups), with a
+    /// world-readable copy of this rig's config.
+    pub fn cli_as_nobody(&self, args: &[&str]) -> std::process::Output {
+        let copy = PathBuf::from(format!(
+            "/tmp/twostep-test-nobody-{}.toml",
+            std::process::id()
+        ));
+        std::fs::copy(&self.config, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(twostep_bin())
+            .arg("--config")
+            .arg(&copy)
+            .args(args)
+            .env_remove("TWOSTEP_CONFIG")
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&copy);
+        out
+    }
+
+    /// `twostep enroll USER --no-confirm --qr none --json [extra]`: the object.
+    pub fn enroll_json(&self, user: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["enroll", user, "--no-confirm", "--qr", "none", "--json"];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "enroll {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "enroll --json printed more than one JSON object ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// The `recovery_codes` hashes in a user's secret file.
+    pub fn stored_recovery_hashes(&self, user: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(self.secret_path(user)).unwrap();
+        let doc: toml::Table = text.parse().unwrap();
+        doc.get("recovery_codes")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Every regular file under `dir`, recursively (hidden ones included).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.is_dir() {
+            out.extend(files_under(&p));
+        } else if meta.is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The files under `dir` whose bytes contain `needle` (case-insensitive).
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let needle = needle.to_ascii_lowercase();
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            let bytes = std::fs::read(p).unwrap_or_default().to_ascii_lowercase();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+        .collect()
+}
+
+/// The text of a QR code image, decoded by zbar (apt: zbar-tools), an
+/// implementation independent of ours.
+pub fn zbar_decode(image: &Path) -> String {
+    let out = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(image)
+        .output()
+        .expect("zbarimg (apt-get install zbar-tools)");
+    assert!(
+        out.status.success(),
+        "zbarimg found no QR code in {}",
+        image.display()
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+/// Runs an expect(1) script (apt: expect): the real pty a person types into.
+pub fn expect_script(script: &str) -> std::process::Output {
+    Command::new("expect")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("expect (apt-get install expect)")
+}

@@ -1,0 +1,77 @@
+//! `twostep reset USER`: remove a user's enrollment.
+#![forbid(unsafe_code)]
+
+use super::enroll;
+use super::{CliError, CliResult, Ctx};
+use crate::fsutil;
+use crate::lockout::{self, Standing};
+use crate::secret;
+use crate::state;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Remove a user's enrollment (secret and recovery codes)",
+    after_help = "\
+The secret file is removed durably; the user's authenticator app entry and
+recovery codes stop working. Lockout state (failures, lock) is kept: clear it
+with `twostep unlock USER`. With unenrolled = \"deny\" the user can no longer
+log in until enrolled again.
+
+Examples:
+  twostep reset alice
+  twostep reset alice && twostep enroll alice     a new phone"
+)]
+pub struct Args {
+    /// The user whose enrollment to remove (need not still have an account)
+    user: String,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    super::require_root("reset")?;
+    let user = super::parse_user(&args.user)?;
+    let dir = &ctx.config.secret_dir;
+    let path = secret::path_for(dir, &user);
+    let removed = {
+        // Under the user's lock, so that a login striking off a recovery code
+        // cannot write the file back after we removed it.
+        let _locked = enroll::lock_user(ctx, &user)?;
+        fsutil::remove_durably(dir, &path)
+            .map_err(|e| CliError::Failed(format!("cannot remove {}: {e}", path.display())))?
+    };
+    if !removed {
+        return Err(CliError::Failed(format!(
+            "{user} is not enrolled (no {}): nothing to reset",
+            path.display()
+        )));
+    }
+    ctx.log_admin("reset", &user);
+    println!("Removed the enrollment of {user} ({}).", path.display());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match state::read(&ctx.config.state_dir, &user) {
+        Ok(Some(s)) if s.counters.failures > 0 || s.counters.locked_until > now => {
+            let lock = match lockout::standing(&s.counters, now) {
+                Standing::Locked { until } => {
+                    format!(", locked until {}", crate::audit::rfc3339(until))
+                }
+                Standing::Open => String::new(),
+            };
+            println!(
+                "Kept the lockout state: {} failure(s){lock}. `twostep unlock {user}` clears it.",
+                s.counters.failures
+            );
+        }
+        Ok(_) => {}
+        Err(e) => println!(
+            "Kept the state file, which is damaged ({e}): `twostep unlock {user}` replaces it."
+        ),
+    }
+    if ctx.config.unenrolled == crate::config::Unenrolled::Deny {
+        println!(
+            "{user} cannot log in where the code is required until enrolled again (unenrolled = \"deny\")."
+        );
+    }
+    Ok(())
+}
