@@ -15,6 +15,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 const LOG_AUTHPRIV: u8 = 10 << 3;
+/// How long a record may wait for room in the syslog socket's queue.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -119,7 +121,10 @@ impl Sink for Syslog<'_> {
         let message = format_syslog(self.tag, &record, SystemTime::now(), std::process::id());
         // Nothing sensible can be done if syslog is down: the decision has been
         // made either way, and the module must not fail a login over a log line.
+        // A stalled syslog daemon must not hang logins either: a full socket
+        // queue gets SEND_TIMEOUT, then the record is dropped.
         if let Ok(sock) = UnixDatagram::unbound() {
+            let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
             let _ = sock.send_to(message.as_bytes(), self.socket);
         }
     }
@@ -216,6 +221,33 @@ mod tests {
             format_syslog("twostep", &warn, t, 1),
             "<84>Dec 25 23:59:59 twostep[1]: event=locked"
         );
+    }
+
+    #[test]
+    fn a_stalled_syslog_does_not_hang_the_caller() {
+        let dir = std::env::temp_dir().join(format!("twostep-audit-stall-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.sock");
+        let _ = std::fs::remove_file(&path);
+        // Bound but never read: its queue fills after a few datagrams.
+        let _server = UnixDatagram::bind(&path).unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..40 {
+            Syslog {
+                socket: &path,
+                tag: "pam_twostep",
+            }
+            .emit(Record::new("skipped", Severity::Info));
+            if started.elapsed() > SEND_TIMEOUT * 3 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < SEND_TIMEOUT * 4,
+            "{:?}",
+            started.elapsed()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -200,7 +200,16 @@ fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
 }
 
 fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
-    let user = match identify(env, req) {
+    // A user with a state file has been counted before; only a first failure
+    // needs the account database.
+    let known = UserName::parse_bytes(&req.user)
+        .ok()
+        .filter(|u| state::exists(&env.config.state_dir, u));
+    let who = match known {
+        Some(user) => Who::Account(user),
+        None => identify(env, req),
+    };
+    let user = match who {
         Who::Account(user) => user,
         Who::Invalid | Who::Unknown => {
             // No state for names that are not accounts: a flood of made-up
@@ -260,10 +269,8 @@ fn announce_lock(
 }
 
 fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
-    let user = match identify(env, req) {
-        Who::Account(user) => user,
-        Who::Invalid => return deny_after_prompt(env, req, Target::Invalid, Reason::BadUser, None),
-        Who::Unknown => return deny_after_prompt(env, req, Target::Unknown, Reason::BadUser, None),
+    let Ok(user) = UserName::parse_bytes(&req.user) else {
+        return deny_after_prompt(env, req, Target::Invalid, Reason::BadUser, None);
     };
 
     // A locked user is told at once and not asked.
@@ -279,6 +286,13 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
 
     let secret = match secret::load(&env.config.secret_dir, &user, &env.config.totp) {
         Ok(s) => s,
+        // Only without a secret file does it matter whether the account
+        // exists: a secret file is the administrator's word that it does. So
+        // the account database (linear in its size with NSS files) is not
+        // read on an enrolled user's login.
+        Err(SecretError::Missing) if !matches!(identify(env, req), Who::Account(_)) => {
+            return deny_after_prompt(env, req, Target::Unknown, Reason::BadUser, None);
+        }
         Err(SecretError::Missing) => match env.config.unenrolled {
             Unenrolled::Allow => {
                 let rec = env

@@ -201,12 +201,19 @@ impl Config {
 
     /// Parses the text of a config file. The error is (line, message).
     pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
-        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, &e, None))?;
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            toml_error(text, e.inner(), Some(key))
-        })?;
-        raw.into_config()
+        // The plain parse is the hot path (every login). Only when it fails is
+        // the file parsed again with key tracking, to name the key.
+        match toml::from_str::<RawConfig>(text) {
+            Ok(raw) => raw.into_config(),
+            Err(_) => {
+                let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, &e, None))?;
+                let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+                    let key = e.path().to_string();
+                    toml_error(text, e.inner(), Some(key))
+                })?;
+                raw.into_config()
+            }
+        }
     }
 }
 

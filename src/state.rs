@@ -231,6 +231,11 @@ fn read_image(file: &File) -> Result<Vec<u8>, StateError> {
     Ok(image)
 }
 
+/// Whether the user has a state file (of any kind: it is checked when read).
+pub fn exists(state_dir: &Path, user: &UserName) -> bool {
+    std::fs::symlink_metadata(path_for(state_dir, user)).is_ok()
+}
+
 /// Reads a user's state without locking it for writing. `Ok(None)` when the
 /// user has no state file (never failed, never logged in).
 pub fn read(state_dir: &Path, user: &UserName) -> Result<Option<UserState>, StateError> {

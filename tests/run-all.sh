@@ -24,6 +24,7 @@ packages=(
     gcc libc6-dev libpam0g-dev   # the C test client (pam_start_confdir)
     libpam-modules passwd         # pam_unix, useradd, chpasswd
     oathtool                      # codes from an independent implementation
+    libfaketime                   # the default 5m/1h tiers under a faked clock
     libpam-google-authenticator   # the benchmark's baseline; real files for the import tests
     zbar-tools                    # zbarimg: QR codes decoded by an independent decoder
     expect                        # a real pty for the interactive enrollment

@@ -199,7 +199,8 @@ pub struct Rig {
     pub state_dir: PathBuf,
     pub log: UnixDatagram,
     pub log_path: PathBuf,
-    records: Vec<String>,
+    records: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct Login {
@@ -240,6 +241,20 @@ impl Rig {
         let log = UnixDatagram::bind(&log_path).unwrap();
         log.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
+        let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let (sock, records, stop) = (log.try_clone().unwrap(), records.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(n) = sock.recv(&mut buf) {
+                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        records.lock().unwrap().push(text);
+                    }
+                }
+            });
+        }
         let config = root.join("twostep.toml");
         let rig = Rig {
             root,
@@ -249,7 +264,8 @@ impl Rig {
             state_dir,
             log,
             log_path,
-            records: vec![],
+            records,
+            stop,
         };
         rig.write_config(extra_config);
         let m = module();
@@ -372,37 +388,22 @@ impl Rig {
         )
     }
 
-    /// All records received so far (lines after "pam_twostep[pid]: " or
-    /// "twostep[pid]: "), keeping the raw datagrams too.
+    /// All records received since the last call. A reader thread takes
+    /// them off the socket as they come (a datagram socket's queue holds only
+    /// a few), and this waits until none has arrived for a moment.
     pub fn drain(&mut self) -> Vec<String> {
-        let mut buf = vec![0u8; 65536];
-        let deadline = Instant::now() + Duration::from_millis(200);
+        let quiet = Duration::from_millis(150);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut seen = usize::MAX;
         loop {
-            match self.log.recv(&mut buf) {
-                Ok(n) => self
-                    .records
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-                Err(_) if Instant::now() > deadline => break,
-                Err(_) => {
-                    if self.log.set_nonblocking(true).is_ok() {
-                        let mut more = false;
-                        while let Ok(n) = self.log.recv(&mut buf) {
-                            self.records
-                                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                            more = true;
-                        }
-                        self.log.set_nonblocking(false).unwrap();
-                        self.log
-                            .set_read_timeout(Some(Duration::from_millis(50)))
-                            .unwrap();
-                        if !more {
-                            break;
-                        }
-                    }
-                }
+            let n = self.records.lock().unwrap().len();
+            if n == seen || Instant::now() > deadline {
+                break;
             }
+            seen = n;
+            std::thread::sleep(quiet);
         }
-        std::mem::take(&mut self.records)
+        std::mem::take(&mut *self.records.lock().unwrap())
     }
 
     /// The `key=value` part of the records received since the last call.
@@ -425,6 +426,7 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }

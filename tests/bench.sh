@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The module's cost per login, measured through libpam inside one process,
+# against pam_permit (the floor, subtracted) and Debian's
+# pam_google_authenticator.so on the same workload in the same run.
+#
+#   sudo bash tests/bench.sh [USERS] [ROUNDS]      (default 1000 users, 3 rounds)
+#
+# Each round runs, back to back in one 30 s time step: USERS logins through
+# pam_permit, USERS through google-authenticator, USERS through pam_twostep,
+# each a full pam_start / pam_authenticate / pam_end with a right code
+# (tests/c/pambench.c). Every user logs in once per round, because both
+# modules refuse a code's step a second time; rounds therefore wait for the
+# next step. A warm-up round first creates every user's state, so that the
+# figures are the steady state of an installed system, not first logins.
+#
+# Both modules do the work an administrator would enable: google-authenticator
+# with DISALLOW_REUSE and RATE_LIMIT (its replay and brute-force guards, one
+# fsync'd file rewrite per login), twostep with its defaults (replay step and
+# lockout in the state file, one fdatasync per login). Both log one record to
+# /dev/log, which is a datagram sink in a private mount namespace so that the
+# machine's syslog is neither needed nor flooded.
+#
+# Creates users tsbench0001..N (removed at the end) and works in /tmp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+users=${1:-1000}
+rounds=${2:-3}
+here=$(pwd)
+
+if [ "${TWOSTEP_BENCH_INNER:-}" != 1 ]; then
+    [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root" >&2; exit 2; }
+    for p in libpam-google-authenticator libpam0g-dev gcc python3; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+        }
+    done
+    cargo build --release --quiet
+    bash tests/c/mkbenchusers.sh "$users"
+    trap 'bash tests/c/mkbenchusers.sh 0' EXIT
+    # A private mount namespace: /dev/log there is our sink.
+    TWOSTEP_BENCH_INNER=1 unshare -m --propagation private bash "$0" "$users" "$rounds"
+    exit
+fi
+
+work=/tmp/twostep-bench
+rm -rf "$work"
+mkdir -p "$work"/{pam.d,ga,secrets,state,olddev}
+chmod 700 "$work" "$work"/{ga,secrets,state}
+
+# /dev/log as a sink, in this namespace only.
+mount --bind /dev "$work/olddev"
+mount -t tmpfs none /dev
+for n in null zero urandom random tty full; do
+    touch "/dev/$n"
+    mount --bind "$work/olddev/$n" "/dev/$n"
+done
+python3 - "$work" <<'EOF' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log"); os.chmod("/dev/log", 0o666)
+n = 0
+while True:
+    s.recv(65536); n += 1
+    if n % 500 == 0:
+        open(sys.argv[1] + "/records", "w").write(str(n))
+EOF
+sink=$!
+trap 'kill $sink 2>/dev/null' EXIT
+sleep 0.3
+
+module=$here/target/release/libpam_twostep.so
+cat > "$work/twostep.toml" <<EOF
+secret_dir = "$work/secrets"
+state_dir = "$work/state"
+EOF
+echo "auth required pam_permit.so" > "$work/pam.d/permit"
+echo "auth required pam_google_authenticator.so secret=$work/ga/\${USER} user=root" > "$work/pam.d/ga"
+echo "auth required $module config=$work/twostep.toml" > "$work/pam.d/twostep"
+echo "auth required pam_deny.so" > "$work/pam.d/other"
+
+# The same secret for both modules, per user.
+python3 - "$work" "$users" <<'EOF'
+import base64, os, sys
+work, n = sys.argv[1], int(sys.argv[2])
+with open(work + "/users.txt", "w") as users:
+    for i in range(1, n + 1):
+        u = "tsbench%04d" % i
+        b32 = base64.b32encode(os.urandom(20)).decode().rstrip("=")
+        users.write("%s\t%s\n" % (u, b32))
+        for path, text, mode in (
+            ("%s/secrets/%s" % (work, u), 'secret = "%s"\n' % b32, 0o600),
+            ("%s/ga/%s" % (work, u),
+             '%s\n" RATE_LIMIT 3 30\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n' % b32, 0o400),
+        ):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            os.write(fd, text.encode()); os.close(fd)
+EOF
+
+cc -O2 -Wall -Wextra -Werror -o "$work/pambench" tests/c/pambench.c -lpam
+bench() { "$work/pambench" --confdir "$work/pam.d" --service "$1" --users "$work/users.txt" --iterations "$users" "${@:2}"; }
+next_step() { # sleep into the first seconds of the next 30 s step
+    local s; s=$(date +%s); sleep $((30 - s % 30 + 1))
+}
+
+echo "warm-up: creating every user's state (first logins)"
+bench ga >/dev/null || true
+bench twostep >/dev/null || true
+
+echo "users=$users rounds=$rounds kernel=$(uname -r) fs=$(stat -f -c %T "$work")"
+results=$work/results
+: > "$results"
+for r in $(seq 1 "$rounds"); do
+    next_step
+    for s in permit ga twostep; do
+        extra=()
+        [ "$s" = permit ] && extra=(--answer x)
+        line=$(bench "$s" "${extra[@]}") || { echo "round $r $s: not every login succeeded: $line" >&2; exit 1; }
+        echo "round $r: $line"
+        echo "$line" >> "$results"
+    done
+done
+
+python3 - "$results" <<'EOF'
+import re, statistics, sys
+per = {}
+for line in open(sys.argv[1]):
+    f = dict(kv.split("=") for kv in line.split())
+    per.setdefault(f["service"], []).append(float(f["per_login_us"]))
+floor = statistics.median(per["permit"])
+ga = statistics.median(per["ga"]) - floor
+ts = statistics.median(per["twostep"]) - floor
+print()
+print("median per successful login, pam_permit's %.0f us subtracted:" % floor)
+print("  google-authenticator  %7.0f us" % ga)
+print("  twostep               %7.0f us  (%.0f%% of google-authenticator)" % (ts, 100 * ts / ga))
+EOF
