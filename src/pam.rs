@@ -61,6 +61,12 @@ pub fn parse_args(args: &[&[u8]]) -> Result<Args, String> {
         };
         match arg {
             "debug" => out.debug = true,
+            // Test builds only: proves that a panic inside the module is
+            // caught at the PAM boundary (tests/panic.rs). Release builds,
+            // which are what is installed, do not have this argument.
+            #[cfg(debug_assertions)]
+            #[allow(clippy::panic)]
+            "panic-probe" => panic!("panic-probe: a deliberate panic for tests/panic.rs"),
             "preauth" => set_mode(Mode::Preauth)?,
             "authfail" => set_mode(Mode::Authfail)?,
             _ => match arg.strip_prefix("config=") {
