@@ -5,10 +5,13 @@
 
 use crate::audit::{Record, Severity, Sink};
 use crate::config::{Config, Unenrolled};
+use crate::enrollment;
 use crate::lockout::{self, Standing};
+use crate::policy::{self, Decision};
+use crate::qr::{self, Qr};
 use crate::recovery;
 use crate::secret::{self, SecretError, UserSecret};
-use crate::state::{self, StateError, UserState};
+use crate::state::{self, Remembered, StateError, UserState};
 use crate::totp::{self, Code};
 use crate::user::UserName;
 use zeroize::Zeroizing;
@@ -52,10 +55,63 @@ pub trait Conversation {
     fn info(&mut self, text: &str);
 }
 
-/// The system's account database.
+/// The system's account and group databases.
 pub trait Accounts {
     /// Whether the user exists. An error is a lookup failure (fail closed).
     fn exists(&self, user: &UserName) -> Result<bool, String>;
+    /// The IDs of the user's groups, the primary one and the supplementary
+    /// ones (getgrouplist). `None`: there is no such user.
+    fn group_ids(&self, user: &UserName) -> Result<Option<Vec<u32>>, String>;
+    /// A group's ID; `None`: there is no such group.
+    fn group_id(&self, name: &str) -> Result<Option<u32>, String>;
+}
+
+/// The policy's view of a user's groups: the user's group IDs are looked up
+/// once, on the first question, and each configured group name is resolved
+/// to its ID, so that no group of the user needs a lookup by name.
+struct UserGroups<'a> {
+    accounts: &'a dyn Accounts,
+    user: &'a UserName,
+    gids: Option<Result<Option<Vec<u32>>, String>>,
+}
+
+impl<'a> UserGroups<'a> {
+    fn new(accounts: &'a dyn Accounts, user: &'a UserName) -> Self {
+        UserGroups {
+            accounts,
+            user,
+            gids: None,
+        }
+    }
+
+    /// Whether the user exists, if the group lookup has found out.
+    fn exists(&self) -> Option<bool> {
+        match &self.gids {
+            Some(Ok(gids)) => Some(gids.is_some()),
+            _ => None,
+        }
+    }
+}
+
+impl policy::Groups for UserGroups<'_> {
+    fn in_any(&mut self, names: &[String]) -> Result<bool, String> {
+        let (accounts, user) = (self.accounts, self.user);
+        let gids = match self.gids.get_or_insert_with(|| accounts.group_ids(user)) {
+            Ok(Some(gids)) => gids,
+            // A user that does not exist is in no group.
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(e.clone()),
+        };
+        let mut failed = None;
+        for name in names {
+            match accounts.group_id(name) {
+                Ok(Some(gid)) if gids.contains(&gid) => return Ok(true),
+                Ok(_) => {}
+                Err(e) => failed = Some(format!("group {name}: {e}")),
+            }
+        }
+        failed.map_or(Ok(false), Err)
+    }
 }
 
 /// Everything one attempt works with.
@@ -273,15 +329,37 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
         return deny_after_prompt(env, req, Target::Invalid, Reason::BadUser, None);
     };
 
-    // A locked user is told at once and not asked.
-    match state::read(&env.config.state_dir, &user) {
-        Ok(Some(s)) => {
-            if let Standing::Locked { until } = lockout::standing(&s.counters, env.now) {
-                return env.refuse_locked(req, until);
-            }
-        }
-        Ok(None) => {}
+    // A locked user is told at once and not asked, and never waved through
+    // by the policy either.
+    let state = match state::read(&env.config.state_dir, &user) {
+        Ok(state) => state,
         Err(e) => return env.refuse_bad_state(req, &e),
+    };
+    if let Some(s) = &state
+        && let Standing::Locked { until } = lockout::standing(&s.counters, env.now)
+    {
+        return env.refuse_locked(req, until);
+    }
+
+    // Who is asked. The default policy asks everyone, and then this costs
+    // nothing: no group lookup, no file read.
+    let mut always = false;
+    if env.config.policy.is_active() {
+        let remembered: &[Remembered] = state.as_ref().map_or(&[], |s| &s.remembered);
+        let mut groups = UserGroups::new(env.accounts, &user);
+        match policy::decide(
+            &env.config.policy,
+            &mut groups,
+            &req.rhost,
+            remembered,
+            env.now,
+        ) {
+            Decision::Skip(reason) => {
+                let exists = groups.exists();
+                return skip(env, req, &user, exists, reason.as_str());
+            }
+            Decision::Challenge { always: a } => always = a,
+        }
     }
 
     let secret = match secret::load(&env.config.secret_dir, &user, &env.config.totp) {
@@ -294,16 +372,15 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
             return deny_after_prompt(env, req, Target::Unknown, Reason::BadUser, None);
         }
         Err(SecretError::Missing) => match env.config.unenrolled {
-            Unenrolled::Allow => {
-                let rec = env
-                    .record("skipped", Severity::Info, req)
-                    .with("reason", "unenrolled");
-                env.emit(rec);
-                return Outcome::Success;
+            // An always_challenge_groups member is not let through without
+            // a code: "optional for everyone, required for admins".
+            Unenrolled::Allow if !always => {
+                return skip(env, req, &user, Some(true), "unenrolled");
             }
-            // Enrollment at login is built on this path by the policy work;
-            // until then an unenrolled user is refused like under "deny".
-            Unenrolled::Deny | Unenrolled::Enroll => {
+            Unenrolled::Enroll if enrollment_open(env.config, env.now) => {
+                return enroll_at_login(env, req, &user);
+            }
+            Unenrolled::Allow | Unenrolled::Deny | Unenrolled::Enroll => {
                 return deny_after_prompt(env, req, Target::Account(&user), Reason::NoSecret, None);
             }
         },
@@ -322,6 +399,63 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
         return Outcome::ConversationFailed;
     };
     check_answer(env, req, &user, &secret, &answer)
+}
+
+/// Lets an existing account through without a code, and records why.
+/// `exists`: whether the account exists, if already known.
+///
+/// A name that is not an account is denied, but like an account the policy
+/// skips, without being asked: a client cannot tell the two apart by the
+/// prompts. Only the final answer differs, and in a stack where the
+/// password comes first, an unknown name never gets this far.
+fn skip(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    exists: Option<bool>,
+    reason: &str,
+) -> Outcome {
+    let exists = exists.unwrap_or_else(|| {
+        // A secret file is the administrator's word that the account
+        // exists; a stat is cheaper than a walk of the account database.
+        secret::path_for(&env.config.secret_dir, user)
+            .symlink_metadata()
+            .is_ok()
+            || matches!(identify(env, req), Who::Account(_))
+    });
+    if !exists {
+        emit_auth_fail(env, req, Reason::BadUser, 0, None);
+        return Outcome::Denied;
+    }
+    let rec = env
+        .record("skipped", Severity::Info, req)
+        .with("reason", reason);
+    env.emit(rec);
+    Outcome::Success
+}
+
+/// Whether `unenrolled = "enroll"` still enrolls: before `policy.enroll_until`.
+fn enrollment_open(config: &Config, now: u64) -> bool {
+    config.policy.enroll_until.is_none_or(|until| {
+        let until = until
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        now < until
+    })
+}
+
+/// The remembered sources after a successful code login: this source added
+/// or refreshed when `policy.remember` is on and the source is an address.
+fn remembered_after_success(
+    env: &Env<'_>,
+    req: &Request,
+    current: &[Remembered],
+) -> Vec<Remembered> {
+    let remember = env.config.policy.remember.as_secs();
+    match policy::source_address(&req.rhost) {
+        Some(addr) if remember > 0 => policy::remember(current, addr, env.now, remember),
+        _ => current.to_vec(),
+    }
 }
 
 /// Whose failure [`deny_after_prompt`] records.
@@ -471,7 +605,7 @@ fn check_answer(
                 counters: lockout::reset(),
                 last_step_time,
                 last_success: env.now,
-                remembered: locked.state.remembered.clone(),
+                remembered: remembered_after_success(env, req, &locked.state.remembered),
             };
             // The step must be on disk before we answer, or the code could be
             // replayed after a crash.
@@ -491,6 +625,137 @@ fn check_answer(
             Outcome::Success
         }
         Err(reason) => {
+            let (counters, new_lock) =
+                lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
+            let next = UserState {
+                counters,
+                ..locked.state.clone()
+            };
+            if let Err(e) = locked.commit(next) {
+                drop(locked);
+                return env.refuse_bad_state(req, &e);
+            }
+            drop(locked);
+            emit_auth_fail(env, req, reason, counters.failures, detail);
+            announce_lock(env, user, req, new_lock);
+            Outcome::Denied
+        }
+    }
+}
+
+/// Enrollment at login (`unenrolled = "enroll"`): a new secret is shown as a
+/// QR code, a key and a URI; a right code from the app writes it, exactly
+/// as `twostep enroll` would, and lets the login through. A wrong code
+/// writes nothing and counts as a failure. No recovery codes: a login
+/// conversation is no place to show them (`twostep recovery-codes` is).
+fn enroll_at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome {
+    let params = env.config.totp;
+    let key = match enrollment::new_key() {
+        Ok(key) => key,
+        Err(why) => {
+            emit_auth_fail(env, req, Reason::NoSecret, 0, Some(why));
+            return Outcome::Denied;
+        }
+    };
+    let b32 = secret::encode_base32(&key);
+    let issuer = enrollment::issuer(env.config);
+    let uri = qr::otpauth_uri(&issuer, user.as_str(), &b32, &params);
+    env.conv.info(&format!(
+        "Two-step login is now required for {user}. Set it up with an authenticator \
+         app (Google Authenticator, Microsoft Authenticator, FreeOTP, Aegis...): \
+         scan this QR code, or add the account by hand with the key below."
+    ));
+    match Qr::encode(uri.as_bytes()).and_then(|code| code.terminal(qr::Style::Utf8)) {
+        Ok(drawing) => env.conv.info(&drawing),
+        Err(_) => env
+            .conv
+            .info("(The QR code does not fit this screen: add the account by hand.)"),
+    }
+    let details = Zeroizing::new(format!(
+        "Key: {}\nAccount: {issuer}:{user}\nType: time-based, {}, {} digits, every {} seconds\n\
+         URI: {}\nThen type the code the app shows.",
+        enrollment::grouped(&b32).as_str(),
+        params.algorithm.as_str(),
+        params.digits,
+        params.period,
+        uri.as_str(),
+    ));
+    env.conv.info(&details);
+    let Some(answer) = env.conv.ask_hidden(&env.config.prompt) else {
+        return Outcome::ConversationFailed;
+    };
+
+    // Under the user's lock, as every writer of a secret file: of two first
+    // logins racing, the second sees the first one's file and writes nothing.
+    let mut locked = match state::lock(&env.config.state_dir, user) {
+        Ok(l) => l,
+        Err(e) => return env.refuse_bad_state(req, &e),
+    };
+    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
+        drop(locked);
+        return env.refuse_locked(req, until);
+    }
+    let step_time = Code::parse(&answer, params.digits)
+        .and_then(|code| totp::matching_step(&key, &params, &code, env.now))
+        .map(|step| step.saturating_mul(u64::from(params.period)));
+    let path = secret::path_for(&env.config.secret_dir, user);
+    let written = match step_time {
+        None => Err((Reason::BadCode, None)),
+        Some(_) if path.symlink_metadata().is_ok() => Err((
+            Reason::BadCode,
+            Some("another login enrolled this user meanwhile".to_string()),
+        )),
+        Some(step_time) => {
+            let file = enrollment::secret_file(&b32, &params, Vec::new());
+            match enrollment::write_new(&env.config.secret_dir, user, &file) {
+                Ok(()) => Ok(step_time),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err((
+                    Reason::BadCode,
+                    Some("another login enrolled this user meanwhile".to_string()),
+                )),
+                Err(e) => {
+                    // Not the user's fault: not counted.
+                    drop(locked);
+                    let why = format!("cannot write {}: {e}", path.display());
+                    emit_auth_fail(env, req, Reason::BadSecretFile, 0, Some(why));
+                    return Outcome::Denied;
+                }
+            }
+        }
+    };
+    match written {
+        Ok(step_time) => {
+            let next = UserState {
+                counters: lockout::reset(),
+                // The code that confirmed the enrollment is used up.
+                last_step_time: locked.state.last_step_time.max(step_time),
+                last_success: env.now,
+                remembered: remembered_after_success(env, req, &locked.state.remembered),
+            };
+            if let Err(e) = locked.commit(next) {
+                // Without the used step on disk the enrollment is undone:
+                // the login is refused and, as after a wrong code, no
+                // secret file is left behind.
+                let _ = crate::fsutil::remove_durably(&env.config.secret_dir, &path);
+                drop(locked);
+                return env.refuse_bad_state(req, &e);
+            }
+            drop(locked);
+            env.emit(
+                Record::new("enrolled", Severity::Notice)
+                    .with("user", user)
+                    .with("by", "login"),
+            );
+            env.conv
+                .info("Two-step login is set up. From now on, each login asks for a code.");
+            let rec = env
+                .record("auth_ok", Severity::Info, req)
+                .with("tty", &req.tty)
+                .with("method", "totp");
+            env.emit(rec);
+            Outcome::Success
+        }
+        Err((reason, detail)) => {
             let (counters, new_lock) =
                 lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
             let next = UserState {

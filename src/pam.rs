@@ -213,13 +213,32 @@ impl Conversation for PamConversation<'_, '_> {
     }
 }
 
-/// getpwnam through NSS, as the rest of the PAM stack sees accounts.
+/// getpwnam, getgrouplist and getgrnam through NSS, as the rest of the PAM
+/// stack sees accounts and groups.
 struct SystemAccounts;
 
 impl Accounts for SystemAccounts {
     fn exists(&self, user: &UserName) -> Result<bool, String> {
         nix::unistd::User::from_name(user.as_str())
             .map(|u| u.is_some())
+            .map_err(|e| e.to_string())
+    }
+
+    fn group_ids(&self, user: &UserName) -> Result<Option<Vec<u32>>, String> {
+        let Some(account) =
+            nix::unistd::User::from_name(user.as_str()).map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        // A validated user name has no NUL byte.
+        let name = std::ffi::CString::new(user.as_str()).map_err(|e| e.to_string())?;
+        let gids = nix::unistd::getgrouplist(&name, account.gid).map_err(|e| e.to_string())?;
+        Ok(Some(gids.into_iter().map(|g| g.as_raw()).collect()))
+    }
+
+    fn group_id(&self, name: &str) -> Result<Option<u32>, String> {
+        nix::unistd::Group::from_name(name)
+            .map(|g| g.map(|g| g.gid.as_raw()))
             .map_err(|e| e.to_string())
     }
 }

@@ -95,41 +95,17 @@ pub struct Args {
 
 // ---- shared by the commands that write an enrollment ---------------------------
 
+// The parts of an enrollment the module shares (enrollment at login).
+pub use crate::enrollment::{grouped, secret_file};
+
 /// A fresh 160-bit secret, the size RFC 4226 recommends.
 pub fn new_key() -> Result<Zeroizing<Vec<u8>>, CliError> {
-    let mut key = Zeroizing::new(vec![0u8; 20]);
-    getrandom::fill(&mut key).map_err(|e| CliError::Failed(format!("no randomness: {e}")))?;
-    Ok(key)
+    crate::enrollment::new_key().map_err(CliError::Failed)
 }
 
 /// The name apps show above the code.
 pub fn issuer(ctx: &Ctx) -> String {
-    ctx.config.issuer.clone().unwrap_or_else(hostname)
-}
-
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// The key in groups of four, as apps ask for it to be typed.
-pub fn grouped(b32: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(b32.len() * 5 / 4));
-    for (i, c) in b32.chars().enumerate() {
-        if i > 0 && i % 4 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` now.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    crate::enrollment::issuer(&ctx.config)
 }
 
 fn unix_now() -> u64 {
@@ -305,20 +281,6 @@ fn parse_secret(raw: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
         return Err(CliError::Usage("--secret is longer than 1024 bits".into()));
     }
     Ok(key)
-}
-
-/// A new enrollment's secret file: the code parameters are written out, so
-/// that a later change of the config's defaults cannot break an app that was
-/// set up with these.
-pub fn secret_file(b32: &str, params: &TotpParams, recovery_codes: Vec<String>) -> SecretFile {
-    SecretFile {
-        secret: Zeroizing::new(b32.to_string()),
-        digits: Some(params.digits),
-        period: Some(params.period),
-        algorithm: Some(params.algorithm),
-        recovery_codes,
-        created: Some(now_rfc3339()),
-    }
 }
 
 /// What the person enrolling is shown: QR code, key, account and URI.
@@ -740,11 +702,5 @@ mod tests {
             parse_secret("not base32!"),
             Err(CliError::Usage(_))
         ));
-    }
-
-    #[test]
-    fn key_groups() {
-        assert_eq!(grouped("ABCDEFGHIJ").as_str(), "ABCD EFGH IJ");
-        assert_eq!(grouped("").as_str(), "");
     }
 }

@@ -1,0 +1,601 @@
+//! Who is asked for a code, and when: the `policy.*` keys as a pure function
+//! of the user's groups, the remote host, the remembered sources and the time.
+//!
+//! The login flow (`auth.rs`) refuses a locked user before it gets here, and
+//! decides what an unenrolled user gets after a [`Decision::Challenge`].
+//!
+//! # Precedence
+//! 1. `always_challenge_groups`: a member is asked. Nothing below can skip
+//!    them: not `exempt_groups`, not `require_groups`, not a trusted network,
+//!    a remembered address or `console = "skip"` (and, in `auth.rs`, not
+//!    `unenrolled = "allow"`). Of two contradicting group lists, the one that
+//!    keeps the second factor wins: a silently skipped administrator is worse
+//!    than a service account that fails visibly.
+//! 2. `exempt_groups`: a member is not asked.
+//! 3. `require_groups` (when not empty): a user in none of them is not asked.
+//! 4. No remote host (console, su): `console` decides, and nothing else; a
+//!    trusted network or remembered address needs an address.
+//! 5. A remote host that is not an IP address (a host name, which DNS can be
+//!    made to say anything) is asked.
+//! 6. An address in `trusted_networks` is not asked.
+//! 7. An address remembered for this user and not yet expired is not asked
+//!    (only while `remember` is on).
+//! 8. Everyone else is asked.
+//!
+//! An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as a dual-stack sshd
+//! may report) is the IPv4 address it carries, for networks and memory alike.
+//!
+//! Group lookups go through the [`Groups`] trait and are made only for the
+//! group lists that are set, in the order above: a configuration without
+//! group keys never looks a group up.
+#![forbid(unsafe_code)]
+
+use crate::config::{Console, Policy};
+use crate::state::{MAX_REMEMBERED, Remembered};
+use std::net::IpAddr;
+
+/// Why no code was asked: the `reason` of the `skipped` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    ExemptGroup,
+    NotRequired,
+    Console,
+    TrustedNetwork,
+    Remembered,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::ExemptGroup => "exempt_group",
+            SkipReason::NotRequired => "not_required",
+            SkipReason::Console => "console",
+            SkipReason::TrustedNetwork => "trusted_network",
+            SkipReason::Remembered => "remembered",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Ask for a code. `always`: the user is in `always_challenge_groups`,
+    /// so not even `unenrolled = "allow"` lets them through without one.
+    Challenge {
+        always: bool,
+    },
+    Skip(SkipReason),
+}
+
+/// The user's group memberships, looked up on demand.
+pub trait Groups {
+    /// Whether the user is in at least one of `names` (primary group or
+    /// supplementary). `Err`: the lookup failed; the caller takes the side
+    /// that asks for a code.
+    fn in_any(&mut self, names: &[String]) -> Result<bool, String>;
+}
+
+impl Policy {
+    /// Whether any key can skip anyone. False for the defaults: then the
+    /// login path does no policy work at all.
+    pub fn is_active(&self) -> bool {
+        !self.require_groups.is_empty()
+            || !self.exempt_groups.is_empty()
+            || !self.always_challenge_groups.is_empty()
+            || !self.trusted_networks.is_empty()
+            || !self.remember.is_zero()
+            || self.console == Console::Skip
+    }
+}
+
+/// The address in PAM_RHOST, if it is one; IPv4-mapped IPv6 as IPv4. A host
+/// name, or anything else that is not an address, is `None`.
+pub fn source_address(rhost: &str) -> Option<IpAddr> {
+    let ip: IpAddr = rhost.parse().ok()?;
+    Some(canonical(ip))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Decides whether this login is asked for a code. See the module
+/// documentation for the order.
+pub fn decide(
+    policy: &Policy,
+    groups: &mut dyn Groups,
+    rhost: &str,
+    remembered: &[Remembered],
+    now: u64,
+) -> Decision {
+    let ask = Decision::Challenge { always: false };
+    // A failed lookup counts as membership here: it asks.
+    if !policy.always_challenge_groups.is_empty()
+        && groups
+            .in_any(&policy.always_challenge_groups)
+            .unwrap_or(true)
+    {
+        return Decision::Challenge { always: true };
+    }
+    // ...and as non-membership here: it asks.
+    if !policy.exempt_groups.is_empty() && groups.in_any(&policy.exempt_groups).unwrap_or(false) {
+        return Decision::Skip(SkipReason::ExemptGroup);
+    }
+    if !policy.require_groups.is_empty() && !groups.in_any(&policy.require_groups).unwrap_or(true) {
+        return Decision::Skip(SkipReason::NotRequired);
+    }
+    if rhost.is_empty() {
+        return match policy.console {
+            Console::Skip => Decision::Skip(SkipReason::Console),
+            Console::Challenge => ask,
+        };
+    }
+    let Some(addr) = source_address(rhost) else {
+        return ask;
+    };
+    if policy.trusted_networks.iter().any(|n| n.contains(addr)) {
+        return Decision::Skip(SkipReason::TrustedNetwork);
+    }
+    if !policy.remember.is_zero()
+        && remembered
+            .iter()
+            .any(|r| canonical(r.addr) == addr && r.until > now)
+    {
+        return Decision::Skip(SkipReason::Remembered);
+    }
+    ask
+}
+
+/// The remembered sources after a successful code login from `addr`:
+/// expired entries dropped, `addr` (re)set to expire `remember_secs` from
+/// now, and at most [`MAX_REMEMBERED`] kept, those that expire soonest
+/// evicted first.
+pub fn remember(
+    current: &[Remembered],
+    addr: IpAddr,
+    now: u64,
+    remember_secs: u64,
+) -> Vec<Remembered> {
+    let addr = canonical(addr);
+    let mut next: Vec<Remembered> = current
+        .iter()
+        .filter(|r| r.until > now && canonical(r.addr) != addr)
+        .copied()
+        .collect();
+    next.push(Remembered {
+        addr,
+        until: now.saturating_add(remember_secs),
+    });
+    if next.len() > MAX_REMEMBERED {
+        // Stable: of equal expiries, the one remembered first goes first.
+        next.sort_by_key(|r| std::cmp::Reverse(r.until));
+        next.truncate(MAX_REMEMBERED);
+        next.reverse();
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Cidr;
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    /// A user's groups as a set of names; `None`: every lookup fails.
+    struct Fake {
+        member_of: Option<BTreeSet<&'static str>>,
+        lookups: usize,
+    }
+
+    impl Fake {
+        fn of(names: &[&'static str]) -> Fake {
+            Fake {
+                member_of: Some(names.iter().copied().collect()),
+                lookups: 0,
+            }
+        }
+        fn broken() -> Fake {
+            Fake {
+                member_of: None,
+                lookups: 0,
+            }
+        }
+    }
+
+    impl Groups for Fake {
+        fn in_any(&mut self, names: &[String]) -> Result<bool, String> {
+            self.lookups += 1;
+            match &self.member_of {
+                Some(set) => Ok(names.iter().any(|n| set.contains(n.as_str()))),
+                None => Err("NSS is down".into()),
+            }
+        }
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn nets(v: &[&str]) -> Vec<Cidr> {
+        v.iter().map(|s| Cidr::parse(s).unwrap()).collect()
+    }
+
+    fn seen(addr: &str, until: u64) -> Remembered {
+        Remembered {
+            addr: addr.parse().unwrap(),
+            until,
+        }
+    }
+
+    /// A policy that uses every key.
+    fn full() -> Policy {
+        Policy {
+            require_groups: strings(&["staff", "ops"]),
+            exempt_groups: strings(&["svc"]),
+            always_challenge_groups: strings(&["sudo"]),
+            trusted_networks: nets(&["10.0.0.0/8", "2001:db8::/32"]),
+            remember: Duration::from_secs(3600),
+            console: Console::Skip,
+            ..Policy::default()
+        }
+    }
+
+    const ASK: Decision = Decision::Challenge { always: false };
+    const ALWAYS: Decision = Decision::Challenge { always: true };
+    fn skip(r: SkipReason) -> Decision {
+        Decision::Skip(r)
+    }
+
+    #[test]
+    fn defaults_are_inactive_and_ask_everyone_without_group_lookups() {
+        let p = Policy::default();
+        assert!(!p.is_active());
+        let memory = [seen("192.0.2.1", NOW + 100)];
+        for rhost in ["", "192.0.2.1", "::1", "host.example"] {
+            let mut g = Fake::of(&["staff"]);
+            assert_eq!(decide(&p, &mut g, rhost, &memory, NOW), ASK, "{rhost:?}");
+            assert_eq!(g.lookups, 0);
+        }
+        for active in [
+            Policy {
+                require_groups: strings(&["a"]),
+                ..Policy::default()
+            },
+            Policy {
+                exempt_groups: strings(&["a"]),
+                ..Policy::default()
+            },
+            Policy {
+                always_challenge_groups: strings(&["a"]),
+                ..Policy::default()
+            },
+            Policy {
+                trusted_networks: nets(&["10.0.0.0/8"]),
+                ..Policy::default()
+            },
+            Policy {
+                remember: Duration::from_secs(1),
+                ..Policy::default()
+            },
+            Policy {
+                console: Console::Skip,
+                ..Policy::default()
+            },
+        ] {
+            assert!(active.is_active(), "{active:?}");
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        use SkipReason::{ExemptGroup, NotRequired, Remembered, TrustedNetwork};
+        let memory = [
+            seen("192.0.2.50", NOW + 60),
+            seen("192.0.2.51", NOW),
+            seen("2001:db9::7", NOW + 60),
+            seen("198.51.100.9", NOW + 60),
+        ];
+        // (user's groups, rhost, expected)
+        let cases: &[(&[&str], &str, Decision)] = &[
+            // always_challenge beats everything.
+            (&["sudo"], "10.1.2.3", ALWAYS),
+            (&["sudo", "svc"], "10.1.2.3", ALWAYS),
+            (&["sudo", "staff"], "", ALWAYS),
+            (&["sudo"], "192.0.2.50", ALWAYS),
+            (&["sudo"], "203.0.113.1", ALWAYS),
+            // exempt beats require, networks and console.
+            (&["svc"], "203.0.113.1", skip(ExemptGroup)),
+            (&["svc", "staff"], "host.example", skip(ExemptGroup)),
+            (&["svc"], "", skip(ExemptGroup)),
+            // Not in a required group: not asked, from anywhere.
+            (&[], "203.0.113.1", skip(NotRequired)),
+            (&["users"], "host.example", skip(NotRequired)),
+            (&["users"], "", skip(NotRequired)),
+            // Required: networks, console, memory decide.
+            (&["staff"], "", skip(SkipReason::Console)),
+            (&["ops"], "10.255.0.1", skip(TrustedNetwork)),
+            (&["staff"], "::ffff:10.0.0.1", skip(TrustedNetwork)),
+            (&["staff"], "2001:db8:1::1", skip(TrustedNetwork)),
+            (&["staff"], "11.0.0.1", ASK),
+            (&["staff"], "::ffff:11.0.0.1", ASK),
+            (&["staff"], "2001:db9::1", ASK),
+            (&["staff"], "192.0.2.50", skip(Remembered)),
+            (&["staff"], "::ffff:192.0.2.50", skip(Remembered)),
+            (&["staff"], "2001:db9::7", skip(Remembered)),
+            (&["staff"], "2001:db9:0::7", skip(Remembered)),
+            // Expired at exactly `until`.
+            (&["staff"], "192.0.2.51", ASK),
+            (&["staff"], "192.0.2.52", ASK),
+            // Host names are never trusted nor remembered, even when they
+            // look like an address or resolve to a trusted one.
+            (&["staff"], "localhost", ASK),
+            (&["staff"], "10.0.0.1.example.com", ASK),
+            (&["staff"], "10.1.2.3 ", ASK),
+            (&["staff"], "[10.1.2.3]", ASK),
+            (&["staff"], "10.1.2.3:22", ASK),
+            (&["staff"], "010.1.2.3", ASK),
+            (&["staff"], "fe80::1%eth0", ASK),
+        ];
+        for (groups, rhost, want) in cases {
+            let mut g = Fake::of(groups);
+            let got = decide(&full(), &mut g, rhost, &memory, NOW);
+            assert_eq!(got, *want, "groups {groups:?} rhost {rhost:?}");
+        }
+    }
+
+    #[test]
+    fn each_key_alone() {
+        use SkipReason::{ExemptGroup, NotRequired, Remembered, TrustedNetwork};
+        let base = Policy::default;
+        let memory = [seen("192.0.2.1", NOW + 10)];
+        // (policy, groups, rhost, expected)
+        let cases: Vec<(Policy, &[&str], &str, Decision)> = vec![
+            (
+                Policy {
+                    require_groups: strings(&["staff"]),
+                    ..base()
+                },
+                &["staff"],
+                "203.0.113.1",
+                ASK,
+            ),
+            (
+                Policy {
+                    require_groups: strings(&["staff"]),
+                    ..base()
+                },
+                &["wheel"],
+                "203.0.113.1",
+                skip(NotRequired),
+            ),
+            (
+                Policy {
+                    exempt_groups: strings(&["svc"]),
+                    ..base()
+                },
+                &["svc"],
+                "",
+                skip(ExemptGroup),
+            ),
+            (
+                Policy {
+                    exempt_groups: strings(&["svc"]),
+                    ..base()
+                },
+                &[],
+                "",
+                ASK,
+            ),
+            (
+                Policy {
+                    always_challenge_groups: strings(&["sudo"]),
+                    ..base()
+                },
+                &["sudo"],
+                "",
+                ALWAYS,
+            ),
+            (
+                Policy {
+                    always_challenge_groups: strings(&["sudo"]),
+                    ..base()
+                },
+                &[],
+                "",
+                ASK,
+            ),
+            // Console skip applies only without a remote host.
+            (
+                Policy {
+                    console: Console::Skip,
+                    ..base()
+                },
+                &[],
+                "",
+                skip(SkipReason::Console),
+            ),
+            (
+                Policy {
+                    console: Console::Skip,
+                    ..base()
+                },
+                &[],
+                "192.0.2.9",
+                ASK,
+            ),
+            // Trusted networks and memory need an address: not the console.
+            (
+                Policy {
+                    trusted_networks: nets(&["0.0.0.0/0", "::/0"]),
+                    ..base()
+                },
+                &[],
+                "",
+                ASK,
+            ),
+            (
+                Policy {
+                    trusted_networks: nets(&["0.0.0.0/0"]),
+                    ..base()
+                },
+                &[],
+                "::ffff:203.0.113.1",
+                skip(TrustedNetwork),
+            ),
+            (
+                Policy {
+                    trusted_networks: nets(&["::/0"]),
+                    ..base()
+                },
+                &[],
+                "::ffff:203.0.113.1",
+                ASK,
+            ),
+            (
+                Policy {
+                    remember: Duration::from_secs(60),
+                    ..base()
+                },
+                &[],
+                "192.0.2.1",
+                skip(Remembered),
+            ),
+            // remember = "0s": old entries in the state do nothing.
+            (base(), &[], "192.0.2.1", ASK),
+        ];
+        for (policy, groups, rhost, want) in cases {
+            let mut g = Fake::of(groups);
+            assert_eq!(
+                decide(&policy, &mut g, rhost, &memory, NOW),
+                want,
+                "{policy:?} groups {groups:?} rhost {rhost:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failed_group_lookups_ask() {
+        let memory = [seen("192.0.2.50", NOW + 60)];
+        for rhost in ["", "10.0.0.1", "192.0.2.50", "203.0.113.1"] {
+            let mut g = Fake::broken();
+            assert_eq!(
+                decide(&full(), &mut g, rhost, &memory, NOW),
+                ALWAYS,
+                "{rhost}"
+            );
+            // Without always_challenge_groups: neither exempt nor
+            // "not required" on a failed lookup.
+            let p = Policy {
+                always_challenge_groups: vec![],
+                console: Console::Challenge,
+                ..full()
+            };
+            let mut g = Fake::broken();
+            let got = decide(&p, &mut g, rhost, &memory, NOW);
+            assert!(
+                !matches!(
+                    got,
+                    Decision::Skip(SkipReason::ExemptGroup | SkipReason::NotRequired)
+                ),
+                "{rhost}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_group_lists_that_are_set_are_looked_up() {
+        let p = Policy {
+            trusted_networks: nets(&["10.0.0.0/8"]),
+            remember: Duration::from_secs(60),
+            console: Console::Skip,
+            ..Policy::default()
+        };
+        for rhost in ["", "10.0.0.1", "203.0.113.1", "host"] {
+            let mut g = Fake::of(&[]);
+            decide(&p, &mut g, rhost, &[], NOW);
+            assert_eq!(g.lookups, 0, "{rhost}");
+        }
+        let p = Policy {
+            exempt_groups: strings(&["svc"]),
+            ..Policy::default()
+        };
+        let mut g = Fake::of(&[]);
+        decide(&p, &mut g, "", &[], NOW);
+        assert_eq!(g.lookups, 1);
+    }
+
+    #[test]
+    fn source_addresses() {
+        let cases = [
+            ("192.0.2.1", Some("192.0.2.1")),
+            ("::ffff:192.0.2.1", Some("192.0.2.1")),
+            ("::FFFF:c000:0201", Some("192.0.2.1")),
+            ("2001:db8::1", Some("2001:db8::1")),
+            ("::1", Some("::1")),
+            // IPv4-compatible (deprecated) is not mapped.
+            ("::192.0.2.1", Some("::c000:201")),
+            ("", None),
+            ("example.com", None),
+            ("192.0.2.1.nip.io", None),
+            ("192.0.2", None),
+            (" 192.0.2.1", None),
+        ];
+        for (rhost, want) in cases {
+            assert_eq!(
+                source_address(rhost),
+                want.map(|w| w.parse().unwrap()),
+                "{rhost:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn remembering_adds_refreshes_expires_and_bounds() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A new address is added.
+        let got = remember(&[], ip("192.0.2.1"), NOW, 60);
+        assert_eq!(got, [seen("192.0.2.1", NOW + 60)]);
+        // The same address (also as IPv4-mapped) is refreshed, not doubled.
+        let got = remember(&got, ip("::ffff:192.0.2.1"), NOW + 30, 60);
+        assert_eq!(got, [seen("192.0.2.1", NOW + 90)]);
+        // Expired entries go; live ones stay.
+        let current = [
+            seen("192.0.2.2", NOW - 1),
+            seen("192.0.2.3", NOW),
+            seen("192.0.2.4", NOW + 1),
+        ];
+        let got = remember(&current, ip("2001:db8::1"), NOW, 60);
+        assert_eq!(
+            got,
+            [seen("192.0.2.4", NOW + 1), seen("2001:db8::1", NOW + 60)]
+        );
+        // Full: the entry that expires soonest is evicted, whatever its place.
+        let full: Vec<Remembered> = (0..MAX_REMEMBERED as u64)
+            .map(|i| seen(&format!("10.0.0.{i}"), NOW + 100 + (i * 7 + 5) % 16))
+            .collect();
+        let got = remember(&full, ip("203.0.113.1"), NOW, 3600);
+        assert_eq!(got.len(), MAX_REMEMBERED);
+        assert!(got.contains(&seen("203.0.113.1", NOW + 3600)));
+        let soonest = full.iter().min_by_key(|r| r.until).unwrap();
+        assert!(!got.contains(soonest), "{soonest:?} evicted");
+        for r in &full {
+            if r != soonest {
+                assert!(got.contains(r), "{r:?} kept");
+            }
+        }
+        // A new login from a remembered address when full evicts nothing.
+        let got2 = remember(&got, ip("10.0.0.3"), NOW, 3600);
+        assert_eq!(got2.len(), MAX_REMEMBERED);
+        assert!(got2.iter().all(|r| got.iter().any(|g| g.addr == r.addr)));
+        // remember_secs so large that it overflows saturates.
+        assert_eq!(
+            remember(&[], ip("192.0.2.1"), u64::MAX - 1, 60)[0].until,
+            u64::MAX
+        );
+    }
+}
