@@ -666,7 +666,7 @@ fn enroll_at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome
          scan this QR code, or add the account by hand with the key below."
     ));
     match Qr::encode(uri.as_bytes()).and_then(|code| code.terminal(qr::Style::Utf8)) {
-        Ok(drawing) => env.conv.info(&drawing),
+        Ok(drawing) => env.conv.info(drawing.trim_end_matches('\n')),
         Err(_) => env
             .conv
             .info("(The QR code does not fit this screen: add the account by hand.)"),
