@@ -1,15 +1,16 @@
 //! End to end through OpenSSH: a private sshd (its own PAM service, the
 //! canonical stack) and the real `ssh` client over keyboard-interactive,
 //! password then code. Success, replay, a wrong code, a wrong password, a
-//! locked user, and `AuthenticationMethods publickey,keyboard-interactive`,
-//! with the records as the module sent them (rhost, service, tty).
+//! locked user, `AuthenticationMethods publickey,keyboard-interactive`, and
+//! enrollment at login, with the records as the module sent them (rhost,
+//! service, tty).
 
 mod common;
 #[path = "common/sshd.rs"]
 mod sshd;
 
 use common::*;
-use sshd::{Answers, Sshd};
+use sshd::{Answers, CODE_FROM_URI, Sshd};
 
 const PASSWORD: &str = "e2e pass-W0rd";
 
@@ -289,4 +290,64 @@ fn publickey_then_keyboard_interactive() {
     let events = module_events(&mut rig);
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].get("reason"), Some("bad_code"));
+}
+
+#[test]
+fn enrollment_at_login_over_ssh() {
+    let user = "ts-ssh-enroll";
+    ensure_user(user, Some(PASSWORD));
+    let mut rig = Rig::new("ssh-enroll", "unenrolled = \"enroll\"");
+    let sshd = Sshd::start(&rig, "enroll", "");
+    rig.events();
+    fresh_step(8);
+    let login = sshd.ssh(
+        user,
+        &Answers {
+            password: Some(PASSWORD),
+            code: Some(CODE_FROM_URI),
+        },
+        "twostep-e2e-enroll",
+    );
+    assert!(
+        login.logged_in("twostep-e2e-enroll"),
+        "{login:#?}\n{}",
+        sshd.log()
+    );
+    // The QR code, the key and the URI arrive with the code prompt.
+    let shown = login.prompts.join("\n");
+    assert!(shown.contains("otpauth://totp/"), "{shown}");
+    assert!(shown.contains("Key: "), "{shown}");
+    assert!(
+        shown.contains('\u{2584}') || shown.contains('\u{2580}'),
+        "{shown}"
+    );
+    let events = module_events(&mut rig);
+    let kinds: Vec<&str> = events.iter().map(Event::event).collect();
+    assert_eq!(kinds, ["enrolled", "auth_ok"], "{events:#?}");
+    assert_eq!(events[0].get("by"), Some("login"));
+    assert_remote(&events[1], &sshd, user);
+
+    // Enrolled now: the next login asks for a code and nothing else.
+    let path = rig.secret_path(user);
+    assert_eq!(mode_of(&path), 0o600);
+    let doc: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let secret = doc["secret"].as_str().unwrap().to_string();
+    assert!(
+        shown.contains(&secret),
+        "the secret shown is the one written"
+    );
+    let code = oath_code(&secret, 1);
+    let login = sshd.ssh(
+        user,
+        &Answers {
+            password: Some(PASSWORD),
+            code: Some(&code),
+        },
+        "twostep-e2e-enrolled",
+    );
+    assert!(login.logged_in("twostep-e2e-enrolled"), "{login:#?}");
+    assert_eq!(login.prompt_texts(), [PW, CODE]);
+    let events = module_events(&mut rig);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].event(), "auth_ok");
 }

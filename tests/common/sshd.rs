@@ -145,6 +145,13 @@ pub struct Answers<'a> {
     pub code: Option<&'a str>,
 }
 
+/// As [`Answers::code`]: answer the code prompt with the current code for
+/// the secret in the `otpauth://` URI shown with it (enrollment at login).
+pub const CODE_FROM_URI: &str = "@code-from-uri";
+
+/// sshd sends the PAM_TEXT_INFO messages that come before a prompt as part
+/// of that prompt's text, so the script sees the URI of an enrollment at
+/// login with the code prompt.
 const ASKPASS: &str = r#"#!/bin/sh
 # Answers ssh's prompts by their text, and notes each one it is shown.
 printf '%s\n' "$1" >> "$TWOSTEP_E2E_LOGIN/prompts"
@@ -154,6 +161,11 @@ case "$1" in
     *) exit 1 ;;
 esac
 [ -f "$TWOSTEP_E2E_LOGIN/$f" ] || exit 1
+if [ "$f" = code ] && [ "$(cat "$TWOSTEP_E2E_LOGIN/code")" = "@code-from-uri" ]; then
+    secret=$(printf '%s\n' "$1" | sed -n 's/.*otpauth:[^ ]*[?&]secret=\([A-Z2-7]*\).*/\1/p' | head -n 1)
+    [ -n "$secret" ] || exit 1
+    exec oathtool --totp -b "$secret"
+fi
 exec cat "$TWOSTEP_E2E_LOGIN/$f"
 "#;
 
