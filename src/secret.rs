@@ -198,7 +198,12 @@ pub fn load(
     if text.len() as u64 > MAX_FILE_BYTES {
         return Err(SecretError::Bad("grew while being read".into()));
     }
-    let parsed: SecretFile = toml::from_str(&text).map_err(|e| {
+    parse(&text, defaults)
+}
+
+/// Parses and validates the text of a secret file.
+pub fn parse(text: &str, defaults: &TotpParams) -> Result<UserSecret, SecretError> {
+    let parsed: SecretFile = toml::from_str(text).map_err(|e| {
         // The message names the key, never the value: toml quotes values in
         // some messages, and this one may be the secret.
         let line = e

@@ -186,6 +186,18 @@ fn current(image: &[u8]) -> Result<(usize, u64, UserState), StateError> {
     }
 }
 
+/// The current state in a whole file image, as the module would read it:
+/// the fuzz target for the state file decoder (fuzz/fuzz_targets/state_file.rs).
+pub fn decode_image(image: &[u8]) -> Result<UserState, StateError> {
+    current(image).map(|(_, _, s)| s)
+}
+
+/// Encodes `state` as a whole file image, both slots valid (the newer is
+/// slot 0): the fuzz seeds and the tests that damage files start from this.
+pub fn encode_image(state: &UserState) -> Vec<u8> {
+    [encode(state, 1), encode(state, 0)].concat()
+}
+
 // ---- the store ----------------------------------------------------------------
 
 /// A user's state file, open and exclusively locked. The lock is released on drop.

@@ -7,7 +7,8 @@
 
 mod check;
 mod enroll;
-mod import_ga;
+// pub: its parser is a fuzz target (fuzz/fuzz_targets/google_authenticator.rs).
+pub mod import_ga;
 mod recovery_codes;
 mod reset;
 mod status;

@@ -1,0 +1,42 @@
+//! The state file: any bytes must decode to a state only through a valid
+//! checksummed slot of a whole file; everything else is corruption (which the
+//! module treats as locked), never a panic and never a fresh state.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pam_twostep::state::{self, FILE_SIZE, MAX_REMEMBERED, StateError};
+use sha2::{Digest, Sha256};
+
+const SLOT: usize = 512;
+
+/// Recomputes each slot's checksum, so that the fields behind it (counters,
+/// remembered addresses) are explored too, not only the checksum's refusal.
+fn with_valid_checksums(data: &[u8]) -> Vec<u8> {
+    let mut image = data.to_vec();
+    for slot in image.chunks_exact_mut(SLOT) {
+        let sum = Sha256::digest(&slot[..SLOT - 32]);
+        slot[SLOT - 32..].copy_from_slice(&sum);
+    }
+    image
+}
+
+fuzz_target!(|data: &[u8]| {
+    check(data);
+    if data.len() as u64 == FILE_SIZE {
+        check(&with_valid_checksums(data));
+    }
+});
+
+fn check(data: &[u8]) {
+    match state::decode_image(data) {
+        Ok(s) => {
+            assert_eq!(data.len() as u64, FILE_SIZE);
+            assert!(s.remembered.len() <= MAX_REMEMBERED);
+            // A state read back is the state written.
+            let image = state::encode_image(&s);
+            assert_eq!(state::decode_image(&image).expect("re-encoded state"), s);
+        }
+        Err(StateError::Corrupt(why)) => assert!(!why.is_empty()),
+        Err(e) => panic!("decoding bytes is not I/O: {e}"),
+    }
+}
