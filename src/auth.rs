@@ -730,7 +730,8 @@ fn enroll_at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome
                 // The code that confirmed the enrollment is used up.
                 last_step_time: locked.state.last_step_time.max(step_time),
                 last_success: env.now,
-                remembered: remembered_after_success(env, req, &locked.state.remembered),
+                // Addresses remembered for an earlier secret are forgotten.
+                remembered: remembered_after_success(env, req, &[]),
             };
             if let Err(e) = locked.commit(next) {
                 // Without the used step on disk the enrollment is undone:

@@ -711,3 +711,45 @@ fn two_first_logins_at_once_enroll_one_secret() {
         lost.raw
     );
 }
+
+#[test]
+fn a_reset_or_a_new_enrollment_forgets_remembered_addresses() {
+    let user = "ts-pol-rem3";
+    ensure_user(user, None);
+    let mut rig = Rig::new("pol-remember-reset", "[policy]\nremember = \"1h\"");
+    rig.enroll(user, SECRET);
+    let home = "192.0.2.100";
+    fresh_step(5);
+    assert_eq!(
+        login_from(&rig, user, &oath_code(SECRET, -1), Some(home)).code,
+        PAM_SUCCESS
+    );
+    rig.events();
+    let login = login_from(&rig, user, "", Some(home));
+    assert_skipped(&mut rig, &login, user, "remembered", "before");
+
+    // A new enrollment (--force) forgets.
+    rig.enroll(user, SECRET);
+    let login = rig.login_with("twostep", user, &[], &[("rhost", home)]);
+    assert_eq!(login.prompts(), 1, "after enroll --force: {}", login.out);
+    assert_eq!(
+        login_from(&rig, user, &oath_code(SECRET, 0), Some(home)).code,
+        PAM_SUCCESS
+    );
+    rig.events();
+    let login = login_from(&rig, user, "", Some(home));
+    assert_skipped(&mut rig, &login, user, "remembered", "again");
+
+    // So does a reset (seen here with unenrolled = "allow": a remembered
+    // address would be skipped as such, before the missing secret counts).
+    let out = rig.cli(&["reset", user]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rig.events();
+    rig.write_config("unenrolled = \"allow\"\n[policy]\nremember = \"1h\"");
+    let login = login_from(&rig, user, "", Some(home));
+    assert_skipped(&mut rig, &login, user, "unenrolled", "after reset");
+}

@@ -199,11 +199,20 @@ pub fn activate(
             secret::path_for(dir, user).display()
         )),
     })?;
-    if let (Some(step_time), Some(l)) = (confirmed_step_time, locked.as_mut()) {
+    if let Some(l) = locked.as_mut() {
         let mut next = l.state.clone();
-        next.last_step_time = next.last_step_time.max(step_time);
-        if let Err(e) = l.commit(next) {
-            eprintln!("twostep: note: could not mark the confirmation code as used: {e}");
+        if let Some(step_time) = confirmed_step_time {
+            next.last_step_time = next.last_step_time.max(step_time);
+        }
+        // A new secret: addresses remembered for the old one are forgotten.
+        next.remembered.clear();
+        if next != l.state
+            && let Err(e) = l.commit(next)
+        {
+            eprintln!(
+                "twostep: note: could not mark the confirmation code as used \
+                 and forget remembered addresses: {e}"
+            );
         }
     }
     Ok(existed)

@@ -13,8 +13,9 @@ use crate::state;
     about = "Remove a user's enrollment (secret and recovery codes)",
     after_help = "\
 The secret file is removed durably; the user's authenticator app entry and
-recovery codes stop working. Lockout state (failures, lock) is kept: clear it
-with `twostep unlock USER`. With unenrolled = \"deny\" the user can no longer
+recovery codes stop working, and the addresses remembered for it
+(policy.remember) are forgotten. Lockout state (failures, lock) is kept:
+clear it with `twostep unlock USER`. With unenrolled = \"deny\" the user can no longer
 log in until enrolled again.
 
 Examples:
@@ -34,9 +35,25 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let removed = {
         // Under the user's lock, so that a login striking off a recovery code
         // cannot write the file back after we removed it.
-        let _locked = enroll::lock_user(ctx, &user)?;
-        fsutil::remove_durably(dir, &path)
-            .map_err(|e| CliError::Failed(format!("cannot remove {}: {e}", path.display())))?
+        let mut locked = enroll::lock_user(ctx, &user)?;
+        let removed = fsutil::remove_durably(dir, &path)
+            .map_err(|e| CliError::Failed(format!("cannot remove {}: {e}", path.display())))?;
+        // Addresses remembered (policy.remember) for a good code of the old
+        // secret prove nothing about the next one: a reset after a stolen
+        // phone or enrollment must not leave the thief's address trusted.
+        if let Some(l) = locked
+            .as_mut()
+            .filter(|l| removed && !l.state.remembered.is_empty())
+        {
+            let mut next = l.state.clone();
+            next.remembered.clear();
+            l.commit(next).map_err(|e| {
+                CliError::Failed(format!(
+                    "removed the enrollment of {user}, but could not forget its remembered addresses: {e}"
+                ))
+            })?;
+        }
+        removed
     };
     if !removed {
         return Err(CliError::Failed(format!(
