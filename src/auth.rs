@@ -10,7 +10,7 @@ use crate::lockout::{self, Standing};
 use crate::policy::{self, Decision};
 use crate::qr::{self, Qr};
 use crate::recovery;
-use crate::secret::{self, SecretError, UserSecret};
+use crate::secret::{self, SecretError};
 use crate::state::{self, Remembered, StateError, UserState};
 use crate::totp::{self, Code};
 use crate::user::UserName;
@@ -362,8 +362,10 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
         }
     }
 
-    let secret = match secret::load(&env.config.secret_dir, &user, &env.config.totp) {
-        Ok(s) => s,
+    // Read here to decide whether and how to ask; the answer is judged
+    // against the file as it is after the prompt (check_answer).
+    match secret::load(&env.config.secret_dir, &user, &env.config.totp) {
+        Ok(_) => {}
         // Only without a secret file does it matter whether the account
         // exists: a secret file is the administrator's word that it does. So
         // the account database (linear in its size with NSS files) is not
@@ -385,20 +387,22 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
             }
         },
         Err(e) => {
-            return deny_after_prompt(
-                env,
-                req,
-                Target::Account(&user),
-                Reason::BadSecretFile,
-                Some(e.to_string()),
-            );
+            // An error that is not about this user's file (secret_dir is
+            // missing) must not make made-up names create state files.
+            let target = match e {
+                SecretError::Io(_) if !matches!(identify(env, req), Who::Account(_)) => {
+                    Target::Unknown
+                }
+                _ => Target::Account(&user),
+            };
+            return deny_after_prompt(env, req, target, Reason::BadSecretFile, Some(e.to_string()));
         }
-    };
+    }
 
     let Some(answer) = env.conv.ask_hidden(&env.config.prompt) else {
         return Outcome::ConversationFailed;
     };
-    check_answer(env, req, &user, &secret, &answer)
+    check_answer(env, req, &user, &answer)
 }
 
 /// Lets an existing account through without a code, and records why.
@@ -452,9 +456,12 @@ fn remembered_after_success(
     current: &[Remembered],
 ) -> Vec<Remembered> {
     let remember = env.config.policy.remember.as_secs();
+    if remember == 0 {
+        return current.to_vec();
+    }
     match policy::source_address(&req.rhost) {
-        Some(addr) if remember > 0 => policy::remember(current, addr, env.now, remember),
-        _ => current.to_vec(),
+        Some(addr) => policy::remember(current, addr, env.now, remember),
+        None => current.to_vec(),
     }
 }
 
@@ -548,13 +555,7 @@ fn count_failure(
 /// Evaluates the answer under the user's exclusive state lock, so that
 /// parallel attempts are serialized: each sees the failures of the ones
 /// before it, and none is evaluated once the tier's allowance is used up.
-fn check_answer(
-    env: &mut Env<'_>,
-    req: &Request,
-    user: &UserName,
-    secret: &UserSecret,
-    answer: &[u8],
-) -> Outcome {
+fn check_answer(env: &mut Env<'_>, req: &Request, user: &UserName, answer: &[u8]) -> Outcome {
     let mut locked = match state::lock(&env.config.state_dir, user) {
         Ok(l) => l,
         Err(e) => return env.refuse_bad_state(req, &e),
@@ -563,36 +564,51 @@ fn check_answer(
         drop(locked);
         return env.refuse_locked(req, until);
     }
-    let params = &secret.params;
-    let verdict = match Code::parse(answer, params.digits) {
-        None => Err(Reason::BadCode),
-        Some(code) => match totp::matching_step(&secret.key, params, &code, env.now) {
+    // The answer is judged against the secret file as it is now, under the
+    // lock, not as it was before the prompt: a reset or a re-enrollment (a
+    // lost phone) made while someone sat at the prompt applies to their
+    // answer too (tests/faults.rs).
+    let current =
+        secret::load(&env.config.secret_dir, user, &env.config.totp).map_err(|e| match e {
+            SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
+            e => (Reason::BadSecretFile, e.to_string()),
+        });
+    let mut detail = None;
+    let verdict = match &current {
+        Err((reason, why)) => {
+            detail = Some(why.clone());
+            Err(*reason)
+        }
+        Ok(secret) => match Code::parse(answer, secret.params.digits) {
             None => Err(Reason::BadCode),
-            Some(step) => {
-                let step_time = step.saturating_mul(u64::from(params.period));
-                if step_time <= locked.state.last_step_time {
-                    Err(Reason::Replay)
-                } else {
-                    Ok(Accepted::Totp { step_time })
+            Some(code) => match totp::matching_step(&secret.key, &secret.params, &code, env.now) {
+                None => Err(Reason::BadCode),
+                Some(step) => {
+                    let step_time = step.saturating_mul(u64::from(secret.params.period));
+                    if step_time <= locked.state.last_step_time {
+                        Err(Reason::Replay)
+                    } else {
+                        Ok(Accepted::Totp { step_time })
+                    }
                 }
-            }
+            },
         },
     };
     // Not a code of the window: perhaps a recovery code. TOTP goes first, as
     // an 8-digit scratch code looks like an 8-digit TOTP code. Still under
     // the lock, so that parallel uses of one recovery code succeed once.
-    let mut detail = None;
+    let has_recovery = current
+        .as_ref()
+        .is_ok_and(|s| !s.file.recovery_codes.is_empty());
     let verdict = match verdict {
-        Err(Reason::BadCode) if !secret.file.recovery_codes.is_empty() => {
-            match use_recovery_code(env.config, user, answer) {
-                Ok(Some(left)) => Ok(Accepted::Recovery { left }),
-                Ok(None) => Err(Reason::BadCode),
-                Err((reason, why)) => {
-                    detail = Some(why);
-                    Err(reason)
-                }
+        Err(Reason::BadCode) if has_recovery => match use_recovery_code(env.config, user, answer) {
+            Ok(Some(left)) => Ok(Accepted::Recovery { left }),
+            Ok(None) => Err(Reason::BadCode),
+            Err((reason, why)) => {
+                detail = Some(why);
+                Err(reason)
             }
-        }
+        },
         other => other,
     };
     match verdict {
