@@ -160,6 +160,24 @@ pub fn store(
     }
 }
 
+/// No file at a user's path. Only when `secret_dir` itself is there does
+/// that mean "not enrolled": without the directory (an unmounted file
+/// system, a typo in the config) every user would look unenrolled, and
+/// `unenrolled = "allow"` would let everyone in without a code.
+fn missing(secret_dir: &Path) -> SecretError {
+    match std::fs::metadata(secret_dir) {
+        Ok(meta) if meta.is_dir() => SecretError::Missing,
+        Ok(_) => SecretError::Io(io::Error::other(format!(
+            "secret_dir {} is not a directory",
+            secret_dir.display()
+        ))),
+        Err(e) => SecretError::Io(io::Error::new(
+            e.kind(),
+            format!("secret_dir {}: {e}", secret_dir.display()),
+        )),
+    }
+}
+
 /// Reads and checks `<secret_dir>/<user>`.
 pub fn load(
     secret_dir: &Path,
@@ -169,7 +187,7 @@ pub fn load(
     let path = path_for(secret_dir, user);
     let mut file = match fsutil::open_nofollow(&path, false) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SecretError::Missing),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing(secret_dir)),
         Err(e) => {
             return Err(fsutil::classify_open_error(
                 e,
