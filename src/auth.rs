@@ -483,9 +483,15 @@ fn deny_after_prompt(
     reason: Reason,
     detail: Option<String>,
 ) -> Outcome {
-    let Some(_answer) = env.conv.ask_hidden(&env.config.prompt) else {
+    // An enrolled user's secret file is parsed before the prompt and judged
+    // after it: the decoy's too.
+    let decoy = secret::parse(DECOY_SECRET_FILE, &env.config.totp).ok();
+    let Some(answer) = env.conv.ask_hidden(&env.config.prompt) else {
         return Outcome::ConversationFailed;
     };
+    if let Some(decoy) = &decoy {
+        decoy_check(decoy, env.now, &answer);
+    }
     let failures = match target {
         Target::Account(user) => match count_failure(env, req, user) {
             Ok(Some((failures, lock))) => {
@@ -504,6 +510,24 @@ fn deny_after_prompt(
     };
     emit_auth_fail(env, req, reason, failures, detail);
     Outcome::Denied
+}
+
+/// A secret file of the usual shape (a 160-bit secret, ten recovery-code
+/// hashes under one salt) that belongs to no one: its secret and codes were
+/// thrown away when it was made.
+const DECOY_SECRET_FILE: &str = include_str!("decoy_secret.toml");
+
+/// An enrolled user's wrong answer costs a secret file parsed (before the
+/// prompt), the window of codes computed for a code-shaped answer, and one
+/// argon2 hash for a recovery-shaped one. Unknown and unenrolled users pay
+/// the same on the decoy, so that the time to the result does not tell them
+/// apart (tests/timing.rs). The result is ignored: they are denied anyway.
+fn decoy_check(decoy: &secret::UserSecret, now: u64, answer: &[u8]) {
+    let in_window = Code::parse(answer, decoy.params.digits)
+        .and_then(|code| totp::matching_step(&decoy.key, &decoy.params, &code, now));
+    if in_window.is_none() {
+        let _ = recovery::find(&decoy.file.recovery_codes, answer);
+    }
 }
 
 fn emit_auth_fail(
