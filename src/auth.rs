@@ -10,7 +10,7 @@ use crate::lockout::{self, Standing};
 use crate::policy::{self, Decision};
 use crate::qr::{self, Qr};
 use crate::recovery;
-use crate::secret::{self, SecretError};
+use crate::secret::{self, SecretError, UserSecret};
 use crate::state::{self, Remembered, StateError, UserState};
 use crate::totp::{self, Code};
 use crate::user::UserName;
@@ -364,8 +364,9 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
 
     // Read here to decide whether and how to ask; the answer is judged
     // against the file as it is after the prompt (check_answer).
-    match secret::load(&env.config.secret_dir, &user, &env.config.totp) {
-        Ok(_) => {}
+    let read_before = match secret::load_versioned(&env.config.secret_dir, &user, &env.config.totp)
+    {
+        Ok(read) => read,
         // Only without a secret file does it matter whether the account
         // exists: a secret file is the administrator's word that it does. So
         // the account database (linear in its size with NSS files) is not
@@ -397,12 +398,12 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
             };
             return deny_after_prompt(env, req, target, Reason::BadSecretFile, Some(e.to_string()));
         }
-    }
+    };
 
     let Some(answer) = env.conv.ask_hidden(&env.config.prompt) else {
         return Outcome::ConversationFailed;
     };
-    check_answer(env, req, &user, &answer)
+    check_answer(env, req, &user, read_before, &answer)
 }
 
 /// Lets an existing account through without a code, and records why.
@@ -579,7 +580,13 @@ fn count_failure(
 /// Evaluates the answer under the user's exclusive state lock, so that
 /// parallel attempts are serialized: each sees the failures of the ones
 /// before it, and none is evaluated once the tier's allowance is used up.
-fn check_answer(env: &mut Env<'_>, req: &Request, user: &UserName, answer: &[u8]) -> Outcome {
+fn check_answer(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    read_before: (UserSecret, secret::Version),
+    answer: &[u8],
+) -> Outcome {
     let mut locked = match state::lock(&env.config.state_dir, user) {
         Ok(l) => l,
         Err(e) => return env.refuse_bad_state(req, &e),
@@ -592,11 +599,17 @@ fn check_answer(env: &mut Env<'_>, req: &Request, user: &UserName, answer: &[u8]
     // lock, not as it was before the prompt: a reset or a re-enrollment (a
     // lost phone) made while someone sat at the prompt applies to their
     // answer too (tests/faults.rs).
-    let current =
+    // An unchanged file (one lstat tells) is not read and parsed again.
+    let (before, version) = read_before;
+    let current = if secret::unchanged(&env.config.secret_dir, user, &version) {
+        Ok(before)
+    } else {
+        drop(before);
         secret::load(&env.config.secret_dir, user, &env.config.totp).map_err(|e| match e {
             SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
             e => (Reason::BadSecretFile, e.to_string()),
-        });
+        })
+    };
     let mut detail = None;
     let verdict = match &current {
         Err((reason, why)) => {

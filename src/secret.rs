@@ -184,6 +184,45 @@ pub fn load(
     user: &UserName,
     defaults: &TotpParams,
 ) -> Result<UserSecret, SecretError> {
+    load_versioned(secret_dir, user, defaults).map(|(secret, _)| secret)
+}
+
+/// Which file, in which state, a secret was read from: any change to the file
+/// (a write, a chmod or chown, a replacement) changes its inode or ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+impl Version {
+    fn of(meta: &std::fs::Metadata) -> Version {
+        Version {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            ctime: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec(),
+        }
+    }
+}
+
+/// Whether `<secret_dir>/<user>` is still exactly the file `version` was read
+/// from: one `lstat` instead of reading and parsing it again.
+pub fn unchanged(secret_dir: &Path, user: &UserName, version: &Version) -> bool {
+    std::fs::symlink_metadata(path_for(secret_dir, user))
+        .is_ok_and(|meta| meta.file_type().is_file() && Version::of(&meta) == *version)
+}
+
+/// [`load`], and the version of the file it read.
+pub fn load_versioned(
+    secret_dir: &Path,
+    user: &UserName,
+    defaults: &TotpParams,
+) -> Result<(UserSecret, Version), SecretError> {
     let path = path_for(secret_dir, user);
     let mut file = match fsutil::open_nofollow(&path, false) {
         Ok(f) => f,
@@ -216,7 +255,7 @@ pub fn load(
     if text.len() as u64 > MAX_FILE_BYTES {
         return Err(SecretError::Bad("grew while being read".into()));
     }
-    parse(&text, defaults)
+    parse(&text, defaults).map(|secret| (secret, Version::of(&meta)))
 }
 
 /// Parses and validates the text of a secret file.
