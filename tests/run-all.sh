@@ -6,9 +6,12 @@
 # It installs the system packages the tests use, builds the module and the
 # CLI, and runs: formatting and lint checks, unit tests, and the integration
 # tests that load the built pam_twostep.so through the real libpam with real
-# users; end-to-end tests through a private sshd, login(1), su(1) and
+# users (fault injection, valgrind memcheck and timing among them); the
+# unsafe-code and cargo-deny policies; a short fuzzing run of every parser;
+# end-to-end tests through a private sshd, login(1), su(1) and
 # rsyslogd; and the Debian package, built, installed and purged.
-# Besides installing packages, it changes nothing outside /tmp and the test
+# Besides installing packages (and cargo-fuzz and cargo-deny, pinned, into
+# ~/.cargo/bin), it changes nothing outside /tmp and the test
 # users (ts-*), with two bounded exceptions: the ssh tests add uniquely named
 # /etc/pam.d/twostep-e2e-* files (removed after), and tests/deb.sh enables the
 # package's profiles in /etc/pam.d/common-* and restores them (EXIT trap).
@@ -33,6 +36,7 @@ packages=(
     rsyslog                       # the real-syslog test (its own private instance)
     debhelper dpkg-dev build-essential scdoc   # dpkg-buildpackage, the man pages
     groff-base man-db             # rendering the man pages in the tests
+    valgrind                      # memcheck of the module (tests/valgrind.rs)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -53,6 +57,21 @@ echo "== cargo build"
 cargo build --quiet
 echo "== cargo test"
 cargo test --quiet -- --test-threads=4
+echo "== timing, alone (tests/timing.rs)"
+cargo test --quiet --test timing -- --ignored --nocapture
+echo "== unsafe-code policy (tests/unsafe_policy.sh)"
+bash tests/unsafe_policy.sh
+echo "== cargo deny: licenses, bans, sources (deny.toml; advisories need network, see there)"
+# A debug build of cargo-deny compiles in about 1 minute on 2 cores; the
+# release profile (fat LTO) takes over 3, for a check that runs in a second.
+CARGO_DENY_VERSION=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+    cargo install --quiet --locked --debug cargo-deny --version "$CARGO_DENY_VERSION"
+fi
+cargo deny --offline --log-level error check licenses bans sources
+echo "== fuzzing, 20 s per target (tests/fuzz.sh)"
+cargo fmt --check --manifest-path fuzz/Cargo.toml
+bash tests/fuzz.sh
 echo "== the Debian package (tests/deb.sh)"
 bash tests/deb.sh
 echo "== the demo (tests/demo.sh)"
