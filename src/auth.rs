@@ -278,7 +278,7 @@ fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
             return Outcome::Denied;
         }
     };
-    let mut locked = match state::lock(&env.config.state_dir, &user) {
+    let locked = match state::lock(&env.config.state_dir, &user) {
         Ok(l) => l,
         Err(e) => return env.refuse_bad_state(req, &e),
     };
@@ -286,21 +286,14 @@ fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
         drop(locked);
         return env.refuse_locked(req, until);
     }
-    let (counters, new_lock) =
-        lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
-    let next = UserState {
-        counters,
-        ..locked.state.clone()
+    let (failures, new_lock) = match commit_failure(env, req, locked) {
+        Ok(counted) => counted,
+        Err(refused) => return refused,
     };
-    if let Err(e) = locked.commit(next) {
-        drop(locked);
-        return env.refuse_bad_state(req, &e);
-    }
-    drop(locked);
     let rec = env
         .record("password_fail", Severity::Notice, req)
         .with("tty", &req.tty)
-        .with("failures", counters.failures);
+        .with("failures", failures);
     env.emit(rec);
     announce_lock(env, &user, req, new_lock);
     Outcome::Denied
@@ -557,24 +550,55 @@ fn count_failure(
     req: &Request,
     user: &UserName,
 ) -> Result<Option<(u32, Option<lockout::NewLock>)>, Outcome> {
-    let mut locked =
+    let locked =
         state::lock(&env.config.state_dir, user).map_err(|e| env.refuse_bad_state(req, &e))?;
     if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
         drop(locked);
         env.refuse_locked(req, until);
         return Ok(None);
     }
-    let (counters, lock) =
+    commit_failure(env, req, locked).map(Some)
+}
+
+/// Counts one failure in the user's locked state, durably, and releases the
+/// lock: the failures so far and the lock this one caused, or the refusal if
+/// the state could not be written.
+fn commit_failure(
+    env: &mut Env<'_>,
+    req: &Request,
+    mut locked: state::Locked,
+) -> Result<(u32, Option<lockout::NewLock>), Outcome> {
+    let (counters, new_lock) =
         lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
     let next = UserState {
         counters,
         ..locked.state.clone()
     };
-    if let Err(e) = locked.commit(next) {
-        drop(locked);
-        return Err(env.refuse_bad_state(req, &e));
+    let written = locked.commit(next);
+    drop(locked);
+    match written {
+        Ok(()) => Ok((counters.failures, new_lock)),
+        Err(e) => Err(env.refuse_bad_state(req, &e)),
     }
-    Ok(Some((counters.failures, lock)))
+}
+
+/// A code attempt that failed under the lock: counted, recorded, denied.
+fn deny_counted(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    locked: state::Locked,
+    reason: Reason,
+    detail: Option<String>,
+) -> Outcome {
+    match commit_failure(env, req, locked) {
+        Ok((failures, new_lock)) => {
+            emit_auth_fail(env, req, reason, failures, detail);
+            announce_lock(env, user, req, new_lock);
+            Outcome::Denied
+        }
+        Err(refused) => refused,
+    }
 }
 
 /// Evaluates the answer under the user's exclusive state lock, so that
@@ -677,22 +701,7 @@ fn check_answer(
             env.emit(rec);
             Outcome::Success
         }
-        Err(reason) => {
-            let (counters, new_lock) =
-                lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
-            let next = UserState {
-                counters,
-                ..locked.state.clone()
-            };
-            if let Err(e) = locked.commit(next) {
-                drop(locked);
-                return env.refuse_bad_state(req, &e);
-            }
-            drop(locked);
-            emit_auth_fail(env, req, reason, counters.failures, detail);
-            announce_lock(env, user, req, new_lock);
-            Outcome::Denied
-        }
+        Err(reason) => deny_counted(env, req, user, locked, reason, detail),
     }
 }
 
@@ -809,22 +818,7 @@ fn enroll_at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome
             env.emit(rec);
             Outcome::Success
         }
-        Err((reason, detail)) => {
-            let (counters, new_lock) =
-                lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
-            let next = UserState {
-                counters,
-                ..locked.state.clone()
-            };
-            if let Err(e) = locked.commit(next) {
-                drop(locked);
-                return env.refuse_bad_state(req, &e);
-            }
-            drop(locked);
-            emit_auth_fail(env, req, reason, counters.failures, detail);
-            announce_lock(env, user, req, new_lock);
-            Outcome::Denied
-        }
+        Err((reason, detail)) => deny_counted(env, req, user, locked, reason, detail),
     }
 }
 
