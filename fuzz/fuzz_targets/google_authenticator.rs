@@ -29,8 +29,13 @@ fuzz_target!(|data: &[u8]| {
         // The error message never quotes the file: it holds the secret.
         Err(e) => {
             let msg = e.to_string();
+            // Only a line that could be a secret: libFuzzer once made the
+            // first line the text of the error message itself.
             if let Some(first) = text.lines().next().map(str::trim)
                 && first.len() >= 16
+                && first
+                    .bytes()
+                    .all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b))
             {
                 assert!(!msg.contains(first), "error quotes the file: {msg}");
             }
