@@ -364,7 +364,12 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
         // exists: a secret file is the administrator's word that it does. So
         // the account database (linear in its size with NSS files) is not
         // read on an enrolled user's login.
+        // A made-up name is denied, but shown what an unenrolled account
+        // would be shown: no prompt under "allow", a prompt otherwise.
         Err(SecretError::Missing) if !matches!(identify(env, req), Who::Account(_)) => {
+            if env.config.unenrolled == Unenrolled::Allow {
+                return skip(env, req, &user, Some(false), "unenrolled");
+            }
             return deny_after_prompt(env, req, Target::Unknown, Reason::BadUser, None);
         }
         Err(SecretError::Missing) => match env.config.unenrolled {

@@ -323,6 +323,16 @@ fn unenrolled_allow_skips_without_asking() {
     let ev = only_event(&mut rig, "allow");
     assert_eq!(ev.event(), "skipped");
     assert_eq!(ev.keys(), ["event", "user", "service", "rhost", "reason"]);
+    // A made-up name is not asked either (a client cannot tell it from an
+    // unenrolled account by the prompts), and is denied.
+    let unknown = rig.login("ts-nosuchuser", "");
+    assert_eq!(unknown.code, PAM_AUTH_ERR, "{}", unknown.out);
+    assert_eq!(unknown.prompts(), 0, "{}", unknown.out);
+    let ev = only_event(&mut rig, "allow, unknown");
+    assert_eq!(
+        (ev.event(), ev.get("reason")),
+        ("auth_fail", Some("bad_user"))
+    );
     // Enrolled users are still asked.
     fresh_step(3);
     assert_eq!(rig.login(ALICE, "000000").prompts(), 1);
