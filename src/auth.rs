@@ -278,14 +278,10 @@ fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
             return Outcome::Denied;
         }
     };
-    let locked = match state::lock(&env.config.state_dir, &user) {
+    let locked = match lock_open(env, req, &user) {
         Ok(l) => l,
-        Err(e) => return env.refuse_bad_state(req, &e),
+        Err(refused) => return refused,
     };
-    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
-        drop(locked);
-        return env.refuse_locked(req, until);
-    }
     let (failures, new_lock) = match commit_failure(env, req, locked) {
         Ok(counted) => counted,
         Err(refused) => return refused,
@@ -492,15 +488,12 @@ fn deny_after_prompt(
         decoy_check(decoy, env.now, &answer);
     }
     let failures = match target {
-        Target::Account(user) => match count_failure(env, req, user) {
-            Ok(Some((failures, lock))) => {
-                emit_auth_fail(env, req, reason, failures, detail);
-                announce_lock(env, user, req, lock);
-                return Outcome::Denied;
-            }
-            Ok(None) => return Outcome::Denied,
-            Err(outcome) => return outcome,
-        },
+        Target::Account(user) => {
+            return match lock_open(env, req, user) {
+                Ok(locked) => deny_counted(env, req, user, locked, reason, detail),
+                Err(refused) => refused,
+            };
+        }
         Target::Unknown => {
             state::decoy_write(&env.config.state_dir);
             0
@@ -547,22 +540,18 @@ fn emit_auth_fail(
     env.emit(rec);
 }
 
-/// Counts one code failure under the lock. `Ok(None)`: the user was locked
-/// meanwhile and has been refused.
-#[allow(clippy::type_complexity)]
-fn count_failure(
-    env: &mut Env<'_>,
-    req: &Request,
-    user: &UserName,
-) -> Result<Option<(u32, Option<lockout::NewLock>)>, Outcome> {
-    let locked =
-        state::lock(&env.config.state_dir, user).map_err(|e| env.refuse_bad_state(req, &e))?;
+/// Takes the user's state lock for an attempt. A user locked meanwhile is
+/// refused (not evaluated, not counted), and so is a damaged state file.
+fn lock_open(env: &mut Env<'_>, req: &Request, user: &UserName) -> Result<state::Locked, Outcome> {
+    let locked = match state::lock(&env.config.state_dir, user) {
+        Ok(l) => l,
+        Err(e) => return Err(env.refuse_bad_state(req, &e)),
+    };
     if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
         drop(locked);
-        env.refuse_locked(req, until);
-        return Ok(None);
+        return Err(env.refuse_locked(req, until));
     }
-    commit_failure(env, req, locked).map(Some)
+    Ok(locked)
 }
 
 /// Counts one failure in the user's locked state, durably, and releases the
@@ -616,14 +605,10 @@ fn check_answer(
     read_before: (UserSecret, secret::Version),
     answer: &[u8],
 ) -> Outcome {
-    let mut locked = match state::lock(&env.config.state_dir, user) {
+    let mut locked = match lock_open(env, req, user) {
         Ok(l) => l,
-        Err(e) => return env.refuse_bad_state(req, &e),
+        Err(refused) => return refused,
     };
-    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
-        drop(locked);
-        return env.refuse_locked(req, until);
-    }
     // The answer is judged against the secret file as it is now, under the
     // lock, not as it was before the prompt: a reset or a re-enrollment (a
     // lost phone) made while someone sat at the prompt applies to their
@@ -754,14 +739,10 @@ fn enroll_at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome
 
     // Under the user's lock, as every writer of a secret file: of two first
     // logins racing, the second sees the first one's file and writes nothing.
-    let mut locked = match state::lock(&env.config.state_dir, user) {
+    let mut locked = match lock_open(env, req, user) {
         Ok(l) => l,
-        Err(e) => return env.refuse_bad_state(req, &e),
+        Err(refused) => return refused,
     };
-    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
-        drop(locked);
-        return env.refuse_locked(req, until);
-    }
     let step_time = Code::parse(&answer, params.digits)
         .and_then(|code| totp::matching_step(&key, &params, &code, env.now))
         .map(|step| step.saturating_mul(u64::from(params.period)));

@@ -65,21 +65,6 @@ fn setup(test: &str, user: &str) -> (Rig, PathBuf) {
     (rig, pam_dir)
 }
 
-fn wrong_code() -> String {
-    let window: Vec<String> = (-1..=1).map(|s| oath_code(SECRET, s)).collect();
-    (0..)
-        .map(|i| format!("{:06}", (654_321 + i * 7_919) % 1_000_000))
-        .find(|c| !window.contains(c))
-        .unwrap()
-}
-
-fn module_events(rig: &mut Rig) -> Vec<Event> {
-    rig.events()
-        .into_iter()
-        .filter(|e| e.tag == "pam_twostep")
-        .collect()
-}
-
 /// A console record: a terminal, and no remote host.
 fn assert_console(ev: &Event, service: &str, user: &str) {
     assert_eq!(ev.get("user"), Some(user), "{}", ev.raw);
@@ -127,7 +112,7 @@ fn login_on_a_console_asks_password_then_code() {
         pty.output()
     );
     pty.wait(STEP);
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].event(), "auth_ok");
     assert_console(&events[0], "login", user);
@@ -143,7 +128,7 @@ fn login_on_a_console_asks_password_then_code() {
         pty.output()
     );
     drop(pty);
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(
         (events[0].event(), events[0].get("reason")),
@@ -169,7 +154,7 @@ fn su_asks_password_then_code() {
         pty.output()
     );
     assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].event(), "auth_ok");
     assert_console(&events[0], "su", user);
@@ -184,7 +169,7 @@ fn su_asks_password_then_code() {
         pty.output()
     );
     assert_ne!(pty.wait(STEP), Some(0));
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].get("reason"), Some("bad_code"));
     assert_console(&events[0], "su", user);

@@ -23,23 +23,6 @@ fn setup(test: &str, user: &str, extra_config: &str, sshd_config: &str) -> (Rig,
     (rig, sshd)
 }
 
-/// A code that is none of those the window accepts now.
-fn wrong_code() -> String {
-    let window: Vec<String> = (-1..=1).map(|s| oath_code(SECRET, s)).collect();
-    (0..)
-        .map(|i| format!("{:06}", (123_456 + i * 7_919) % 1_000_000))
-        .find(|c| !window.contains(c))
-        .unwrap()
-}
-
-/// The records received since the last call, without the admin CLI's.
-fn module_events(rig: &mut Rig) -> Vec<Event> {
-    rig.events()
-        .into_iter()
-        .filter(|e| e.tag == "pam_twostep")
-        .collect()
-}
-
 fn assert_remote(ev: &Event, sshd: &Sshd, user: &str) {
     assert_eq!(ev.get("user"), Some(user), "{}", ev.raw);
     assert_eq!(ev.get("service"), Some(sshd.service.as_str()), "{}", ev.raw);
@@ -75,7 +58,7 @@ fn password_then_code_logs_in() {
     );
     assert!(sshd.log().contains("Accepted keyboard-interactive/pam"));
 
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     let ev = &events[0];
     assert_eq!(ev.event(), "auth_ok");
@@ -98,14 +81,14 @@ fn a_replayed_code_is_refused() {
     };
     let first = sshd.ssh(user, &answers, "twostep-e2e-first");
     assert!(first.logged_in("twostep-e2e-first"), "{first:#?}");
-    assert_eq!(module_events(&mut rig)[0].event(), "auth_ok");
+    assert_eq!(rig.module_events()[0].event(), "auth_ok");
 
     // Someone who watched the code being typed tries it within its window.
     let again = sshd.ssh(user, &answers, "twostep-e2e-again");
     assert!(!again.logged_in("twostep-e2e-again"), "{again:#?}");
     assert_ne!(again.code, Some(0));
     assert_eq!(again.prompt_texts(), [PW, CODE]);
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].event(), "auth_fail");
     assert_eq!(events[0].get("reason"), Some("replay"));
@@ -127,7 +110,7 @@ fn a_wrong_code_and_a_wrong_password_are_refused_and_counted() {
     );
     assert!(!login.logged_in("twostep-e2e-wrong"), "{login:#?}");
     assert_eq!(login.prompt_texts(), [PW, CODE]);
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     let ev = &events[0];
     assert_eq!(
@@ -153,7 +136,7 @@ fn a_wrong_code_and_a_wrong_password_are_refused_and_counted() {
         [PW],
         "no code prompt after a bad password"
     );
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     let ev = &events[0];
     assert_eq!(
@@ -184,7 +167,7 @@ fn a_locked_user_is_refused_before_the_password() {
     // Password and code failures count together: one of each locks.
     assert!(!sshd.ssh(user, &bad_password, "x").logged_in("x"));
     assert!(!sshd.ssh(user, &bad_code, "x").logged_in("x"));
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     let kinds: Vec<&str> = events.iter().map(Event::event).collect();
     assert_eq!(
         kinds,
@@ -213,7 +196,7 @@ fn a_locked_user_is_refused_before_the_password() {
         login.prompts.is_empty(),
         "a locked user is not asked for anything: {login:#?}"
     );
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].event(), "lock_denied");
     assert_remote(&events[0], &sshd, user);
@@ -224,7 +207,7 @@ fn a_locked_user_is_refused_before_the_password() {
     assert!(out.status.success(), "{out:?}");
     let login = sshd.ssh(user, &right, "twostep-e2e-unlocked");
     assert!(login.logged_in("twostep-e2e-unlocked"), "{login:#?}");
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.last().map(Event::event), Some("auth_ok"));
 }
 
@@ -254,7 +237,7 @@ fn publickey_then_keyboard_interactive() {
     let login = sshd.ssh_with(user, &right, "twostep-e2e-nokey", &both);
     assert!(!login.logged_in("twostep-e2e-nokey"), "{login:#?}");
     assert!(login.prompts.is_empty(), "{login:#?}");
-    assert!(module_events(&mut rig).is_empty());
+    assert!(rig.module_events().is_empty());
 
     // The key, then the password and the code.
     let mut args = both.to_vec();
@@ -270,7 +253,7 @@ fn publickey_then_keyboard_interactive() {
     let partial = log.find("Partial publickey").expect(&log);
     let full = log.find("Accepted keyboard-interactive/pam").expect(&log);
     assert!(partial < full, "publickey first:\n{log}");
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].event(), "auth_ok");
     assert_remote(&events[0], &sshd, user);
@@ -287,7 +270,7 @@ fn publickey_then_keyboard_interactive() {
         &args,
     );
     assert!(!login.logged_in("twostep-e2e-keyonly"), "{login:#?}");
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].get("reason"), Some("bad_code"));
 }
@@ -321,7 +304,7 @@ fn enrollment_at_login_over_ssh() {
         shown.contains('\u{2584}') || shown.contains('\u{2580}'),
         "{shown}"
     );
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     let kinds: Vec<&str> = events.iter().map(Event::event).collect();
     assert_eq!(kinds, ["enrolled", "auth_ok"], "{events:#?}");
     assert_eq!(events[0].get("by"), Some("login"));
@@ -347,7 +330,7 @@ fn enrollment_at_login_over_ssh() {
     );
     assert!(login.logged_in("twostep-e2e-enrolled"), "{login:#?}");
     assert_eq!(login.prompt_texts(), [PW, CODE]);
-    let events = module_events(&mut rig);
+    let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].event(), "auth_ok");
 }

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 const OTHER_SECRET: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
@@ -65,18 +65,6 @@ fn fill(dir: &Path) {
     let mut byte = [0u8; 1];
     while f.write_all(&byte).is_ok() {
         byte[0] ^= 1;
-    }
-}
-
-/// A code that is not the right one now (nor in the window).
-fn wrong_code() -> String {
-    let right: u32 = oath_code(SECRET, 0).parse().unwrap();
-    loop {
-        let c = (right + 500_000) % 1_000_000;
-        let s = format!("{c:06}");
-        if (-1..=1).all(|o| oath_code(SECRET, o) != s) {
-            return s;
-        }
     }
 }
 
@@ -349,15 +337,7 @@ struct AtPrompt {
 
 impl AtPrompt {
     fn start(rig: &Rig, user: &str) -> AtPrompt {
-        let mut child = Command::new(pamdrive())
-            .arg("--confdir")
-            .arg(&rig.confdir)
-            .args(["--service", "twostep", "--user", user, "--nodelay"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = rig.spawn_login("twostep", user, &[]);
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut seen = String::new();
         loop {
@@ -493,15 +473,7 @@ fn kill_9_at_random_points_in_1000_logins() {
                 } else {
                     "000000"
                 };
-                let mut c = Command::new(pamdrive())
-                    .arg("--confdir")
-                    .arg(&rig.confdir)
-                    .args(["--service", "twostep", "--user", u, "--nodelay"])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
+                let mut c = rig.spawn_login("twostep", u, &[]);
                 let _ = writeln!(c.stdin.take().unwrap(), "{answer}");
                 c
             })

@@ -335,16 +335,7 @@ fn parallel_code_attempts_evaluate_at_most_the_allowance() {
     // All 40 are started first and wait at the prompt (none is locked yet),
     // then all answer at once.
     let mut children: Vec<_> = (0..40)
-        .map(|_| {
-            Command::new(pamdrive())
-                .arg("--confdir")
-                .arg(&rig.confdir)
-                .args(["--service", "twostep", "--user", u, "--nodelay"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| rig.spawn_login("twostep", u, &[]))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let stdins: Vec<_> = children
@@ -393,14 +384,7 @@ fn parallel_password_failures_are_counted_exactly() {
     rig.events();
     let children: Vec<_> = (0..40)
         .map(|_| {
-            let mut c = Command::new(pamdrive())
-                .arg("--confdir")
-                .arg(&rig.confdir)
-                .args(["--service", "stack", "--user", u, "--nodelay"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut c = rig.spawn_login("stack", u, &[]);
             use std::io::Write;
             writeln!(c.stdin.take().unwrap(), "wrong").unwrap();
             c
@@ -438,15 +422,7 @@ fn kill_9_during_updates_never_tears_the_state() {
     for _ in 0..150 {
         // Three attempts in flight at once, one of them killed at a random moment.
         let spawn = || {
-            let mut c = Command::new(pamdrive())
-                .arg("--confdir")
-                .arg(&rig.confdir)
-                .args(["--service", "twostep", "--user", u, "--nodelay"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let mut c = rig.spawn_login("twostep", u, &[]);
             use std::io::Write;
             let _ = writeln!(c.stdin.take().unwrap(), "000000");
             c

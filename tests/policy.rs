@@ -50,15 +50,6 @@ fn assert_asked(rig: &mut Rig, login: &Login, what: &str) -> Vec<Event> {
     rig.events()
 }
 
-/// A code for SECRET that the window does not accept now.
-fn wrong_code() -> String {
-    let window: Vec<String> = (-1..=1).map(|s| oath_code(SECRET, s)).collect();
-    (0..)
-        .map(|i| format!("{:06}", (424_242 + i * 7_919) % 1_000_000))
-        .find(|c| !window.contains(c))
-        .unwrap()
-}
-
 /// Makes `group` the user's primary group.
 fn set_primary_group(user: &str, group: &str) {
     let st = Command::new("usermod")

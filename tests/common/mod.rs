@@ -116,6 +116,15 @@ pub fn oath_code_at(secret: &str, unix: u64, alg: &str, digits: u8, period: u32)
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A code for SECRET that the window (skew 1) does not accept now.
+pub fn wrong_code() -> String {
+    let window: Vec<String> = (-1..=1).map(|s| oath_code(SECRET, s)).collect();
+    (0..)
+        .map(|i| format!("{:06}", (424_242 + i * 7_919) % 1_000_000))
+        .find(|c| !window.contains(c))
+        .unwrap()
+}
+
 /// Serializes changes to /etc/passwd across test processes.
 fn with_account_lock<T>(f: impl FnOnce() -> T) -> T {
     let lock = std::fs::OpenOptions::new()
@@ -341,13 +350,14 @@ impl Rig {
     }
 
     /// One login through libpam: `answers` are typed at the prompts in order.
-    pub fn login_with(
+    /// A login through pamdrive, left running with stdin and stdout piped
+    /// (stderr discarded): for tests that answer later, in parallel, or kill it.
+    pub fn spawn_login(
         &self,
         service: &str,
         user: &str,
-        answers: &[&str],
         items: &[(&str, &str)],
-    ) -> Login {
+    ) -> std::process::Child {
         let mut cmd = Command::new(pamdrive());
         cmd.arg("--confdir").arg(&self.confdir).args([
             "--service",
@@ -359,12 +369,29 @@ impl Rig {
         for (k, v) in items {
             cmd.arg(format!("--{k}")).arg(v);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The module's records since the last call, without the admin CLI's.
+    pub fn module_events(&mut self) -> Vec<Event> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.tag == "pam_twostep")
+            .collect()
+    }
+
+    pub fn login_with(
+        &self,
+        service: &str,
+        user: &str,
+        answers: &[&str],
+        items: &[(&str, &str)],
+    ) -> Login {
+        let mut child = self.spawn_login(service, user, items);
         {
             let mut stdin = child.stdin.take().unwrap();
             for a in answers {
