@@ -11,6 +11,8 @@
 //! - `totp`, `lockout`: the pure arithmetic
 //! - `policy`: who is asked for a code (groups, networks, remembered sources)
 //! - `enrollment`: a new secret file, shared by the CLI and enrollment at login
+//! - `recovery`: recovery codes, kept only as salted argon2id hashes
+//! - `qr`: the QR code of the otpauth URI, for terminals and image files
 //! - `audit`: the syslog records
 //! - `cli`: the `twostep` command
 #![deny(unsafe_code)]
