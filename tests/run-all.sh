@@ -76,3 +76,5 @@ echo "== the Debian package (tests/deb.sh)"
 bash tests/deb.sh
 echo "== the demo (tests/demo.sh)"
 bash tests/demo.sh
+echo "== the benchmark, small (tests/bench.sh 200 1): every login must succeed; README has full figures"
+bash tests/bench.sh 200 1
