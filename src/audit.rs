@@ -23,6 +23,7 @@ pub enum Severity {
     Warning = 4,
     Notice = 5,
     Info = 6,
+    Debug = 7,
 }
 
 /// One event, with its fields in the order they were added.

@@ -122,6 +122,9 @@ pub struct Env<'a> {
     pub conv: &'a mut dyn Conversation,
     pub accounts: &'a dyn Accounts,
     pub audit: &'a mut dyn Sink,
+    /// The `debug` module argument: also log `event=debug` records that say
+    /// how the decision was reached (never an answer, code or secret).
+    pub debug: bool,
 }
 
 /// Why a code attempt failed, as the `reason` of `auth_fail`.
@@ -163,6 +166,17 @@ impl Env<'_> {
 
     fn emit(&mut self, record: Record) {
         self.audit.emit(record);
+    }
+
+    /// With `debug`: one `event=debug` record (authpriv.debug).
+    fn trace(&mut self, req: &Request, detail: impl FnOnce() -> String) {
+        if self.debug {
+            let rec = Record::new("debug", Severity::Debug)
+                .with("user", display_name(&req.user))
+                .with("service", &req.service)
+                .with("detail", detail());
+            self.emit(rec);
+        }
     }
 
     /// Tells a locked user until when, and records the refusal.
@@ -347,7 +361,12 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
                 let exists = groups.exists();
                 return skip(env, req, &user, exists, reason.as_str());
             }
-            Decision::Challenge { always: a } => always = a,
+            Decision::Challenge { always: a } => {
+                env.trace(req, || {
+                    format!("policy: ask (always_challenge_groups member: {a})")
+                });
+                always = a;
+            }
         }
     }
 
@@ -355,7 +374,20 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
     // against the file as it is after the prompt (check_answer).
     let read_before = match secret::load_versioned(&env.config.secret_dir, &user, &env.config.totp)
     {
-        Ok(read) => read,
+        Ok(read) => {
+            let (s, _) = &read;
+            let (p, codes) = (s.params, s.file.recovery_codes.len());
+            env.trace(req, || {
+                format!(
+                    "secret file read: {} digits, {} s, {}, skew {}, {codes} recovery codes",
+                    p.digits,
+                    p.period,
+                    p.algorithm.as_str(),
+                    p.skew
+                )
+            });
+            read
+        }
         // Only without a secret file does it matter whether the account
         // exists: a secret file is the administrator's word that it does. So
         // the account database (linear in its size with NSS files) is not
@@ -645,6 +677,26 @@ fn check_answer(
             },
         },
     };
+    let now_step = |period: u32| totp::step_of(env.now, period);
+    let why = match (&verdict, &current) {
+        (Ok(Accepted::Totp { step_time }), Ok(s)) => {
+            let offset = (step_time / u64::from(s.params.period)) as i128
+                - now_step(s.params.period) as i128;
+            format!(
+                "answer: the code of step offset {offset} (skew window), later than the last accepted"
+            )
+        }
+        (Err(Reason::Replay), _) => {
+            "answer: a code of the window, but not later than the last accepted step".into()
+        }
+        (Err(Reason::BadCode), Ok(s)) if Code::parse(answer, s.params.digits).is_none() => {
+            format!("answer: not {} digits", s.params.digits)
+        }
+        (Err(Reason::BadCode), _) => "answer: no step of the window has this code".into(),
+        (Err(reason), _) => format!("answer: not judged ({})", reason.as_str()),
+        (Ok(_), _) => "answer: accepted".into(),
+    };
+    env.trace(req, || why);
     // Not a code of the window: perhaps a recovery code. TOTP goes first, as
     // an 8-digit scratch code looks like an 8-digit TOTP code. Still under
     // the lock, so that parallel uses of one recovery code succeed once.

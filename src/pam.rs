@@ -181,6 +181,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         conv: &mut prompter,
         accounts: &accounts,
         audit: &mut audit,
+        debug: args.debug,
     };
     match auth::run(&mut env, args.mode, &req) {
         Outcome::Success => PamResultCode::PAM_SUCCESS,

@@ -434,3 +434,73 @@ fn client_that_hangs_up_is_denied_without_counting() {
         !rig.state_path(ALICE).exists() || rig.cli(&["status", ALICE, "--json"]).status.success()
     );
 }
+
+#[test]
+fn debug_says_how_the_decision_was_reached_without_the_answer() {
+    let mut rig = rig("debug");
+    let m = module();
+    rig.service(
+        "dbg",
+        &format!(
+            "auth required {} config={} debug\n",
+            m.display(),
+            rig.config.display()
+        ),
+    );
+    rig.events();
+    fresh_step(3);
+    let code = oath_code(SECRET, 0);
+    let login = rig.login_with("dbg", ALICE, &[&code], &[]);
+    assert_eq!(login.code, PAM_SUCCESS, "{}", login.out);
+    let events = rig.events();
+    let debug: Vec<&Event> = events.iter().filter(|e| e.event() == "debug").collect();
+    assert!(
+        debug.iter().any(|e| e
+            .get("detail")
+            .unwrap()
+            .starts_with("secret file read: 6 digits")),
+        "{events:#?}"
+    );
+    assert!(
+        debug
+            .iter()
+            .any(|e| e.get("detail").unwrap().contains("step offset 0")),
+        "{events:#?}"
+    );
+    assert!(
+        debug.iter().all(|e| e.raw.starts_with("<87>")),
+        "authpriv.debug: {events:#?}"
+    );
+    assert_eq!(events.iter().filter(|e| e.event() == "auth_ok").count(), 1);
+    // A replay, then a wrong answer: each says why, and never what was typed.
+    let again = rig.login_with("dbg", ALICE, &[&code], &[]);
+    assert_eq!(again.code, PAM_AUTH_ERR);
+    let wrong = wrong_code();
+    rig.login_with("dbg", ALICE, &[&wrong], &[]);
+    rig.login_with("dbg", ALICE, &["12ab"], &[]);
+    let events = rig.events();
+    let details: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event() == "debug")
+        .map(|e| e.get("detail").unwrap())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("not later than the last accepted")),
+        "{details:#?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("no step of the window")),
+        "{details:#?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("not 6 digits")),
+        "{details:#?}"
+    );
+    for e in &events {
+        for secret in [code.as_str(), wrong.as_str(), "12ab", SECRET] {
+            assert!(!e.raw.contains(secret), "{secret} logged: {}", e.raw);
+        }
+    }
+}
