@@ -159,44 +159,6 @@ fn png_and_svg_decode_to_the_printed_uri() {
     assert!(text.contains(&grouped.join(" ")), "{text}");
 }
 
-/// Rebuilds the modules of a terminal drawing: each character is two module
-/// rows. `light_glyph`: whether the glyph's ink is a light module (utf8
-/// style) or a dark one (ansi style).
-fn drawing_to_png(lines: &[String], light_glyph: bool, path: &Path) {
-    let cols = lines[0].chars().count();
-    let rows = lines.len() * 2;
-    let scale = 8;
-    let (w, h) = (cols * scale, rows * scale);
-    let mut pixels = vec![255u8; w * h];
-    for (ly, line) in lines.iter().enumerate() {
-        for (x, ch) in line.chars().enumerate() {
-            let (top, bottom) = match ch {
-                '\u{2588}' => (true, true),
-                '\u{2580}' => (true, false),
-                '\u{2584}' => (false, true),
-                ' ' => (false, false),
-                other => panic!("unexpected {other:?} in the drawing"),
-            };
-            for (dy, ink) in [(0, top), (1, bottom)] {
-                let dark = ink != light_glyph;
-                if dark {
-                    for py in 0..scale {
-                        for px in 0..scale {
-                            pixels[((ly * 2 + dy) * scale + py) * w + x * scale + px] = 0;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let file = std::fs::File::create(path).unwrap();
-    let mut enc = png::Encoder::new(file, w as u32, h as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().unwrap();
-    writer.write_image_data(&pixels).unwrap();
-}
-
 #[test]
 fn the_terminal_qr_code_fits_80_columns_and_scans() {
     let rig = rig("enr-term");
@@ -227,7 +189,7 @@ fn the_terminal_qr_code_fits_80_columns_and_scans() {
             assert!(text.contains("\x1b[30;107m"), "ansi draws with colours");
         }
         let png = rig.root.join(format!("term-{style}.png"));
-        drawing_to_png(&drawing, light_glyph, &png);
+        qr_drawing_to_png(&drawing, light_glyph, &png);
         assert_eq!(zbar_decode(&png), uri, "{style}");
     }
     // --qr none: no drawing at all.

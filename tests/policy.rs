@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -448,40 +447,6 @@ fn uri_secret(uri: &str) -> String {
         .unwrap_or_else(|| panic!("no secret in {uri}"))
 }
 
-/// Rebuilds the modules of a UTF-8 half-block drawing (light modules are
-/// the ink) as a PNG for zbar.
-fn drawing_to_png(lines: &[&str], path: &Path) {
-    let cols = lines[0].chars().count();
-    let scale = 8;
-    let (w, h) = (cols * scale, lines.len() * 2 * scale);
-    let mut pixels = vec![255u8; w * h];
-    for (ly, line) in lines.iter().enumerate() {
-        for (x, ch) in line.chars().enumerate() {
-            let (top, bottom) = match ch {
-                '\u{2588}' => (true, true),
-                '\u{2580}' => (true, false),
-                '\u{2584}' => (false, true),
-                _ => (false, false),
-            };
-            for (dy, light) in [(0, top), (1, bottom)] {
-                if !light {
-                    for py in 0..scale {
-                        let row = ((ly * 2 + dy) * scale + py) * w + x * scale;
-                        pixels[row..row + scale].fill(0);
-                    }
-                }
-            }
-        }
-    }
-    let mut enc = png::Encoder::new(std::fs::File::create(path).unwrap(), w as u32, h as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.write_header()
-        .unwrap()
-        .write_image_data(&pixels)
-        .unwrap();
-}
-
 fn enroll_rig(name: &str, extra: &str) -> Rig {
     Rig::new(
         name,
@@ -529,7 +494,7 @@ fn enrollment_at_login_shows_the_secret_and_activates_it_with_a_right_code() {
         .collect();
     assert!(drawing.len() > 10, "{shown}");
     let png = rig.root.join("login-qr.png");
-    drawing_to_png(&drawing, &png);
+    qr_drawing_to_png(&drawing, true, &png);
     assert_eq!(zbar_decode(&png), uri);
     // No recovery codes at login; nothing written yet.
     assert!(!shown.to_lowercase().contains("recovery"), "{shown}");

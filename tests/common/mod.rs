@@ -662,3 +662,39 @@ pub fn expect_script(script: &str) -> std::process::Output {
         .output()
         .expect("expect (apt-get install expect)")
 }
+
+/// Rebuilds the modules of a terminal QR drawing as a PNG, for zbarimg: each
+/// character is two module rows (half blocks). `light_glyph`: whether a
+/// glyph's ink is a light module (the utf8 style) or a dark one (ansi).
+pub fn qr_drawing_to_png(lines: &[impl AsRef<str>], light_glyph: bool, path: &Path) {
+    let cols = lines[0].as_ref().chars().count();
+    let scale = 8;
+    let (w, h) = (cols * scale, lines.len() * 2 * scale);
+    let mut pixels = vec![255u8; w * h];
+    for (ly, line) in lines.iter().enumerate() {
+        for (x, ch) in line.as_ref().chars().enumerate() {
+            let (top, bottom) = match ch {
+                '\u{2588}' => (true, true),
+                '\u{2580}' => (true, false),
+                '\u{2584}' => (false, true),
+                ' ' => (false, false),
+                other => panic!("unexpected {other:?} in the drawing"),
+            };
+            for (dy, ink) in [(0, top), (1, bottom)] {
+                if ink != light_glyph {
+                    for py in 0..scale {
+                        let row = ((ly * 2 + dy) * scale + py) * w + x * scale;
+                        pixels[row..row + scale].fill(0);
+                    }
+                }
+            }
+        }
+    }
+    let mut enc = png::Encoder::new(std::fs::File::create(path).unwrap(), w as u32, h as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .unwrap()
+        .write_image_data(&pixels)
+        .unwrap();
+}
