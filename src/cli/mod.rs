@@ -143,8 +143,20 @@ pub fn existing_user(raw: &str) -> Result<UserName, CliError> {
     }
 }
 
+/// `--help` shows the examples right under the one-line summary, before the
+/// options: a busy administrator looks for an example first.
+const HELP_TEMPLATE: &str = "{about}{after-help}\n\n{usage-heading} {usage}\n\n{all-args}";
+
+fn parse() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command()
+        .help_template(HELP_TEMPLATE)
+        .mut_subcommands(|sub| sub.help_template(HELP_TEMPLATE));
+    Cli::from_arg_matches(&command.try_get_matches()?)
+}
+
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.
