@@ -392,12 +392,8 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
         // exists: a secret file is the administrator's word that it does. So
         // the account database (linear in its size with NSS files) is not
         // read on an enrolled user's login.
-        // A made-up name is denied, but shown what an unenrolled account
-        // would be shown: no prompt under "allow", a prompt otherwise.
+        // A user that does not exist is asked, then denied (the contract).
         Err(SecretError::Missing) if !matches!(identify(env, req), Who::Account(_)) => {
-            if env.config.unenrolled == Unenrolled::Allow {
-                return skip(env, req, &user, Some(false), "unenrolled");
-            }
             return deny_after_prompt(env, req, Target::Unknown, Reason::BadUser, None);
         }
         Err(SecretError::Missing) => match env.config.unenrolled {
@@ -435,10 +431,10 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
 /// Lets an existing account through without a code, and records why.
 /// `exists`: whether the account exists, if already known.
 ///
-/// A name that is not an account is denied, but like an account the policy
-/// skips, without being asked: a client cannot tell the two apart by the
-/// prompts. Only the final answer differs, and in a stack where the
-/// password comes first, an unknown name never gets this far.
+/// A name that is not an account is asked for a code and denied, as the
+/// contract says of every user that does not exist (INTERFACE.md, "The
+/// module"). In a stack where the password comes first, an unknown name
+/// never gets this far.
 fn skip(
     env: &mut Env<'_>,
     req: &Request,
@@ -455,8 +451,7 @@ fn skip(
             || matches!(identify(env, req), Who::Account(_))
     });
     if !exists {
-        emit_auth_fail(env, req, Reason::BadUser, 0, None);
-        return Outcome::Denied;
+        return deny_after_prompt(env, req, Target::Unknown, Reason::BadUser, None);
     }
     let rec = env
         .record("skipped", Severity::Info, req)

@@ -323,11 +323,11 @@ fn unenrolled_allow_skips_without_asking() {
     let ev = only_event(&mut rig, "allow");
     assert_eq!(ev.event(), "skipped");
     assert_eq!(ev.keys(), ["event", "user", "service", "rhost", "reason"]);
-    // A made-up name is not asked either (a client cannot tell it from an
-    // unenrolled account by the prompts), and is denied.
+    // A user that does not exist is still asked, then denied (the contract
+    // says so of every such user, whatever `unenrolled` is).
     let unknown = rig.login("ts-nosuchuser", "");
     assert_eq!(unknown.code, PAM_AUTH_ERR, "{}", unknown.out);
-    assert_eq!(unknown.prompts(), 0, "{}", unknown.out);
+    assert_eq!(unknown.prompts(), 1, "{}", unknown.out);
     let ev = only_event(&mut rig, "allow, unknown");
     assert_eq!(
         (ev.event(), ev.get("reason")),

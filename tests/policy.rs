@@ -122,11 +122,11 @@ fn groups_decide_who_is_asked() {
     let ev = assert_asked(&mut rig, &login, "admin");
     assert_eq!(ev[0].get("reason"), Some("bad_code"));
 
-    // An unknown name gets what a groupless account gets, prompts-wise
-    // (nothing), and is denied.
+    // A user that does not exist is asked, then denied, as the contract says
+    // of every such user, even where the policy would skip an account.
     let login = login_from(&rig, "ts-pol-nosuchuser", "", net);
     assert_eq!(login.code, PAM_AUTH_ERR, "{}", login.out);
-    assert_eq!(login.prompts(), 0, "{}", login.out);
+    assert_eq!(login.prompts(), 1, "{}", login.out);
     let ev = rig.events();
     assert_eq!(ev.len(), 1, "{ev:#?}");
     assert_eq!(
