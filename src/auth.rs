@@ -391,8 +391,8 @@ fn code_step(env: &mut Env<'_>, req: &Request) -> Outcome {
         // Only without a secret file does it matter whether the account
         // exists: a secret file is the administrator's word that it does. So
         // the account database (linear in its size with NSS files) is not
-        // read on an enrolled user's login.
-        // A user that does not exist is asked, then denied (the contract).
+        // read on an enrolled user's login. A user that does not exist is
+        // asked, then denied (the contract).
         Err(SecretError::Missing) if !matches!(identify(env, req), Who::Account(_)) => {
             return deny_after_prompt(env, req, Target::Unknown, Reason::BadUser, None);
         }
