@@ -28,6 +28,17 @@ fn count(events: &[Event], event: &str) -> usize {
     events.iter().filter(|e| e.event() == event).count()
 }
 
+/// The `failures=` values of the `event` records, in order.
+fn failure_counts(events: &[Event], event: &str) -> Vec<u32> {
+    let mut fails: Vec<u32> = events
+        .iter()
+        .filter(|e| e.event() == event)
+        .map(|e| e.get("failures").unwrap().parse().unwrap())
+        .collect();
+    fails.sort();
+    fails
+}
+
 fn status(rig: &Rig, user: &str) -> serde_json::Value {
     let out = rig.cli(&["status", user, "--json"]);
     assert!(
@@ -363,12 +374,7 @@ fn parallel_code_attempts_evaluate_at_most_the_allowance() {
         "the others were refused unevaluated"
     );
     assert_eq!(count(&ev, "locked"), 1);
-    let mut fails: Vec<u32> = ev
-        .iter()
-        .filter(|e| e.event() == "auth_fail")
-        .map(|e| e.get("failures").unwrap().parse().unwrap())
-        .collect();
-    fails.sort();
+    let fails = failure_counts(&ev, "auth_fail");
     assert_eq!(fails, [1, 2, 3, 4, 5]);
     assert_eq!(status(&rig, u)["failures"], 5);
 }
@@ -397,12 +403,7 @@ fn parallel_password_failures_are_counted_exactly() {
         );
     }
     let ev = rig.events();
-    let mut fails: Vec<u32> = ev
-        .iter()
-        .filter(|e| e.event() == "password_fail")
-        .map(|e| e.get("failures").unwrap().parse().unwrap())
-        .collect();
-    fails.sort();
+    let fails = failure_counts(&ev, "password_fail");
     assert_eq!(fails, [1, 2, 3, 4, 5], "{ev:#?}");
     assert_eq!(count(&ev, "locked"), 1);
     assert_eq!(count(&ev, "lock_denied"), 35);
