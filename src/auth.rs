@@ -695,19 +695,18 @@ fn check_answer(
     // Not a code of the window: perhaps a recovery code. TOTP goes first, as
     // an 8-digit scratch code looks like an 8-digit TOTP code. Still under
     // the lock, so that parallel uses of one recovery code succeed once.
-    let has_recovery = current
-        .as_ref()
-        .is_ok_and(|s| !s.file.recovery_codes.is_empty());
-    let verdict = match verdict {
-        Err(Reason::BadCode) if has_recovery => match use_recovery_code(env.config, user, answer) {
-            Ok(Some(left)) => Ok(Accepted::Recovery { left }),
-            Ok(None) => Err(Reason::BadCode),
-            Err((reason, why)) => {
-                detail = Some(why);
-                Err(reason)
+    let verdict = match (verdict, current) {
+        (Err(Reason::BadCode), Ok(secret)) if !secret.file.recovery_codes.is_empty() => {
+            match use_recovery_code(env.config, user, secret, answer) {
+                Ok(Some(left)) => Ok(Accepted::Recovery { left }),
+                Ok(None) => Err(Reason::BadCode),
+                Err((reason, why)) => {
+                    detail = Some(why);
+                    Err(reason)
+                }
             }
-        },
-        other => other,
+        }
+        (other, _) => other,
     };
     match verdict {
         Ok(accepted) => {
@@ -869,24 +868,19 @@ enum Accepted {
 
 /// Checks `answer` against the user's recovery codes and, if it is one,
 /// removes its hash from the secret file before returning: a used code never
-/// works again, even after a crash. Called with the user's state lock held.
+/// works again, even after a crash. Called with the user's state lock held,
+/// with `current` as check_answer read (or re-checked) under that lock, so a
+/// code a parallel attempt used is already gone from it.
 /// `Ok(None)`: not a recovery code.
 fn use_recovery_code(
     config: &Config,
     user: &UserName,
+    mut current: UserSecret,
     answer: &[u8],
 ) -> Result<Option<usize>, (Reason, String)> {
     if recovery::normalize(answer).is_none() {
         return Ok(None);
     }
-    // Read again under the lock: a parallel attempt may have used a code.
-    let mut current = match secret::load(&config.secret_dir, user, &config.totp) {
-        Ok(s) => s,
-        Err(SecretError::Missing) => {
-            return Err((Reason::NoSecret, "removed during the attempt".into()));
-        }
-        Err(e) => return Err((Reason::BadSecretFile, e.to_string())),
-    };
     let Some(index) = recovery::find(&current.file.recovery_codes, answer) else {
         return Ok(None);
     };
