@@ -99,18 +99,19 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
     let rhost = item_string(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0));
     let tty = item_string(pamh.get_item::<Tty>().ok().flatten().map(|s| s.0));
 
-    let fail_config = |socket: &Path, why: String, user: &str| {
+    // Denies before the flow can start. The user name is not known here.
+    let deny_early = |socket: &Path, reason: &str, why: String| {
         Syslog {
             socket,
             tag: "pam_twostep",
         }
         .emit(
             Record::new("auth_fail", Severity::Warning)
-                .with("user", user)
+                .with("user", "")
                 .with("service", &service)
                 .with("rhost", &rhost)
                 .with("tty", &tty)
-                .with("reason", "config")
+                .with("reason", reason)
                 .with("failures", 0)
                 .with("detail", why),
         );
@@ -130,21 +131,23 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
             // Log where the administrator wants records, if the broken file
             // still says where that is.
             let socket = config::log_socket_hint(&path).unwrap_or(default_socket);
-            return fail_config(&socket, e.to_string(), "");
+            return deny_early(&socket, "config", e.to_string());
         }
     };
     let args = match parse_args(&raw_args) {
         Ok(a) => a,
-        Err(why) => return fail_config(&config.log_socket, why, ""),
+        Err(why) => return deny_early(&config.log_socket, "config", why),
     };
 
     let user = match pamh.get_user(None) {
         Ok(u) => u.into_bytes(),
         Err(_) => {
-            return fail_config(
+            // Typically the person closed the terminal at the login
+            // prompt: no name is a bad name, not a broken config.
+            return deny_early(
                 &config.log_socket,
+                "bad_user",
                 "PAM could not tell the user name".into(),
-                "",
             );
         }
     };
@@ -152,10 +155,10 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
     let conv = match pamh.get_item::<Conv>() {
         Ok(Some(conv)) => conv,
         _ => {
-            return fail_config(
+            return deny_early(
                 &config.log_socket,
+                "config",
                 "the application gave no PAM conversation".into(),
-                "",
             );
         }
     };

@@ -285,6 +285,35 @@ fn hostile_names_are_denied_without_touching_the_disk() {
 }
 
 #[test]
+fn no_user_name_at_all_is_a_bad_user_not_a_config_error() {
+    // login(1) when the person closes the terminal at "login: ": the
+    // application set no user, and pam_get_user's own prompt gets no answer.
+    let mut rig = rig("nameless");
+    rig.events();
+    let out = std::process::Command::new(pamdrive())
+        .arg("--confdir")
+        .arg(&rig.confdir)
+        .args(["--service", "twostep", "--nodelay"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(PAM_AUTH_ERR), "{text}");
+    assert!(
+        text.contains("PROMPT_ON: "),
+        "libpam asked for a name: {text}"
+    );
+    let ev = only_event(&mut rig, "nameless");
+    assert_eq!(
+        (ev.event(), ev.get("reason"), ev.get("user")),
+        ("auth_fail", Some("bad_user"), Some("")),
+        "{}",
+        ev.raw
+    );
+    assert_eq!(ev.get("detail"), Some("PAM could not tell the user name"));
+}
+
+#[test]
 fn unknown_and_unenrolled_users_are_asked_then_denied() {
     let mut rig = rig("unknown");
     rig.events();

@@ -9,7 +9,7 @@
  *   cc -O2 -Wall -Wextra -Werror -o pamdrive tests/c/pamdrive.c -lpam
  *
  * Usage:
- *   pamdrive --confdir DIR --service NAME --user USER
+ *   pamdrive --confdir DIR --service NAME [--user USER]
  *            [--rhost HOST] [--tty TTY] [--ruser U] [--setcred] [--nodelay]
  *
  * Conversation:
@@ -23,6 +23,9 @@
  *   conversation fail with PAM_CONV_ERR. A last line without "\n" counts.
  *   stdin is read one byte at a time with read(2), so no other copy of an
  *   answer stays in a stdio buffer; our copy is wiped with explicit_bzero.
+ *
+ * Without --user, pam_start gets no user, so a module's pam_get_user asks
+ * for one through the conversation (a PROMPT_ON, like login(1)'s "login: ").
  *
  * Flow: pam_start_confdir, set PAM_RHOST / PAM_TTY / PAM_RUSER if given,
  *   pam_authenticate(pamh, 0); with --setcred and a successful
@@ -143,7 +146,7 @@ static void no_delay(int retval, unsigned usec_delay, void *appdata)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: pamdrive --confdir DIR --service NAME --user USER\n"
+		"usage: pamdrive --confdir DIR --service NAME [--user USER]\n"
 		"                [--rhost HOST] [--tty TTY] [--ruser U]"
 		" [--setcred] [--nodelay]\n");
 	return 64;
@@ -170,7 +173,7 @@ int main(int argc, char **argv)
 			return usage();
 		*dst = argv[++i];
 	}
-	if (!confdir || !service || !user)
+	if (!confdir || !service)
 		return usage();
 
 	struct pam_conv pc = { conv, NULL };

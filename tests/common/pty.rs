@@ -124,9 +124,15 @@ impl Pty {
     }
 
     fn kill(&mut self) {
-        // The whole group: script and whatever runs under it.
+        // script puts the program in a session of its own, so killing
+        // script's group misses it, and closing the pty would hand it an
+        // EOF to act on (login(1) would ask PAM again, with no name).
+        // SIGKILL every descendant first: nothing runs after that.
+        let mut pids = descendants(self.child.id());
+        pids.push(self.child.id());
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .arg("-KILL")
+            .args(pids.iter().map(u32::to_string))
             .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
@@ -134,11 +140,52 @@ impl Pty {
     }
 }
 
+/// Every process below `root`, from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // The field after the ")" that ends the command name.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|&&(_, pp)| pp == p)
+                .map(|&(c, _)| c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 impl Drop for Pty {
     fn drop(&mut self) {
-        self.stdin = None;
         if self.child.try_wait().ok().flatten().is_none() {
             self.kill();
         }
+        self.stdin = None;
     }
 }
