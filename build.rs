@@ -1,4 +1,6 @@
-//! Links GCC's unwinder statically into the module.
+//! Two things about how the module is linked, both for the cost of a login.
+//!
+//! # GCC's unwinder, linked statically
 //!
 //! Rust unwinds panics with libgcc's unwinder, normally the shared
 //! libgcc_s.so.1. sshd does not load libgcc_s itself, so every login (a fresh
@@ -11,14 +13,32 @@
 //! Panics still unwind and are still caught at the PAM boundary (pam-bindings'
 //! catch_unwind); tests/panic.rs checks that through the real libpam. If the
 //! archive cannot be found, the build falls back to the shared library.
-use std::path::PathBuf;
+//!
+//! # The code a login runs, kept together
+//! `link/hot-symbols.txt` lists the functions a login runs; the linker puts
+//! them first and together, so that each login maps a quarter of the module's
+//! code instead of nearly all of it (link/hot-symbols.sh says why and how the
+//! list is made). Only lld takes an ordering file: Rust's default linker on
+//! x86_64 Linux. The build checks that the linker accepts the flag, and
+//! without it links as usual (logins are then slower, never different).
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+const HOT_LIST: &str = "link/hot-symbols.txt";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={HOT_LIST}");
     let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
         return;
     };
+    static_unwinder(&out);
+    if std::env::var("PROFILE").as_deref() == Ok("release") {
+        order_hot_code(&out);
+    }
+}
+
+fn static_unwinder(out: &Path) {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let found = Command::new(&cc)
         .arg("-print-file-name=libgcc_eh.a")
@@ -38,4 +58,60 @@ fn main() {
     if std::os::unix::fs::symlink(&archive, &link).is_ok() {
         println!("cargo:rustc-link-search=native={}", out.display());
     }
+}
+
+fn order_hot_code(out: &Path) {
+    let Some(list) = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|d| PathBuf::from(d).join(HOT_LIST))
+        .filter(|p| p.exists())
+    else {
+        return;
+    };
+    let args = [
+        format!("-Wl,--symbol-ordering-file={}", list.display()),
+        // Entries the toolchain no longer emits are expected; link/hot-symbols.sh --check
+        // says when there are too many.
+        "-Wl,--no-warn-symbol-ordering".to_string(),
+    ];
+    if linker_accepts(out, &args) {
+        for arg in args {
+            println!("cargo:rustc-cdylib-link-arg={arg}");
+        }
+    } else {
+        println!(
+            "cargo:warning=the linker does not take an ordering file (lld does): \
+             the module links as usual, with logins somewhat slower"
+        );
+    }
+}
+
+/// Links an empty cdylib with `args`, the same compiler and flags.
+fn linker_accepts(out: &Path, args: &[String]) -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let src = out.join("probe.rs");
+    if std::fs::write(&src, "").is_err() {
+        return false;
+    }
+    let mut cmd = Command::new(rustc);
+    cmd.args([
+        "--crate-type",
+        "cdylib",
+        "--crate-name",
+        "probe",
+        "--edition",
+        "2021",
+    ])
+    .arg("-o")
+    .arg(out.join("libprobe.so"))
+    .arg(&src);
+    if let Ok(target) = std::env::var("TARGET") {
+        cmd.args(["--target", &target]);
+    }
+    if let Ok(flags) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        cmd.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    }
+    for arg in args {
+        cmd.arg("-C").arg(format!("link-arg={arg}"));
+    }
+    cmd.output().is_ok_and(|o| o.status.success())
 }

@@ -8,7 +8,9 @@
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use std::fmt;
+use std::io::Read;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -181,16 +183,33 @@ impl Config {
             line: None,
             message,
         };
-        let text = match std::fs::metadata(path) {
+        // O_NONBLOCK: a FIFO put in its place must not hang the login in open.
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 return Ok(Config::default());
             }
+            Err(e) => return Err(err(format!("cannot read: {e}"))),
+            Ok(file) => file,
+        };
+        let text = match file.metadata() {
             Err(e) => return Err(err(format!("cannot read: {e}"))),
             Ok(meta) if !meta.is_file() => return Err(err("not a regular file".into())),
             Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
                 return Err(err("larger than 1 MiB: is this the right file?".into()));
             }
-            Ok(_) => std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?,
+            Ok(meta) => {
+                // One read for the file, one for its end; bounded even if it grows.
+                let mut text = String::with_capacity(meta.len() as usize + 1);
+                (&file)
+                    .take(MAX_CONFIG_BYTES)
+                    .read_to_string(&mut text)
+                    .map_err(|e| err(format!("cannot read: {e}")))?;
+                text
+            }
         };
         Config::parse(&text).map_err(|(line, message)| ConfigError {
             path: path.to_path_buf(),
@@ -803,6 +822,29 @@ console = "skip"
         assert_eq!(Config::load(p, false).unwrap(), Config::default());
         let e = Config::load(p, true).unwrap_err();
         assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn what_is_not_a_regular_file_is_refused_without_hanging() {
+        let dir = std::env::temp_dir().join(format!("twostep-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.toml");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Opening a FIFO for reading blocks until a writer comes, unless
+        // O_NONBLOCK: run it where a hang shows as a timeout, not a stuck test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (f, d) = (fifo.clone(), dir.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send((Config::load(&f, true), Config::load(&d, true)));
+        });
+        let (from_fifo, from_dir) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("Config::load hung on a FIFO");
+        for e in [from_fifo.unwrap_err(), from_dir.unwrap_err()] {
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

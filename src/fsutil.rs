@@ -54,10 +54,9 @@ pub fn check_private_file(meta: &Metadata, owner: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `path` still names the open `file` (it was not removed or replaced
-/// between our open and our lock).
-pub fn still_at(file: &File, path: &Path) -> io::Result<bool> {
-    let held = file.metadata()?;
+/// Whether `path` still names the open file whose metadata is `held` (it was
+/// not removed or replaced between our open and our lock).
+pub fn still_at(held: &fs::Metadata, path: &Path) -> io::Result<bool> {
     match fs::symlink_metadata(path) {
         Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -120,7 +120,6 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
 
     // config= comes first: the config says where to log, even the news that
     // the other arguments are wrong.
-    let default_socket = Config::default().log_socket;
     let (path, explicit) = match config_arg(&raw_args) {
         Some(p) => (p, true),
         None => (PathBuf::from(config::DEFAULT_PATH), false),
@@ -130,7 +129,8 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         Err(e) => {
             // Log where the administrator wants records, if the broken file
             // still says where that is.
-            let socket = config::log_socket_hint(&path).unwrap_or(default_socket);
+            let socket =
+                config::log_socket_hint(&path).unwrap_or_else(|| Config::default().log_socket);
             return deny_early(&socket, "config", e.to_string());
         }
     };

@@ -243,7 +243,10 @@ pub fn load_versioned(
             meta.size()
         )));
     }
-    let mut text = Zeroizing::new(String::new());
+    // Room for the whole file and the read that sees its end: a buffer that
+    // grew would leave copies of the secret in freed memory, which the
+    // wipe on drop never reaches.
+    let mut text = Zeroizing::new(String::with_capacity(meta.size() as usize + 1));
     // Bounded even if the file grows after the fstat.
     (&mut file)
         .take(MAX_FILE_BYTES + 1)

@@ -78,3 +78,5 @@ echo "== the demo (tests/demo.sh)"
 bash tests/demo.sh
 echo "== the benchmark, small (tests/bench.sh 200 1): every login must succeed; README has full figures"
 bash tests/bench.sh 200 1
+echo "== the hot-code list still matches the module (link/hot-symbols.sh --check)"
+bash link/hot-symbols.sh --check
