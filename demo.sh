@@ -64,8 +64,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "demo.sh: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 2; }
 
-echo "== building (cargo build --release)"
-cargo build --release --quiet
+echo "== building (link/release.sh: the CLI and the module, as packaged)"
+sh link/release.sh --quiet
 module=$repo/target/release/libpam_twostep.so
 twostep=$repo/target/release/twostep
 

@@ -34,12 +34,13 @@ module_functions() {
 }
 
 if [ "${1:-}" = --check ]; then
-    [ -f "$module" ] || cargo build --release --quiet
+    [ -f "$module" ] || sh link/release.sh --quiet
     total=$(grep -cv '^#' "$list")
     found=$(grep -v '^#' "$list" | sort -u | comm -12 - <(module_functions) | wc -l)
     echo "hot-symbols: $found of $total listed functions are in $module"
     if [ $((found * 100)) -lt $((total * 80)) ]; then
-        echo "hot-symbols: the list is stale (toolchain or code changed): sudo bash $0" >&2
+        echo "hot-symbols: the list is stale (toolchain or code changed), or the module was" >&2
+        echo "not built by link/release.sh: sudo bash $0" >&2
         exit 1
     fi
     exit 0
@@ -49,7 +50,7 @@ fi
 for c in valgrind oathtool cc python3; do
     command -v "$c" >/dev/null || { echo "hot-symbols.sh: needs $c" >&2; exit 2; }
 done
-cargo build --release --quiet
+sh link/release.sh --quiet
 
 work=$(mktemp -d /tmp/twostep-hot.XXXXXX)
 trap 'kill "${sink:-}" 2>/dev/null; rm -rf "$work"' EXIT

@@ -34,7 +34,7 @@ if [ "${TWOSTEP_BENCH_INNER:-}" != 1 ]; then
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
         }
     done
-    cargo build --release --quiet
+    sh link/release.sh --quiet
     bash tests/c/mkbenchusers.sh "$users"
     trap 'bash tests/c/mkbenchusers.sh 0' EXIT
     # A private mount namespace: /dev/log there is our sink.
