@@ -61,12 +61,19 @@ fn static_unwinder(out: &Path) {
 }
 
 fn order_hot_code(out: &Path) {
-    let Some(list) = std::env::var_os("CARGO_MANIFEST_DIR")
+    let Some(source) = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(|d| PathBuf::from(d).join(HOT_LIST))
         .filter(|p| p.exists())
     else {
         return;
     };
+    // The linker reads the list from OUT_DIR, not from the source tree: cargo
+    // may reuse this script's output for a copy of the tree elsewhere
+    // (tests/deb.sh builds one), and that copy may be gone by the next link.
+    let list = out.join("hot-symbols.txt");
+    if std::fs::copy(&source, &list).is_err() {
+        return;
+    }
     let args = [
         format!("-Wl,--symbol-ordering-file={}", list.display()),
         // Entries the toolchain no longer emits are expected; link/hot-symbols.sh --check
