@@ -672,11 +672,12 @@ fn check_answer(
             },
         },
     };
-    let now_step = |period: u32| totp::step_of(env.now, period);
-    let why = match (&verdict, &current) {
+    // The message is built only under `debug`: this line runs on every attempt.
+    let now = env.now;
+    env.trace(req, || match (&verdict, &current) {
         (Ok(Accepted::Totp { step_time }), Ok(s)) => {
             let offset = (step_time / u64::from(s.params.period)) as i128
-                - now_step(s.params.period) as i128;
+                - totp::step_of(now, s.params.period) as i128;
             format!(
                 "answer: the code of step offset {offset} (skew window), later than the last accepted"
             )
@@ -690,8 +691,7 @@ fn check_answer(
         (Err(Reason::BadCode), _) => "answer: no step of the window has this code".into(),
         (Err(reason), _) => format!("answer: not judged ({})", reason.as_str()),
         (Ok(_), _) => "answer: accepted".into(),
-    };
-    env.trace(req, || why);
+    });
     // Not a code of the window: perhaps a recovery code. TOTP goes first, as
     // an 8-digit scratch code looks like an 8-digit TOTP code. Still under
     // the lock, so that parallel uses of one recovery code succeed once.
