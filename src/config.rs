@@ -8,7 +8,6 @@
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use std::fmt;
-use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -202,11 +201,8 @@ impl Config {
                 return Err(err("larger than 1 MiB: is this the right file?".into()));
             }
             Ok(meta) => {
-                // One read for the file, one for its end; bounded even if it grows.
-                let mut text = String::with_capacity(meta.len() as usize + 1);
-                (&file)
-                    .take(MAX_CONFIG_BYTES)
-                    .read_to_string(&mut text)
+                let mut text = String::new();
+                crate::fsutil::read_text(&file, meta.len(), MAX_CONFIG_BYTES, &mut text)
                     .map_err(|e| err(format!("cannot read: {e}")))?;
                 text
             }

@@ -4,13 +4,31 @@
 #![forbid(unsafe_code)]
 
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Secrets and state belong to root.
 pub fn expected_owner() -> u32 {
     0
+}
+
+/// Reads the text of an open file that fstat said holds `len` bytes, bounded by
+/// `max` even if it grows meanwhile. The buffer is sized once, up front (one
+/// read for the text, one that sees its end): a buffer that grew would leave
+/// copies of a secret in freed memory, out of reach of the wipe on drop. A
+/// file that grew past `max` is `FileTooLarge`; text that is not UTF-8 is
+/// `InvalidData`.
+pub fn read_text(file: &File, len: u64, max: u64, text: &mut String) -> io::Result<()> {
+    text.reserve_exact(usize::try_from(len.min(max)).unwrap_or(0) + 1);
+    file.take(max + 1).read_to_string(text)?;
+    if text.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("grew past {max} bytes while being read"),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens `path` without following a symlink at its last component and without
@@ -142,6 +160,41 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn read_text_sizes_its_buffer_once_and_refuses_growth_past_max() {
+        let d = scratch("read-text");
+        // (contents, the length fstat said, max) -> Ok(text) or the error kind
+        type Case<'a> = (&'a [u8], u64, u64, Result<&'a str, io::ErrorKind>);
+        let table: &[Case] = &[
+            (b"secret = \"ABC\"\n", 15, 64, Ok("secret = \"ABC\"\n")),
+            (b"", 0, 64, Ok("")),
+            (b"exactly8", 8, 8, Ok("exactly8")),
+            // grew after the fstat, still within max: read whole
+            (b"0123456789", 4, 64, Ok("0123456789")),
+            // grew past max after the fstat
+            (b"0123456789", 4, 8, Err(io::ErrorKind::FileTooLarge)),
+            (b"\xff\xfe", 2, 64, Err(io::ErrorKind::InvalidData)),
+        ];
+        for (i, &(contents, len, max, ref want)) in table.iter().enumerate() {
+            let path = d.join(format!("f{i}"));
+            fs::write(&path, contents).unwrap();
+            let mut text = String::new();
+            let got = read_text(&File::open(&path).unwrap(), len, max, &mut text);
+            match (got, want) {
+                (Ok(()), Ok(w)) => {
+                    assert_eq!(text, *w, "case {i}");
+                    if contents.len() as u64 == len {
+                        // One allocation, never grown (so never copied).
+                        assert_eq!(text.capacity(), len as usize + 1, "case {i}");
+                    }
+                }
+                (Err(e), Err(kind)) => assert_eq!(e.kind(), *kind, "case {i}: {e}"),
+                (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+            }
+        }
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::config::{Algorithm, TotpParams};
 use crate::fsutil;
 use crate::user::UserName;
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
@@ -224,7 +224,7 @@ pub fn load_versioned(
     defaults: &TotpParams,
 ) -> Result<(UserSecret, Version), SecretError> {
     let path = path_for(secret_dir, user);
-    let mut file = match fsutil::open_nofollow(&path, false) {
+    let file = match fsutil::open_nofollow(&path, false) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing(secret_dir)),
         Err(e) => {
@@ -243,21 +243,14 @@ pub fn load_versioned(
             meta.size()
         )));
     }
-    // Room for the whole file and the read that sees its end: a buffer that
-    // grew would leave copies of the secret in freed memory, which the
-    // wipe on drop never reaches.
-    let mut text = Zeroizing::new(String::with_capacity(meta.size() as usize + 1));
-    // Bounded even if the file grows after the fstat.
-    (&mut file)
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| match e.kind() {
+    let mut text = Zeroizing::new(String::new());
+    fsutil::read_text(&file, meta.size(), MAX_FILE_BYTES, &mut text).map_err(|e| {
+        match e.kind() {
             io::ErrorKind::InvalidData => SecretError::Bad("is not UTF-8 text".into()),
+            io::ErrorKind::FileTooLarge => SecretError::Bad("grew while being read".into()),
             _ => SecretError::Io(e),
-        })?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(SecretError::Bad("grew while being read".into()));
-    }
+        }
+    })?;
     parse(&text, defaults).map(|secret| (secret, Version::of(&meta)))
 }
 

@@ -17,7 +17,6 @@ use crate::config::{Algorithm, TotpParams};
 use crate::fsutil;
 use crate::recovery;
 use crate::secret::{self, SecretFile};
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
@@ -225,7 +224,7 @@ pub fn window_reach(window: u32) -> u32 {
 /// others, and small.
 fn read_file(path: &std::path::Path, owner: u32) -> Result<Zeroizing<String>, CliError> {
     let shown = path.display();
-    let mut file = fsutil::open_nofollow(path, false).map_err(|e| {
+    let file = fsutil::open_nofollow(path, false).map_err(|e| {
         let why = fsutil::classify_open_error(e, |s| s, |e| e.to_string());
         CliError::Failed(format!("{shown}: {why}"))
     })?;
@@ -255,9 +254,7 @@ fn read_file(path: &std::path::Path, owner: u32) -> Result<Zeroizing<String>, Cl
         )));
     }
     let mut text = Zeroizing::new(String::new());
-    (&mut file)
-        .take(MAX_FILE_BYTES)
-        .read_to_string(&mut text)
+    fsutil::read_text(&file, meta.size(), MAX_FILE_BYTES, &mut text)
         .map_err(|e| CliError::Failed(format!("{shown}: {e}")))?;
     Ok(text)
 }
