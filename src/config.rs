@@ -200,12 +200,8 @@ impl Config {
             Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
                 return Err(err("larger than 1 MiB: is this the right file?".into()));
             }
-            Ok(meta) => {
-                let mut text = String::new();
-                crate::fsutil::read_text(&file, meta.len(), MAX_CONFIG_BYTES, &mut text)
-                    .map_err(|e| err(format!("cannot read: {e}")))?;
-                text
-            }
+            Ok(meta) => crate::fsutil::read_text(&file, meta.len(), MAX_CONFIG_BYTES)
+                .map_err(|e| err(format!("cannot read: {e}")))?,
         };
         Config::parse(&text).map_err(|(line, message)| ConfigError {
             path: path.to_path_buf(),

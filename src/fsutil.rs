@@ -7,6 +7,7 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use zeroize::Zeroize;
 
 /// Secrets and state belong to root.
 pub fn expected_owner() -> u32 {
@@ -14,21 +15,47 @@ pub fn expected_owner() -> u32 {
 }
 
 /// Reads the text of an open file that fstat said holds `len` bytes, bounded by
-/// `max` even if it grows meanwhile. The buffer is sized once, up front (one
-/// read for the text, one that sees its end): a buffer that grew would leave
-/// copies of a secret in freed memory, out of reach of the wipe on drop. A
-/// file that grew past `max` is `FileTooLarge`; text that is not UTF-8 is
-/// `InvalidData`.
-pub fn read_text(file: &File, len: u64, max: u64, text: &mut String) -> io::Result<()> {
-    text.reserve_exact(usize::try_from(len.min(max)).unwrap_or(0) + 1);
-    file.take(max + 1).read_to_string(text)?;
-    if text.len() as u64 > max {
+/// `max` even if it grows meanwhile. The buffer is sized once, up front, for
+/// `len + 1` bytes, and one read fills it: a read that returns less than was
+/// asked has met the end of a regular file, so the usual second read that
+/// sees the end is not needed. Only a file that grew after the fstat is read
+/// further (its buffer grows then, and may leave a copy behind in freed
+/// memory: a race with a writer, not the normal case). A file that grew past
+/// `max` is `FileTooLarge`; text that is not UTF-8 is `InvalidData`, its bytes
+/// wiped.
+pub fn read_text(file: &File, len: u64, max: u64) -> io::Result<String> {
+    let want = usize::try_from(len.min(max)).unwrap_or(0) + 1;
+    let mut bytes = vec![0u8; want];
+    let got = loop {
+        match (&*file).read(&mut bytes) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                bytes.zeroize();
+                return Err(e);
+            }
+            Ok(n) => break n,
+        }
+    };
+    bytes.truncate(got);
+    if got == want {
+        // Grew since the fstat: the rest, up to one byte past max.
+        let rest = (max + 1).saturating_sub(got as u64);
+        if let Err(e) = file.take(rest).read_to_end(&mut bytes) {
+            bytes.zeroize();
+            return Err(e);
+        }
+    }
+    if bytes.len() as u64 > max {
+        bytes.zeroize();
         return Err(io::Error::new(
             io::ErrorKind::FileTooLarge,
             format!("grew past {max} bytes while being read"),
         ));
     }
-    Ok(())
+    String::from_utf8(bytes).map_err(|e| {
+        e.into_bytes().zeroize();
+        io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text")
+    })
 }
 
 /// Opens `path` without following a symlink at its last component and without
@@ -180,10 +207,9 @@ mod tests {
         for (i, &(contents, len, max, ref want)) in table.iter().enumerate() {
             let path = d.join(format!("f{i}"));
             fs::write(&path, contents).unwrap();
-            let mut text = String::new();
-            let got = read_text(&File::open(&path).unwrap(), len, max, &mut text);
+            let got = read_text(&File::open(&path).unwrap(), len, max);
             match (got, want) {
-                (Ok(()), Ok(w)) => {
+                (Ok(text), Ok(w)) => {
                     assert_eq!(text, *w, "case {i}");
                     if contents.len() as u64 == len {
                         // One allocation, never grown (so never copied).

@@ -243,14 +243,13 @@ pub fn load_versioned(
             meta.size()
         )));
     }
-    let mut text = Zeroizing::new(String::new());
-    fsutil::read_text(&file, meta.size(), MAX_FILE_BYTES, &mut text).map_err(|e| {
-        match e.kind() {
+    let text = Zeroizing::new(
+        fsutil::read_text(&file, meta.size(), MAX_FILE_BYTES).map_err(|e| match e.kind() {
             io::ErrorKind::InvalidData => SecretError::Bad("is not UTF-8 text".into()),
             io::ErrorKind::FileTooLarge => SecretError::Bad("grew while being read".into()),
             _ => SecretError::Io(e),
-        }
-    })?;
+        })?,
+    );
     parse(&text, defaults).map(|secret| (secret, Version::of(&meta)))
 }
 

@@ -1,9 +1,8 @@
 //! Code checking: which time step, if any, a typed code belongs to.
 //!
-//! totp-rs does the RFC 6238 arithmetic. We walk the window ourselves so that
-//! every step in it is computed and compared (no early exit, constant-time
-//! comparison) and so that we learn the matched step, which the replay check
-//! needs.
+//! totp-rs does the RFC 6238 arithmetic. We walk the window ourselves, to
+//! learn the matched step, which the replay check needs, and to compare each
+//! step's code in constant time.
 #![forbid(unsafe_code)]
 
 use crate::config::{Algorithm, TotpParams};
@@ -79,8 +78,12 @@ pub fn totp_for(secret: &[u8], params: &TotpParams) -> totp_rs::Totp {
         .build_noncompliant()
 }
 
-/// Returns the step within `now ± skew` whose code equals `code`, if any.
-/// Every step in the window is computed and compared, whatever matches.
+/// Returns the latest step within `now ± skew` whose code equals `code`, if
+/// any. Steps are tried from the latest down and the walk stops at a match:
+/// two steps match one code only by a 10^-digits coincidence, and then the
+/// later is the stricter for the replay check. A wrong code is compared with
+/// every step, so its timing says nothing about how close it came; a right
+/// code's timing tells only its own step, which its sender knows.
 pub fn matching_step(
     secret: &[u8],
     params: &TotpParams,
@@ -90,18 +93,13 @@ pub fn matching_step(
     let totp = totp_for(secret, params);
     let now = step_of(unix_now, params.period);
     let skew = u64::from(params.skew);
-    let mut found: Option<u64> = None;
-    for step in now.saturating_sub(skew)..=now.saturating_add(skew) {
-        let mut buf = Zeroizing::new([0u8; 10]);
-        let n = code_at(&totp, step, params.period, &mut buf);
-        let equal: bool = buf[..n].ct_eq(code.as_bytes()).into();
-        // Two steps cannot both match a right code except by a 10^-digits
-        // coincidence; prefer the later one, which is the stricter for replay.
-        if equal {
-            found = Some(step);
-        }
-    }
-    found
+    (now.saturating_sub(skew)..=now.saturating_add(skew))
+        .rev()
+        .find(|&step| {
+            let mut buf = Zeroizing::new([0u8; 10]);
+            let n = code_at(&totp, step, params.period, &mut buf);
+            buf[..n].ct_eq(code.as_bytes()).into()
+        })
 }
 
 /// The code for `unix_now`, for enrollment confirmation and tests.

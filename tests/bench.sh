@@ -4,7 +4,16 @@
 # pam_google_authenticator.so on the same workload in the same run.
 #
 #   sudo bash tests/bench.sh [USERS] [ROUNDS]      (default 1000 users, 3 rounds)
-#   sudo TWOSTEP_BENCH_TMPFS=1 bash tests/bench.sh  (the same on tmpfs: no flush cost)
+#   sudo TWOSTEP_BENCH_FS=ext4 bash tests/bench.sh   (on a fresh default ext4)
+#   sudo TWOSTEP_BENCH_FS=tmpfs bash tests/bench.sh  (on tmpfs: no flush cost)
+#
+# Where the files are (TWOSTEP_BENCH_FS):
+#   unset   /tmp, on whatever file system it is on this machine;
+#   ext4    a new ext4 as mkfs.ext4 makes it by default (with a journal, as
+#           Debian installs it), on a loop device over /var/tmp with direct
+#           I/O, so that its writes and flushes reach the disk beneath;
+#   tmpfs   tmpfs, where a flush costs nothing: each module's own work
+#           without its disk writes (TWOSTEP_BENCH_TMPFS=1 says the same).
 #
 # Each round runs, back to back in one 30 s time step: USERS logins through
 # pam_permit, USERS through google-authenticator, USERS through pam_twostep,
@@ -38,6 +47,21 @@ if [ "${TWOSTEP_BENCH_INNER:-}" != 1 ]; then
     sh link/release.sh --quiet
     bash tests/c/mkbenchusers.sh "$users"
     trap 'bash tests/c/mkbenchusers.sh 0' EXIT
+    [ "${TWOSTEP_BENCH_TMPFS:-}" = 1 ] && export TWOSTEP_BENCH_FS=tmpfs
+    if [ "${TWOSTEP_BENCH_FS:-}" = ext4 ]; then
+        command -v mkfs.ext4 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs >/dev/null
+        image=/var/tmp/twostep-bench-ext4.img
+        rm -f "$image"
+        truncate -s 1G "$image"
+        mkfs.ext4 -q -F "$image"
+        TWOSTEP_BENCH_DEV=$(losetup --direct-io=on --find --show "$image")
+        export TWOSTEP_BENCH_DEV
+        trap 'losetup -d "$TWOSTEP_BENCH_DEV"; rm -f "$image"; bash tests/c/mkbenchusers.sh 0' EXIT
+        [ "$(losetup --noheadings --output DIO "$TWOSTEP_BENCH_DEV" | tr -d ' ')" = 1 ] || {
+            echo "bench.sh: $TWOSTEP_BENCH_DEV has no direct I/O: its flushes would not reach the disk" >&2
+            exit 1
+        }
+    fi
     # A private mount namespace: /dev/log there is our sink.
     TWOSTEP_BENCH_INNER=1 unshare -m --propagation private bash "$0" "$users" "$rounds"
     exit
@@ -46,9 +70,22 @@ fi
 work=/tmp/twostep-bench
 rm -rf "$work"
 mkdir -p "$work"
-# TWOSTEP_BENCH_TMPFS=1: the files on tmpfs, where a flush costs nothing, to
-# separate each module's own work from its disk writes.
-[ "${TWOSTEP_BENCH_TMPFS:-}" = 1 ] && mount -t tmpfs none "$work"
+case "${TWOSTEP_BENCH_FS:-}" in
+tmpfs) mount -t tmpfs none "$work" ;;
+ext4) mount "$TWOSTEP_BENCH_DEV" "$work" && rm -rf "${work:?}/lost+found" ;;
+'') ;;
+*) echo "bench.sh: TWOSTEP_BENCH_FS is ext4, tmpfs or unset" >&2; exit 2 ;;
+esac
+# What the figures are about: an ext4 with or without a journal flushes
+# differently (README, Performance). Read now, while /dev is the real one.
+fs=$(findmnt -n -o FSTYPE -T "$work")
+if [ "${fs#ext}" != "$fs" ]; then
+    if dumpe2fs -h "$(findmnt -n -o SOURCE -T "$work")" 2>/dev/null | grep -q has_journal; then
+        fs="$fs,journal"
+    else
+        fs="$fs,no-journal"
+    fi
+fi
 mkdir -p "$work"/{pam.d,ga,secrets,state,olddev}
 chmod 700 "$work" "$work"/{ga,secrets,state}
 
@@ -111,7 +148,7 @@ echo "warm-up: creating every user's state (first logins)"
 bench ga >/dev/null || true
 bench twostep >/dev/null || true
 
-echo "users=$users rounds=$rounds kernel=$(uname -r) fs=$(stat -f -c %T "$work")"
+echo "users=$users rounds=$rounds kernel=$(uname -r) fs=$fs"
 results=$work/results
 : > "$results"
 for r in $(seq 1 "$rounds"); do

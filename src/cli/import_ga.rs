@@ -253,10 +253,9 @@ fn read_file(path: &std::path::Path, owner: u32) -> Result<Zeroizing<String>, Cl
             meta.size()
         )));
     }
-    let mut text = Zeroizing::new(String::new());
-    fsutil::read_text(&file, meta.size(), MAX_FILE_BYTES, &mut text)
-        .map_err(|e| CliError::Failed(format!("{shown}: {e}")))?;
-    Ok(text)
+    fsutil::read_text(&file, meta.size(), MAX_FILE_BYTES)
+        .map(Zeroizing::new)
+        .map_err(|e| CliError::Failed(format!("{shown}: {e}")))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
