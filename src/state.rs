@@ -3,10 +3,10 @@
 //!
 //! # Durability without a rename
 //! The file is two fixed-size slots. An update writes the whole new state into
-//! the slot that does not hold the current state, with a higher sequence number
-//! and a BLAKE2b-256 checksum of the bytes in use, then `fdatasync`s. A crash at any instant leaves the
-//! current slot untouched, so a reader sees the old state or the new, never a
-//! torn one. Because the file is updated in place, one `flock` on it serializes
+//! the slot that does not hold the current state, with a higher sequence
+//! number and a BLAKE2b-256 checksum of the bytes in use, then `fdatasync`s. A
+//! crash at any instant leaves the current slot untouched, so a reader sees
+//! the old state or the new, never a torn one. Because the file is updated in place, one `flock` on it serializes
 //! every read-modify-write, and one data sync makes the update durable (no
 //! directory sync, no temporary files).
 //!
@@ -25,10 +25,11 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Slots written since 0.1 checksum the bytes in use (the header and the
-/// remembered sources) and require the rest to be zero: one BLAKE2b block
-/// for most users instead of four, for the same detection of every damaged
-/// byte. Slots of the earlier format, which checksum all of them, are read.
+/// Slots checksum the bytes in use (the header and the remembered sources)
+/// and require the rest to be zero: one BLAKE2b block for most users instead
+/// of four, and still every damaged byte is detected. Slots of the earlier
+/// format (TWOSTEP2, from development builds), which checksum all 480 bytes,
+/// are still read; updates write this format.
 const MAGIC: &[u8; 8] = b"TWOSTEP3";
 const MAGIC_WHOLE_SLOT: &[u8; 8] = b"TWOSTEP2";
 const SLOT: usize = 512;
@@ -131,8 +132,8 @@ fn in_use(n: usize) -> usize {
 }
 
 /// A slot's checksum, over the bytes in use before it. It detects torn and
-/// damaged slots; it is no defence against root, who can write any file. BLAKE2b
-/// rather than SHA-256: as fast in plain code, so it needs no CPU feature
+/// damaged slots; it is no defence against root, who can write any file.
+/// BLAKE2b rather than SHA-256: as fast in plain code, so it needs no CPU feature
 /// probe, which costs microseconds in every freshly loaded module (in a VM,
 /// each CPUID instruction traps to the hypervisor).
 pub fn checksum(body: &[u8]) -> [u8; 32] {
