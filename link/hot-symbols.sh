@@ -28,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 list=link/hot-symbols.txt
-module=target/release/libpam_twostep.so
+module=${CARGO_TARGET_DIR:-target}/release/libpam_twostep.so
 
 # The mangled names of the module's functions, one per line.
 module_functions() {
@@ -108,7 +108,7 @@ s.bind(sys.argv[1])
 while True: s.recv(65536)
 ' "$work/log" &
 sink=$!
-so=$(pwd)/$module
+so=$(realpath "$module")
 for config in minimal full; do
     mkdir -m 700 "$work/state-$config"
     for mode in preauth "" authfail; do
