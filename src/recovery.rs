@@ -18,8 +18,10 @@
 //! argon2id with 19 MiB, 4 passes, 1 lane: OWASP's memory figure, with the
 //! passes raised until one hash takes 20-50 ms. Measured with
 //! `cargo run --release --example argon_timing` on the 2-core reference VM
-//! (Xeon, Debian 12): 28 ms per check (median of 20; 2 passes took 14 ms,
-//! 3 took 21 ms), 350 ms to hash a set of 10. That is paid at most once per
+//! (Xeon, Debian 12): 41 ms per check (median of 20), 476 ms to hash a set
+//! of 10. That was 28 ms (2 passes 14 ms, 3 passes 21 ms) before the release
+//! profile was optimised for size, which slows argon2's loop by a third to
+//! make every login's load cheaper (Cargo.toml). A check is paid at most once per
 //! login attempt, under the user's lock, and only when the answer has the
 //! shape of a recovery code. Stored hashes carry their parameters, so these
 //! can be raised later without invalidating existing codes.
