@@ -6,9 +6,9 @@
 //! the slot that does not hold the current state, with a higher sequence
 //! number and a BLAKE2b-256 checksum of the bytes in use, then `fdatasync`s. A
 //! crash at any instant leaves the current slot untouched, so a reader sees
-//! the old state or the new, never a torn one. Because the file is updated in place, one `flock` on it serializes
-//! every read-modify-write, and one data sync makes the update durable (no
-//! directory sync, no temporary files).
+//! the old state or the new, never a torn one. Because the file is updated in
+//! place, one `flock` on it serializes every read-modify-write, and one data
+//! sync makes the update durable (no directory sync, no temporary files).
 //!
 //! A file of the wrong size, wrong owner or mode, or with no valid slot is
 //! [`StateError::Corrupt`]: the caller treats the user as locked.
@@ -131,6 +131,21 @@ fn in_use(n: usize) -> usize {
     HEADER + n * REMEMBERED_SIZE
 }
 
+/// How many leading bytes of a whole slot its checksum covers, by its magic:
+/// the bytes in use (TWOSTEP3) or all before the checksum (TWOSTEP2). `None`
+/// for a slot of neither format or with too many remembered sources.
+pub fn checksummed_len(b: &[u8]) -> Option<usize> {
+    let n = usize::from(*b.get(56)?);
+    if n > MAX_REMEMBERED {
+        return None;
+    }
+    match b.get(0..8)? {
+        m if m == MAGIC => Some(in_use(n)),
+        m if m == MAGIC_WHOLE_SLOT => Some(CHECKSUMMED),
+        _ => None,
+    }
+}
+
 /// A slot's checksum, over the bytes in use before it. It detects torn and
 /// damaged slots; it is no defence against root, who can write any file.
 /// BLAKE2b rather than SHA-256: as fast in plain code, so it needs no CPU feature
@@ -157,21 +172,12 @@ fn decode(b: &[u8]) -> Option<(u64, UserState)> {
     if b.len() != SLOT {
         return None;
     }
-    let n = usize::from(b[56]);
-    if n > MAX_REMEMBERED {
+    let summed = checksummed_len(b)?;
+    // Bytes outside the checksum must be zero, or damage there would pass.
+    if b[summed..CHECKSUMMED].iter().any(|&x| x != 0) {
         return None;
     }
-    let summed = if &b[0..8] == MAGIC {
-        // Bytes outside the checksum must be zero, or damage there would pass.
-        if b[in_use(n)..CHECKSUMMED].iter().any(|&x| x != 0) {
-            return None;
-        }
-        in_use(n)
-    } else if &b[0..8] == MAGIC_WHOLE_SLOT {
-        CHECKSUMMED
-    } else {
-        return None;
-    };
+    let n = usize::from(b[56]);
     let sum = checksum(&b[..summed]);
     let ok: bool = subtle::ConstantTimeEq::ct_eq(&sum[..], &b[CHECKSUMMED..]).into();
     if !ok {
