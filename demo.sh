@@ -52,17 +52,9 @@ if [ -e "$pam_file" ] || id -u "$user" >/dev/null 2>&1; then
     exit 1
 fi
 
-need=()
-for p in openssh-server openssh-client libpam-modules passwd; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
 command -v cargo >/dev/null || { echo "demo.sh: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 2; }
+# The build's packages (debian/control) and the demo's own: sshd, pam_unix.
+bash packages.sh demo
 
 echo "== building (link/release.sh: the CLI and the module, as packaged)"
 sh link/release.sh --quiet

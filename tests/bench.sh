@@ -39,11 +39,7 @@ here=$(pwd)
 
 if [ "${TWOSTEP_BENCH_INNER:-}" != 1 ]; then
     [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root" >&2; exit 2; }
-    for p in libpam-google-authenticator libpam0g-dev gcc python3; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
-        }
-    done
+    bash packages.sh bench
     sh link/release.sh --quiet
     bash tests/c/mkbenchusers.sh "$users"
     trap 'bash tests/c/mkbenchusers.sh 0' EXIT

@@ -3,16 +3,19 @@
 #
 #   sudo bash tests/run-all.sh
 #
-# It installs the system packages the tests use, builds the module and the
-# CLI, and runs: formatting and lint checks, unit tests, and the integration
-# tests that load the built pam_twostep.so through the real libpam with real
-# users (fault injection, valgrind memcheck and timing among them); the
+# It installs the system packages the tests use (packages.sh test), checks
+# that a machine without the build packages gets them from the documented
+# steps (tests/fresh.sh), builds the module and the CLI, and runs:
+# formatting and lint checks, unit tests, and the integration tests that
+# load the built pam_twostep.so through the real libpam with real users
+# (fault injection, valgrind memcheck and timing among them); the
 # unsafe-code and cargo-deny policies; a short fuzzing run of every parser;
-# end-to-end tests through a private sshd, login(1), su(1) and
-# rsyslogd; and the Debian package, built, installed and purged.
-# Besides installing packages (and cargo-fuzz and cargo-deny, pinned, into
-# ~/.cargo/bin), it changes nothing outside /tmp and the test
-# users (ts-*), with two bounded exceptions: the ssh tests add uniquely named
+# end-to-end tests through a private sshd, login(1), su(1) and rsyslogd; and
+# the Debian package, built, installed and purged.
+# Besides installing packages (tests/fresh.sh removes the build's and
+# installs them again) and cargo-fuzz and cargo-deny (pinned, into
+# ~/.cargo/bin), it changes nothing outside /tmp and the test users (ts-*),
+# with two bounded exceptions: the ssh tests add uniquely named
 # /etc/pam.d/twostep-e2e-* files (removed after), and tests/deb.sh enables the
 # package's profiles in /etc/pam.d/common-* and restores them (EXIT trap).
 set -euo pipefail
@@ -23,31 +26,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 
-packages=(
-    gcc libc6-dev libpam0g-dev   # the C test client (pam_start_confdir)
-    libpam-modules passwd         # pam_unix, useradd, chpasswd
-    oathtool                      # codes from an independent implementation
-    libfaketime                   # the default 5m/1h tiers under a faked clock
-    libpam-google-authenticator   # the benchmark's baseline; real files for the import tests
-    zbar-tools                    # zbarimg: QR codes decoded by an independent decoder
-    expect                        # a real pty for the interactive enrollment
-    openssh-server openssh-client # the end-to-end ssh tests and the demo
-    login util-linux              # login(1), su(1), script(1), unshare(1)
-    rsyslog                       # the real-syslog test (its own private instance)
-    debhelper dpkg-dev build-essential scdoc   # dpkg-buildpackage, the man pages
-    groff-base man-db             # rendering the man pages in the tests
-    valgrind                      # memcheck of the module (tests/valgrind.rs)
-)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Every package the tests use, the build's among them (packages.sh says
+# which come from where).
+bash packages.sh test
+echo "== a fresh machine: the demo's and the package's install steps (tests/fresh.sh)"
+bash tests/fresh.sh
 
 echo "== cargo fmt --check"
 cargo fmt --check
