@@ -153,10 +153,48 @@ pub fn store(
 ) -> io::Result<()> {
     let path = path_for(secret_dir, user);
     let text = file.to_toml();
+    // Every enrollment marks the directory as the real one.
+    mark_dir(secret_dir)?;
     if replace {
         fsutil::replace_complete(secret_dir, &path, text.as_bytes())
     } else {
         fsutil::create_complete(secret_dir, &path, text.as_bytes())
+    }
+}
+
+/// The empty file that says "this is the real secret_dir" (INTERFACE.md,
+/// Files). Made by the package and by every enrollment. A directory without
+/// it is treated as missing: an empty volume mounted over it, or the mount
+/// point of one that failed to mount, must not read as "nobody is enrolled".
+pub const MARKER: &str = ".twostep-secret-dir";
+
+/// Whether `secret_dir` carries [`MARKER`]: a regular file, owned by root.
+/// `Err` says what is wrong, for the log and `twostep check`.
+pub fn check_marker(secret_dir: &Path) -> Result<(), String> {
+    let path = secret_dir.join(MARKER);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_file() && meta.uid() == fsutil::expected_owner() => Ok(()),
+        Ok(_) => Err(format!(
+            "{} is not a regular file owned by root",
+            path.display()
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
+            "secret_dir {} has no {MARKER} marker: not mounted? (`twostep enroll` or \
+             `touch {}` as root once it is the right directory)",
+            secret_dir.display(),
+            path.display()
+        )),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Makes [`MARKER`] in `secret_dir` if it is not there (every enrollment
+/// does), durably.
+pub fn mark_dir(secret_dir: &Path) -> io::Result<()> {
+    let path = secret_dir.join(MARKER);
+    match fsutil::create_complete(secret_dir, &path, b"") {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }
 
