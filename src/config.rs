@@ -160,6 +160,10 @@ pub struct ConfigError {
     pub path: PathBuf,
     pub line: Option<usize>,
     pub message: String,
+    /// `log.socket` as the refused file still says it, if it could be read
+    /// from it and the file is one only root can write: so that the
+    /// "config is broken" record goes where records go.
+    pub log_socket: Option<PathBuf>,
 }
 
 impl fmt::Display for ConfigError {
@@ -176,16 +180,21 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Loads `path`. `explicit` is false for the built-in default path, whose
     /// absence means "all defaults"; a path the administrator named must exist.
+    ///
+    /// The file decides who gets a second factor, so it must be a regular
+    /// file that only root can change: owned by root, not writable by group
+    /// or others. It is opened without blocking (a FIFO put in its place
+    /// cannot hang a login) and read once, with a bound.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError {
             path: path.to_path_buf(),
             line: None,
             message,
+            log_socket: None,
         };
-        // O_NONBLOCK: a FIFO put in its place must not hang the login in open.
         let file = match std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
             .open(path)
         {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
@@ -194,19 +203,19 @@ impl Config {
             Err(e) => return Err(err(format!("cannot read: {e}"))),
             Ok(file) => file,
         };
-        let text = match file.metadata() {
-            Err(e) => return Err(err(format!("cannot read: {e}"))),
-            Ok(meta) if !meta.is_file() => return Err(err("not a regular file".into())),
-            Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
-                return Err(err("larger than 1 MiB: is this the right file?".into()));
-            }
-            Ok(meta) => crate::fsutil::read_text(&file, meta.len(), MAX_CONFIG_BYTES)
-                .map_err(|e| err(format!("cannot read: {e}")))?,
-        };
+        let meta = file
+            .metadata()
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        if let Some(problem) = file_problem(&meta) {
+            return Err(err(problem));
+        }
+        let text = crate::fsutil::read_text(&file, meta.len(), MAX_CONFIG_BYTES)
+            .map_err(|e| err(format!("cannot read: {e}")))?;
         Config::parse(&text).map_err(|(line, message)| ConfigError {
             path: path.to_path_buf(),
             line,
             message,
+            log_socket: log_socket_hint(&text),
         })
     }
 
@@ -228,11 +237,35 @@ impl Config {
     }
 }
 
-/// `log.socket` from a file that failed validation, if it can still be read
-/// from it: so that the "config is broken" record goes where records go.
-pub fn log_socket_hint(path: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let table: toml::Table = toml::from_str(&text).ok()?;
+/// Why an opened config file must not be used, if it must not: it is not a
+/// regular file, not root's, or group or others can write it.
+pub fn file_problem(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_file() {
+        return Some("not a regular file".into());
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Some("larger than 1 MiB: is this the right file?".into());
+    }
+    if meta.uid() != crate::fsutil::expected_owner() {
+        return Some(format!(
+            "owned by uid {}, not root: only root may decide who is asked for a code",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "mode {:04o}: group or others can write it (chmod go-w)",
+            meta.mode() & 0o7777
+        ));
+    }
+    None
+}
+
+/// `log.socket` from the text of a file that failed validation, if it can
+/// still be read from it.
+fn log_socket_hint(text: &str) -> Option<PathBuf> {
+    let table: toml::Table = toml::from_str(text).ok()?;
     let socket = table.get("log")?.get("socket")?.as_str()?;
     socket.starts_with('/').then(|| PathBuf::from(socket))
 }

@@ -58,6 +58,29 @@ pub fn read_text(file: &File, len: u64, max: u64) -> io::Result<String> {
     })
 }
 
+/// Runs `write` with the file-size limit (RLIMIT_FSIZE) lifted to its hard
+/// limit, and puts the caller's limit back after. A PAM module runs inside
+/// the process of whoever logs in: a local user who runs `su victim` under
+/// `ulimit -S -f 0` must not make the module's own writes fail. A hard limit
+/// cannot be lifted: a write past it fails (EFBIG), and the attempt is then
+/// denied unjudged (the callers treat any failed write so). Reading the
+/// limit is one cheap syscall; it is changed only when it is set.
+pub fn with_file_size_limit_lifted<T>(write: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_FSIZE) else {
+        return write();
+    };
+    if soft >= hard {
+        return write();
+    }
+    let lifted = setrlimit(Resource::RLIMIT_FSIZE, hard, hard).is_ok();
+    let result = write();
+    if lifted {
+        let _ = setrlimit(Resource::RLIMIT_FSIZE, soft, hard);
+    }
+    result
+}
+
 /// Opens `path` without following a symlink at its last component and without
 /// blocking on a FIFO. The caller checks the descriptor with [`check_private_file`].
 pub fn open_nofollow(path: &Path, write: bool) -> io::Result<File> {
@@ -118,6 +141,10 @@ fn temp_path(dir: &Path, final_path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let suffix: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+    // The name's start, for whoever finds a leftover: a whole user name
+    // (up to 255 bytes) plus the suffix would pass NAME_MAX, and that user
+    // could then never get a file.
+    let stem: String = stem.chars().take(64).collect();
     dir.join(format!(".{stem}.tmp.{suffix}"))
 }
 
@@ -239,6 +266,20 @@ mod tests {
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
         assert!(remove_durably(&d, &p).unwrap());
         assert!(!remove_durably(&d, &p).unwrap());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_longest_names_get_files_too() {
+        // A user name is up to 256 bytes; a file name up to 255 (NAME_MAX).
+        // The temporary name must fit whatever the final one is.
+        let d = scratch("long");
+        for len in [1, 64, 233, 234, 250, 255] {
+            let p = d.join("a".repeat(len));
+            create_complete(&d, &p, b"x").unwrap_or_else(|e| panic!("{len} bytes: {e}"));
+            replace_complete(&d, &p, b"y").unwrap_or_else(|e| panic!("{len} bytes: {e}"));
+            assert_eq!(fs::read(&p).unwrap(), b"y");
+        }
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -39,8 +39,9 @@ pub struct Args {
     pub mode: Mode,
 }
 
-/// `config=PATH`, `debug`, and at most one mode word. Anything else is an
-/// error: a typo in a PAM line must not silently change what is enforced.
+/// `config=PATH` (once), `debug`, and at most one mode word. Anything else
+/// is an error: a typo in a PAM line must not silently change what is
+/// enforced.
 pub fn parse_args(args: &[&[u8]]) -> Result<Args, String> {
     let mut out = Args {
         config: None,
@@ -48,6 +49,7 @@ pub fn parse_args(args: &[&[u8]]) -> Result<Args, String> {
         mode: Mode::Code,
     };
     let mut mode_seen = false;
+    config_arg(args)?;
     for raw in args {
         let arg =
             std::str::from_utf8(raw).map_err(|_| "a module argument is not UTF-8".to_string())?;
@@ -79,12 +81,17 @@ pub fn parse_args(args: &[&[u8]]) -> Result<Args, String> {
     Ok(out)
 }
 
-/// The `config=` argument alone, read before the others are validated.
-fn config_arg(args: &[&[u8]]) -> Option<PathBuf> {
-    args.iter()
-        .filter_map(|a| std::str::from_utf8(a).ok()?.strip_prefix("config="))
-        .find(|p| p.starts_with('/'))
-        .map(PathBuf::from)
+/// The `config=` argument alone, read before the others are validated. A
+/// second one is an error: which of two files applies must not be a guess.
+fn config_arg(args: &[&[u8]]) -> Result<Option<PathBuf>, String> {
+    let mut found = args
+        .iter()
+        .filter_map(|a| std::str::from_utf8(a).ok()?.strip_prefix("config="));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err("config= is given more than once".into());
+    }
+    Ok(first.filter(|p| p.starts_with('/')).map(PathBuf::from))
 }
 
 fn item_string(bytes: Option<&CStr>) -> String {
@@ -121,16 +128,19 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
     // config= comes first: the config says where to log, even the news that
     // the other arguments are wrong.
     let (path, explicit) = match config_arg(&raw_args) {
-        Some(p) => (p, true),
-        None => (PathBuf::from(config::DEFAULT_PATH), false),
+        Ok(Some(p)) => (p, true),
+        Ok(None) => (PathBuf::from(config::DEFAULT_PATH), false),
+        Err(why) => return deny_early(&Config::default().log_socket, "config", why),
     };
     let config = match Config::load(&path, explicit) {
         Ok(c) => c,
         Err(e) => {
             // Log where the administrator wants records, if the broken file
-            // still says where that is.
-            let socket =
-                config::log_socket_hint(&path).unwrap_or_else(|| Config::default().log_socket);
+            // (one root owns and only root can write) still says where.
+            let socket = e
+                .log_socket
+                .clone()
+                .unwrap_or_else(|| Config::default().log_socket);
             return deny_early(&socket, "config", e.to_string());
         }
     };
@@ -168,10 +178,8 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         tag: "pam_twostep",
     };
     let accounts = SystemAccounts;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let reservation = reservation::take(pamh);
+    let held = reservation.clone();
     let req = Request {
         user,
         service,
@@ -180,16 +188,148 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
     };
     let mut env = Env {
         config: &config,
-        now,
+        now: auth::system_clock(),
+        clock: auth::system_clock,
         conv: &mut prompter,
         accounts: &accounts,
         audit: &mut audit,
         debug: args.debug,
+        reservation,
     };
-    match auth::run(&mut env, args.mode, &req) {
+    let outcome = auth::run(&mut env, args.mode, &req);
+    let kept = env.reservation.take();
+    drop(env);
+    if kept != held && reservation::put(pamh, kept.as_ref()).is_err() {
+        // Without it, the next line counts the attempt again: a second
+        // failure where there was one. Safe, and worth a record.
+        Syslog {
+            socket: &config.log_socket,
+            tag: "pam_twostep",
+        }
+        .emit(Record::new("debug", Severity::Warning).with(
+            "detail",
+            "pam_set_data failed: the attempt may be counted twice",
+        ));
+    }
+    match outcome {
         Outcome::Success => PamResultCode::PAM_SUCCESS,
         Outcome::Denied => PamResultCode::PAM_AUTH_ERR,
         Outcome::ConversationFailed => PamResultCode::PAM_CONV_ERR,
+    }
+}
+
+/// The reservation `preauth` leaves for the lines after it, kept with the
+/// PAM handle (pam_set_data) for the rest of this pam_authenticate.
+mod reservation {
+    use crate::auth::Reservation;
+    use crate::lockout::NewLock;
+    use crate::user::{self, UserName};
+    use pam::module::PamHandle;
+
+    /// Versioned: a module of another version in the same stack keeps its
+    /// own (the data's layout is ours alone).
+    const KEY: &str = concat!("pam_twostep/reservation/", env!("CARGO_PKG_VERSION"));
+
+    /// Plain old data with a fixed layout: what pam_get_data hands back is
+    /// read as this type.
+    #[repr(C)]
+    pub struct Data {
+        present: u8,
+        has_lock: u8,
+        user_len: u16,
+        user: [u8; user::MAX_LEN],
+        epoch: u32,
+        failures: u32,
+        lock_tier: u32,
+        lock_until: u64,
+    }
+
+    fn encode(r: Option<&Reservation>) -> Data {
+        let mut d = Data {
+            present: 0,
+            has_lock: 0,
+            user_len: 0,
+            user: [0; user::MAX_LEN],
+            epoch: 0,
+            failures: 0,
+            lock_tier: 0,
+            lock_until: 0,
+        };
+        if let Some(r) = r {
+            let name = r.user.as_str().as_bytes();
+            d.present = 1;
+            d.user[..name.len()].copy_from_slice(name);
+            d.user_len = u16::try_from(name.len()).unwrap_or(0);
+            d.epoch = r.epoch;
+            d.failures = r.failures;
+            if let Some(lock) = r.new_lock {
+                d.has_lock = 1;
+                d.lock_tier = lock.tier;
+                d.lock_until = lock.until;
+            }
+        }
+        d
+    }
+
+    fn decode(d: &Data) -> Option<Reservation> {
+        if d.present != 1 {
+            return None;
+        }
+        let name = d.user.get(..usize::from(d.user_len))?;
+        Some(Reservation {
+            user: UserName::parse_bytes(name).ok()?,
+            epoch: d.epoch,
+            failures: d.failures,
+            new_lock: (d.has_lock == 1).then_some(NewLock {
+                tier: d.lock_tier,
+                until: d.lock_until,
+            }),
+        })
+    }
+
+    /// This attempt's reservation, if an earlier line made one.
+    pub fn take(pamh: &PamHandle) -> Option<Reservation> {
+        // Only this module sets KEY, always to a Box<Data> (`put`), and KEY
+        // carries the module's version.
+        // SAFETY: so the data under KEY is a `Data` of this very layout,
+        // alive until pam_end or replaced: neither can happen during this borrow.
+        let data = unsafe { pamh.get_data::<Data>(KEY) }.ok()?;
+        decode(data)
+    }
+
+    /// Keeps `r` for the next line (or none: a used reservation is spent).
+    pub fn put(pamh: &mut PamHandle, r: Option<&Reservation>) -> Result<(), ()> {
+        pamh.set_data(KEY, Box::new(encode(r))).map_err(|_| ())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trip() {
+            let longest = UserName::parse(&"a".repeat(user::MAX_LEN)).unwrap();
+            for r in [
+                None,
+                Some(Reservation {
+                    user: UserName::parse("alice").unwrap(),
+                    epoch: 7,
+                    failures: 3,
+                    new_lock: None,
+                }),
+                Some(Reservation {
+                    user: longest,
+                    epoch: u32::MAX,
+                    failures: 5,
+                    new_lock: Some(NewLock {
+                        tier: 2,
+                        until: u64::MAX,
+                    }),
+                }),
+            ] {
+                assert_eq!(decode(&encode(r.as_ref())), r);
+            }
+        }
     }
 }
 
@@ -222,10 +362,9 @@ impl Conversation for PamConversation<'_, '_> {
 struct SystemAccounts;
 
 impl Accounts for SystemAccounts {
-    fn exists(&self, user: &UserName) -> Result<bool, String> {
-        nix::unistd::User::from_name(user.as_str())
-            .map(|u| u.is_some())
-            .map_err(|e| e.to_string())
+    fn canonical(&self, typed: &UserName) -> Result<Option<UserName>, String> {
+        let account = nix::unistd::User::from_name(typed.as_str()).map_err(|e| e.to_string())?;
+        Ok(account.and_then(|a| UserName::parse(&a.name).ok()))
     }
 
     fn group_ids(&self, user: &UserName) -> Result<Option<Vec<u32>>, String> {

@@ -14,7 +14,10 @@
 //! 2. `exempt_groups`: a member is not asked.
 //! 3. `require_groups` (when not empty): a user in none of them is not asked.
 //! 4. No remote host (console, su): `console` decides, and nothing else; a
-//!    trusted network or remembered address needs an address.
+//!    trusted network or remembered address needs an address. `"skip"`
+//!    skips only a login on a terminal of this machine (PAM_TTY names a
+//!    character device under /dev): a service with neither a remote host
+//!    nor a terminal (cron, a daemon checking passwords) is asked.
 //! 5. A remote host that is not an IP address (a host name, which DNS can be
 //!    made to say anything) is asked.
 //! 6. An address in `trusted_networks` is not asked.
@@ -107,6 +110,7 @@ pub fn decide(
     policy: &Policy,
     groups: &mut dyn Groups,
     rhost: &str,
+    local_terminal: bool,
     remembered: &[Remembered],
     now: u64,
 ) -> Decision {
@@ -128,8 +132,8 @@ pub fn decide(
     }
     if rhost.is_empty() {
         return match policy.console {
-            Console::Skip => Decision::Skip(SkipReason::Console),
-            Console::Challenge => ask,
+            Console::Skip if local_terminal => Decision::Skip(SkipReason::Console),
+            Console::Skip | Console::Challenge => ask,
         };
     }
     let Some(addr) = source_address(rhost) else {
@@ -258,7 +262,11 @@ mod tests {
         let memory = [seen("192.0.2.1", NOW + 100)];
         for rhost in ["", "192.0.2.1", "::1", "host.example"] {
             let mut g = Fake::of(&["staff"]);
-            assert_eq!(decide(&p, &mut g, rhost, &memory, NOW), ASK, "{rhost:?}");
+            assert_eq!(
+                decide(&p, &mut g, rhost, rhost.is_empty(), &memory, NOW),
+                ASK,
+                "{rhost:?}"
+            );
             assert_eq!(g.lookups, 0);
         }
         for active in [
@@ -343,7 +351,7 @@ mod tests {
         ];
         for (groups, rhost, want) in cases {
             let mut g = Fake::of(groups);
-            let got = decide(&full(), &mut g, rhost, &memory, NOW);
+            let got = decide(&full(), &mut g, rhost, rhost.is_empty(), &memory, NOW);
             assert_eq!(got, *want, "groups {groups:?} rhost {rhost:?}");
         }
     }
@@ -471,9 +479,32 @@ mod tests {
         for (policy, groups, rhost, want) in cases {
             let mut g = Fake::of(groups);
             assert_eq!(
-                decide(&policy, &mut g, rhost, &memory, NOW),
+                decide(&policy, &mut g, rhost, rhost.is_empty(), &memory, NOW),
                 want,
                 "{policy:?} groups {groups:?} rhost {rhost:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn console_skip_needs_a_local_terminal() {
+        // (rhost, on a local terminal) -> decision, with console = "skip"
+        let p = Policy {
+            console: Console::Skip,
+            ..Policy::default()
+        };
+        let table = [
+            ("", true, skip(SkipReason::Console)),
+            ("", false, ASK),
+            ("192.0.2.1", false, ASK),
+            ("192.0.2.1", true, ASK),
+        ];
+        for (rhost, tty, want) in table {
+            let mut g = Fake::of(&[]);
+            assert_eq!(
+                decide(&p, &mut g, rhost, tty, &[], NOW),
+                want,
+                "{rhost:?} {tty}"
             );
         }
     }
@@ -484,7 +515,7 @@ mod tests {
         for rhost in ["", "10.0.0.1", "192.0.2.50", "203.0.113.1"] {
             let mut g = Fake::broken();
             assert_eq!(
-                decide(&full(), &mut g, rhost, &memory, NOW),
+                decide(&full(), &mut g, rhost, rhost.is_empty(), &memory, NOW),
                 ALWAYS,
                 "{rhost}"
             );
@@ -496,7 +527,7 @@ mod tests {
                 ..full()
             };
             let mut g = Fake::broken();
-            let got = decide(&p, &mut g, rhost, &memory, NOW);
+            let got = decide(&p, &mut g, rhost, rhost.is_empty(), &memory, NOW);
             assert!(
                 !matches!(
                     got,
@@ -517,7 +548,7 @@ mod tests {
         };
         for rhost in ["", "10.0.0.1", "203.0.113.1", "host"] {
             let mut g = Fake::of(&[]);
-            decide(&p, &mut g, rhost, &[], NOW);
+            decide(&p, &mut g, rhost, rhost.is_empty(), &[], NOW);
             assert_eq!(g.lookups, 0, "{rhost}");
         }
         let p = Policy {
@@ -525,7 +556,7 @@ mod tests {
             ..Policy::default()
         };
         let mut g = Fake::of(&[]);
-        decide(&p, &mut g, "", &[], NOW);
+        decide(&p, &mut g, "", true, &[], NOW);
         assert_eq!(g.lookups, 1);
     }
 

@@ -53,6 +53,23 @@ pub struct UserState {
     /// Unix seconds of the last successful code login; 0 = never.
     pub last_success: u64,
     pub remembered: Vec<Remembered>,
+    /// Bumped by every reset of the counters (a success, an unlock). An
+    /// attempt's reservation (counted in `preauth`) belongs to the epoch it
+    /// was made in: once a reset has wiped it, the attempt's failure is
+    /// counted again rather than lost.
+    pub epoch: u32,
+}
+
+impl UserState {
+    /// The state after a successful login or an unlock: counters cleared, a
+    /// new epoch.
+    pub fn reset(&self) -> UserState {
+        UserState {
+            counters: crate::lockout::reset(),
+            epoch: self.epoch.wrapping_add(1),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +124,7 @@ fn encode(state: &UserState, seq: u64) -> [u8; SLOT] {
     b[16..20].copy_from_slice(&c.failures.to_le_bytes());
     b[20..24].copy_from_slice(&c.tier_failures.to_le_bytes());
     b[24..28].copy_from_slice(&c.tier.to_le_bytes());
+    b[28..32].copy_from_slice(&state.epoch.to_le_bytes());
     b[32..40].copy_from_slice(&c.locked_until.to_le_bytes());
     b[40..48].copy_from_slice(&state.last_step_time.to_le_bytes());
     b[48..56].copy_from_slice(&state.last_success.to_le_bytes());
@@ -206,6 +224,9 @@ fn decode(b: &[u8]) -> Option<(u64, UserState)> {
         last_step_time: u64_at(b, 40),
         last_success: u64_at(b, 48),
         remembered,
+        // Zero in slots written before epochs existed: the same layout,
+        // these bytes were padding.
+        epoch: u32_at(b, 28),
     };
     Some((u64_at(b, 8), state))
 }
@@ -260,14 +281,33 @@ pub struct Locked {
 impl Locked {
     /// Replaces the state durably: on disk before this returns.
     pub fn commit(&mut self, state: UserState) -> Result<(), StateError> {
+        self.write(state)?;
+        self.sync()
+    }
+
+    /// Replaces the state in the file without waiting for the disk: every
+    /// other attempt sees it at once, and a killed process cannot lose it,
+    /// but a power cut can until [`Locked::sync`] (or a later commit). An
+    /// attempt writes its reservation this way before judging a code under
+    /// the lock: a write that fails (a full disk, the caller's file-size
+    /// limit) then denies before anything is judged, and the outcome's
+    /// commit makes both durable with one flush.
+    pub fn write(&mut self, state: UserState) -> Result<(), StateError> {
         let slot = 1 - self.slot;
         let seq = self.seq.wrapping_add(1);
         let bytes = encode(&state, seq);
-        self.file.write_all_at(&bytes, (slot * SLOT) as u64)?;
-        self.file.sync_data()?;
+        fsutil::with_file_size_limit_lifted(|| {
+            self.file.write_all_at(&bytes, (slot * SLOT) as u64)
+        })?;
         self.slot = slot;
         self.seq = seq;
         self.state = state;
+        Ok(())
+    }
+
+    /// Makes what was written durable.
+    pub fn sync(&mut self) -> Result<(), StateError> {
+        self.file.sync_data()?;
         Ok(())
     }
 }
@@ -369,7 +409,7 @@ fn create(state_dir: &Path, path: &Path) -> Result<(), StateError> {
         encode(&UserState::default(), 0),
     ]
     .concat();
-    match fsutil::create_complete(state_dir, path, &image) {
+    match fsutil::with_file_size_limit_lifted(|| fsutil::create_complete(state_dir, path, &image)) {
         Ok(()) => Ok(()),
         // Another attempt created it first: use theirs.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -470,6 +510,7 @@ mod tests {
                     until: 6,
                 },
             ],
+            epoch: 0x0102_0304,
         }
     }
 

@@ -362,7 +362,7 @@ send "\003"
         files.iter().all(|f| !f.to_string_lossy().contains(".tmp.")),
         "{files:?}"
     );
-    assert!(files_under(&rig.secret_dir).is_empty(), "{files:?}");
+    assert!(rig.secret_files().is_empty(), "{files:?}");
     assert!(rig.events().iter().all(|e| e.event() != "enrolled"));
     // The terminal was given back with echo on: a following command sees it.
     let script = format!(
@@ -396,7 +396,7 @@ fn three_wrong_codes_write_nothing() {
     assert!(err.contains("3 wrong codes"), "{err}");
     assert_eq!(err.matches("Code from the app").count(), 3, "{err}");
     assert!(!rig.secret_path(USER).exists());
-    assert!(files_under(&rig.secret_dir).is_empty());
+    assert!(rig.secret_files().is_empty());
     // End of input is a cancellation too.
     let out = rig.cli_stdin(&["enroll", USER, "--qr", "none"], "");
     assert_eq!(out.status.code(), Some(1));

@@ -217,5 +217,5 @@ fn files_that_cannot_be_imported_write_nothing() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(!rig.secret_path(USER).exists(), "{}", path.display());
     }
-    assert!(files_under(&rig.secret_dir).is_empty());
+    assert!(rig.secret_files().is_empty());
 }

@@ -24,10 +24,6 @@ fn stack_login(rig: &Rig, user: &str, password: &str, code: &str) -> Login {
     )
 }
 
-fn count(events: &[Event], event: &str) -> usize {
-    events.iter().filter(|e| e.event() == event).count()
-}
-
 /// The `failures=` values of the `event` records, in order.
 fn failure_counts(events: &[Event], event: &str) -> Vec<u32> {
     let mut fails: Vec<u32> = events
@@ -40,13 +36,7 @@ fn failure_counts(events: &[Event], event: &str) -> Vec<u32> {
 }
 
 fn status(rig: &Rig, user: &str) -> serde_json::Value {
-    let out = rig.cli(&["status", user, "--json"]);
-    assert!(
-        out.status.success(),
-        "status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    rig.status_json(user)
 }
 
 #[test]
@@ -191,8 +181,6 @@ fn success_resets_the_count_before_the_limit() {
     );
     assert_eq!(count(&rig.events(), "locked"), 0);
 }
-
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// One login through the code step at a fixed fake time.
 fn login_at(rig: &Rig, user: &str, answer: &str, unix: u64) -> Login {

@@ -62,7 +62,7 @@ fn a_recovery_code_logs_in_once_with_method_recovery() {
     fresh_step(3);
     assert_eq!(rig.login(USER, &oath_code(SECRET, 0)).code, PAM_SUCCESS);
     // No temporary file is left by the rewrites.
-    assert_eq!(files_under(&rig.secret_dir).len(), 1);
+    assert_eq!(rig.secret_files().len(), 1);
 }
 
 #[test]

@@ -19,6 +19,8 @@ pub const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 pub const PAM_SUCCESS: i32 = 0;
 pub const PAM_AUTH_ERR: i32 = 7;
 pub const PAM_CONV_ERR: i32 = 19;
+/// libfaketime (apt: libfaketime), preloaded to fake the module's clock.
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 fn target_dir() -> PathBuf {
     // tests run from target/<profile>/deps/<test>-<hash>
@@ -246,6 +248,8 @@ impl Rig {
             std::fs::create_dir_all(d).unwrap();
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
         }
+        // As the package makes it: the secret directory is the real one.
+        std::fs::write(secret_dir.join(".twostep-secret-dir"), b"").unwrap();
         let log_path = root.join("log.sock");
         let log = UnixDatagram::bind(&log_path).unwrap();
         log.set_read_timeout(Some(Duration::from_millis(50)))
@@ -341,6 +345,15 @@ impl Rig {
         );
     }
 
+    /// The files in secret_dir but its marker, recursively.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        let marker = self.secret_dir.join(".twostep-secret-dir");
+        files_under(&self.secret_dir)
+            .into_iter()
+            .filter(|f| *f != marker)
+            .collect()
+    }
+
     pub fn secret_path(&self, user: &str) -> PathBuf {
         self.secret_dir.join(user)
     }
@@ -349,7 +362,6 @@ impl Rig {
         self.state_dir.join(user)
     }
 
-    /// One login through libpam: `answers` are typed at the prompts in order.
     /// A login through pamdrive, left running with stdin and stdout piped
     /// (stderr discarded): for tests that answer later, in parallel, or kill it.
     pub fn spawn_login(
@@ -358,7 +370,29 @@ impl Rig {
         user: &str,
         items: &[(&str, &str)],
     ) -> std::process::Child {
-        let mut cmd = Command::new(pamdrive());
+        self.login_command(&[], service, user, items)
+            .spawn()
+            .unwrap()
+    }
+
+    /// The pamdrive command of a login, run through `wrapper` (a command
+    /// that ends by exec'ing its arguments, such as `sh -c '...; exec "$@"'
+    /// sh`), with stdin and stdout piped and stderr discarded.
+    pub fn login_command(
+        &self,
+        wrapper: &[&std::ffi::OsStr],
+        service: &str,
+        user: &str,
+        items: &[(&str, &str)],
+    ) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(pamdrive());
+                c
+            }
+            None => Command::new(pamdrive()),
+        };
         cmd.arg("--confdir").arg(&self.confdir).args([
             "--service",
             service,
@@ -371,9 +405,19 @@ impl Rig {
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    /// `twostep status USER --json`, which must succeed.
+    pub fn status_json(&self, user: &str) -> serde_json::Value {
+        let out = self.cli(&["status", user, "--json"]);
+        assert!(
+            out.status.success(),
+            "status {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// The module's records since the last call, without the admin CLI's.
@@ -391,19 +435,7 @@ impl Rig {
         answers: &[&str],
         items: &[(&str, &str)],
     ) -> Login {
-        let mut child = self.spawn_login(service, user, items);
-        {
-            let mut stdin = child.stdin.take().unwrap();
-            for a in answers {
-                // The module may stop asking early; a closed pipe is fine.
-                let _ = stdin.write_all(a.as_bytes());
-                let _ = stdin.write_all(b"\n");
-            }
-        }
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let code = out.status.code().unwrap_or(-1);
-        Login { code, out: text }
+        run_login(self.login_command(&[], service, user, items), answers)
     }
 
     pub fn login(&self, user: &str, answer: &str) -> Login {
@@ -456,6 +488,30 @@ impl Drop for Rig {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// Runs a login command (see [`Rig::login_command`]): `answers` are typed
+/// at the prompts in order.
+pub fn run_login(mut cmd: Command, answers: &[&str]) -> Login {
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for a in answers {
+            // The module may stop asking early; a closed pipe is fine.
+            let _ = stdin.write_all(a.as_bytes());
+            let _ = stdin.write_all(b"\n");
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    Login {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+/// How many records of `event` there are.
+pub fn count(events: &[Event], event: &str) -> usize {
+    events.iter().filter(|e| e.event() == event).count()
 }
 
 /// A parsed record.

@@ -1,0 +1,129 @@
+//! Enrollment at login (`unenrolled = "enroll"`): a new secret is shown as a
+//! QR code, a key and a URI; a right code from the app writes it, exactly
+//! as `twostep enroll` would, and lets the login through. A wrong code
+//! writes nothing and counts as a failure. No recovery codes: a login
+//! conversation is no place to show them (`twostep recovery-codes` is).
+#![forbid(unsafe_code)]
+
+use super::attempt::{Failure, Judging};
+use super::code_step::remembered_after_success;
+use super::{Env, Outcome, Reason, Request};
+use crate::audit::{Record, Severity};
+use crate::enrollment;
+use crate::qr::{self, Qr};
+use crate::secret;
+use crate::state::UserState;
+use crate::totp::{self, Code};
+use crate::user::UserName;
+use zeroize::Zeroizing;
+
+pub(super) fn at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome {
+    let params = env.config.totp;
+    let key = match enrollment::new_key() {
+        Ok(key) => key,
+        Err(why) => {
+            let rec = env
+                .record("auth_fail", Severity::Notice, req)
+                .with("tty", &req.tty)
+                .with("reason", Reason::NoSecret.as_str())
+                .with("failures", 0)
+                .with("detail", why);
+            env.emit(rec);
+            return Outcome::Denied;
+        }
+    };
+    let b32 = secret::encode_base32(&key);
+    let issuer = enrollment::issuer(env.config);
+    let uri = qr::otpauth_uri(&issuer, user.as_str(), &b32, &params);
+    env.conv.info(&format!(
+        "Two-step login is now required for {user}. Set it up with an authenticator \
+         app (Google Authenticator, Microsoft Authenticator, FreeOTP, Aegis...): \
+         scan this QR code, or add the account by hand with the key below."
+    ));
+    match Qr::encode(uri.as_bytes()).and_then(|code| code.terminal(qr::Style::Utf8)) {
+        Ok(drawing) => env.conv.info(drawing.trim_end_matches('\n')),
+        Err(_) => env
+            .conv
+            .info("(The QR code does not fit this screen: add the account by hand.)"),
+    }
+    let details = Zeroizing::new(format!(
+        "Key: {}\nAccount: {issuer}:{user}\nType: time-based, {}, {} digits, every {} seconds\n\
+         URI: {}\nThen type the code the app shows.",
+        enrollment::grouped(&b32).as_str(),
+        params.algorithm.as_str(),
+        params.digits,
+        params.period,
+        uri.as_str(),
+    ));
+    env.conv.info(&details);
+    let Some(answer) = env.ask_code() else {
+        return Outcome::ConversationFailed;
+    };
+
+    // Under the user's lock, as every writer of a secret file: of two first
+    // logins racing, the second sees the first one's file and writes nothing.
+    let judging = match Judging::begin(env, req, user) {
+        Ok(j) => j,
+        Err(refused) => return refused,
+    };
+    let step_time = Code::parse(&answer, params.digits)
+        .and_then(|code| totp::matching_step(&key, &params, &code, env.now))
+        .map(|step| step.saturating_mul(u64::from(params.period)));
+    let path = secret::path_for(&env.config.secret_dir, user);
+    let meanwhile = || {
+        let why = "another login enrolled this user meanwhile";
+        (Reason::BadCode, Some(why.to_string()))
+    };
+    let written = match step_time {
+        None => Err((Reason::BadCode, None)),
+        Some(_) if path.symlink_metadata().is_ok() => Err(meanwhile()),
+        Some(step_time) => {
+            let file = enrollment::secret_file(&b32, &params, Vec::new());
+            match enrollment::write_new(&env.config.secret_dir, user, &file) {
+                Ok(()) => Ok(step_time),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(meanwhile()),
+                // Not the user's fault, but the attempt stays counted: it
+                // was counted before the code was judged.
+                Err(e) => Err((
+                    Reason::BadSecretFile,
+                    Some(format!("cannot write {}: {e}", path.display())),
+                )),
+            }
+        }
+    };
+    let step_time = match written {
+        Ok(step_time) => step_time,
+        Err((reason, detail)) => {
+            return judging.fail(env, req, user, Failure::Code(reason, detail));
+        }
+    };
+    let now = env.now;
+    // Addresses remembered for an earlier secret are forgotten.
+    let remembered = remembered_after_success(env, req, &[]);
+    let committed = judging.succeed(env, req, |next| UserState {
+        // The code that confirmed the enrollment is used up.
+        last_step_time: next.last_step_time.max(step_time),
+        last_success: now,
+        remembered,
+        ..next
+    });
+    if let Err(refused) = committed {
+        // Without the used step on disk the enrollment is undone: the login
+        // is refused and, as after a wrong code, no secret file is left.
+        let _ = crate::fsutil::remove_durably(&env.config.secret_dir, &path);
+        return refused;
+    }
+    env.emit(
+        Record::new("enrolled", Severity::Notice)
+            .with("user", user)
+            .with("by", "login"),
+    );
+    env.conv
+        .info("Two-step login is set up. From now on, each login asks for a code.");
+    let rec = env
+        .record("auth_ok", Severity::Info, req)
+        .with("tty", &req.tty)
+        .with("method", "totp");
+    env.emit(rec);
+    Outcome::Success
+}

@@ -1,0 +1,270 @@
+//! The login flow as plain Rust: what each module mode does, over small traits
+//! for the conversation, the account database and the audit log. No PAM types
+//! here; `pam.rs` maps [`Outcome`] to PAM codes in one place.
+//!
+//! Where each part lives:
+//! - `identity`: which account an attempt is about (one identity per account)
+//! - `attempt`: counting before checking: the reservation `preauth` makes, the
+//!   attempt judged under the user's lock, failures and locks recorded
+//! - `code_step`: the code step: who is asked, the prompt, the answer judged
+//! - `recovery`: a recovery code at the prompt
+//! - `enroll`: enrollment at login
+//! - `decoy`: the same work for names that are not enrolled accounts, so that
+//!   the response does not tell them apart; and the bound on argon2 checks
+#![forbid(unsafe_code)]
+
+mod attempt;
+mod code_step;
+mod decoy;
+mod enroll;
+mod identity;
+mod recovery;
+
+use crate::audit::{Record, Severity, Sink};
+use crate::config::Config;
+use crate::lockout::NewLock;
+use crate::state::StateError;
+use crate::user::UserName;
+use zeroize::Zeroizing;
+
+pub use recovery::recovery_message;
+
+/// The module's mode word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Ask for and check the code.
+    Code,
+    /// Before the password: deny at once if the user is locked; otherwise
+    /// count the attempt before the password is checked.
+    Preauth,
+    /// After a failed password: record the failure, deny.
+    Authfail,
+}
+
+/// What the module answers. Mapped to PAM codes in `pam.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Let the login through (a good code, a skipped challenge, preauth passed).
+    Success,
+    /// Deny. Everything that is not a proven success ends here.
+    Denied,
+    /// The conversation failed (client went away): deny, nothing evaluated.
+    ConversationFailed,
+}
+
+/// The PAM items of this attempt. `user` is the raw PAM_USER: not validated.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub user: Vec<u8>,
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+}
+
+impl Request {
+    /// The same attempt, about the account `user` resolved to: records name
+    /// the account, not the spelling typed.
+    fn for_account(&self, user: &UserName) -> Request {
+        Request {
+            user: user.as_str().as_bytes().to_vec(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Talking to the person logging in.
+pub trait Conversation {
+    /// Asks with echo off. `None` if the conversation failed.
+    fn ask_hidden(&mut self, prompt: &str) -> Option<Zeroizing<Vec<u8>>>;
+    fn error(&mut self, text: &str);
+    fn info(&mut self, text: &str);
+}
+
+/// The system's account and group databases.
+pub trait Accounts {
+    /// The account a login name resolves to, by its own name (`pw_name`):
+    /// NSS may resolve other spellings (SSSD and winbind ignore case by
+    /// default). `None`: no such account, or one whose own name is not a
+    /// plausible login name. An error is a lookup failure (fail closed).
+    fn canonical(&self, typed: &UserName) -> Result<Option<UserName>, String>;
+    /// The IDs of the user's groups, the primary one and the supplementary
+    /// ones (getgrouplist). `None`: there is no such user.
+    fn group_ids(&self, user: &UserName) -> Result<Option<Vec<u32>>, String>;
+    /// A group's ID; `None`: there is no such group.
+    fn group_id(&self, name: &str) -> Result<Option<u32>, String>;
+}
+
+/// An attempt that `preauth` counted before the password was checked. The
+/// module keeps it with the PAM handle (pam_set_data) for the lines after
+/// it: `authfail` and the code step then judge this attempt without
+/// counting it again, and a success gives it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub user: UserName,
+    /// The state's epoch when it was counted: a reset since (a success, an
+    /// unlock) has wiped it, and the attempt is then counted again.
+    pub epoch: u32,
+    /// The failures counted, this one included.
+    pub failures: u32,
+    /// The lock this reservation set off, told to the user if the attempt
+    /// fails (and lifted if it succeeds).
+    pub new_lock: Option<NewLock>,
+}
+
+/// Everything one attempt works with.
+pub struct Env<'a> {
+    pub config: &'a Config,
+    /// Unix seconds: read at the start and again whenever an answer arrives
+    /// ([`Env::answer_arrived`]), so that a code is judged by the time it was
+    /// typed, not by when the prompt was shown.
+    pub now: u64,
+    pub clock: fn() -> u64,
+    pub conv: &'a mut dyn Conversation,
+    pub accounts: &'a dyn Accounts,
+    pub audit: &'a mut dyn Sink,
+    /// The `debug` module argument: also log `event=debug` records that say
+    /// how the decision was reached (never an answer, code or secret).
+    pub debug: bool,
+    /// In: the reservation an earlier line of this stack made for this
+    /// attempt, if any. Out: the one to keep for the next line (`pam.rs`
+    /// stores it). Taken when used, so it serves one judgement only.
+    pub reservation: Option<Reservation>,
+}
+
+/// Unix seconds now.
+pub fn system_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Why a code attempt failed, as the `reason` of `auth_fail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    BadCode,
+    Replay,
+    NoSecret,
+    BadSecretFile,
+    BadUser,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::BadCode => "bad_code",
+            Reason::Replay => "replay",
+            Reason::NoSecret => "no_secret",
+            Reason::BadSecretFile => "bad_secret_file",
+            Reason::BadUser => "bad_user",
+        }
+    }
+}
+
+/// The name as it may appear in a record: validated names as they are,
+/// anything else escaped by the record formatter.
+fn display_name(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+impl Env<'_> {
+    /// Asks for the code (echo off) and reads the clock when the answer
+    /// arrives. `None`: the conversation failed.
+    fn ask_code(&mut self) -> Option<Zeroizing<Vec<u8>>> {
+        let answer = self.conv.ask_hidden(&self.config.prompt)?;
+        self.now = (self.clock)();
+        Some(answer)
+    }
+
+    fn record(&mut self, event: &str, severity: Severity, req: &Request) -> Record {
+        let _ = self;
+        Record::new(event, severity)
+            .with("user", display_name(&req.user))
+            .with("service", &req.service)
+            .with("rhost", &req.rhost)
+    }
+
+    fn emit(&mut self, record: Record) {
+        self.audit.emit(record);
+    }
+
+    /// With `debug`: one `event=debug` record (authpriv.debug).
+    fn trace(&mut self, req: &Request, detail: impl FnOnce() -> String) {
+        if self.debug {
+            let rec = Record::new("debug", Severity::Debug)
+                .with("user", display_name(&req.user))
+                .with("service", &req.service)
+                .with("detail", detail());
+            self.emit(rec);
+        }
+    }
+
+    /// Tells a locked user until when, and records the refusal.
+    fn refuse_locked(&mut self, req: &Request, until: u64) -> Outcome {
+        self.conv.error(&lock_message(until, self.now));
+        let rec = self
+            .record("lock_denied", Severity::Notice, req)
+            .with("until", crate::audit::rfc3339(until));
+        self.emit(rec);
+        Outcome::Denied
+    }
+
+    /// A state file that cannot be trusted, or an attempt that cannot be
+    /// recorded in it, counts as a lock of unknown end: nothing is judged.
+    fn refuse_bad_state(&mut self, req: &Request, err: &StateError) -> Outcome {
+        self.conv
+            .error("Login is temporarily blocked for this account. Contact your administrator.");
+        let rec = self
+            .record("lock_denied", Severity::Warning, req)
+            .with("until", "unknown")
+            .with("reason", "bad_state")
+            .with("detail", err);
+        self.emit(rec);
+        Outcome::Denied
+    }
+}
+
+/// "Too many failed attempts. Try again after 07:05:00 UTC (in 5 minutes)."
+pub fn lock_message(until: u64, now: u64) -> String {
+    let left = until.saturating_sub(now);
+    let stamp = crate::audit::rfc3339(until);
+    let when = stamp.replace('T', " ").replace('Z', " UTC");
+    let wait = match left {
+        0..=59 => format!("{left} seconds"),
+        60..=5399 => format!("{} minutes", left.div_ceil(60)),
+        _ => format!("{} hours", left.div_ceil(3600)),
+    };
+    format!("Too many failed attempts: this account is locked until {when} (in {wait}).")
+}
+
+/// Runs one module call.
+pub fn run(env: &mut Env<'_>, mode: Mode, req: &Request) -> Outcome {
+    match mode {
+        Mode::Code => code_step::run(env, req),
+        Mode::Preauth => attempt::preauth(env, req),
+        Mode::Authfail => attempt::authfail(env, req),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_messages_say_until_when() {
+        let cases = [
+            (
+                1_000_300,
+                1_000_000,
+                "locked until 1970-01-12 13:51:40 UTC (in 5 minutes).",
+            ),
+            (1_000_030, 1_000_000, "(in 30 seconds)."),
+            (1_003_600, 1_000_000, "(in 60 minutes)."),
+            (1_007_200, 1_000_000, "(in 2 hours)."),
+        ];
+        for (until, now, want) in cases {
+            let msg = lock_message(until, now);
+            assert!(msg.contains(want), "{msg}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! A recovery code typed at the code prompt.
+#![forbid(unsafe_code)]
+
+use super::{Reason, decoy};
+use crate::config::Config;
+use crate::secret::{self, UserSecret};
+use crate::user::UserName;
+
+/// Checks `answer` against the user's recovery codes and, if it is one,
+/// removes its hash from the secret file before returning: a used code never
+/// works again, even after a crash. Called with the user's state lock held,
+/// with `current` as the code step read (or re-checked) under that lock, so a
+/// code a parallel attempt used is already gone from it.
+/// `Ok(None)`: not a recovery code.
+pub(super) fn use_code(
+    config: &Config,
+    user: &UserName,
+    mut current: UserSecret,
+    answer: &[u8],
+) -> Result<Option<usize>, (Reason, String)> {
+    if current.file.recovery_codes.is_empty() {
+        // No codes: the same argon2 work on the decoy's, so that a user
+        // without codes does not answer sooner than one with them.
+        decoy::recovery_check(&config.state_dir, &config.totp, answer);
+        return Ok(None);
+    }
+    let found = decoy::find_gated(&config.state_dir, &current.file.recovery_codes, answer)
+        .map_err(|why| (Reason::BadCode, why))?;
+    let Some(index) = found else {
+        return Ok(None);
+    };
+    current.file.recovery_codes.remove(index);
+    // If the code cannot be struck off, it must not be accepted.
+    secret::store(&config.secret_dir, user, &current.file, true).map_err(|e| {
+        (
+            Reason::BadSecretFile,
+            format!("cannot remove the used recovery code: {e}"),
+        )
+    })?;
+    Ok(Some(current.file.recovery_codes.len()))
+}
+
+/// Told to the user after a recovery code let them in.
+pub fn recovery_message(left: usize) -> String {
+    match left {
+        0 => {
+            "Recovery code accepted. That was your last one: ask your administrator for new codes."
+                .into()
+        }
+        1 => "Recovery code accepted. 1 recovery code is left.".into(),
+        n => format!("Recovery code accepted. {n} recovery codes are left."),
+    }
+}
