@@ -36,6 +36,7 @@ test=(
     rsyslog                       # the real-syslog test (its own private instance)
     groff-base man-db             # rendering the man pages in the tests
     valgrind                      # memcheck of the module (tests/valgrind.rs)
+    btrfs-progs                   # a full copy-on-write disk (tests/review.rs)
     python3                       # the benchmark's report
 )
 

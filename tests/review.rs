@@ -634,3 +634,96 @@ fn console_skip_applies_to_terminals_only() {
         ["console"]
     );
 }
+
+// ---- 12. a full copy-on-write file system -------------------------------------------
+
+/// A small btrfs (copy-on-write: even an in-place overwrite needs free
+/// space) mounted over a directory, unmounted when dropped.
+struct Btrfs {
+    image: PathBuf,
+    at: PathBuf,
+}
+
+impl Btrfs {
+    fn mount_over(dir: &Path) -> Btrfs {
+        let image = PathBuf::from(format!("/var/tmp/twostep-btrfs-{}.img", std::process::id()));
+        let f = std::fs::File::create(&image).unwrap();
+        f.set_len(128 << 20).unwrap();
+        let ok = |c: &mut Command| c.status().unwrap().success();
+        assert!(
+            ok(Command::new("mkfs.btrfs")
+                .args(["-q", "--mixed"])
+                .arg(&image)),
+            "mkfs.btrfs (apt-get install btrfs-progs)"
+        );
+        assert!(ok(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(dir)));
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        Btrfs {
+            image,
+            at: dir.to_path_buf(),
+        }
+    }
+
+    /// Fills it until writes fail with ENOSPC.
+    fn fill(&self) {
+        for name in ["fill", "fill-small"] {
+            let _ = Command::new("dd")
+                .arg("if=/dev/zero")
+                .arg(format!("of={}", self.at.join(name).display()))
+                .arg(if name == "fill" { "bs=1M" } else { "bs=4k" })
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("sync").status();
+    }
+}
+
+impl Drop for Btrfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.at).status();
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+#[test]
+fn a_full_copy_on_write_disk_checks_no_password() {
+    let u = user("ts-rev-btrfs");
+    let mut rig = Rig::new("rev-btrfs", "");
+    rig.enroll(u, SECRET);
+    let checked = rig.root.join("checked");
+    counting_stack(&rig, &checked);
+    let disk = Btrfs::mount_over(&rig.state_dir);
+    let l = rig.login_with(
+        "counted",
+        u,
+        &["wrong password"],
+        &[("rhost", "192.0.2.25")],
+    );
+    assert_eq!(l.code, PAM_AUTH_ERR, "{}", l.out);
+    assert_eq!(status(&rig, u)["failures"], 1);
+    disk.fill();
+    rig.events();
+    // On a full btrfs an in-place write of the state fails (ENOSPC): the
+    // attempt cannot be counted, so its password is not checked at all,
+    // and the right one does not show itself by reaching the code prompt.
+    for password in ["wrong password", "another wrong one", PASSWORD] {
+        let l = rig.login_with(
+            "counted",
+            u,
+            &[password, "000000"],
+            &[("rhost", "192.0.2.25")],
+        );
+        assert_eq!(l.code, PAM_AUTH_ERR, "{}", l.out);
+        assert!(!l.out.contains("Verification code"), "{}", l.out);
+    }
+    assert_eq!(lines_in(&checked), 1, "passwords checked on the full disk");
+    let ev = rig.module_events();
+    assert_eq!(count(&ev, "lock_denied"), 3, "{ev:#?}");
+    assert!(
+        ev.iter().all(|e| e.get("reason") == Some("bad_state")),
+        "{ev:#?}"
+    );
+}
