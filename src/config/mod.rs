@@ -1,0 +1,390 @@
+//! `/etc/twostep/twostep.toml` -> a typed, validated [`Config`].
+//!
+//! Every key is optional. An unknown key, a wrong type or an out-of-range value
+//! is an error that names the key and its line; the module then denies every
+//! login (fails closed) and the CLI exits 2.
+#![forbid(unsafe_code)]
+
+mod values;
+
+pub(crate) use values::*;
+
+use serde::Deserialize;
+use std::fmt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+pub const DEFAULT_PATH: &str = "/etc/twostep/twostep.toml";
+/// A config larger than this is refused: it is a sign of a wrong path.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub secret_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// `None`: the host name, looked up when it is needed.
+    pub issuer: Option<String>,
+    pub prompt: String,
+    pub unenrolled: Unenrolled,
+    pub totp: TotpParams,
+    pub lockout: Lockout,
+    pub log_socket: PathBuf,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unenrolled {
+    Deny,
+    Allow,
+    Enroll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum Algorithm {
+    SHA1,
+    SHA256,
+    SHA512,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::SHA1 => "SHA1",
+            Algorithm::SHA256 => "SHA256",
+            Algorithm::SHA512 => "SHA512",
+        }
+    }
+}
+
+/// The code parameters: the config's defaults, possibly overridden per user by
+/// the secret file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpParams {
+    pub digits: u8,
+    pub period: u32,
+    pub algorithm: Algorithm,
+    pub skew: u8,
+}
+
+impl Default for TotpParams {
+    fn default() -> Self {
+        TotpParams {
+            digits: 6,
+            period: 30,
+            algorithm: Algorithm::SHA1,
+            skew: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    pub failures: u32,
+    pub lock: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockout {
+    /// Never empty: validated at load time.
+    pub tiers: Vec<Tier>,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout {
+            tiers: vec![
+                Tier {
+                    failures: 5,
+                    lock: Duration::from_secs(5 * 60),
+                },
+                Tier {
+                    failures: 5,
+                    lock: Duration::from_secs(60 * 60),
+                },
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Console {
+    Challenge,
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub enroll_until: Option<SystemTime>,
+    pub require_groups: Vec<String>,
+    pub exempt_groups: Vec<String>,
+    pub trusted_networks: Vec<Cidr>,
+    pub remember: Duration,
+    pub always_challenge_groups: Vec<String>,
+    pub console: Console,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            enroll_until: None,
+            require_groups: Vec::new(),
+            exempt_groups: Vec::new(),
+            trusted_networks: Vec::new(),
+            remember: Duration::ZERO,
+            always_challenge_groups: Vec::new(),
+            console: Console::Challenge,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            secret_dir: PathBuf::from("/var/lib/twostep/secrets"),
+            state_dir: PathBuf::from("/var/lib/twostep/state"),
+            issuer: None,
+            prompt: "Verification code: ".to_string(),
+            unenrolled: Unenrolled::Deny,
+            totp: TotpParams::default(),
+            lockout: Lockout::default(),
+            log_socket: PathBuf::from("/dev/log"),
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// A configuration error, already phrased for an administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+    /// `log.socket` as the refused file still says it, if it could be read
+    /// from it and the file is one only root can write: so that the
+    /// "config is broken" record goes where records go.
+    pub log_socket: Option<PathBuf>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.path.display(), line, self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads `path`. `explicit` is false for the built-in default path, whose
+    /// absence means "all defaults"; a path the administrator named must exist.
+    ///
+    /// The file decides who gets a second factor, so it must be a regular
+    /// file that only root can change: owned by root, not writable by group
+    /// or others. It is opened without blocking (a FIFO put in its place
+    /// cannot hang a login) and read once, with a bound.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            message,
+            log_socket: None,
+        };
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(path)
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default());
+            }
+            Err(e) => return Err(err(format!("cannot read: {e}"))),
+            Ok(file) => file,
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        if let Some(problem) = file_problem(&meta) {
+            return Err(err(problem));
+        }
+        let text = crate::fsutil::read_text(&file, meta.len(), MAX_CONFIG_BYTES)
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        Config::parse(&text).map_err(|(line, message)| ConfigError {
+            path: path.to_path_buf(),
+            line,
+            message,
+            log_socket: log_socket_hint(&text),
+        })
+    }
+
+    /// Parses the text of a config file. The error is (line, message).
+    pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
+        // The plain parse is the hot path (every login). Only when it fails is
+        // the file parsed again with key tracking, to name the key.
+        match toml::from_str::<RawConfig>(text) {
+            Ok(raw) => raw.into_config(),
+            Err(_) => {
+                let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, &e, None))?;
+                let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+                    let key = e.path().to_string();
+                    toml_error(text, e.inner(), Some(key))
+                })?;
+                raw.into_config()
+            }
+        }
+    }
+}
+
+/// Why an opened config file must not be used, if it must not: it is not a
+/// regular file, not root's, or group or others can write it.
+pub fn file_problem(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_file() {
+        return Some("not a regular file".into());
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Some("larger than 1 MiB: is this the right file?".into());
+    }
+    if meta.uid() != crate::fsutil::expected_owner() {
+        return Some(format!(
+            "owned by uid {}, not root: only root may decide who is asked for a code",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "mode {:04o}: group or others can write it (chmod go-w)",
+            meta.mode() & 0o7777
+        ));
+    }
+    None
+}
+
+/// `log.socket` from the text of a file that failed validation, if it can
+/// still be read from it.
+fn log_socket_hint(text: &str) -> Option<PathBuf> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let socket = table.get("log")?.get("socket")?.as_str()?;
+    socket.starts_with('/').then(|| PathBuf::from(socket))
+}
+
+fn toml_error(text: &str, e: &toml::de::Error, key: Option<String>) -> (Option<usize>, String) {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let message = e.message().trim().to_string();
+    match key {
+        // serde_path_to_error says "." for the document itself.
+        Some(key) if key != "." && !message.contains(&format!("`{key}`")) => {
+            (line, format!("{key}: {message}"))
+        }
+        _ => (line, message),
+    }
+}
+
+// ---- the file as written: every key optional --------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    secret_dir: Option<AbsPath>,
+    state_dir: Option<AbsPath>,
+    issuer: Option<Issuer>,
+    prompt: Option<String>,
+    unenrolled: Option<Unenrolled>,
+    #[serde(default)]
+    totp: RawTotp,
+    #[serde(default)]
+    lockout: RawLockout,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    policy: RawPolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTotp {
+    digits: Option<Digits>,
+    period: Option<Period>,
+    algorithm: Option<Algorithm>,
+    skew: Option<Skew>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLockout {
+    tiers: Option<Tiers>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTier {
+    pub(crate) failures: TierFailures,
+    pub(crate) lock: LockDuration,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    socket: Option<AbsPath>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    enroll_until: Option<Rfc3339>,
+    require_groups: Option<Vec<GroupName>>,
+    exempt_groups: Option<Vec<GroupName>>,
+    trusted_networks: Option<Vec<Cidr>>,
+    remember: Option<Remember>,
+    always_challenge_groups: Option<Vec<GroupName>>,
+    console: Option<Console>,
+}
+
+impl RawConfig {
+    fn into_config(self) -> Result<Config, (Option<usize>, String)> {
+        let d = Config::default();
+        let p = self.policy;
+        let groups =
+            |g: Option<Vec<GroupName>>| g.unwrap_or_default().into_iter().map(|g| g.0).collect();
+        let prompt = self.prompt.unwrap_or(d.prompt);
+        if prompt.contains('\0') {
+            return Err((None, "prompt: may not contain a NUL character".into()));
+        }
+        Ok(Config {
+            secret_dir: self.secret_dir.map_or(d.secret_dir, |p| p.0),
+            state_dir: self.state_dir.map_or(d.state_dir, |p| p.0),
+            issuer: self.issuer.map(|i| i.0),
+            prompt,
+            unenrolled: self.unenrolled.unwrap_or(d.unenrolled),
+            totp: TotpParams {
+                digits: self.totp.digits.map_or(d.totp.digits, |v| v.0),
+                period: self.totp.period.map_or(d.totp.period, |v| v.0),
+                algorithm: self.totp.algorithm.unwrap_or(d.totp.algorithm),
+                skew: self.totp.skew.map_or(d.totp.skew, |v| v.0),
+            },
+            lockout: self
+                .lockout
+                .tiers
+                .map_or(d.lockout, |t| Lockout { tiers: t.0 }),
+            log_socket: self.log.socket.map_or(d.log_socket, |p| p.0),
+            policy: Policy {
+                enroll_until: p.enroll_until.map(|t| t.0),
+                require_groups: groups(p.require_groups),
+                exempt_groups: groups(p.exempt_groups),
+                trusted_networks: p.trusted_networks.unwrap_or_default(),
+                remember: p.remember.map_or(d.policy.remember, |r| r.0),
+                always_challenge_groups: groups(p.always_challenge_groups),
+                console: p.console.unwrap_or(d.policy.console),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
