@@ -5,8 +5,14 @@
 //! login (fails closed) and the CLI exits 2.
 #![forbid(unsafe_code)]
 
+mod fleet;
+mod outbound;
 mod values;
 
+pub use fleet::{OnUnavailable, SelfService, Store, StoreUrl};
+pub use outbound::{
+    Codes, Email, LostDevice, LostDeviceMethod, MAX_SENDS_PER_HOUR, Notify, NotifyEvent, Sms,
+};
 pub(crate) use values::*;
 
 use serde::Deserialize;
@@ -31,6 +37,13 @@ pub struct Config {
     pub lockout: Lockout,
     pub log_socket: PathBuf,
     pub policy: Policy,
+    pub email: Email,
+    pub sms: Sms,
+    pub codes: Codes,
+    pub lost_device: LostDevice,
+    pub notify: Notify,
+    pub store: Store,
+    pub self_service: SelfService,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -152,6 +165,13 @@ impl Default for Config {
             lockout: Lockout::default(),
             log_socket: PathBuf::from("/dev/log"),
             policy: Policy::default(),
+            email: Email::default(),
+            sms: Sms::default(),
+            codes: Codes::default(),
+            lost_device: LostDevice::default(),
+            notify: Notify::default(),
+            store: Store::default(),
+            self_service: SelfService::default(),
         }
     }
 }
@@ -304,6 +324,20 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     policy: RawPolicy,
+    #[serde(default)]
+    email: outbound::RawEmail,
+    #[serde(default)]
+    sms: outbound::RawSms,
+    #[serde(default)]
+    codes: outbound::RawCodes,
+    #[serde(default)]
+    lost_device: outbound::RawLostDevice,
+    #[serde(default)]
+    notify: outbound::RawNotify,
+    #[serde(default)]
+    store: fleet::RawStore,
+    #[serde(default)]
+    self_service: fleet::RawSelfService,
 }
 
 #[derive(Deserialize, Default)]
@@ -382,6 +416,13 @@ impl RawConfig {
                 always_challenge_groups: groups(p.always_challenge_groups),
                 console: p.console.unwrap_or(d.policy.console),
             },
+            email: self.email.into_section(),
+            sms: self.sms.into_section(),
+            codes: self.codes.into_section().map_err(|e| (None, e))?,
+            lost_device: self.lost_device.into_section(),
+            notify: self.notify.into_section(),
+            store: self.store.into_section(),
+            self_service: self.self_service.into_section(),
         })
     }
 }

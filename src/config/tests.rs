@@ -303,3 +303,174 @@ fn cidr_matching() {
         assert!(Cidr::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn the_outbound_fleet_and_self_service_keys_are_read() {
+    let cfg = parse(
+        r#"
+[email]
+sendmail = "/usr/lib/sendmail"
+from = "mfa@example.com"
+address = "{user}@example.com"
+[sms]
+command = "/usr/local/sbin/send-sms"
+[codes]
+length = 8
+valid = "10m"
+resend_after = "2m"
+max_per_hour = 3
+timeout = "5s"
+[lost_device]
+method = "email"
+valid = "30m"
+[notify]
+events = ["locked", "enrolled", "locked"]
+copy_to = "security@example.com"
+[store]
+url = "rediss://valkey.example.com:6380"
+user = "twostep-host"
+password_file = "/etc/twostep/store.password"
+ca_file = "/etc/twostep/ca.pem"
+timeout = "250ms"
+on_unavailable = "local"
+prefix = "mfa:"
+[self_service]
+enabled = true
+allow_disable = true
+"#,
+    )
+    .unwrap();
+    assert_eq!(cfg.email.sendmail, PathBuf::from("/usr/lib/sendmail"));
+    assert_eq!(cfg.email.from.as_deref(), Some("mfa@example.com"));
+    assert_eq!(cfg.email.address, "{user}@example.com");
+    assert_eq!(
+        cfg.sms.command,
+        Some(PathBuf::from("/usr/local/sbin/send-sms"))
+    );
+    assert_eq!(
+        cfg.codes,
+        Codes {
+            length: 8,
+            valid: Duration::from_secs(600),
+            resend_after: Duration::from_secs(120),
+            max_per_hour: 3,
+            timeout: Duration::from_secs(5),
+        }
+    );
+    assert_eq!(cfg.lost_device.method, LostDeviceMethod::Email);
+    assert_eq!(cfg.lost_device.valid, Duration::from_secs(1800));
+    assert_eq!(
+        cfg.notify.events,
+        [NotifyEvent::Enrolled, NotifyEvent::Locked],
+        "sorted, once each"
+    );
+    assert_eq!(cfg.notify.copy_to.as_deref(), Some("security@example.com"));
+    assert_eq!(
+        cfg.store.url,
+        StoreUrl::Tcp {
+            host: "valkey.example.com".into(),
+            port: 6380,
+            tls: true
+        }
+    );
+    assert_eq!(cfg.store.user, "twostep-host");
+    assert_eq!(
+        cfg.store.password_file,
+        Some(PathBuf::from("/etc/twostep/store.password"))
+    );
+    assert_eq!(
+        cfg.store.ca_file,
+        Some(PathBuf::from("/etc/twostep/ca.pem"))
+    );
+    assert_eq!(cfg.store.timeout, Duration::from_millis(250));
+    assert_eq!(cfg.store.on_unavailable, OnUnavailable::Local);
+    assert_eq!(cfg.store.prefix, "mfa:");
+    assert_eq!(
+        cfg.self_service,
+        SelfService {
+            enabled: true,
+            allow_disable: true
+        }
+    );
+}
+
+#[test]
+fn bad_outbound_and_fleet_values_name_their_key() {
+    // (document, words the message must contain)
+    let cases: &[(&str, &[&str])] = &[
+        ("[email]\nfrom = \"a@b.com, c@d.com\"\n", &["email.from"]),
+        (
+            "[email]\nfrom = \"a@b.com\\nBcc: x@y.com\"\n",
+            &["email.from"],
+        ),
+        ("[email]\nfrom = \"<a@b.com>\"\n", &["email.from"]),
+        ("[email]\nfrom = \"-oQ@b.com\"\n", &["email.from"]),
+        (
+            "[email]\nsendmail = \"sendmail\"\n",
+            &["email.sendmail", "absolute"],
+        ),
+        (
+            "[email]\naddress = \"@example.com\"\n",
+            &["email.address", "{user}"],
+        ),
+        (
+            "[email]\naddress = \"{user}@exa mple.com\"\n",
+            &["email.address"],
+        ),
+        (
+            "[sms]\ncommand = \"send-sms\"\n",
+            &["sms.command", "absolute"],
+        ),
+        ("[codes]\nlength = 5\n", &["codes.length", "6 to 10"]),
+        ("[codes]\nlength = 11\n", &["codes.length"]),
+        ("[codes]\nvalid = \"10s\"\n", &["codes.valid"]),
+        ("[codes]\nvalid = \"2h\"\n", &["codes.valid"]),
+        ("[codes]\nmax_per_hour = 0\n", &["codes.max_per_hour"]),
+        (
+            "[codes]\nmax_per_hour = 31\n",
+            &["codes.max_per_hour", "1 to 30"],
+        ),
+        ("[codes]\ntimeout = \"0s\"\n", &["codes.timeout"]),
+        (
+            "[codes]\nvalid = \"1m\"\nresend_after = \"2m\"\n",
+            &["codes.resend_after", "codes.valid"],
+        ),
+        ("[lost_device]\nmethod = \"sms\"\n", &["lost_device.method"]),
+        ("[lost_device]\nvalid = \"30s\"\n", &["lost_device.valid"]),
+        (
+            "[notify]\nevents = [\"login\"]\n",
+            &["notify.events", "login"],
+        ),
+        (
+            "[notify]\ncopy_to = \"not an address\"\n",
+            &["notify.copy_to"],
+        ),
+        ("[store]\nurl = \"valkey:6379\"\n", &["store.url"]),
+        (
+            "[store]\nurl = \"redis://u:pw@h:1\"\n",
+            &["store.url", "credentials"],
+        ),
+        ("[store]\ntimeout = \"1ms\"\n", &["store.timeout"]),
+        ("[store]\ntimeout = \"500\"\n", &["store.timeout"]),
+        (
+            "[store]\non_unavailable = \"allow\"\n",
+            &["store.on_unavailable"],
+        ),
+        ("[store]\nprefix = \"{x}\"\n", &["store.prefix"]),
+        (
+            "[store]\npassword_file = \"pw\"\n",
+            &["store.password_file"],
+        ),
+        (
+            "[self_service]\nenabled = \"yes\"\n",
+            &["self_service.enabled"],
+        ),
+        ("[self_service]\nallow = true\n", &["allow"]),
+    ];
+    for (doc, words) in cases {
+        let (_, message) = parse(doc).unwrap_err();
+        for w in *words {
+            assert!(message.contains(w), "{doc:?}: {message:?} lacks {w:?}");
+        }
+    }
+}

@@ -39,6 +39,8 @@ macro_rules! ranged_newtype {
     };
 }
 
+pub(crate) use ranged_newtype;
+
 ranged_newtype!(Digits, u8, 6, 8, "must be 6, 7 or 8");
 ranged_newtype!(Period, u32, 15, 300, "must be 15 to 300 seconds");
 ranged_newtype!(Skew, u8, 0, 10, "must be 0 to 10 steps");

@@ -1,0 +1,331 @@
+//! The sections about what twostep sends: `[email]`, `[sms]`, `[codes]`
+//! (emailed and texted codes), `[lost_device]` and `[notify]`.
+#![forbid(unsafe_code)]
+
+use super::values::{AbsPath, duration_in, ranged};
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    /// A sendmail-compatible program, run as `sendmail -i -- ADDRESS`.
+    pub sendmail: PathBuf,
+    /// `None`: `twostep@<host name>`.
+    pub from: Option<String>,
+    /// A template for users whose file has no `email`: `{user}@example.com`.
+    /// Empty: none.
+    pub address: String,
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Email {
+            sendmail: PathBuf::from("/usr/sbin/sendmail"),
+            from: None,
+            address: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sms {
+    /// The site's sender: argv[1] the number, the message on stdin. `None`:
+    /// SMS is off.
+    pub command: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codes {
+    /// Digits of an emailed or texted code.
+    pub length: u8,
+    pub valid: Duration,
+    /// While an unexpired code was sent less than this long ago, no new one
+    /// is sent.
+    pub resend_after: Duration,
+    /// Codes sent to one user in any hour, at most.
+    pub max_per_hour: u32,
+    /// The longest the module waits for sendmail or the SMS command.
+    pub timeout: Duration,
+}
+
+/// The most `codes.max_per_hour` can be: the state keeps the time of each
+/// send within the hour.
+pub const MAX_SENDS_PER_HOUR: u32 = 30;
+
+impl Default for Codes {
+    fn default() -> Self {
+        Codes {
+            length: 6,
+            valid: Duration::from_secs(5 * 60),
+            resend_after: Duration::from_secs(60),
+            max_per_hour: 5,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LostDeviceMethod {
+    Off,
+    Email,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LostDevice {
+    pub method: LostDeviceMethod,
+    pub valid: Duration,
+}
+
+impl Default for LostDevice {
+    fn default() -> Self {
+        LostDevice {
+            method: LostDeviceMethod::Off,
+            valid: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The events that can be mailed to the user (`notify.events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    Enrolled,
+    Reset,
+    Locked,
+    Unlocked,
+    RecoveryUsed,
+    RecoveryRegenerated,
+    LostDevice,
+    Disabled,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Enrolled => "enrolled",
+            NotifyEvent::Reset => "reset",
+            NotifyEvent::Locked => "locked",
+            NotifyEvent::Unlocked => "unlocked",
+            NotifyEvent::RecoveryUsed => "recovery_used",
+            NotifyEvent::RecoveryRegenerated => "recovery_regenerated",
+            NotifyEvent::LostDevice => "lost_device",
+            NotifyEvent::Disabled => "disabled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Notify {
+    pub events: Vec<NotifyEvent>,
+    /// An address that gets a copy of every notification.
+    pub copy_to: Option<String>,
+}
+
+impl Notify {
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.events.contains(&event)
+    }
+}
+
+// ---- as written ----------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEmail {
+    sendmail: Option<AbsPath>,
+    from: Option<AddressText>,
+    address: Option<Template>,
+}
+
+impl RawEmail {
+    pub(super) fn into_section(self) -> Email {
+        let d = Email::default();
+        Email {
+            sendmail: self.sendmail.map_or(d.sendmail, |p| p.0),
+            from: self.from.and_then(|a| a.0),
+            address: self.address.map_or(d.address, |t| t.0),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSms {
+    command: Option<OptionalPath>,
+}
+
+impl RawSms {
+    pub(super) fn into_section(self) -> Sms {
+        Sms {
+            command: self.command.and_then(|p| p.0),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCodes {
+    length: Option<CodeLength>,
+    valid: Option<CodeValid>,
+    resend_after: Option<ResendAfter>,
+    max_per_hour: Option<MaxPerHour>,
+    timeout: Option<SendTimeout>,
+}
+
+impl RawCodes {
+    pub(super) fn into_section(self) -> Result<Codes, String> {
+        let d = Codes::default();
+        let codes = Codes {
+            length: self.length.map_or(d.length, |v| v.0),
+            valid: self.valid.map_or(d.valid, |v| v.0),
+            resend_after: self.resend_after.map_or(d.resend_after, |v| v.0),
+            max_per_hour: self.max_per_hour.map_or(d.max_per_hour, |v| v.0),
+            timeout: self.timeout.map_or(d.timeout, |v| v.0),
+        };
+        if codes.resend_after > codes.valid {
+            return Err(format!(
+                "codes.resend_after: {}s is longer than codes.valid ({}s): a user would wait for a \
+                 new code after the old one expired",
+                codes.resend_after.as_secs(),
+                codes.valid.as_secs()
+            ));
+        }
+        Ok(codes)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLostDevice {
+    method: Option<LostDeviceMethod>,
+    valid: Option<LostValid>,
+}
+
+impl RawLostDevice {
+    pub(super) fn into_section(self) -> LostDevice {
+        let d = LostDevice::default();
+        LostDevice {
+            method: self.method.unwrap_or(d.method),
+            valid: self.valid.map_or(d.valid, |v| v.0),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    events: Option<Vec<NotifyEvent>>,
+    copy_to: Option<AddressText>,
+}
+
+impl RawNotify {
+    pub(super) fn into_section(self) -> Notify {
+        let mut events = self.events.unwrap_or_default();
+        events.sort();
+        events.dedup();
+        Notify {
+            events,
+            copy_to: self.copy_to.and_then(|a| a.0),
+        }
+    }
+}
+
+// ---- leaf values ---------------------------------------------------------------
+
+/// An email address as the config gives it; `""` is none. Checked to be one
+/// plain `local@domain` (no spaces, commas, angle brackets or line breaks,
+/// nothing that could add a header or an argument).
+pub(super) struct AddressText(Option<String>);
+impl<'de> Deserialize<'de> for AddressText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(AddressText(None));
+        }
+        plain_address(&s)
+            .map(|()| AddressText(Some(s)))
+            .map_err(de::Error::custom)
+    }
+}
+
+/// `email.address`: `""`, or a template with `{user}` that makes an address.
+pub(super) struct Template(String);
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(Template(s));
+        }
+        let Some((before, after)) = s.split_once("{user}") else {
+            return Err(de::Error::custom(format!(
+                "{s:?} has no {{user}}: a template like \"{{user}}@example.com\""
+            )));
+        };
+        plain_address(&format!("{before}user{after}"))
+            .map(|()| Template(s))
+            .map_err(de::Error::custom)
+    }
+}
+
+/// One plain `local@domain`.
+fn plain_address(s: &str) -> Result<(), String> {
+    let ok = s.len() <= 254
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"<>()[],;:\\\"{}".contains(&b))
+        && s.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.contains('@') && !d.starts_with('.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not one plain address like \"alice@example.com\""
+        ))
+    }
+}
+
+/// An absolute path, or `""` for none.
+pub(super) struct OptionalPath(Option<PathBuf>);
+impl<'de> Deserialize<'de> for OptionalPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(OptionalPath(None));
+        }
+        if !s.starts_with('/') || s.contains('\0') {
+            return Err(de::Error::custom(format!(
+                "{s:?} must be an absolute path, or \"\" for none"
+            )));
+        }
+        Ok(OptionalPath(Some(PathBuf::from(s))))
+    }
+}
+
+super::values::ranged_newtype!(CodeLength, u8, 6, 10, "must be 6 to 10 digits");
+super::values::ranged_newtype!(
+    MaxPerHour,
+    u32,
+    1,
+    MAX_SENDS_PER_HOUR as i64,
+    "must be 1 to 30 codes"
+);
+
+macro_rules! duration_newtype {
+    ($name:ident, $lo:expr, $hi:expr, $what:expr) => {
+        pub(super) struct $name(Duration);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                duration_in(d, $lo, $hi, $what).map($name)
+            }
+        }
+    };
+}
+
+duration_newtype!(CodeValid, 30, 3600, "a sent code is good from 30s to 1h");
+duration_newtype!(ResendAfter, 0, 3600, "from 0s to 1h");
+duration_newtype!(SendTimeout, 1, 60, "from 1s to 60s");
+duration_newtype!(LostValid, 60, 86_400, "from 1m to 24h");
