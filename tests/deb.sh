@@ -126,7 +126,7 @@ echo "== deb: a login through the system's common-auth"
 cc -O2 -o "$work/pamdrive" tests/c/pamdrive.c -lpam
 if ! id -u "$user" >/dev/null 2>&1; then useradd -M -N -s /bin/sh "$user"; fi
 echo "$user:$password" | chpasswd
-twostep enroll "$user" --secret "$secret" --no-confirm --qr none --force --json >/dev/null
+printf '%s\n' "$secret" | twostep enroll "$user" --secret-file - --no-confirm --qr none --force --json >/dev/null
 mkdir -p "$work/pam.d"
 printf 'auth include /etc/pam.d/common-auth\n' >"$work/pam.d/twostep-deb"
 login() { # code -> PAM status

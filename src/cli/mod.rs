@@ -11,6 +11,7 @@ mod enroll;
 pub mod import_ga;
 mod recovery_codes;
 mod reset;
+mod secret_input;
 mod status;
 mod term;
 mod unlock;

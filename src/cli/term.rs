@@ -5,7 +5,8 @@
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use zeroize::Zeroizing;
 
 /// ANSI styling for one output stream: a no-op unless it is a terminal and
@@ -65,60 +66,100 @@ pub fn aligned(rows: &[(&str, String)]) -> String {
 #[derive(Debug)]
 pub struct Cancelled;
 
+/// Where the person enrolling types the app's code.
+pub enum Keyboard {
+    /// Standard input: a terminal, or lines from a script.
+    Stdin,
+    /// The controlling terminal, when standard input carried something else
+    /// (`enroll --secret-file -`), as ssh and sudo read a password.
+    Tty(std::fs::File),
+}
+
+impl Keyboard {
+    /// `/dev/tty`, opened for the answers; an error when the process has no
+    /// controlling terminal (a cron job, `setsid`, a pipeline under ssh -T).
+    pub fn controlling_terminal() -> std::io::Result<Keyboard> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map(Keyboard::Tty)
+    }
+
+    /// Asks for a code: hidden, character by character, on a terminal; a
+    /// plain line from standard input otherwise.
+    pub fn read_code(&self, prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
+        match self {
+            Keyboard::Tty(tty) => read_hidden(tty.as_fd(), prompt, MAX_ANSWER),
+            Keyboard::Stdin => read_stdin(prompt),
+        }
+    }
+}
+
 /// Puts the terminal back as it was, whatever happens after.
-struct RestoreTerminal {
-    fd: std::io::Stdin,
+struct RestoreTerminal<'fd> {
+    fd: BorrowedFd<'fd>,
     saved: termios::Termios,
 }
 
-impl Drop for RestoreTerminal {
+impl Drop for RestoreTerminal<'_> {
     fn drop(&mut self) {
-        let _ = termios::tcsetattr(&self.fd, SetArg::TCSAFLUSH, &self.saved);
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSAFLUSH, &self.saved);
     }
 }
 
 const MAX_ANSWER: usize = 64;
 
-/// Asks for a code: hidden, character by character, on a terminal; a plain
-/// line otherwise. On a terminal Ctrl-C is read as a key rather than sent as
-/// SIGINT, so the terminal's echo is always restored and the caller decides
-/// what an interruption means (for enrollment: nothing is written).
-pub fn read_code(prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
-    let mut err = std::io::stderr();
+/// Asks for a code on standard input: hidden on a terminal (see
+/// [`read_hidden`]), a plain line otherwise.
+fn read_stdin(prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
     let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        let _ = write!(err, "{prompt}");
-        let _ = err.flush();
-        let mut line = Zeroizing::new(String::new());
-        return match stdin.read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                let _ = writeln!(err);
-                Err(Cancelled)
-            }
-            Ok(_) => Ok(Zeroizing::new(line.trim().to_string())),
-        };
+    if stdin.is_terminal() {
+        return read_hidden(stdin.as_fd(), prompt, MAX_ANSWER);
     }
-    let saved = termios::tcgetattr(&stdin).map_err(|_| Cancelled)?;
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{prompt}");
+    let _ = err.flush();
+    let mut line = Zeroizing::new(String::new());
+    match stdin.read_line(&mut line) {
+        Ok(0) | Err(_) => {
+            let _ = writeln!(err);
+            Err(Cancelled)
+        }
+        Ok(_) => Ok(Zeroizing::new(line.trim().to_string())),
+    }
+}
+
+/// Reads one line of at most `max` printable characters from the terminal
+/// `tty`, without echo. Ctrl-C is read as a key rather than sent as SIGINT,
+/// so the terminal's echo is always restored and the caller decides what an
+/// interruption means (for enrollment: nothing is written). The bytes are
+/// read straight from the descriptor, so no copy is left in a library
+/// buffer, and the answer is wiped when dropped.
+pub fn read_hidden(
+    tty: BorrowedFd<'_>,
+    prompt: &str,
+    max: usize,
+) -> Result<Zeroizing<String>, Cancelled> {
+    let mut err = std::io::stderr();
+    let saved = termios::tcgetattr(tty).map_err(|_| Cancelled)?;
     let mut raw = saved.clone();
     raw.local_flags
         .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
     raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
     raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
-    let restore = RestoreTerminal {
-        fd: std::io::stdin(),
-        saved,
-    };
+    let restore = RestoreTerminal { fd: tty, saved };
     // Keys typed ahead are kept (TCSANOW). The prompt appears only once
     // Ctrl-C is a key: whoever sees it can interrupt cleanly.
-    termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(|_| Cancelled)?;
+    termios::tcsetattr(tty, SetArg::TCSANOW, &raw).map_err(|_| Cancelled)?;
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
-    let mut answer = Zeroizing::new(String::new());
-    let mut input = stdin.lock();
+    let mut answer = Zeroizing::new(String::with_capacity(max));
     let outcome = loop {
         let mut byte = [0u8; 1];
-        match input.read(&mut byte) {
+        match nix::unistd::read(tty, &mut byte) {
             Ok(1) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
             _ => break Err(Cancelled),
         }
         match byte[0] {
@@ -134,13 +175,12 @@ pub fn read_code(prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
             }
             // Ctrl-U: start over.
             0x15 => answer.clear(),
-            b if (0x20..0x7f).contains(&b) && answer.len() < MAX_ANSWER => {
+            b if (0x20..0x7f).contains(&b) && answer.len() < max => {
                 answer.push(char::from(b));
             }
             _ => {}
         }
     };
-    drop(input);
     drop(restore);
     let _ = writeln!(err);
     outcome.map(|()| answer)

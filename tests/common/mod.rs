@@ -322,23 +322,9 @@ impl Rig {
             .unwrap()
     }
 
+    /// Enrolls `user` with `secret` (given on stdin), replacing any enrollment.
     pub fn enroll(&self, user: &str, secret: &str) {
-        let out = self.cli(&[
-            "enroll",
-            user,
-            "--secret",
-            secret,
-            "--no-confirm",
-            "--qr",
-            "none",
-            "--force",
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "enroll {user}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.enroll_json_secret(user, secret, &["--force"]);
     }
 
     pub fn secret_path(&self, user: &str) -> PathBuf {
@@ -577,9 +563,25 @@ impl Rig {
 
     /// `twostep enroll USER --no-confirm --qr none --json [extra]`: the object.
     pub fn enroll_json(&self, user: &str, extra: &[&str]) -> serde_json::Value {
+        self.enroll_json_stdin(user, extra, "")
+    }
+
+    /// [`Rig::enroll_json`] with `--secret-file -` and `secret` on stdin.
+    pub fn enroll_json_secret(
+        &self,
+        user: &str,
+        secret: &str,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let mut args = vec!["--secret-file", "-"];
+        args.extend_from_slice(extra);
+        self.enroll_json_stdin(user, &args, &format!("{secret}\n"))
+    }
+
+    fn enroll_json_stdin(&self, user: &str, extra: &[&str], stdin: &str) -> serde_json::Value {
         let mut args = vec!["enroll", user, "--no-confirm", "--qr", "none", "--json"];
         args.extend_from_slice(extra);
-        let out = self.cli(&args);
+        let out = self.cli_stdin(&args, stdin);
         assert!(
             out.status.success(),
             "enroll {user}: {}",
@@ -652,6 +654,21 @@ pub fn zbar_decode(image: &Path) -> String {
         .unwrap()
         .trim_end()
         .to_string()
+}
+
+/// An expect(1) script that runs `spawn` on a real pty, then `body` (the
+/// dialogue), waits for the end and prints `EXIT=<status> SIGNALLED=<...>`.
+pub fn pty_script(spawn: &str, body: &str) -> String {
+    format!(
+        r#"
+set timeout 30
+spawn {spawn}
+{body}
+expect eof
+catch wait result
+puts "EXIT=[lindex $result 3] SIGNALLED=[lindex $result 2]"
+"#
+    )
 }
 
 /// Runs an expect(1) script (apt: expect): the real pty a person types into.

@@ -1,0 +1,267 @@
+//! The defects a security review found in the CLI and the syslog records,
+//! each reproduced through the real binary, the real module and libpam:
+//! a secret on the command line, raw control characters from users' files on
+//! root's terminal, a replay block after the clock was set forward that
+//! `unlock` did not clear, records lost on a stream syslog socket, and a
+//! `check` that passed a secret_dir without its marker.
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+const USER: &str = "ts-review";
+
+fn rig(name: &str) -> Rig {
+    ensure_user(USER, None);
+    Rig::new(name, "")
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The forms a person might write the secret in: none may show.
+fn secret_forms() -> [String; 3] {
+    [
+        SECRET.to_string(),
+        SECRET.to_lowercase(),
+        SECRET[..8].to_string(),
+    ]
+}
+
+// ---- enroll --secret-file: the secret never on the command line ----------------
+
+#[test]
+fn a_secret_on_stdin_enrolls_and_the_module_accepts_its_codes() {
+    let mut rig = rig("rev-stdin");
+    let out = rig.cli_stdin(
+        &[
+            "enroll",
+            USER,
+            "--secret-file",
+            "-",
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--json",
+        ],
+        "  gezd gnbv gy3t qojq gezd gnbv gy3t qojq \n\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["secret"], SECRET);
+    fresh_step(3);
+    let login = rig.login(USER, &oath_code(SECRET, 0));
+    assert_eq!(login.code, PAM_SUCCESS, "{}", login.out);
+    assert!(rig.module_events().iter().any(|e| e.event() == "auth_ok"));
+}
+
+#[test]
+fn a_secret_file_enrolls_and_a_loose_mode_is_warned_about() {
+    let rig = rig("rev-file");
+    let file = rig.root.join("alice.b32");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let enroll = |path: &std::path::Path| {
+        rig.cli(&[
+            "enroll",
+            USER,
+            "--secret-file",
+            path.to_str().unwrap(),
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--force",
+            "--json",
+        ])
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = enroll(&file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["secret"], SECRET);
+    // Readable by others: used, with a warning that names the mode.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = enroll(&file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning") && stderr(&out).contains("0644"),
+        "{}",
+        stderr(&out)
+    );
+    // Not a secret: too large, not base32, missing. Exit 2, input not quoted.
+    let big = rig.root.join("big");
+    std::fs::write(&big, "A".repeat(5000)).unwrap();
+    let bad = rig.root.join("bad");
+    std::fs::write(&bad, "not base32 GEZDGNBV!\n").unwrap();
+    for path in [big, bad, rig.root.join("missing")] {
+        let out = enroll(&path);
+        assert_eq!(out.status.code(), Some(2), "{path:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("GEZDGNBV"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("AAAAAAAA"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn the_secret_option_is_gone() {
+    let rig = rig("rev-nosecret");
+    for args in [
+        vec!["enroll", USER, "--secret", SECRET, "--no-confirm"],
+        vec![
+            "enroll",
+            USER,
+            &format!("--secret={SECRET}"),
+            "--no-confirm",
+        ],
+    ] {
+        let out = rig.cli(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!rig.secret_path(USER).exists());
+    let help = stdout(&rig.cli(&["enroll", "--help"]));
+    assert!(help.contains("--secret-file"), "{help}");
+    assert!(!help.contains("--secret "), "{help}");
+}
+
+/// Without a controlling terminal (setsid), standard input that held the
+/// secret cannot also give the app's code: a clear usage error.
+#[test]
+fn a_secret_on_stdin_needs_a_terminal_for_the_code_or_no_confirm() {
+    let rig = rig("rev-notty");
+    let mut child = Command::new("setsid")
+        .arg("--wait")
+        .arg(twostep_bin())
+        .arg("--config")
+        .arg(&rig.config)
+        .args(["enroll", USER, "--secret-file", "-", "--qr", "none"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{SECRET}\n").as_bytes());
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--no-confirm") && err.contains("terminal"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        secret_forms()
+            .iter()
+            .all(|f| !stdout(&out).contains(f.as_str())),
+        "nothing is shown before the error"
+    );
+    assert!(!rig.secret_path(USER).exists());
+}
+
+/// Runs `spawn` on a real pty with the dialogue `body`; checks that it
+/// succeeded and returns what expect printed.
+fn on_a_pty(spawn: &str, body: &str) -> String {
+    let out = expect_script(&pty_script(spawn, body));
+    let text = stdout(&out);
+    assert!(text.contains("EXIT=0 "), "{text}{}", stderr(&out));
+    text
+}
+
+/// The rest of the line after `KEY=` in what an expect script printed.
+fn printed<'a>(text: &'a str, key: &str) -> &'a str {
+    let after = text.split(&format!("{key}=")).nth(1);
+    after.and_then(|a| a.lines().next()).unwrap_or("")
+}
+
+/// The secret comes from a redirected stdin; the code is typed on the
+/// terminal (/dev/tty) while the test reads the waiting process's argv.
+#[test]
+fn the_secret_is_not_in_argv_while_enroll_waits_for_the_code() {
+    let mut rig = rig("rev-argv");
+    let file = rig.root.join("s");
+    std::fs::write(&file, SECRET).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    fresh_step(5);
+    let text = on_a_pty(
+        &format!(
+            r#"sh -c "exec {bin} --config {config} enroll {USER} --qr none --secret-file - < {file}""#,
+            bin = twostep_bin().display(),
+            config = rig.config.display(),
+            file = file.display(),
+        ),
+        &format!(
+            r#"
+set pid [exp_pid]
+expect {{
+    "Code from the app" {{}}
+    timeout {{ puts "NO PROMPT"; exit 3 }}
+}}
+set f [open /proc/$pid/cmdline]
+fconfigure $f -translation binary
+set argv [string map {{"\0" " "}} [read $f]]
+close $f
+puts "\nARGV=$argv"
+send "[exec oathtool --totp -b {SECRET}]\r"
+expect {{
+    "Code accepted" {{}}
+    timeout {{ puts "NOT ACCEPTED"; exit 3 }}
+}}"#
+        ),
+    );
+    let argv = printed(&text, "ARGV");
+    assert!(argv.contains("--secret-file -"), "{argv}");
+    for form in secret_forms() {
+        assert!(
+            !argv.contains(form.as_str()),
+            "the secret is in argv: {argv}"
+        );
+    }
+    assert!(rig.events().iter().any(|e| e.event() == "enrolled"));
+    let stored = std::fs::read_to_string(rig.secret_path(USER)).unwrap();
+    assert!(stored.contains(SECRET));
+}
+
+/// `--secret-file -` on a terminal: asked like a password, not echoed.
+#[test]
+fn a_secret_typed_on_the_terminal_is_not_echoed() {
+    let rig = rig("rev-typed");
+    fresh_step(5);
+    let text = on_a_pty(
+        &format!(
+            "{bin} --config {config} enroll {USER} --qr none --secret-file -",
+            bin = twostep_bin().display(),
+            config = rig.config.display(),
+        ),
+        &format!(
+            r#"
+expect {{
+    "Secret key" {{}}
+    timeout {{ puts "NO PROMPT"; exit 3 }}
+}}
+send "{typed}\r"
+expect "Enrolling"
+puts "\nECHOED=<[string map {{"\n" " " "\r" " "}} $expect_out(buffer)]>"
+expect "Code from the app"
+send "[exec oathtool --totp -b {SECRET}]\r"
+expect "Recovery codes for""#,
+            typed = SECRET.to_lowercase(),
+        ),
+    );
+    let echoed = printed(&text, "ECHOED");
+    assert!(echoed.ends_with("Enrolling>"), "{echoed}");
+    for form in secret_forms() {
+        assert!(!echoed.contains(form.as_str()), "echoed: {echoed}");
+    }
+    assert!(rig.secret_path(USER).exists());
+}
