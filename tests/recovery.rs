@@ -61,8 +61,14 @@ fn a_recovery_code_logs_in_once_with_method_recovery() {
     assert_eq!(mode_of(&rig.secret_path(USER)), 0o600);
     fresh_step(3);
     assert_eq!(rig.login(USER, &oath_code(SECRET, 0)).code, PAM_SUCCESS);
-    // No temporary file is left by the rewrites.
-    assert_eq!(files_under(&rig.secret_dir).len(), 1);
+    // No temporary file is left by the rewrites: the secret and the marker.
+    assert_eq!(
+        files_under(&rig.secret_dir),
+        [
+            rig.secret_dir.join(".twostep-secret-dir"),
+            rig.secret_path(USER)
+        ]
+    );
 }
 
 #[test]
