@@ -265,3 +265,151 @@ expect "Recovery codes for""#,
     }
     assert!(rig.secret_path(USER).exists());
 }
+
+// ---- text from users' files and directory listings is escaped ------------------
+
+/// The control bytes (C0 but newline, DEL, C1 as UTF-8 or raw) in `text`.
+fn raw_controls(text: &[u8]) -> Vec<u8> {
+    let c1_in_utf8 = text
+        .windows(2)
+        .filter(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
+        .map(|w| w[1]);
+    text.iter()
+        .copied()
+        .filter(|&b| (b < 0x20 && b != b'\n') || b == 0x7f)
+        .chain(c1_in_utf8)
+        .collect()
+}
+
+/// clap quotes a bad argument raw when stderr is a terminal.
+#[test]
+fn usage_errors_on_a_terminal_do_not_replay_an_arguments_control_characters() {
+    let rig = rig("rev-clap-esc");
+    let out = expect_script(&pty_script(
+        &format!(
+            r#"{bin} --config {config} enroll {USER} --qr "x\x1b\[2J\x07\x1b\]0;pwned\x07""#,
+            bin = twostep_bin().display(),
+            config = rig.config.display(),
+        ),
+        "",
+    ));
+    let text = stdout(&out);
+    assert!(text.contains("EXIT=2 "), "{text}");
+    // What the command wrote: after expect's own echo of the spawn line.
+    let written = text.split_once('\n').unwrap().1.replace("\r\n", "\n");
+    let found = raw_controls(written.as_bytes());
+    assert!(found.is_empty(), "raw {found:02x?} in {written:?}");
+    assert!(written.contains("invalid value"), "{written}");
+}
+
+fn assert_no_raw_controls(out: &std::process::Output) {
+    for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let found = raw_controls(text);
+        assert!(
+            found.is_empty(),
+            "raw control bytes {found:02x?} in {name}: {:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+}
+
+/// A directory whose name holds an escape sequence, a bell and a carriage
+/// return, as a user's home might.
+fn hostile_dir(rig: &Rig) -> std::path::PathBuf {
+    let dir = rig.root.join("home\x1b[31m\x07\r");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn private_file(path: &std::path::Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn import_ga_escapes_what_the_users_file_holds() {
+    let rig = rig("rev-ga-esc");
+    let file = hostile_dir(&rig).join(".google_authenticator");
+    // An unknown option whose name is an escape sequence (colour, window
+    // title), a bell, DEL and a C1 CSI; and a carriage return mid-line.
+    private_file(
+        &file,
+        format!(
+            "{SECRET}\n\" TOTP_AUTH\n\" \x1b[31mEVIL\x07\x1b]0;pwned\x07\x7f\u{9b}2J 1\r2\n\
+             \" WINDOW_SIZE 3\n"
+        )
+        .as_bytes(),
+    );
+    let out = rig.cli(&["import-google-authenticator", USER, file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_raw_controls(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains(r"\x1b[31mEVIL\x07\x1b]0;pwned\x07\x7f\u{9b}2J"),
+        "{text}"
+    );
+    assert!(text.contains(r"home\x1b[31m\x07\x0d"), "the path: {text}");
+
+    // A line that is no option and no scratch code: refused, and the error
+    // names the path escaped (and never quotes the file).
+    private_file(
+        &file,
+        format!("{SECRET}\n\" TOTP_AUTH\n\x1b[2J\x07\rwhoops\x1b[0m\n").as_bytes(),
+    );
+    let out = rig.cli(&[
+        "import-google-authenticator",
+        USER,
+        file.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_no_raw_controls(&out);
+    let err = stderr(&out);
+    assert!(err.contains(r"home\x1b[31m\x07\x0d"), "{err}");
+    assert!(!err.contains("whoops"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn status_and_errors_escape_names_from_directories_and_arguments() {
+    use std::os::unix::ffi::OsStrExt;
+    let rig = rig("rev-status-esc");
+    rig.enroll(USER, SECRET);
+    for dir in [&rig.state_dir, &rig.secret_dir] {
+        for name in [&b"evil\x1b[2J\x07\r"[..], b"bad\x9b\xff\x1b]0;x\x07"] {
+            let path = dir.join(std::ffi::OsStr::from_bytes(name));
+            private_file(&path, b"\x1b[31m");
+        }
+    }
+    for args in [vec!["status"], vec!["status", "--json"]] {
+        let out = rig.cli(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_no_raw_controls(&out);
+        assert!(stdout(&out).contains(USER), "{}", stdout(&out));
+    }
+    // A name given on the command line: quoted escaped.
+    for args in [
+        vec!["status", "\x1b]0;pwned\x07"],
+        vec!["unlock", "a\x1b[2Jb"],
+    ] {
+        let out = rig.cli(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_no_raw_controls(&out);
+        assert!(stderr(&out).contains(r"\x1b"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn batch_enrollment_escapes_the_names_it_could_not_enroll() {
+    let rig = rig("rev-batch-esc");
+    let list = rig.root.join("team.txt");
+    private_file(&list, format!("{USER}\nmallory\x1b[2J\x07\n").as_bytes());
+    let out = rig.enroll_batch(&list, &rig.root.join("out"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_no_raw_controls(&out);
+    assert!(
+        stdout(&out).contains(r"mallory\x1b[2J\x07"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -510,16 +510,9 @@ fn batch_enrollment_is_per_user_all_or_nothing_and_rerunnable() {
     let out_dir = rig.root.join("out");
     rig.events();
     let run = |rig: &Rig, extra: &[&str]| {
-        let mut args = vec![
-            "enroll",
-            "--batch",
-            list.to_str().unwrap(),
-            "--out-dir",
-            out_dir.to_str().unwrap(),
-            "--json",
-        ];
+        let mut args = vec!["--json"];
         args.extend_from_slice(extra);
-        let out = rig.cli(&args);
+        let out = rig.enroll_batch(&list, &out_dir, &args);
         let v: serde_json::Value =
             serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
         (out.status.code(), v)
@@ -596,13 +589,7 @@ fn batch_enrollment_is_per_user_all_or_nothing_and_rerunnable() {
     assert_eq!(std::fs::read(out_dir.join("ts-bat1.png")).unwrap(), png1);
 
     // The human summary.
-    let out = rig.cli(&[
-        "enroll",
-        "--batch",
-        list.to_str().unwrap(),
-        "--out-dir",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = rig.enroll_batch(&list, &out_dir, &[]);
     let text = stdout(&out);
     assert!(text.contains("Skipped"), "{text}");
     assert!(

@@ -1,6 +1,7 @@
 //! `twostep check`: validate the configuration and the directories.
 #![forbid(unsafe_code)]
 
+use super::term;
 use super::{CliError, CliResult, Ctx};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -81,7 +82,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
         return Ok(());
     }
     for p in &problems {
-        println!("{p}");
+        println!("{}", term::escape(p));
     }
     Err(CliError::Usage(format!(
         "{} problem(s) found",

@@ -671,7 +671,7 @@ fn print_batch_summary(s: &BatchSummary, force: bool) {
     }
     print!("{}", term::aligned(&rows));
     for f in &s.failed {
-        println!("    {}: {}", f.user, f.error);
+        println!("    {}: {}", term::escape(&f.user), term::escape(&f.error));
     }
     if !s.enrolled.is_empty() {
         println!(

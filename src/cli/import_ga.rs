@@ -340,7 +340,7 @@ fn print_report(
     let paint = Paint::stdout();
     println!(
         "{}{}",
-        paint.green(&format!("Imported {} for {user}.", path.display())),
+        paint.green(&format!("Imported {} for {user}.", term::escape_path(path))),
         if replaced {
             " The previous twostep enrollment was replaced."
         } else {
@@ -404,7 +404,7 @@ fn print_report(
     if !ga.unknown.is_empty() {
         rows.push((
             "Ignored",
-            format!("unknown options: {}", ga.unknown.join(" ")),
+            format!("unknown options: {}", term::escape(&ga.unknown.join(" "))),
         ));
     }
     print!("{}", term::aligned(&rows));

@@ -131,7 +131,7 @@ pub fn require_root(what: &str) -> CliResult {
 
 pub fn parse_user(raw: &str) -> Result<UserName, CliError> {
     UserName::parse(raw)
-        .map_err(|e| CliError::Usage(format!("{raw:?} is not a valid user name: {e}")))
+        .map_err(|e| CliError::Usage(format!("\"{raw}\" is not a valid user name: {e}")))
 }
 
 /// The user must be an account on this system.
@@ -159,20 +159,40 @@ fn parse() -> Result<Cli, clap::Error> {
 pub fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version are not errors.
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            print_usage_error(&e);
+            return ExitCode::from(2);
         }
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("twostep: {e}");
+            // Messages quote names and paths as given: escaped here, once.
+            eprintln!("twostep: {}", term::escape(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// clap's message, as clap styles it, unless an argument holds characters
+/// that need escaping: clap would quote it raw on a terminal. Then its plain
+/// text (from which clap drops escape sequences), each line escaped.
+fn print_usage_error(e: &clap::Error) {
+    use std::os::unix::ffi::OsStrExt;
+    let outside = std::env::args_os()
+        .any(|a| matches!(term::escape_bytes(a.as_bytes()), std::borrow::Cow::Owned(_)));
+    if !outside {
+        let _ = e.print();
+        return;
+    }
+    let plain = e.render().to_string();
+    let lines: Vec<_> = plain.lines().map(term::escape).collect();
+    eprintln!("{}", lines.join("\n"));
 }
 
 fn run(cli: Cli) -> CliResult {

@@ -63,8 +63,9 @@ pub fn read(source: &Path) -> Result<GivenSecret, CliError> {
     let meta = file.metadata().map_err(cannot)?;
     if meta.is_file() && meta.mode() & 0o077 != 0 {
         eprintln!(
-            "twostep: warning: {what} has mode {:04o}: others may have read this secret \
+            "twostep: warning: {} has mode {:04o}: others may have read this secret \
              (without --secret-file, enroll makes a fresh one)",
+            term::escape(&what),
             meta.mode() & 0o7777
         );
     }

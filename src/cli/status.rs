@@ -1,6 +1,7 @@
 //! `twostep status [USER]`: enrollment and lockout, per user.
 #![forbid(unsafe_code)]
 
+use super::term;
 use super::{CliError, CliResult, Ctx};
 use crate::lockout::{self, Standing};
 use crate::secret::{self, SecretError};
@@ -155,7 +156,7 @@ fn print_table(rows: &[Status]) {
         .iter()
         .map(|s| {
             [
-                s.user.clone(),
+                term::escape(&s.user).into_owned(),
                 match s.enrolled {
                     Some(true) => "yes".into(),
                     Some(false) => "no".into(),
@@ -193,7 +194,7 @@ fn print_table(rows: &[Status]) {
     }
     for s in rows {
         if let Some(p) = &s.problem {
-            println!("{}: {p}", s.user);
+            println!("{}: {}", term::escape(&s.user), term::escape(p));
         }
     }
 }

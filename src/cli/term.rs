@@ -1,12 +1,17 @@
 //! The terminal edges of the CLI: colour (only on a terminal, never with
-//! `NO_COLOR`), the hidden code prompt that survives Ctrl-C, and holding off
-//! termination signals while an enrollment is written.
+//! `NO_COLOR`), escaping text that comes from outside, the hidden code
+//! prompt that survives Ctrl-C, and holding off termination signals while an
+//! enrollment is written.
 #![forbid(unsafe_code)]
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices};
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use zeroize::Zeroizing;
 
 /// ANSI styling for one output stream: a no-op unless it is a terminal and
@@ -52,6 +57,68 @@ impl Paint {
     pub fn red(self, text: &str) -> String {
         self.wrap("1;31", text)
     }
+}
+
+/// Text from outside twostep (a user's file, a directory listing, a name or
+/// path from the command line), made safe to show on a terminal. Control
+/// characters (C0, DEL and C1), which could recolour or clear the screen,
+/// retitle the window, or overwrite what was printed before them, are
+/// written as `\xNN` (`\u{NN}` for C1); so are bidirectional overrides and
+/// line separators (`\u{NNNN}`), which reorder or break a line, and bytes
+/// that are not UTF-8 (`\xNN`). `\` is written `\\`, so that no text can
+/// pass for an escape. Every place the CLI prints such text goes through
+/// here: error messages carry the raw text and are escaped as they are
+/// printed (`cli::main`).
+pub fn escape(text: &str) -> Cow<'_, str> {
+    escape_bytes(text.as_bytes())
+}
+
+/// [`escape`] for a path, which may be any bytes.
+pub fn escape_path(path: &Path) -> Cow<'_, str> {
+    escape_bytes(path.as_os_str().as_bytes())
+}
+
+/// [`escape`] for bytes that may not be UTF-8.
+pub fn escape_bytes(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && !text.chars().any(needs_escape)
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if needs_escape(c) && u32::from(c) < 0x80 => {
+                    let _ = write!(out, "\\x{:02x}", u32::from(c));
+                }
+                c if needs_escape(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || c == '\\'
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// `label  value` lines with the values aligned.
@@ -218,5 +285,43 @@ impl Drop for HoldSignals {
             let _ = std::io::stdout().flush();
             let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_is_escaped() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"alice", "alice"),
+            ("jos\u{e9} \u{4e2d}".as_bytes(), "jos\u{e9} \u{4e2d}"),
+            (b"\x1b[31mred\x1b[0m", r"\x1b[31mred\x1b[0m"),
+            (
+                b"bell\x07 cr\r lf\n tab\t nul\0",
+                r"bell\x07 cr\x0d lf\x0a tab\x09 nul\x00",
+            ),
+            (b"del\x7f", r"del\x7f"),
+            ("c1 \u{9b}2J \u{85}".as_bytes(), r"c1 \u{9b}2J \u{85}"),
+            (b"raw \x9b\xff", r"raw \x9b\xff"),
+            (
+                "bidi \u{202e}txt.exe\u{2069}".as_bytes(),
+                r"bidi \u{202e}txt.exe\u{2069}",
+            ),
+            (b"back\\slash", r"back\\slash"),
+            (br"\x1b is text", r"\\x1b is text"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(escape_bytes(raw), *want, "{raw:?}");
+            if let Ok(text) = std::str::from_utf8(raw) {
+                assert_eq!(escape(text), *want, "{text:?}");
+            }
+        }
+        assert!(matches!(escape("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_path(Path::new(std::ffi::OsStr::from_bytes(b"/home/x\x1b\xfe"))),
+            r"/home/x\x1b\xfe"
+        );
     }
 }

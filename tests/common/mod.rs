@@ -539,6 +539,24 @@ impl Rig {
         child.wait_with_output().unwrap()
     }
 
+    /// `twostep enroll --batch LIST --out-dir OUT_DIR [extra]`.
+    pub fn enroll_batch(
+        &self,
+        list: &Path,
+        out_dir: &Path,
+        extra: &[&str],
+    ) -> std::process::Output {
+        let mut args = vec![
+            "enroll",
+            "--batch",
+            list.to_str().unwrap(),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args)
+    }
+
     /// Runs the real CLI as `nobody` (uid and gid 65534, no groups), with a
     /// world-readable copy of this rig's config.
     pub fn cli_as_nobody(&self, args: &[&str]) -> std::process::Output {
