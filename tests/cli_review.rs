@@ -413,3 +413,57 @@ fn batch_enrollment_escapes_the_names_it_could_not_enroll() {
         stdout(&out)
     );
 }
+
+// ---- unlock clears a last step left in the future by a clock set forward ----
+
+#[test]
+fn unlock_clears_a_last_step_left_in_the_future_by_a_clock_set_forward() {
+    let mut rig = rig("rev-future");
+    rig.enroll(USER, SECRET);
+    // The clock a year ahead: a right code for then logs in, and its step
+    // becomes the last one used.
+    fresh_step(6);
+    let ahead = now() + 365 * 86_400;
+    let l = login_at(
+        &rig,
+        USER,
+        &oath_code_at(SECRET, ahead, "SHA1", 6, 30),
+        ahead,
+    );
+    assert_eq!(l.code, PAM_SUCCESS, "{}", l.out);
+    // The clock set right again: every right code is refused as a replay.
+    let l = rig.login(USER, &oath_code(SECRET, 0));
+    assert_eq!(l.code, PAM_AUTH_ERR, "{}", l.out);
+    let ev = rig.module_events();
+    assert!(
+        ev.iter().any(|e| e.get("reason") == Some("replay")),
+        "{ev:?}"
+    );
+
+    let out = rig.cli(&["unlock", USER]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cleared = rfc3339(ahead - ahead % 30);
+    assert!(stdout(&out).contains(&cleared), "{}", stdout(&out));
+    let ev: Vec<Event> = rig
+        .events()
+        .into_iter()
+        .filter(|e| e.event() == "unlocked")
+        .collect();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].keys(), ["event", "user", "by", "future_step_cleared"]);
+    assert_eq!(ev[0].get("future_step_cleared"), Some(cleared.as_str()));
+
+    fresh_step(3);
+    let code = oath_code(SECRET, 0);
+    let l = rig.login(USER, &code);
+    assert_eq!(l.code, PAM_SUCCESS, "{}", l.out);
+    // A last step that is not in the future stays: the code just used is
+    // still refused, and the record and output say nothing of it.
+    let out = rig.cli(&["unlock", USER]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let ev = rig.events();
+    let unlocked = ev.iter().find(|e| e.event() == "unlocked").unwrap();
+    assert_eq!(unlocked.keys(), ["event", "user", "by"]);
+    assert_eq!(rig.login(USER, &code).code, PAM_AUTH_ERR);
+}

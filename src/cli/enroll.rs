@@ -113,13 +113,6 @@ pub fn issuer(ctx: &Ctx) -> String {
     crate::enrollment::issuer(&ctx.config)
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// New recovery codes: (codes to show once, hashes to store).
 pub type RecoveryCodes = (Vec<Zeroizing<String>>, Vec<String>);
 
@@ -360,7 +353,7 @@ fn confirm(
             .read_code(&format!("Code from the app ({} digits): ", params.digits))
             .map_err(|term::Cancelled| not_enrolled("cancelled"))?;
         if let Some(code) = Code::parse(answer.as_bytes(), params.digits)
-            && let Some(step) = totp::matching_step(key, params, &code, unix_now())
+            && let Some(step) = totp::matching_step(key, params, &code, super::unix_now())
         {
             eprintln!("{}", paint.green("Code accepted."));
             return Ok(step.saturating_mul(u64::from(params.period)));

@@ -94,13 +94,16 @@ impl Ctx {
         .emit(record);
     }
 
-    /// `event=<event> user=<user> by=<admin>`.
+    /// `event=<event> user=<user> by=<admin>`, to which more keys may be added.
+    pub fn admin_record(&self, event: &str, user: &UserName) -> Record {
+        Record::new(event, Severity::Notice)
+            .with("user", user)
+            .with("by", admin_name())
+    }
+
+    /// Writes [`Ctx::admin_record`].
     pub fn log_admin(&self, event: &str, user: &UserName) {
-        self.log(
-            Record::new(event, Severity::Notice)
-                .with("user", user)
-                .with("by", admin_name()),
-        );
+        self.log(self.admin_record(event, user));
     }
 }
 
@@ -116,6 +119,14 @@ pub fn admin_name() -> String {
         .flatten()
         .map(|u| u.name)
         .unwrap_or_else(|| format!("uid={}", nix::unistd::getuid()))
+}
+
+/// Unix seconds now (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Commands that write need root: say so before touching anything.

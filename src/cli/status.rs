@@ -39,13 +39,6 @@ pub struct Status {
     pub problem: Option<String>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
     let mut problems = Vec::new();
     let enrolled = match secret::load(&ctx.config.secret_dir, user, &ctx.config.totp) {
@@ -118,7 +111,7 @@ pub fn names_in(dir: &Path, into: &mut BTreeSet<UserName>) -> Result<(), CliErro
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
-    let now = now();
+    let now = super::unix_now();
     if let Some(raw) = &args.user {
         let user = super::parse_user(raw)?;
         let s = status_of(ctx, &user, now);

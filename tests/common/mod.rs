@@ -733,3 +733,56 @@ pub fn qr_drawing_to_png(lines: &[impl AsRef<str>], light_glyph: bool, path: &Pa
         .write_image_data(&pixels)
         .unwrap();
 }
+
+// ---- faked time (tests/lockout.rs, cli_review.rs; apt: libfaketime) ------------
+
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// One login through the code step with the module's clock starting at
+/// `unix` (libfaketime), whatever the real time.
+pub fn login_at(rig: &Rig, user: &str, answer: &str, unix: u64) -> Login {
+    assert!(
+        Path::new(FAKETIME_LIB).exists(),
+        "apt-get install libfaketime"
+    );
+    let mut child = Command::new(pamdrive())
+        .arg("--confdir")
+        .arg(&rig.confdir)
+        .args(["--service", "twostep", "--user", user, "--nodelay"])
+        .env("LD_PRELOAD", FAKETIME_LIB)
+        .env("FAKETIME", format!("@{}", fmt_time(unix)))
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("TZ", "UTC")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = writeln!(stdin, "{answer}");
+    }
+    let out = child.wait_with_output().unwrap();
+    Login {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+/// "YYYY-MM-DD hh:mm:ss" in UTC, libfaketime's absolute format.
+fn fmt_time(unix: u64) -> String {
+    date_utc(unix, "+%Y-%m-%d %H:%M:%S")
+}
+
+/// RFC 3339 in UTC, as records write `until` (by date(1), not our code).
+pub fn rfc3339(unix: u64) -> String {
+    date_utc(unix, "+%Y-%m-%dT%H:%M:%SZ")
+}
+
+fn date_utc(unix: u64, format: &str) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{unix}"), format])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
