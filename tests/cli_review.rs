@@ -467,3 +467,36 @@ fn unlock_clears_a_last_step_left_in_the_future_by_a_clock_set_forward() {
     assert_eq!(unlocked.keys(), ["event", "user", "by"]);
     assert_eq!(rig.login(USER, &code).code, PAM_AUTH_ERR);
 }
+
+// ---- records reach a stream syslog socket ----------------------------------------
+
+#[test]
+fn records_reach_a_stream_syslog_socket_nul_terminated() {
+    ensure_user(USER, None);
+    let mut rig = Rig::with_log("rev-stream", "", LogSocket::Stream);
+    rig.enroll(USER, SECRET);
+    fresh_step(3);
+    let code = oath_code(SECRET, 0);
+    assert_eq!(rig.login(USER, &code).code, PAM_SUCCESS);
+    assert_eq!(rig.login(USER, &code).code, PAM_AUTH_ERR);
+    let raw = rig.drain();
+    // Each record whole, ended by its NUL, in glibc's format.
+    for r in &raw {
+        assert!(
+            r.starts_with("<8") && !r.starts_with("UNTERMINATED"),
+            "{r:?}"
+        );
+    }
+    let events: Vec<(String, String)> = raw
+        .iter()
+        .map(|r| Event::parse(r))
+        .map(|e| (e.tag.clone(), e.event().to_string()))
+        .collect();
+    let want = [
+        ("twostep", "enrolled"),
+        ("pam_twostep", "auth_ok"),
+        ("pam_twostep", "auth_fail"),
+    ]
+    .map(|(t, e)| (t.to_string(), e.to_string()));
+    assert_eq!(events, want);
+}

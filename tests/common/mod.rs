@@ -1,7 +1,7 @@
 //! The integration-test rig: the built `pam_twostep.so` loaded by the real
 //! libpam (through `pamdrive`, a small C client using pam_start_confdir),
 //! real users and groups, codes from oathtool, and records read from a real
-//! datagram socket.
+//! syslog socket (datagram, or stream as syslog-ng's unix-stream()).
 //!
 //! Needs root (users, root-owned secret files) and the packages that
 //! `.ci/run` installs: pamtester's libpam headers, oathtool, a C compiler.
@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixDatagram;
+use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -206,10 +206,72 @@ pub struct Rig {
     pub config: PathBuf,
     pub secret_dir: PathBuf,
     pub state_dir: PathBuf,
-    pub log: UnixDatagram,
     pub log_path: PathBuf,
-    records: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    records: Records,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+type Records = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The type of a rig's syslog socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSocket {
+    /// SOCK_DGRAM, as journald's and rsyslog's /dev/log.
+    Datagram,
+    /// SOCK_STREAM, as syslog-ng's unix-stream(): each NUL-terminated frame
+    /// is a record; a frame without its NUL is kept as `UNTERMINATED <text>`.
+    Stream,
+}
+
+impl LogSocket {
+    /// Binds `path` and starts a thread that collects its records until `stop`.
+    fn listen(
+        self,
+        path: &Path,
+        records: Records,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let running = move || !stop.load(std::sync::atomic::Ordering::Relaxed);
+        match self {
+            LogSocket::Datagram => {
+                let sock = UnixDatagram::bind(path).unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65536];
+                    while running() {
+                        if let Ok(n) = sock.recv(&mut buf) {
+                            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                            records.lock().unwrap().push(text);
+                        }
+                    }
+                });
+            }
+            LogSocket::Stream => {
+                let listener = UnixListener::bind(path).unwrap();
+                listener.set_nonblocking(true).unwrap();
+                std::thread::spawn(move || {
+                    while running() {
+                        let Ok((mut conn, _)) = listener.accept() else {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        };
+                        conn.set_nonblocking(false).unwrap();
+                        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                        let mut bytes = Vec::new();
+                        let _ = std::io::Read::read_to_end(&mut conn, &mut bytes);
+                        let mut records = records.lock().unwrap();
+                        for frame in bytes.split_inclusive(|&b| b == 0) {
+                            records.push(match frame.strip_suffix(b"\0") {
+                                Some(text) => String::from_utf8_lossy(text).into_owned(),
+                                None => format!("UNTERMINATED {}", String::from_utf8_lossy(frame)),
+                            });
+                        }
+                    }
+                });
+            }
+        }
+    }
 }
 
 pub struct Login {
@@ -235,6 +297,11 @@ impl Login {
 impl Rig {
     /// `extra_config` is appended to the generated config (TOML).
     pub fn new(name: &str, extra_config: &str) -> Rig {
+        Rig::with_log(name, extra_config, LogSocket::Datagram)
+    }
+
+    /// [`Rig::new`] with a syslog socket of the given type.
+    pub fn with_log(name: &str, extra_config: &str, log_socket: LogSocket) -> Rig {
         let root = PathBuf::from(format!("/tmp/twostep-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
@@ -247,23 +314,9 @@ impl Rig {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
         }
         let log_path = root.join("log.sock");
-        let log = UnixDatagram::bind(&log_path).unwrap();
-        log.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let records = Records::default();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let (sock, records, stop) = (log.try_clone().unwrap(), records.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Ok(n) = sock.recv(&mut buf) {
-                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                        records.lock().unwrap().push(text);
-                    }
-                }
-            });
-        }
+        log_socket.listen(&log_path, records.clone(), stop.clone());
         let config = root.join("twostep.toml");
         let rig = Rig {
             root,
@@ -271,7 +324,6 @@ impl Rig {
             config,
             secret_dir,
             state_dir,
-            log,
             log_path,
             records,
             stop,
