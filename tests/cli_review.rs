@@ -500,3 +500,40 @@ fn records_reach_a_stream_syslog_socket_nul_terminated() {
     .map(|(t, e)| (t.to_string(), e.to_string()));
     assert_eq!(events, want);
 }
+
+// ---- check reports a secret_dir without its marker -------------------------------
+
+#[test]
+fn check_reports_a_secret_dir_without_its_marker() {
+    let rig = rig("rev-marker");
+    let marker = rig.secret_dir.join(".twostep-secret-dir");
+    // A secret_dir as an empty volume mounted over it would leave it.
+    assert!(!marker.exists());
+    let out = rig.cli(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let problems: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains(".twostep-secret-dir")
+            && problems[0].contains(rig.secret_dir.to_str().unwrap()),
+        "{problems:?}"
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+
+    // Something else in its place is no marker either.
+    std::fs::create_dir(&marker).unwrap();
+    let out = rig.cli(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("not a regular file"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::remove_dir(&marker).unwrap();
+
+    // Every enrollment makes it: then all is well.
+    rig.enroll(USER, SECRET);
+    assert!(marker.is_file());
+    let out = rig.cli(&["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}

@@ -97,6 +97,9 @@ dpkg -i "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail 
 for d in /var/lib/twostep/secrets /var/lib/twostep/state; do
     [ "$(stat -c '%a %U' "$d")" = "700 root" ] || fail "$d is $(stat -c '%a %U' "$d"), not 700 root"
 done
+marker=/var/lib/twostep/secrets/.twostep-secret-dir
+[ -f "$marker" ] || fail "$marker was not made"
+[ "$(stat -c '%a %U %s' "$marker")" = "600 root 0" ] || fail "$marker is $(stat -c '%a %U %s' "$marker"), not 600 root 0"
 [ -z "$(twostep_lines)" ] || fail "installing enabled the profiles (Default: no): $(twostep_lines)"
 
 echo "== deb: twostep check"
