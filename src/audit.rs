@@ -1,21 +1,25 @@
 //! Syslog records: one line of `key=value` pairs per event, facility authpriv.
 //!
 //! The wire format is the one glibc's syslog(3) writes to /dev/log
-//! (`<PRI>Mmm dd hh:mm:ss TAG[PID]: MESSAGE`), sent as one datagram to the
-//! configured socket. It is written here rather than through a logging crate
-//! so that the module links nothing more into sshd than this.
+//! (`<PRI>Mmm dd hh:mm:ss TAG[PID]: MESSAGE`), sent as glibc sends it: one
+//! datagram, or, to a stream socket (syslog-ng's `unix-stream()`), over a
+//! connection, ended by a NUL byte. It is written here rather than through a
+//! logging crate so that the module links nothing more into sshd than this.
 //!
 //! Values are never codes, secrets or recovery codes: callers pass only the
 //! fields of the contract, and the record type has no way to carry an answer.
 #![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
-use std::os::unix::net::UnixDatagram;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 const LOG_AUTHPRIV: u8 = 10 << 3;
-/// How long a record may wait for room in the syslog socket's queue.
+/// How long a record may wait for the syslog socket: for room in its queue,
+/// or, on a stream socket, for room in its listen backlog and its buffer.
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +115,7 @@ pub trait Sink {
     fn emit(&mut self, record: Record);
 }
 
-/// Sends each record as one datagram to a syslog socket.
+/// Sends each record to a syslog socket, datagram or stream.
 pub struct Syslog<'a> {
     pub socket: &'a Path,
     pub tag: &'static str,
@@ -122,13 +126,68 @@ impl Sink for Syslog<'_> {
         let message = format_syslog(self.tag, &record, SystemTime::now(), std::process::id());
         // Nothing sensible can be done if syslog is down: the decision has been
         // made either way, and the module must not fail a login over a log line.
-        // A stalled syslog daemon must not hang logins either: a full socket
-        // queue gets SEND_TIMEOUT, then the record is dropped.
-        if let Ok(sock) = UnixDatagram::unbound() {
-            let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
-            let _ = sock.send_to(message.as_bytes(), self.socket);
+        // A stalled syslog daemon must not hang logins either: whatever the
+        // socket, the record gets SEND_TIMEOUT, then it is dropped.
+        let _ = send(
+            self.socket,
+            message.as_bytes(),
+            Instant::now() + SEND_TIMEOUT,
+        );
+    }
+}
+
+/// Sends one message as glibc's syslog(3) does: as a datagram, and, if the
+/// socket is a stream one (the datagram gets EPROTOTYPE), over a stream
+/// connection.
+fn send(socket: &Path, message: &[u8], deadline: Instant) -> io::Result<()> {
+    let sock = UnixDatagram::unbound()?;
+    sock.set_write_timeout(Some(SEND_TIMEOUT))?;
+    match sock.send_to(message, socket) {
+        Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE) => {
+            send_stream(socket, message, deadline)
+        }
+        other => other.map(drop),
+    }
+}
+
+/// One connection per message, which glibc ends with a NUL byte (its
+/// string's terminator), the delimiter syslog daemons split a stream on.
+/// SO_SNDTIMEO, set before `connect`, bounds the wait for room in a full
+/// listen backlog as well as each send (Linux, AF_UNIX); std's connect
+/// takes no timeout. MSG_NOSIGNAL: a daemon that closed the connection
+/// must not raise SIGPIPE in sshd.
+fn send_stream(socket: &Path, message: &[u8], deadline: Instant) -> io::Result<()> {
+    use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+    let addr = UnixAddr::new(socket)?;
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let stream = UnixStream::from(fd);
+    let time_left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Zero would mean no timeout at all.
+        (!left.is_zero())
+            .then_some(left)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
+    };
+    stream.set_write_timeout(Some(time_left()?))?;
+    socket::connect(stream.as_raw_fd(), &addr)?;
+    let mut framed = Vec::with_capacity(message.len() + 1);
+    framed.extend_from_slice(message);
+    framed.push(0);
+    let mut sent = 0;
+    while sent < framed.len() {
+        stream.set_write_timeout(Some(time_left()?))?;
+        match socket::send(stream.as_raw_fd(), &framed[sent..], MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
+    Ok(())
 }
 
 /// Collects records in memory.
@@ -249,6 +308,113 @@ mod tests {
             started.elapsed()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fresh directory for a test's socket.
+    fn socket_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("twostep-audit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn sends_to_a_stream_socket_nul_terminated_as_glibc_does() {
+        use std::io::Read;
+        let dir = socket_dir("stream");
+        let path = dir.join("log.sock");
+        let server = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        for user in ["bob", "carol"] {
+            Syslog {
+                socket: &path,
+                tag: "pam_twostep",
+            }
+            .emit(Record::new("skipped", Severity::Info).with("user", user));
+        }
+        server.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        // One connection a record, closed once sent.
+        while let Ok((mut conn, _)) = server.accept() {
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut bytes = Vec::new();
+            conn.read_to_end(&mut bytes).unwrap();
+            got.push(String::from_utf8(bytes).unwrap());
+        }
+        assert_eq!(got.len(), 2, "{got:?}");
+        for (text, user) in got.iter().zip(["bob", "carol"]) {
+            assert!(text.starts_with("<86>"), "{text:?}");
+            let end = format!(
+                "pam_twostep[{}]: event=skipped user={user}\0",
+                std::process::id()
+            );
+            assert!(text.ends_with(&end), "{text:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A listener whose backlog is full (a daemon that stopped accepting):
+    /// the connect waits at most SEND_TIMEOUT, then the record is dropped.
+    #[test]
+    fn a_stream_listener_that_never_accepts_does_not_hang_the_caller() {
+        use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+        use std::os::fd::AsRawFd;
+        let dir = socket_dir("stream-stall");
+        let path = dir.join("log.sock");
+        let server = socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let addr = UnixAddr::new(&path).unwrap();
+        socket::bind(server.as_raw_fd(), &addr).unwrap();
+        socket::listen(&server, Backlog::new(0).unwrap()).unwrap();
+        // Fill the backlog with connections nobody accepts.
+        let mut pending = Vec::new();
+        loop {
+            let client = socket::socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                None,
+            )
+            .unwrap();
+            match socket::connect(client.as_raw_fd(), &addr) {
+                Ok(()) => pending.push(client),
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(pending.len() < 1000, "the backlog never filled");
+        }
+        let started = std::time::Instant::now();
+        Syslog {
+            socket: &path,
+            tag: "pam_twostep",
+        }
+        .emit(Record::new("skipped", Severity::Info));
+        let took = started.elapsed();
+        assert!(took < SEND_TIMEOUT * 2, "{took:?}");
+        // And a listener with room that never accepts takes the record at once.
+        drop(pending);
+        let dir2 = socket_dir("stream-idle");
+        let idle_path = dir2.join("log.sock");
+        let _idle = std::os::unix::net::UnixListener::bind(&idle_path).unwrap();
+        let started = std::time::Instant::now();
+        Syslog {
+            socket: &idle_path,
+            tag: "pam_twostep",
+        }
+        .emit(Record::new("skipped", Severity::Info));
+        assert!(
+            started.elapsed() < SEND_TIMEOUT / 2,
+            "{:?}",
+            started.elapsed()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir2).unwrap();
     }
 
     #[test]

@@ -97,6 +97,9 @@ dpkg -i "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail 
 for d in /var/lib/twostep/secrets /var/lib/twostep/state; do
     [ "$(stat -c '%a %U' "$d")" = "700 root" ] || fail "$d is $(stat -c '%a %U' "$d"), not 700 root"
 done
+marker=/var/lib/twostep/secrets/.twostep-secret-dir
+[ -f "$marker" ] || fail "$marker was not made"
+[ "$(stat -c '%a %U %s' "$marker")" = "600 root 0" ] || fail "$marker is $(stat -c '%a %U %s' "$marker"), not 600 root 0"
 [ -z "$(twostep_lines)" ] || fail "installing enabled the profiles (Default: no): $(twostep_lines)"
 
 echo "== deb: twostep check"
@@ -126,7 +129,7 @@ echo "== deb: a login through the system's common-auth"
 cc -O2 -o "$work/pamdrive" tests/c/pamdrive.c -lpam
 if ! id -u "$user" >/dev/null 2>&1; then useradd -M -N -s /bin/sh "$user"; fi
 echo "$user:$password" | chpasswd
-twostep enroll "$user" --secret "$secret" --no-confirm --qr none --force --json >/dev/null
+printf '%s\n' "$secret" | twostep enroll "$user" --secret-file - --no-confirm --qr none --force --json >/dev/null
 mkdir -p "$work/pam.d"
 printf 'auth include /etc/pam.d/common-auth\n' >"$work/pam.d/twostep-deb"
 login() { # code -> PAM status

@@ -224,20 +224,13 @@ fn an_enrollment_is_replaced_only_with_force() {
 #[test]
 fn given_secrets_and_bad_usage() {
     let rig = rig("enr-usage");
-    let v = rig.enroll_json(
-        USER,
-        &["--secret", "gezd gnbv gy3t qojq gezd gnbv gy3t qojq"],
-    );
+    let v = rig.enroll_json_secret(USER, "gezd gnbv gy3t qojq gezd gnbv gy3t qojq", &[]);
     assert_eq!(v["secret"], SECRET);
+    for bad in ["GEZDGNBVGY3TQOJQ", "not base32!"] {
+        let out = rig.cli_stdin(&["enroll", USER, "--secret-file", "-", "--force"], bad);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
     for (args, code) in [
-        (
-            vec!["enroll", USER, "--secret", "GEZDGNBVGY3TQOJQ", "--force"],
-            2,
-        ),
-        (
-            vec!["enroll", USER, "--secret", "not base32!", "--force"],
-            2,
-        ),
         (vec!["enroll", USER, "--qr", "sixel"], 2),
         (vec!["enroll"], 2),
         (vec!["enroll", "ts-no-such-user", "--no-confirm"], 1),
@@ -253,10 +246,14 @@ fn given_secrets_and_bad_usage() {
 /// An expect script that enrolls USER against `rig`, reading the secret from
 /// the printed URI; `body` runs after the first prompt appeared.
 fn enroll_script(rig: &Rig, extra: &str, body: &str) -> String {
-    format!(
-        r#"
-set timeout 30
-spawn {bin} --config {config} enroll {USER} --qr none {extra}
+    pty_script(
+        &format!(
+            "{bin} --config {config} enroll {USER} --qr none {extra}",
+            bin = twostep_bin().display(),
+            config = rig.config.display(),
+        ),
+        &format!(
+            r#"
 expect {{
     -re {{secret=([A-Z2-7]+)&}} {{ set secret $expect_out(1,string) }}
     timeout {{ puts "NO URI"; exit 3 }}
@@ -265,13 +262,8 @@ expect {{
     "Code from the app" {{}}
     timeout {{ puts "NO PROMPT"; exit 3 }}
 }}
-{body}
-expect eof
-catch wait result
-puts "EXIT=[lindex $result 3] SIGNALLED=[lindex $result 2]"
-"#,
-        bin = twostep_bin().display(),
-        config = rig.config.display(),
+{body}"#
+        ),
     )
 }
 
@@ -407,10 +399,18 @@ fn three_wrong_codes_write_nothing() {
 fn json_with_confirmation_keeps_stdout_for_the_object() {
     let rig = rig("enr-jsonconfirm");
     // A right code read from stdin: the secret is fixed so the test knows it.
+    let secret_file = rig.root.join("secret.txt");
+    std::fs::write(&secret_file, SECRET).unwrap();
     fresh_step(3);
     let code = oath_code(SECRET, 0);
     let out = rig.cli_stdin(
-        &["enroll", USER, "--secret", SECRET, "--json"],
+        &[
+            "enroll",
+            USER,
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+            "--json",
+        ],
         &format!("{code}\n"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -510,16 +510,9 @@ fn batch_enrollment_is_per_user_all_or_nothing_and_rerunnable() {
     let out_dir = rig.root.join("out");
     rig.events();
     let run = |rig: &Rig, extra: &[&str]| {
-        let mut args = vec![
-            "enroll",
-            "--batch",
-            list.to_str().unwrap(),
-            "--out-dir",
-            out_dir.to_str().unwrap(),
-            "--json",
-        ];
+        let mut args = vec!["--json"];
         args.extend_from_slice(extra);
-        let out = rig.cli(&args);
+        let out = rig.enroll_batch(&list, &out_dir, &args);
         let v: serde_json::Value =
             serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
         (out.status.code(), v)
@@ -596,13 +589,7 @@ fn batch_enrollment_is_per_user_all_or_nothing_and_rerunnable() {
     assert_eq!(std::fs::read(out_dir.join("ts-bat1.png")).unwrap(), png1);
 
     // The human summary.
-    let out = rig.cli(&[
-        "enroll",
-        "--batch",
-        list.to_str().unwrap(),
-        "--out-dir",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = rig.enroll_batch(&list, &out_dir, &[]);
     let text = stdout(&out);
     assert!(text.contains("Skipped"), "{text}");
     assert!(

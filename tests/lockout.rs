@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct horse 42";
@@ -182,56 +182,8 @@ fn success_resets_the_count_before_the_limit() {
     assert_eq!(count(&rig.events(), "locked"), 0);
 }
 
-/// One login through the code step at a fixed fake time.
-fn login_at(rig: &Rig, user: &str, answer: &str, unix: u64) -> Login {
-    let mut child = Command::new(pamdrive())
-        .arg("--confdir")
-        .arg(&rig.confdir)
-        .args(["--service", "twostep", "--user", user, "--nodelay"])
-        .env("LD_PRELOAD", FAKETIME_LIB)
-        .env("FAKETIME", format!("@{}", fmt_time(unix)))
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("TZ", "UTC")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = writeln!(stdin, "{answer}");
-    }
-    let out = child.wait_with_output().unwrap();
-    Login {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-    }
-}
-
-/// "YYYY-MM-DD hh:mm:ss" in UTC, libfaketime's absolute format.
-fn fmt_time(unix: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%d %H:%M:%S"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn rfc3339(unix: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn default_tiers_5m_then_1h_under_faked_time() {
-    assert!(
-        std::path::Path::new(FAKETIME_LIB).exists(),
-        "apt-get install libfaketime"
-    );
     let u = user("ts-lock-fake");
     // The shipped defaults: no [lockout] in the config.
     let mut rig = Rig::new("faketime", "");

@@ -251,7 +251,7 @@ fn remembered_sources_skip_until_they_expire() {
     ensure_user(user, None);
     let mut rig = Rig::new("pol-remember", "[policy]\nremember = \"3s\"");
     // Recovery codes are code logins too, and need no new time step.
-    let codes: Vec<String> = rig.enroll_json(user, &["--secret", SECRET])["recovery_codes"]
+    let codes: Vec<String> = rig.enroll_json_secret(user, SECRET, &[])["recovery_codes"]
         .as_array()
         .unwrap()
         .iter()

@@ -114,7 +114,7 @@ fn code_step_paths_under_memcheck() {
         "vg-code",
         "[lockout]\ntiers = [{failures = 3, lock = \"1h\"}]",
     );
-    let codes: Vec<String> = rig.enroll_json(u, &["--secret", SECRET])["recovery_codes"]
+    let codes: Vec<String> = rig.enroll_json_secret(u, SECRET, &[])["recovery_codes"]
         .as_array()
         .unwrap()
         .iter()

@@ -1,13 +1,15 @@
 //! `twostep check`: validate the configuration and the directories.
 #![forbid(unsafe_code)]
 
+use super::term;
 use super::{CliError, CliResult, Ctx};
+use crate::secret;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Validate the configuration and the directories' ownership and modes",
+    about = "Validate the configuration, the directories' ownership and modes, and secret_dir's marker",
     after_help = "Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed).\n\nExample:\n  twostep check && echo ok"
 )]
 pub struct Args {}
@@ -61,6 +63,14 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
     let c = &ctx.config;
     let mut problems = Vec::new();
     problems.extend(dir_problems("secret_dir", &c.secret_dir));
+    // Without its marker the module treats secret_dir as missing (an
+    // unmounted volume) and denies every login. A missing directory has
+    // been reported already.
+    if c.secret_dir.is_dir()
+        && let Err(why) = secret::check_marker(&c.secret_dir)
+    {
+        problems.push(why);
+    }
     problems.extend(dir_problems("state_dir", &c.state_dir));
     for (key, groups) in [
         ("policy.require_groups", &c.policy.require_groups),
@@ -81,7 +91,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
         return Ok(());
     }
     for p in &problems {
-        println!("{p}");
+        println!("{}", term::escape(p));
     }
     Err(CliError::Usage(format!(
         "{} problem(s) found",

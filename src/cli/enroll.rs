@@ -9,7 +9,8 @@
 //! `import-google-authenticator`.
 #![forbid(unsafe_code)]
 
-use super::term::{self, HoldSignals, Paint};
+use super::secret_input;
+use super::term::{self, HoldSignals, Keyboard, Paint};
 use super::{CliError, CliResult, Ctx};
 use crate::config::TotpParams;
 use crate::fsutil;
@@ -50,7 +51,8 @@ Examples:
   twostep enroll alice --qr ansi                       for a light-background terminal
   twostep enroll alice --png alice.png --no-confirm    an image to send to alice
   twostep enroll alice --qr none --no-confirm --json   for scripts
-  twostep enroll alice --secret JBSWY3DPEHPK3PXPJBSWY3DP --force
+  pass show 2fa/alice | twostep enroll alice --secret-file - --force
+                                                       keep a secret alice's app has
   twostep enroll --batch team.txt --out-dir /root/2fa  one user per line; writes
                                                        USER.png, USER.uri, USER.recovery"
 )]
@@ -58,9 +60,12 @@ pub struct Args {
     /// The user to enroll
     #[arg(required_unless_present = "batch")]
     user: Option<String>,
-    /// Use this base32 secret instead of a new random one (at least 128 bits)
-    #[arg(long, value_name = "BASE32", conflicts_with = "batch")]
-    secret: Option<String>,
+    /// Read a base32 secret (at least 128 bits) from FILE instead of making a
+    /// new one; - is standard input (the app's code is then asked on the
+    /// terminal). Never on the command line, which every local user can read.
+    /// A file that group or others can read is used, with a warning
+    #[arg(long, value_name = "FILE|-", conflicts_with = "batch")]
+    secret_file: Option<PathBuf>,
     /// How to draw the QR code in the terminal
     #[arg(long, value_enum, default_value = "utf8")]
     qr: QrStyle,
@@ -106,13 +111,6 @@ pub fn new_key() -> Result<Zeroizing<Vec<u8>>, CliError> {
 /// The name apps show above the code.
 pub fn issuer(ctx: &Ctx) -> String {
     crate::enrollment::issuer(&ctx.config)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// New recovery codes: (codes to show once, hashes to store).
@@ -275,23 +273,6 @@ pub fn print_recovery_codes(
 
 // ---- one user ------------------------------------------------------------------
 
-fn parse_secret(raw: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
-    // As shown by `enroll` and most tools: groups separated by spaces.
-    let compact = Zeroizing::new(raw.replace([' ', '-'], ""));
-    let key = secret::decode_base32(&compact)
-        .ok_or_else(|| CliError::Usage("--secret is not valid base32 (A-Z, 2-7)".into()))?;
-    if key.len() < secret::MIN_SECRET_BYTES {
-        return Err(CliError::Usage(format!(
-            "--secret is {} bits; at least 128 are required",
-            key.len() * 8
-        )));
-    }
-    if key.len() > secret::MAX_SECRET_BYTES {
-        return Err(CliError::Usage("--secret is longer than 1024 bits".into()));
-    }
-    Ok(key)
-}
-
 /// What the person enrolling is shown: QR code, key, account and URI.
 #[allow(clippy::too_many_arguments)]
 fn show(
@@ -355,7 +336,12 @@ fn show(
 
 /// Asks for the app's code, up to [`CONFIRM_TRIES`] times. Returns the start
 /// of the matched time step.
-fn confirm(user: &UserName, key: &[u8], params: &TotpParams) -> Result<u64, CliError> {
+fn confirm(
+    keyboard: &Keyboard,
+    user: &UserName,
+    key: &[u8],
+    params: &TotpParams,
+) -> Result<u64, CliError> {
     let paint = Paint::stderr();
     let not_enrolled = |why: &str| {
         CliError::Failed(format!(
@@ -363,10 +349,11 @@ fn confirm(user: &UserName, key: &[u8], params: &TotpParams) -> Result<u64, CliE
         ))
     };
     for attempt in 1..=CONFIRM_TRIES {
-        let answer = term::read_code(&format!("Code from the app ({} digits): ", params.digits))
+        let answer = keyboard
+            .read_code(&format!("Code from the app ({} digits): ", params.digits))
             .map_err(|term::Cancelled| not_enrolled("cancelled"))?;
         if let Some(code) = Code::parse(answer.as_bytes(), params.digits)
-            && let Some(step) = totp::matching_step(key, params, &code, unix_now())
+            && let Some(step) = totp::matching_step(key, params, &code, super::unix_now())
         {
             eprintln!("{}", paint.green("Code accepted."));
             return Ok(step.saturating_mul(u64::from(params.period)));
@@ -400,9 +387,24 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     if is_enrolled(ctx, &user) && !args.force {
         return Err(already_enrolled(&user));
     }
-    let key = match &args.secret {
-        Some(b32) => parse_secret(b32)?,
-        None => new_key()?,
+    let confirming = !args.no_confirm;
+    let (key, keyboard) = match &args.secret_file {
+        Some(source) => {
+            let given = secret_input::read(source)?;
+            let keyboard = if given.took_stdin && confirming {
+                Keyboard::controlling_terminal().map_err(|_| {
+                    CliError::Usage(
+                        "the secret took standard input and there is no terminal to type \
+                         the app's code on: add --no-confirm, or give the secret as a file"
+                            .into(),
+                    )
+                })?
+            } else {
+                Keyboard::Stdin
+            };
+            (given.key, keyboard)
+        }
+        None => (new_key()?, Keyboard::Stdin),
     };
     let params = ctx.config.totp;
     let issuer = issuer(ctx);
@@ -417,7 +419,6 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
 
     // With --json, stdout is for the one object: the person confirming reads
     // stderr.
-    let confirming = !args.no_confirm;
     if !args.json || confirming {
         let (mut out, paint): (Box<dyn Write>, Paint) = if args.json {
             (Box::new(std::io::stderr()), Paint::stderr())
@@ -434,7 +435,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         let _ = out.flush();
     }
     let confirmed = if confirming {
-        Some(confirm(&user, &key, &params)?)
+        Some(confirm(&keyboard, &user, &key, &params)?)
     } else {
         None
     };
@@ -663,7 +664,7 @@ fn print_batch_summary(s: &BatchSummary, force: bool) {
     }
     print!("{}", term::aligned(&rows));
     for f in &s.failed {
-        println!("    {}: {}", f.user, f.error);
+        println!("    {}: {}", term::escape(&f.user), term::escape(&f.error));
     }
     if !s.enrolled.is_empty() {
         println!(
@@ -694,22 +695,5 @@ mod tests {
             ]
         );
         assert!(batch_names("").is_empty());
-    }
-
-    #[test]
-    fn secrets_given_by_hand() {
-        assert_eq!(
-            parse_secret("gezd gnbv gy3t qojq gezd gnbv gy3t qojq")
-                .unwrap()
-                .as_slice(),
-            b"12345678901234567890"
-        );
-        assert!(
-            matches!(parse_secret("GEZDGNBVGY3TQOJQ"), Err(CliError::Usage(m)) if m.contains("80 bits"))
-        );
-        assert!(matches!(
-            parse_secret("not base32!"),
-            Err(CliError::Usage(_))
-        ));
     }
 }

@@ -260,7 +260,7 @@ fn read_file(path: &std::path::Path, owner: u32) -> Result<Zeroizing<String>, Cl
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::require_root("import-google-authenticator")?;
-    let user = super::parse_user(&args.user)?;
+    let user = super::existing_user(&args.user)?;
     let account = match nix::unistd::User::from_name(user.as_str()) {
         Ok(Some(a)) => a,
         Ok(None) => return Err(CliError::Failed(format!("no such user: {user}"))),
@@ -340,7 +340,7 @@ fn print_report(
     let paint = Paint::stdout();
     println!(
         "{}{}",
-        paint.green(&format!("Imported {} for {user}.", path.display())),
+        paint.green(&format!("Imported {} for {user}.", term::escape_path(path))),
         if replaced {
             " The previous twostep enrollment was replaced."
         } else {
@@ -404,7 +404,7 @@ fn print_report(
     if !ga.unknown.is_empty() {
         rows.push((
             "Ignored",
-            format!("unknown options: {}", ga.unknown.join(" ")),
+            format!("unknown options: {}", term::escape(&ga.unknown.join(" "))),
         ));
     }
     print!("{}", term::aligned(&rows));

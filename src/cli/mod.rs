@@ -11,6 +11,7 @@ mod enroll;
 pub mod import_ga;
 mod recovery_codes;
 mod reset;
+mod secret_input;
 mod status;
 mod term;
 mod unlock;
@@ -93,13 +94,16 @@ impl Ctx {
         .emit(record);
     }
 
-    /// `event=<event> user=<user> by=<admin>`.
+    /// `event=<event> user=<user> by=<admin>`, to which more keys may be added.
+    pub fn admin_record(&self, event: &str, user: &UserName) -> Record {
+        Record::new(event, Severity::Notice)
+            .with("user", user)
+            .with("by", admin_name())
+    }
+
+    /// Writes [`Ctx::admin_record`].
     pub fn log_admin(&self, event: &str, user: &UserName) {
-        self.log(
-            Record::new(event, Severity::Notice)
-                .with("user", user)
-                .with("by", admin_name()),
-        );
+        self.log(self.admin_record(event, user));
     }
 }
 
@@ -117,6 +121,14 @@ pub fn admin_name() -> String {
         .unwrap_or_else(|| format!("uid={}", nix::unistd::getuid()))
 }
 
+/// Unix seconds now (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Commands that write need root: say so before touching anything.
 pub fn require_root(what: &str) -> CliResult {
     if nix::unistd::geteuid().is_root() {
@@ -130,15 +142,41 @@ pub fn require_root(what: &str) -> CliResult {
 
 pub fn parse_user(raw: &str) -> Result<UserName, CliError> {
     UserName::parse(raw)
-        .map_err(|e| CliError::Usage(format!("{raw:?} is not a valid user name: {e}")))
+        .map_err(|e| CliError::Usage(format!("\"{raw}\" is not a valid user name: {e}")))
 }
 
-/// The user must be an account on this system.
+/// The user must be an account on this system; the result is the account's
+/// own name (`pw_name`), which names its files: where NSS resolves other
+/// spellings (SSSD and winbind ignore case), `ALICE` is alice.
 pub fn existing_user(raw: &str) -> Result<UserName, CliError> {
+    match account(raw)? {
+        Some(account) => Ok(account),
+        None => Err(CliError::Failed(format!(
+            "no such user: {}",
+            term::escape(raw)
+        ))),
+    }
+}
+
+/// The account's own name if `raw` resolves to one, else `raw` itself (the
+/// files of an account that has since been removed keep its name).
+pub fn account_or_name(raw: &str) -> Result<UserName, CliError> {
+    Ok(match account(raw)? {
+        Some(account) => account,
+        None => parse_user(raw)?,
+    })
+}
+
+fn account(raw: &str) -> Result<Option<UserName>, CliError> {
     let user = parse_user(raw)?;
     match nix::unistd::User::from_name(user.as_str()) {
-        Ok(Some(_)) => Ok(user),
-        Ok(None) => Err(CliError::Failed(format!("no such user: {user}"))),
+        Ok(Some(a)) => UserName::parse(&a.name).map(Some).map_err(|e| {
+            CliError::Failed(format!(
+                "{user} is the account {}, whose name twostep cannot use: {e}",
+                term::escape(&a.name)
+            ))
+        }),
+        Ok(None) => Ok(None),
         Err(e) => Err(CliError::Failed(format!("cannot look up {user}: {e}"))),
     }
 }
@@ -158,20 +196,40 @@ fn parse() -> Result<Cli, clap::Error> {
 pub fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version are not errors.
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            print_usage_error(&e);
+            return ExitCode::from(2);
         }
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("twostep: {e}");
+            // Messages quote names and paths as given: escaped here, once.
+            eprintln!("twostep: {}", term::escape(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// clap's message, as clap styles it, unless an argument holds characters
+/// that need escaping: clap would quote it raw on a terminal. Then its plain
+/// text (from which clap drops escape sequences), each line escaped.
+fn print_usage_error(e: &clap::Error) {
+    use std::os::unix::ffi::OsStrExt;
+    let outside = std::env::args_os()
+        .any(|a| matches!(term::escape_bytes(a.as_bytes()), std::borrow::Cow::Owned(_)));
+    if !outside {
+        let _ = e.print();
+        return;
+    }
+    let plain = e.render().to_string();
+    let lines: Vec<_> = plain.lines().map(term::escape).collect();
+    eprintln!("{}", lines.join("\n"));
 }
 
 fn run(cli: Cli) -> CliResult {

@@ -27,7 +27,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::require_root("recovery-codes")?;
-    let user = super::parse_user(&args.user)?;
+    let user = super::account_or_name(&args.user)?;
     let (shown, hashes) = enroll::new_recovery_codes()?;
     let _hold = HoldSignals::new();
     {

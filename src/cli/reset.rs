@@ -29,7 +29,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::require_root("reset")?;
-    let user = super::parse_user(&args.user)?;
+    let user = super::account_or_name(&args.user)?;
     let dir = &ctx.config.secret_dir;
     let path = secret::path_for(dir, &user);
     let removed = {
@@ -63,10 +63,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
     ctx.log_admin("reset", &user);
     println!("Removed the enrollment of {user} ({}).", path.display());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = super::unix_now();
     match state::read(&ctx.config.state_dir, &user) {
         Ok(Some(s)) if s.counters.failures > 0 || s.counters.locked_until > now => {
             let lock = match lockout::standing(&s.counters, now) {

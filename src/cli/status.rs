@@ -1,6 +1,7 @@
 //! `twostep status [USER]`: enrollment and lockout, per user.
 #![forbid(unsafe_code)]
 
+use super::term;
 use super::{CliError, CliResult, Ctx};
 use crate::lockout::{self, Standing};
 use crate::secret::{self, SecretError};
@@ -36,13 +37,6 @@ pub struct Status {
     /// Set when a file could not be read or trusted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
@@ -117,9 +111,9 @@ pub fn names_in(dir: &Path, into: &mut BTreeSet<UserName>) -> Result<(), CliErro
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
-    let now = now();
+    let now = super::unix_now();
     if let Some(raw) = &args.user {
-        let user = super::parse_user(raw)?;
+        let user = super::account_or_name(raw)?;
         let s = status_of(ctx, &user, now);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
@@ -155,7 +149,7 @@ fn print_table(rows: &[Status]) {
         .iter()
         .map(|s| {
             [
-                s.user.clone(),
+                term::escape(&s.user).into_owned(),
                 match s.enrolled {
                     Some(true) => "yes".into(),
                     Some(false) => "no".into(),
@@ -193,7 +187,7 @@ fn print_table(rows: &[Status]) {
     }
     for s in rows {
         if let Some(p) = &s.problem {
-            println!("{}: {p}", s.user);
+            println!("{}: {}", term::escape(&s.user), term::escape(p));
         }
     }
 }

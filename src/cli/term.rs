@@ -1,11 +1,17 @@
 //! The terminal edges of the CLI: colour (only on a terminal, never with
-//! `NO_COLOR`), the hidden code prompt that survives Ctrl-C, and holding off
-//! termination signals while an enrollment is written.
+//! `NO_COLOR`), escaping text that comes from outside, the hidden code
+//! prompt that survives Ctrl-C, and holding off termination signals while an
+//! enrollment is written.
 #![forbid(unsafe_code)]
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices};
-use std::io::{IsTerminal, Read, Write};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use zeroize::Zeroizing;
 
 /// ANSI styling for one output stream: a no-op unless it is a terminal and
@@ -53,6 +59,68 @@ impl Paint {
     }
 }
 
+/// Text from outside twostep (a user's file, a directory listing, a name or
+/// path from the command line), made safe to show on a terminal. Control
+/// characters (C0, DEL and C1), which could recolour or clear the screen,
+/// retitle the window, or overwrite what was printed before them, are
+/// written as `\xNN` (`\u{NN}` for C1); so are bidirectional overrides and
+/// line separators (`\u{NNNN}`), which reorder or break a line, and bytes
+/// that are not UTF-8 (`\xNN`). `\` is written `\\`, so that no text can
+/// pass for an escape. Every place the CLI prints such text goes through
+/// here: error messages carry the raw text and are escaped as they are
+/// printed (`cli::main`).
+pub fn escape(text: &str) -> Cow<'_, str> {
+    escape_bytes(text.as_bytes())
+}
+
+/// [`escape`] for a path, which may be any bytes.
+pub fn escape_path(path: &Path) -> Cow<'_, str> {
+    escape_bytes(path.as_os_str().as_bytes())
+}
+
+/// [`escape`] for bytes that may not be UTF-8.
+pub fn escape_bytes(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && !text.chars().any(needs_escape)
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if needs_escape(c) && u32::from(c) < 0x80 => {
+                    let _ = write!(out, "\\x{:02x}", u32::from(c));
+                }
+                c if needs_escape(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || c == '\\'
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
 /// `label  value` lines with the values aligned.
 pub fn aligned(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
@@ -65,60 +133,100 @@ pub fn aligned(rows: &[(&str, String)]) -> String {
 #[derive(Debug)]
 pub struct Cancelled;
 
+/// Where the person enrolling types the app's code.
+pub enum Keyboard {
+    /// Standard input: a terminal, or lines from a script.
+    Stdin,
+    /// The controlling terminal, when standard input carried something else
+    /// (`enroll --secret-file -`), as ssh and sudo read a password.
+    Tty(std::fs::File),
+}
+
+impl Keyboard {
+    /// `/dev/tty`, opened for the answers; an error when the process has no
+    /// controlling terminal (a cron job, `setsid`, a pipeline under ssh -T).
+    pub fn controlling_terminal() -> std::io::Result<Keyboard> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map(Keyboard::Tty)
+    }
+
+    /// Asks for a code: hidden, character by character, on a terminal; a
+    /// plain line from standard input otherwise.
+    pub fn read_code(&self, prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
+        match self {
+            Keyboard::Tty(tty) => read_hidden(tty.as_fd(), prompt, MAX_ANSWER),
+            Keyboard::Stdin => read_stdin(prompt),
+        }
+    }
+}
+
 /// Puts the terminal back as it was, whatever happens after.
-struct RestoreTerminal {
-    fd: std::io::Stdin,
+struct RestoreTerminal<'fd> {
+    fd: BorrowedFd<'fd>,
     saved: termios::Termios,
 }
 
-impl Drop for RestoreTerminal {
+impl Drop for RestoreTerminal<'_> {
     fn drop(&mut self) {
-        let _ = termios::tcsetattr(&self.fd, SetArg::TCSAFLUSH, &self.saved);
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSAFLUSH, &self.saved);
     }
 }
 
 const MAX_ANSWER: usize = 64;
 
-/// Asks for a code: hidden, character by character, on a terminal; a plain
-/// line otherwise. On a terminal Ctrl-C is read as a key rather than sent as
-/// SIGINT, so the terminal's echo is always restored and the caller decides
-/// what an interruption means (for enrollment: nothing is written).
-pub fn read_code(prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
-    let mut err = std::io::stderr();
+/// Asks for a code on standard input: hidden on a terminal (see
+/// [`read_hidden`]), a plain line otherwise.
+fn read_stdin(prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
     let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        let _ = write!(err, "{prompt}");
-        let _ = err.flush();
-        let mut line = Zeroizing::new(String::new());
-        return match stdin.read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                let _ = writeln!(err);
-                Err(Cancelled)
-            }
-            Ok(_) => Ok(Zeroizing::new(line.trim().to_string())),
-        };
+    if stdin.is_terminal() {
+        return read_hidden(stdin.as_fd(), prompt, MAX_ANSWER);
     }
-    let saved = termios::tcgetattr(&stdin).map_err(|_| Cancelled)?;
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{prompt}");
+    let _ = err.flush();
+    let mut line = Zeroizing::new(String::new());
+    match stdin.read_line(&mut line) {
+        Ok(0) | Err(_) => {
+            let _ = writeln!(err);
+            Err(Cancelled)
+        }
+        Ok(_) => Ok(Zeroizing::new(line.trim().to_string())),
+    }
+}
+
+/// Reads one line of at most `max` printable characters from the terminal
+/// `tty`, without echo. Ctrl-C is read as a key rather than sent as SIGINT,
+/// so the terminal's echo is always restored and the caller decides what an
+/// interruption means (for enrollment: nothing is written). The bytes are
+/// read straight from the descriptor, so no copy is left in a library
+/// buffer, and the answer is wiped when dropped.
+pub fn read_hidden(
+    tty: BorrowedFd<'_>,
+    prompt: &str,
+    max: usize,
+) -> Result<Zeroizing<String>, Cancelled> {
+    let mut err = std::io::stderr();
+    let saved = termios::tcgetattr(tty).map_err(|_| Cancelled)?;
     let mut raw = saved.clone();
     raw.local_flags
         .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
     raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
     raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
-    let restore = RestoreTerminal {
-        fd: std::io::stdin(),
-        saved,
-    };
+    let restore = RestoreTerminal { fd: tty, saved };
     // Keys typed ahead are kept (TCSANOW). The prompt appears only once
     // Ctrl-C is a key: whoever sees it can interrupt cleanly.
-    termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(|_| Cancelled)?;
+    termios::tcsetattr(tty, SetArg::TCSANOW, &raw).map_err(|_| Cancelled)?;
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
-    let mut answer = Zeroizing::new(String::new());
-    let mut input = stdin.lock();
+    let mut answer = Zeroizing::new(String::with_capacity(max));
     let outcome = loop {
         let mut byte = [0u8; 1];
-        match input.read(&mut byte) {
+        match nix::unistd::read(tty, &mut byte) {
             Ok(1) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
             _ => break Err(Cancelled),
         }
         match byte[0] {
@@ -134,13 +242,12 @@ pub fn read_code(prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
             }
             // Ctrl-U: start over.
             0x15 => answer.clear(),
-            b if (0x20..0x7f).contains(&b) && answer.len() < MAX_ANSWER => {
+            b if (0x20..0x7f).contains(&b) && answer.len() < max => {
                 answer.push(char::from(b));
             }
             _ => {}
         }
     };
-    drop(input);
     drop(restore);
     let _ = writeln!(err);
     outcome.map(|()| answer)
@@ -178,5 +285,43 @@ impl Drop for HoldSignals {
             let _ = std::io::stdout().flush();
             let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_is_escaped() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"alice", "alice"),
+            ("jos\u{e9} \u{4e2d}".as_bytes(), "jos\u{e9} \u{4e2d}"),
+            (b"\x1b[31mred\x1b[0m", r"\x1b[31mred\x1b[0m"),
+            (
+                b"bell\x07 cr\r lf\n tab\t nul\0",
+                r"bell\x07 cr\x0d lf\x0a tab\x09 nul\x00",
+            ),
+            (b"del\x7f", r"del\x7f"),
+            ("c1 \u{9b}2J \u{85}".as_bytes(), r"c1 \u{9b}2J \u{85}"),
+            (b"raw \x9b\xff", r"raw \x9b\xff"),
+            (
+                "bidi \u{202e}txt.exe\u{2069}".as_bytes(),
+                r"bidi \u{202e}txt.exe\u{2069}",
+            ),
+            (b"back\\slash", r"back\\slash"),
+            (br"\x1b is text", r"\\x1b is text"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(escape_bytes(raw), *want, "{raw:?}");
+            if let Ok(text) = std::str::from_utf8(raw) {
+                assert_eq!(escape(text), *want, "{text:?}");
+            }
+        }
+        assert!(matches!(escape("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_path(Path::new(std::ffi::OsStr::from_bytes(b"/home/x\x1b\xfe"))),
+            r"/home/x\x1b\xfe"
+        );
     }
 }

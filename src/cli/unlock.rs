@@ -1,27 +1,54 @@
-//! `twostep unlock USER`: clear a user's failures and lock.
+//! `twostep unlock USER`: clear a user's failures and lock, and a last
+//! accepted step that lies in the future.
 #![forbid(unsafe_code)]
 
 use super::{CliError, CliResult, Ctx};
-use crate::lockout;
+use crate::audit::rfc3339;
+use crate::config::TotpParams;
+use crate::secret;
 use crate::state::{self, StateError, UserState};
 
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Clear a user's failures and lock",
-    after_help = "Example:\n  twostep unlock alice"
+    after_help = "Also clears the time step of the last accepted code if it lies in the future\n\
+                  (the clock was set forward, then back): until then every right code is\n\
+                  refused as a replay.\n\nExample:\n  twostep unlock alice"
 )]
 pub struct Args {
     /// The user to unlock
     user: String,
 }
 
+/// Whether `last_step_time` (the start of the last accepted code's step) is
+/// later than any code accepted at `now` could have left it: past the
+/// window's reach, `skew` steps ahead. Only a clock that was ahead, then set
+/// back, leaves one; until the real time catches up, every right code is
+/// refused as a replay. One within the reach is kept: clearing it would let
+/// the code that set it be used again.
+pub fn in_the_future(last_step_time: u64, now: u64, params: &TotpParams) -> bool {
+    let reach = u64::from(params.skew) * u64::from(params.period);
+    last_step_time > now.saturating_add(reach)
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
-    let user = super::parse_user(&args.user)?;
+    let user = super::account_or_name(&args.user)?;
     super::require_root("unlock")?;
     let dir = &ctx.config.state_dir;
-    match state::update(dir, &user, |s| UserState {
-        counters: lockout::reset(),
-        ..s.clone()
+    // The user's own period, if their secret file sets one.
+    let params = secret::load(&ctx.config.secret_dir, &user, &ctx.config.totp)
+        .map_or(ctx.config.totp, |s| s.params);
+    let now = super::unix_now();
+    let mut future_step = None;
+    match state::update(dir, &user, |s| {
+        // A new epoch: attempts counted before the unlock are counted again
+        // if they fail after it.
+        let mut next = s.reset();
+        if in_the_future(s.last_step_time, now, &params) {
+            future_step = Some(s.last_step_time);
+            next.last_step_time = 0;
+        }
+        next
     }) {
         Ok(_) => {}
         // A damaged file is replaced by a fresh one. The last accepted step is
@@ -37,7 +64,56 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         }
         Err(e) => return Err(CliError::Failed(format!("cannot unlock {user}: {e}"))),
     }
-    ctx.log_admin("unlocked", &user);
+    let mut record = ctx.admin_record("unlocked", &user);
+    if let Some(step) = future_step {
+        record = record.with("future_step_cleared", rfc3339(step));
+    }
+    ctx.log(record);
     println!("Unlocked {user}.");
+    if let Some(step) = future_step {
+        println!(
+            "Cleared the last accepted code's time step, {}, which lies in the future (was \
+             the clock set forward?): {user}'s right codes are accepted again.",
+            rfc3339(step)
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_step_beyond_the_windows_reach_is_in_the_future() {
+        let now = 1_900_000_015; // 15 s into a 30 s step
+        let step = now - 15;
+        let params = |skew, period| TotpParams {
+            skew,
+            period,
+            ..TotpParams::default()
+        };
+        let cases = [
+            // (last step start, skew, period, in the future)
+            (0, 1, 30, false),
+            (step, 1, 30, false),
+            // The next step, accepted with skew 1 from a phone a little ahead.
+            (step + 30, 1, 30, false),
+            (step + 60, 1, 30, true),
+            (step + 30, 0, 30, true),
+            (step + 60, 2, 30, false),
+            (step + 90, 2, 30, true),
+            (step + 60, 1, 60, false),
+            (now + 365 * 86_400, 10, 300, true),
+            (u64::MAX, 10, 300, true),
+        ];
+        for (last, skew, period, want) in cases {
+            assert_eq!(
+                in_the_future(last, now, &params(skew, period)),
+                want,
+                "last={last} skew={skew} period={period}"
+            );
+        }
+        assert!(!in_the_future(u64::MAX, u64::MAX, &params(10, 300)));
+    }
 }

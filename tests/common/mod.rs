@@ -1,7 +1,7 @@
 //! The integration-test rig: the built `pam_twostep.so` loaded by the real
 //! libpam (through `pamdrive`, a small C client using pam_start_confdir),
 //! real users and groups, codes from oathtool, and records read from a real
-//! datagram socket.
+//! syslog socket (datagram, or stream as syslog-ng's unix-stream()).
 //!
 //! Needs root (users, root-owned secret files) and the packages that
 //! `.ci/run` installs: pamtester's libpam headers, oathtool, a C compiler.
@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixDatagram;
+use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -19,9 +19,6 @@ pub const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 pub const PAM_SUCCESS: i32 = 0;
 pub const PAM_AUTH_ERR: i32 = 7;
 pub const PAM_CONV_ERR: i32 = 19;
-/// libfaketime (apt: libfaketime), preloaded to fake the module's clock.
-pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
 fn target_dir() -> PathBuf {
     // tests run from target/<profile>/deps/<test>-<hash>
     let exe = std::env::current_exe().unwrap();
@@ -208,10 +205,72 @@ pub struct Rig {
     pub config: PathBuf,
     pub secret_dir: PathBuf,
     pub state_dir: PathBuf,
-    pub log: UnixDatagram,
     pub log_path: PathBuf,
-    records: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    records: Records,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+type Records = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The type of a rig's syslog socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSocket {
+    /// SOCK_DGRAM, as journald's and rsyslog's /dev/log.
+    Datagram,
+    /// SOCK_STREAM, as syslog-ng's unix-stream(): each NUL-terminated frame
+    /// is a record; a frame without its NUL is kept as `UNTERMINATED <text>`.
+    Stream,
+}
+
+impl LogSocket {
+    /// Binds `path` and starts a thread that collects its records until `stop`.
+    fn listen(
+        self,
+        path: &Path,
+        records: Records,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let running = move || !stop.load(std::sync::atomic::Ordering::Relaxed);
+        match self {
+            LogSocket::Datagram => {
+                let sock = UnixDatagram::bind(path).unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65536];
+                    while running() {
+                        if let Ok(n) = sock.recv(&mut buf) {
+                            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                            records.lock().unwrap().push(text);
+                        }
+                    }
+                });
+            }
+            LogSocket::Stream => {
+                let listener = UnixListener::bind(path).unwrap();
+                listener.set_nonblocking(true).unwrap();
+                std::thread::spawn(move || {
+                    while running() {
+                        let Ok((mut conn, _)) = listener.accept() else {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        };
+                        conn.set_nonblocking(false).unwrap();
+                        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                        let mut bytes = Vec::new();
+                        let _ = std::io::Read::read_to_end(&mut conn, &mut bytes);
+                        let mut records = records.lock().unwrap();
+                        for frame in bytes.split_inclusive(|&b| b == 0) {
+                            records.push(match frame.strip_suffix(b"\0") {
+                                Some(text) => String::from_utf8_lossy(text).into_owned(),
+                                None => format!("UNTERMINATED {}", String::from_utf8_lossy(frame)),
+                            });
+                        }
+                    }
+                });
+            }
+        }
+    }
 }
 
 pub struct Login {
@@ -237,6 +296,11 @@ impl Login {
 impl Rig {
     /// `extra_config` is appended to the generated config (TOML).
     pub fn new(name: &str, extra_config: &str) -> Rig {
+        Rig::with_log(name, extra_config, LogSocket::Datagram)
+    }
+
+    /// [`Rig::new`] with a syslog socket of the given type.
+    pub fn with_log(name: &str, extra_config: &str, log_socket: LogSocket) -> Rig {
         let root = PathBuf::from(format!("/tmp/twostep-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
@@ -251,23 +315,9 @@ impl Rig {
         // As the package makes it: the secret directory is the real one.
         std::fs::write(secret_dir.join(".twostep-secret-dir"), b"").unwrap();
         let log_path = root.join("log.sock");
-        let log = UnixDatagram::bind(&log_path).unwrap();
-        log.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let records = Records::default();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let (sock, records, stop) = (log.try_clone().unwrap(), records.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Ok(n) = sock.recv(&mut buf) {
-                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                        records.lock().unwrap().push(text);
-                    }
-                }
-            });
-        }
+        log_socket.listen(&log_path, records.clone(), stop.clone());
         let config = root.join("twostep.toml");
         let rig = Rig {
             root,
@@ -275,7 +325,6 @@ impl Rig {
             config,
             secret_dir,
             state_dir,
-            log,
             log_path,
             records,
             stop,
@@ -326,23 +375,9 @@ impl Rig {
             .unwrap()
     }
 
+    /// Enrolls `user` with `secret` (given on stdin), replacing any enrollment.
     pub fn enroll(&self, user: &str, secret: &str) {
-        let out = self.cli(&[
-            "enroll",
-            user,
-            "--secret",
-            secret,
-            "--no-confirm",
-            "--qr",
-            "none",
-            "--force",
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "enroll {user}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.enroll_json_secret(user, secret, &["--force"]);
     }
 
     /// The files in secret_dir but its marker, recursively.
@@ -609,6 +644,24 @@ impl Rig {
         child.wait_with_output().unwrap()
     }
 
+    /// `twostep enroll --batch LIST --out-dir OUT_DIR [extra]`.
+    pub fn enroll_batch(
+        &self,
+        list: &Path,
+        out_dir: &Path,
+        extra: &[&str],
+    ) -> std::process::Output {
+        let mut args = vec![
+            "enroll",
+            "--batch",
+            list.to_str().unwrap(),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args)
+    }
+
     /// Runs the real CLI as `nobody` (uid and gid 65534, no groups), with a
     /// world-readable copy of this rig's config.
     pub fn cli_as_nobody(&self, args: &[&str]) -> std::process::Output {
@@ -633,9 +686,25 @@ impl Rig {
 
     /// `twostep enroll USER --no-confirm --qr none --json [extra]`: the object.
     pub fn enroll_json(&self, user: &str, extra: &[&str]) -> serde_json::Value {
+        self.enroll_json_stdin(user, extra, "")
+    }
+
+    /// [`Rig::enroll_json`] with `--secret-file -` and `secret` on stdin.
+    pub fn enroll_json_secret(
+        &self,
+        user: &str,
+        secret: &str,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let mut args = vec!["--secret-file", "-"];
+        args.extend_from_slice(extra);
+        self.enroll_json_stdin(user, &args, &format!("{secret}\n"))
+    }
+
+    fn enroll_json_stdin(&self, user: &str, extra: &[&str], stdin: &str) -> serde_json::Value {
         let mut args = vec!["enroll", user, "--no-confirm", "--qr", "none", "--json"];
         args.extend_from_slice(extra);
-        let out = self.cli(&args);
+        let out = self.cli_stdin(&args, stdin);
         assert!(
             out.status.success(),
             "enroll {user}: {}",
@@ -710,6 +779,21 @@ pub fn zbar_decode(image: &Path) -> String {
         .to_string()
 }
 
+/// An expect(1) script that runs `spawn` on a real pty, then `body` (the
+/// dialogue), waits for the end and prints `EXIT=<status> SIGNALLED=<...>`.
+pub fn pty_script(spawn: &str, body: &str) -> String {
+    format!(
+        r#"
+set timeout 30
+spawn {spawn}
+{body}
+expect eof
+catch wait result
+puts "EXIT=[lindex $result 3] SIGNALLED=[lindex $result 2]"
+"#
+    )
+}
+
 /// Runs an expect(1) script (apt: expect): the real pty a person types into.
 pub fn expect_script(script: &str) -> std::process::Output {
     Command::new("expect")
@@ -753,4 +837,57 @@ pub fn qr_drawing_to_png(lines: &[impl AsRef<str>], light_glyph: bool, path: &Pa
         .unwrap()
         .write_image_data(&pixels)
         .unwrap();
+}
+
+// ---- faked time (tests/lockout.rs, cli_review.rs; apt: libfaketime) ------------
+
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// One login through the code step with the module's clock starting at
+/// `unix` (libfaketime), whatever the real time.
+pub fn login_at(rig: &Rig, user: &str, answer: &str, unix: u64) -> Login {
+    assert!(
+        Path::new(FAKETIME_LIB).exists(),
+        "apt-get install libfaketime"
+    );
+    let mut child = Command::new(pamdrive())
+        .arg("--confdir")
+        .arg(&rig.confdir)
+        .args(["--service", "twostep", "--user", user, "--nodelay"])
+        .env("LD_PRELOAD", FAKETIME_LIB)
+        .env("FAKETIME", format!("@{}", fmt_time(unix)))
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("TZ", "UTC")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = writeln!(stdin, "{answer}");
+    }
+    let out = child.wait_with_output().unwrap();
+    Login {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+/// "YYYY-MM-DD hh:mm:ss" in UTC, libfaketime's absolute format.
+fn fmt_time(unix: u64) -> String {
+    date_utc(unix, "+%Y-%m-%d %H:%M:%S")
+}
+
+/// RFC 3339 in UTC, as records write `until` (by date(1), not our code).
+pub fn rfc3339(unix: u64) -> String {
+    date_utc(unix, "+%Y-%m-%dT%H:%M:%SZ")
+}
+
+fn date_utc(unix: u64, format: &str) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{unix}"), format])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
