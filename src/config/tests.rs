@@ -1,4 +1,5 @@
 //! The configuration, table by table.
+#![forbid(unsafe_code)]
 use super::*;
 use std::net::IpAddr;
 
