@@ -15,6 +15,10 @@
 #   tmpfs   tmpfs, where a flush costs nothing: each module's own work
 #           without its disk writes (TWOSTEP_BENCH_TMPFS=1 says the same).
 #
+#   TWOSTEP_BENCH_BASELINE=/path/to/an/older/libpam_twostep.so
+#           also measures that build of the module in the same run (its own
+#           state directory), for before/after figures of a change.
+#
 # Each round runs, back to back in one 30 s time step: USERS logins through
 # pam_permit, USERS through google-authenticator, USERS through pam_twostep,
 # each a full pam_start / pam_authenticate / pam_end with a right code
@@ -82,8 +86,10 @@ if [ "${fs#ext}" != "$fs" ]; then
         fs="$fs,no-journal"
     fi
 fi
-mkdir -p "$work"/{pam.d,ga,secrets,state,olddev}
-chmod 700 "$work" "$work"/{ga,secrets,state}
+mkdir -p "$work"/{pam.d,ga,secrets,state,state-baseline,olddev}
+chmod 700 "$work" "$work"/{ga,secrets,state,state-baseline}
+# As the package makes it: this is the real secret directory.
+touch "$work/secrets/.twostep-secret-dir"
 
 # /dev/log as a sink, in this namespace only.
 mount --bind /dev "$work/olddev"
@@ -115,6 +121,12 @@ echo "auth required pam_permit.so" > "$work/pam.d/permit"
 echo "auth required pam_google_authenticator.so secret=$work/ga/\${USER} user=root" > "$work/pam.d/ga"
 echo "auth required $module config=$work/twostep.toml" > "$work/pam.d/twostep"
 echo "auth required pam_deny.so" > "$work/pam.d/other"
+services=(permit ga twostep)
+if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
+    sed "s|/state\"|/state-baseline\"|" "$work/twostep.toml" > "$work/baseline.toml"
+    echo "auth required $TWOSTEP_BENCH_BASELINE config=$work/baseline.toml" > "$work/pam.d/baseline"
+    services+=(baseline)
+fi
 
 # The same secret for both modules, per user.
 python3 - "$work" "$users" <<'EOF'
@@ -141,15 +153,14 @@ next_step() { # sleep into the first seconds of the next 30 s step
 }
 
 echo "warm-up: creating every user's state (first logins)"
-bench ga >/dev/null || true
-bench twostep >/dev/null || true
+for s in "${services[@]:1}"; do bench "$s" >/dev/null || true; done
 
 echo "users=$users rounds=$rounds kernel=$(uname -r) fs=$fs"
 results=$work/results
 : > "$results"
 for r in $(seq 1 "$rounds"); do
     next_step
-    for s in permit ga twostep; do
+    for s in "${services[@]}"; do
         extra=()
         [ "$s" = permit ] && extra=(--answer x)
         line=$(bench "$s" "${extra[@]}") || { echo "round $r $s: not every login succeeded: $line" >&2; exit 1; }
@@ -171,4 +182,11 @@ print()
 print("median per successful login, pam_permit's %.0f us subtracted:" % floor)
 print("  google-authenticator  %7.0f us" % ga)
 print("  twostep               %7.0f us  (%.0f%% of google-authenticator)" % (ts, 100 * ts / ga))
+if "baseline" in per:
+    base = statistics.median(per["baseline"]) - floor
+    print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"
+          % (base, 100 * base / ga, ts - base))
 EOF
+if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
+    echo "module size: $(stat -c %s "$module") bytes; baseline $(stat -c %s "$TWOSTEP_BENCH_BASELINE") bytes"
+fi
