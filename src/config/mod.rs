@@ -243,18 +243,9 @@ impl Config {
 
     /// Parses the text of a config file. The error is (line, message).
     pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
-        // The plain parse is the hot path (every login). Only when it fails is
-        // the file parsed again with key tracking, to name the key.
         match toml::from_str::<RawConfig>(text) {
             Ok(raw) => raw.into_config(),
-            Err(_) => {
-                let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, &e, None))?;
-                let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-                    let key = e.path().to_string();
-                    toml_error(text, e.inner(), Some(key))
-                })?;
-                raw.into_config()
-            }
+            Err(e) => Err(toml_error(text, &e)),
         }
     }
 }
@@ -292,18 +283,48 @@ fn log_socket_hint(text: &str) -> Option<PathBuf> {
     socket.starts_with('/').then(|| PathBuf::from(socket))
 }
 
-fn toml_error(text: &str, e: &toml::de::Error, key: Option<String>) -> (Option<usize>, String) {
-    let line = e
-        .span()
-        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+/// A TOML or value error as (line, message), the message led by the key it
+/// is about ("totp.digits: 9 is out of range...").
+fn toml_error(text: &str, e: &toml::de::Error) -> (Option<usize>, String) {
     let message = e.message().trim().to_string();
-    match key {
-        // serde_path_to_error says "." for the document itself.
-        Some(key) if key != "." && !message.contains(&format!("`{key}`")) => {
-            (line, format!("{key}: {message}"))
+    let Some(start) = e.span().map(|span| span.start.min(text.len())) else {
+        return (None, message);
+    };
+    let line = text[..start].matches('\n').count() + 1;
+    match key_at(text, line) {
+        Some(key) if !message.contains(&format!("`{key}`")) => {
+            (Some(line), format!("{key}: {message}"))
         }
-        _ => (line, message),
+        _ => (Some(line), message),
     }
+}
+
+/// The dotted name of the key whose value spans line `line` (1-based): the
+/// nearest `key =` at or above it, under the nearest `[table]` above that.
+/// Found from the text rather than by tracking the deserializer's path,
+/// which would compile the whole config's deserializer a second time into
+/// the module.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().take(line).collect();
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let (at, key) = lines.iter().enumerate().rev().find_map(|(i, l)| {
+        let (k, _) = l.split_once('=')?;
+        let k = k.trim();
+        (!k.is_empty() && k.chars().all(bare)).then_some((i, k))
+    })?;
+    let table = lines[..at].iter().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l
+            .strip_prefix('[')?
+            .split(']')
+            .next()?
+            .trim_start_matches('[');
+        Some(inner.trim())
+    });
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
 }
 
 // ---- the file as written: every key optional --------------------------------

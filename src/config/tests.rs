@@ -475,3 +475,35 @@ fn bad_outbound_and_fleet_values_name_their_key() {
         }
     }
 }
+
+#[test]
+fn the_key_of_an_error_is_found_from_its_line() {
+    // (document, line of the error) -> the key named
+    let table: &[(&str, usize, Option<&str>)] = &[
+        ("digits = 9\n", 1, Some("digits")),
+        ("[totp]\ndigits = 9\n", 2, Some("totp.digits")),
+        (
+            "[totp]\n\n  digits   = 9 # comment\n",
+            3,
+            Some("totp.digits"),
+        ),
+        ("totp.digits = 9\n", 1, Some("totp.digits")),
+        (
+            "[policy]\ntrusted_networks = [\n  \"10.0.0.1/8\",\n]\n",
+            3,
+            Some("policy.trusted_networks"),
+        ),
+        (
+            "[policy]\nexempt_groups = [\"a=b\",\n \"c\"]\n",
+            3,
+            Some("policy.exempt_groups"),
+        ),
+        ("[[weird]]\nkey = 1\n", 2, Some("weird.key")),
+        ("[ store ]\nurl = \"x\"\n", 2, Some("store.url")),
+        ("[totp]\n", 1, None),
+        ("", 1, None),
+    ];
+    for (doc, line, want) in table {
+        assert_eq!(key_at(doc, *line).as_deref(), *want, "{doc:?}");
+    }
+}
