@@ -579,3 +579,187 @@ fn only_root_owned_programs_that_only_root_can_change_are_run() {
     assert!(dir.join("ran").exists());
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The mailbox test user: a real account with a home, as exim's local
+/// delivery wants.
+const MAIL_USER: &str = "tsdeliv";
+
+fn ensure_user(name: &str) {
+    if nix::unistd::User::from_name(name).unwrap().is_none() {
+        let status = std::process::Command::new("useradd")
+            .args(["-m", "-s", "/usr/sbin/nologin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {name}");
+    }
+}
+
+/// Reads a mailbox with Python's email package (an independent parser) and
+/// prints one JSON object per message whose decoded subject has `token`.
+const PARSE_MBOX: &str = r#"
+import email.header, email.utils, json, mailbox, sys
+for m in mailbox.mbox(sys.argv[1]):
+    subject = str(email.header.make_header(email.header.decode_header(m["Subject"])))
+    if sys.argv[2] not in subject:
+        continue
+    print(json.dumps({
+        "from": m["From"], "to": m["To"], "subject": subject,
+        "date": email.utils.parsedate_to_datetime(m["Date"]).timestamp(),
+        "message_id": m["Message-ID"], "mime": m["MIME-Version"],
+        "type": m.get_content_type(), "charset": m.get_content_charset(),
+        "cte": m["Content-Transfer-Encoding"], "auto": m["Auto-Submitted"],
+        "body": m.get_payload(decode=True).decode(m.get_content_charset()),
+        "defects": [str(d) for d in m.defects],
+    }))
+"#;
+
+fn parsed_messages(mbox: &Path, token: &str) -> Vec<serde_json::Value> {
+    if !mbox.exists() {
+        return Vec::new();
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", PARSE_MBOX])
+        .arg(mbox)
+        .arg(token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {
+    let _g = serial();
+    let sendmail = Path::new("/usr/sbin/sendmail");
+    assert!(
+        sendmail.exists(),
+        "no /usr/sbin/sendmail: sudo bash packages.sh test (exim4-daemon-light)"
+    );
+    assert_eq!(delivery::program_problem(sendmail), None);
+    ensure_user(MAIL_USER);
+    let mbox = PathBuf::from(format!("/var/mail/{MAIL_USER}"));
+    let _ = fs::remove_file(&mbox);
+
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    // A container's name may be no domain name; the From address needs one.
+    let host = match delivery::address::check_domain(&host) {
+        Ok(()) => host,
+        Err(_) => "localhost".to_string(),
+    };
+    let from = EmailAddress::parse(&format!("twostep@{host}")).unwrap();
+    let to = EmailAddress::parse(&format!("{MAIL_USER}@localhost")).unwrap();
+    let now = SystemTime::now();
+    let unique = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let token = format!("{}", unique % 1_000_000_000);
+    let code = format!("{:06}", unique / 1000 % 1_000_000);
+    let issuer = format!("Soci\u{e9}t\u{e9} G\u{e9}n\u{e9}rale {token}");
+    let sender = Sender {
+        from: &from,
+        host: &host,
+        issuer: &issuer,
+    };
+    let login = Login {
+        user: MAIL_USER,
+        service: "sshd",
+        source: "192.0.2.1",
+    };
+    let email = message::code_email(
+        &sender,
+        &to,
+        &login,
+        &Code {
+            code: &code,
+            valid: Duration::from_secs(300),
+        },
+        now,
+    );
+    delivery::send_email(sendmail, &email, TIMEOUT).unwrap();
+    // A notice from a host with a non-ASCII name: a quoted-printable body.
+    let notice = message::notice_email(
+        &Sender {
+            host: "h\u{f6}st",
+            ..sender
+        },
+        &to,
+        &delivery::Notice {
+            event: delivery::Event::Locked,
+            user: MAIL_USER,
+            by: None,
+            service: Some("sshd"),
+            source: Some("192.0.2.1"),
+            until: Some(now + Duration::from_secs(300)),
+            when: now,
+        },
+    );
+    delivery::send_email(sendmail, &notice, TIMEOUT).unwrap();
+    assert_no_children();
+
+    // exim's default (Debian, "local" config, no daemon) forks the delivery
+    // and returns: wait for it.
+    let started = Instant::now();
+    let mut got = parsed_messages(&mbox, &token);
+    while got.len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+        got = parsed_messages(&mbox, &token);
+    }
+    assert_eq!(
+        got.len(),
+        2,
+        "not delivered in 30 s; exim's log says:\n{}",
+        fs::read_to_string("/var/log/exim4/mainlog").unwrap_or_default()
+    );
+    let code_mail = got
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("sign-in code"))
+        .unwrap();
+    assert_eq!(code_mail["from"], format!("twostep@{host}"));
+    assert_eq!(code_mail["to"], format!("{MAIL_USER}@localhost"));
+    assert_eq!(
+        code_mail["subject"],
+        format!("{issuer}: sign-in code for {MAIL_USER} on {host}")
+    );
+    let sent_at = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((code_mail["date"].as_f64().unwrap() - sent_at).abs() < 2.0);
+    let id = code_mail["message_id"].as_str().unwrap();
+    assert!(
+        id.starts_with('<') && id.ends_with(&format!("@{host}>")),
+        "{id}"
+    );
+    assert_eq!(code_mail["mime"], "1.0");
+    assert_eq!(code_mail["type"], "text/plain");
+    assert_eq!(code_mail["charset"], "utf-8");
+    assert_eq!(code_mail["cte"], "7bit");
+    assert_eq!(code_mail["auto"], "auto-generated");
+    assert_eq!(code_mail["defects"], serde_json::json!([]));
+    let body = code_mail["body"].as_str().unwrap();
+    assert!(body.contains(&format!("\n    {code}\n")), "{body}");
+    assert!(body.contains("from 192.0.2.1"), "{body}");
+
+    let notice_mail = got
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("account locked"))
+        .unwrap();
+    assert_eq!(notice_mail["cte"], "quoted-printable");
+    assert_eq!(notice_mail["defects"], serde_json::json!([]));
+    let body = notice_mail["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("Account: {MAIL_USER} on h\u{f6}st\n")),
+        "{body}"
+    );
+    assert!(!body.contains(&code));
+    let _ = fs::remove_file(&mbox);
+}
