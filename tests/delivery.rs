@@ -763,3 +763,178 @@ fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {
     assert!(!body.contains(&code));
     let _ = fs::remove_file(&mbox);
 }
+
+/// A local HTTP gateway: answers POST /<status> with that status and
+/// records each request; a second port accepts connections and never
+/// answers. Writes "HTTP_PORT SILENT_PORT" to argv[2] when ready.
+const GATEWAY: &str = r#"
+import http.server, json, os, socket, sys, threading, urllib.parse
+record, ports = sys.argv[1], sys.argv[2]
+class Gateway(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        with open(record, "a") as f:
+            f.write(json.dumps({
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "type": self.headers.get("Content-Type"),
+                "form": urllib.parse.parse_qs(body, keep_blank_values=True),
+            }) + "\n")
+        self.send_response(int(self.path.strip("/")))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Gateway)
+silent = socket.socket()
+silent.bind(("127.0.0.1", 0))
+silent.listen(8)
+with open(ports + ".tmp", "w") as f:
+    f.write(f"{server.server_address[1]} {silent.getsockname()[1]}")
+os.rename(ports + ".tmp", ports)
+server.serve_forever()
+"#;
+
+/// The gateway process; killed and reaped on drop, pass or fail.
+struct Gateway(std::process::Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_example_sms_sender_posts_to_a_gateway_and_fails_unless_2xx() {
+    let _g = serial();
+    let dir = scratch("sms-gateway");
+    let record = dir.join("requests.jsonl");
+    let ports_file = dir.join("ports");
+    let server = dir.join("gateway.py");
+    fs::write(&server, GATEWAY).unwrap();
+    let gateway = Gateway(
+        std::process::Command::new("python3")
+            .arg(&server)
+            .arg(&record)
+            .arg(&ports_file)
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !ports_file.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the gateway did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ports = read(&ports_file);
+    let (http, silent) = ports.split_once(' ').unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+
+    let conf = dir.join("sms-gateway.conf");
+    let token_file = dir.join("sms-gateway.token");
+    fs::write(&token_file, "s3cr3t-Token_value\n").unwrap();
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
+    let configure = |url: &str, mode: u32| {
+        fs::write(
+            &conf,
+            format!(
+                "# the gateway\nURL={url}\nTOKEN_FILE={}\nMAX_TIME=1\n",
+                token_file.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&conf, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sms-gateway-sender");
+    // As an admin would wire it, but with the config somewhere else.
+    let command = script(
+        &dir,
+        "sms-command",
+        &format!(
+            "SMS_GATEWAY_CONF={} exec {} \"$@\"\n",
+            conf.display(),
+            example.display()
+        ),
+    );
+    let text = "493817 is your ACME sign-in code for alice on vm, good for 5 minutes. \
+                Not you? Don't share it; tell your admin.\n";
+    let send = || {
+        let started = Instant::now();
+        let r = delivery::send_sms(&command, &phone(), text, TIMEOUT);
+        (r, started.elapsed())
+    };
+    let failure = |r: Result<(), DeliveryError>| match r {
+        Err(DeliveryError::Run {
+            error: RunError::Exit(1, stderr),
+            ..
+        }) => stderr,
+        other => panic!("{other:?}"),
+    };
+
+    configure(&format!("http://127.0.0.1:{http}/200"), 0o600);
+    send().0.unwrap();
+    let requests: Vec<serde_json::Value> = read(&record)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(r["path"], "/200");
+    assert_eq!(r["auth"], "Bearer s3cr3t-Token_value");
+    assert_eq!(r["type"], "application/x-www-form-urlencoded");
+    assert_eq!(r["form"]["to"], serde_json::json!([SMS_NUMBER]));
+    assert_eq!(r["form"]["text"], serde_json::json!([text]));
+
+    configure(&format!("http://127.0.0.1:{http}/204"), 0o400);
+    send().0.unwrap();
+
+    for status in ["500", "302", "404"] {
+        configure(&format!("http://127.0.0.1:{http}/{status}"), 0o600);
+        let stderr = failure(send().0);
+        assert!(
+            stderr.ends_with(&format!("answered HTTP {status}")),
+            "{stderr}"
+        );
+    }
+
+    // Nothing listening: refused at once.
+    configure(&format!("http://127.0.0.1:{closed}/200"), 0o600);
+    let (r, took) = send();
+    let stderr = failure(r);
+    assert!(stderr.contains("(curl exit 7)"), "{stderr}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // Connected, never answered: its own MAX_TIME, well within twostep's.
+    configure(&format!("http://127.0.0.1:{silent}/200"), 0o600);
+    let (r, took) = send();
+    let stderr = failure(r);
+    assert!(stderr.contains("(curl exit 28)"), "{stderr}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+
+    // Refusals before any request: a config others can read, plain http
+    // to another host, a token file others can read.
+    configure(&format!("http://127.0.0.1:{http}/200"), 0o644);
+    assert!(failure(send().0).contains("no access for group or others"));
+    configure("http://sms.example.com/send", 0o600);
+    assert!(failure(send().0).contains("URL must be https://"));
+    configure(&format!("http://127.0.0.1:{http}/200"), 0o600);
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(failure(send().0).contains("sms-gateway.token must be owned by root"));
+    assert_eq!(
+        read(&record).lines().count(),
+        5,
+        "a refused run sent a request"
+    );
+
+    drop(gateway);
+    assert_no_children();
+    fs::remove_dir_all(&dir).unwrap();
+}
