@@ -7,6 +7,8 @@
 //! program holds SERIAL: signal dispositions are process-wide, and "no child
 //! is left" is checked on the whole test process.
 
+mod common;
+
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
@@ -584,14 +586,16 @@ fn only_root_owned_programs_that_only_root_can_change_are_run() {
 /// delivery wants.
 const MAIL_USER: &str = "tsdeliv";
 
-fn ensure_user(name: &str) {
-    if nix::unistd::User::from_name(name).unwrap().is_none() {
-        let status = std::process::Command::new("useradd")
-            .args(["-m", "-s", "/usr/sbin/nologin", name])
-            .status()
-            .unwrap();
-        assert!(status.success(), "useradd {name}");
-    }
+fn ensure_mail_user(name: &str) {
+    common::with_account_lock(|| {
+        if nix::unistd::User::from_name(name).unwrap().is_none() {
+            let status = std::process::Command::new("useradd")
+                .args(["-m", "-s", "/usr/sbin/nologin", name])
+                .status()
+                .unwrap();
+            assert!(status.success(), "useradd {name}");
+        }
+    });
 }
 
 /// Reads a mailbox with Python's email package (an independent parser) and
@@ -644,7 +648,7 @@ fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {
         "no /usr/sbin/sendmail: sudo bash packages.sh test (exim4-daemon-light)"
     );
     assert_eq!(delivery::program_problem(sendmail), None);
-    ensure_user(MAIL_USER);
+    ensure_mail_user(MAIL_USER);
     let mbox = PathBuf::from(format!("/var/mail/{MAIL_USER}"));
     let _ = fs::remove_file(&mbox);
 
