@@ -211,6 +211,7 @@ fn sendmail_gets_exactly_i_dashdash_address_and_the_message() {
         },
         &Code {
             code: "493817",
+            purpose: delivery::Purpose::SignIn,
             valid: Duration::from_secs(300),
         },
         SystemTime::now(),
@@ -684,6 +685,7 @@ fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {
         &login,
         &Code {
             code: &code,
+            purpose: delivery::Purpose::SignIn,
             valid: Duration::from_secs(300),
         },
         now,

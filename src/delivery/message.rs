@@ -68,10 +68,53 @@ pub struct Login<'a> {
     pub source: &'a str,
 }
 
-/// A code just made for a login, and how long it is good.
+/// A code just made, what it is for, and how long it is good.
 pub struct Code<'a> {
     pub code: &'a str,
+    pub purpose: Purpose,
     pub valid: Duration,
+}
+
+/// What a sent code is for: the wording changes, not the shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The code step of a login, for a user whose `method` is email or sms.
+    SignIn,
+    /// `lost` at an app-code prompt: the code leads to setting up a new app.
+    LostDevice,
+    /// An enrollment (`--method email|sms`) proving the address or number.
+    Confirm,
+}
+
+impl Purpose {
+    /// (what the code is called, what it does, what to do if it was not
+    /// them: in an email, in a text)
+    fn wording(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Purpose::SignIn => (
+                "sign-in code",
+                "",
+                "If this was not you: do not give this code to anyone. Someone may\n\
+                 know your password; change it and tell your administrator.",
+                "Not you? Don't share it; tell your admin.",
+            ),
+            Purpose::LostDevice => (
+                "lost-device code",
+                "With it you can set up a new authenticator app at this sign-in.\n",
+                "If this was not you: do not give this code to anyone. Someone who\n\
+                 knows your password is trying to replace your authenticator app;\n\
+                 change your password and tell your administrator now.",
+                "Not you? Don't share it; change your password, tell your admin.",
+            ),
+            Purpose::Confirm => (
+                "confirmation code",
+                "It confirms that codes for this account can be sent here.\n",
+                "If you did not ask for this: do not give this code to anyone, and\n\
+                 tell your administrator.",
+                "Not you? Don't share it; tell your admin.",
+            ),
+        }
+    }
 }
 
 /// The events a notice can tell of (`notify.events`).
@@ -168,12 +211,8 @@ pub struct Notice<'a> {
     pub when: SystemTime,
 }
 
-const NOT_YOU: &str = "If this was not you: do not give this code to anyone. Someone may\n\
-                       know your password; change it and tell your administrator.";
-
-/// The email with a login code: what it is, for which account on which
-/// host, asked from where, how long it is good, and what to do if it was
-/// not them.
+/// The email with a code: what it is, for which account on which host,
+/// asked from where, how long it is good, and what to do if it was not them.
 pub fn code_email(
     sender: &Sender,
     to: &EmailAddress,
@@ -183,17 +222,15 @@ pub fn code_email(
 ) -> Email {
     let user = clean(login.user);
     let host = clean(sender.host);
-    let subject = format!(
-        "{}: sign-in code for {user} on {host}",
-        clean(sender.issuer)
-    );
+    let (name, what, not_you, _) = code.purpose.wording();
+    let subject = format!("{}: {name} for {user} on {host}", clean(sender.issuer));
     let mut body = Zeroizing::new(String::with_capacity(1024 + 2 * (user.len() + host.len())));
     let _ = write!(
         body,
-        "Your sign-in code for {user} on {host}:\n\n    {}\n\n\
-         It is good for {}, once.\n\n\
+        "Your {name} for {user} on {host}:\n\n    {}\n\n\
+         {what}It is good for {}, once.\n\n\
          Requested through {} at {}.\n\n\
-         {NOT_YOU}\n",
+         {not_you}\n",
         code.code,
         validity(code.valid),
         origin(login.service, login.source),
@@ -202,16 +239,17 @@ pub fn code_email(
     compose(sender, to, &subject, &body, now)
 }
 
-/// The text message with a login code: one line, the code first (for the
+/// The text message with a code: one line, the code first (for the
 /// phone's preview and autofill), then what it is for and what to do if it
 /// was not them. Ends with a newline.
 pub fn code_sms(sender: &Sender, login: &Login, code: &Code) -> Zeroizing<String> {
+    let (name, _, _, not_you) = code.purpose.wording();
     let mut text = Zeroizing::new(String::with_capacity(
         256 + login.user.len() + sender.host.len(),
     ));
     let _ = writeln!(
         text,
-        "{} is your {} sign-in code for {} on {}, good for {}. Not you? Don't share it; tell your admin.",
+        "{} is your {} {name} for {} on {}, good for {}. {not_you}",
         code.code,
         clean(sender.issuer),
         clean(login.user),
@@ -682,6 +720,7 @@ mod tests {
     };
     const CODE: Code = Code {
         code: "493817",
+        purpose: Purpose::SignIn,
         valid: Duration::from_secs(300),
     };
 
@@ -881,6 +920,49 @@ mod tests {
         assert_eq!(by_whom("self"), "you (twostep-self)");
         assert_eq!(by_whom("lost_device"), "a sign-in with a lost-device code");
         assert_eq!(by_whom("root"), "the administrator root");
+    }
+
+    #[test]
+    fn each_purpose_names_the_code_and_what_to_do() {
+        let cases = [
+            (
+                Purpose::SignIn,
+                "sign-in code",
+                "It is good for 5 minutes",
+                "Someone may\nknow your password",
+            ),
+            (
+                Purpose::LostDevice,
+                "lost-device code",
+                "With it you can set up a new authenticator app at this sign-in.\nIt is good",
+                "trying to replace your authenticator app",
+            ),
+            (
+                Purpose::Confirm,
+                "confirmation code",
+                "It confirms that codes for this account can be sent here.\nIt is good",
+                "If you did not ask for this",
+            ),
+        ];
+        let from = from();
+        let sender = Sender {
+            from: &from,
+            host: HOST,
+            issuer: "ACME",
+        };
+        for (purpose, name, what, not_you) in cases {
+            let code = Code { purpose, ..CODE };
+            let (headers, body) = headers_and_body(&mail_code(HOST, "ACME", &SSH, &code));
+            assert_eq!(headers[2].1, format!("ACME: {name} for alice on {HOST}"));
+            assert!(body.starts_with(&format!(
+                "Your {name} for alice on {HOST}:\n\n    493817\n\n"
+            )));
+            assert!(body.contains(what) && body.contains(not_you), "{body}");
+            assert!(body.lines().all(|l| l.len() <= 76), "{body}");
+            let text = code_sms(&sender, &SSH, &code);
+            assert!(text.starts_with(&format!("493817 is your ACME {name} for alice")));
+            assert!(text.len() <= 160, "{} chars: {}", text.len(), text.as_str());
+        }
     }
 
     #[test]

@@ -34,7 +34,10 @@ pub mod message;
 pub mod spawn;
 
 pub use address::{BadEmail, BadPhone, BadTemplate, EmailAddress, PhoneNumber};
-pub use message::{Code, Email, Event, Login, Notice, Sender};
+pub use message::{
+    Code, Email, Event, Login, Notice, Purpose, Sender, code_email, code_sms, notice_email,
+    test_email, test_sms,
+};
 pub use spawn::RunError;
 
 use std::ffi::OsStr;
