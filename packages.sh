@@ -37,7 +37,12 @@ test=(
     groff-base man-db             # rendering the man pages in the tests
     valgrind                      # memcheck of the module (tests/valgrind.rs)
     btrfs-progs                   # a full copy-on-write disk (tests/review.rs)
-    python3                       # the benchmark's report
+    python3                       # the benchmark's report; mail parsing and the SMS gateway in tests/delivery.rs
+    # /usr/sbin/sendmail for tests/delivery.rs: Debian's default "local" config
+    # delivers to /var/mail/<user> with no daemon running (sendmail forks the
+    # delivery), so nothing needs configuring or starting.
+    exim4-daemon-light
+    curl                          # examples/sms-gateway-sender, tested against a local listener
 )
 
 case "${1:-}" in

@@ -218,7 +218,7 @@ pub fn format_syslog(tag: &str, record: &Record, now: SystemTime, pid: u32) -> S
     )
 }
 
-const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 

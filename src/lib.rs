@@ -14,6 +14,9 @@
 //! - `recovery`: recovery codes, kept only as salted argon2id hashes
 //! - `qr`: the QR code of the otpauth URI, for terminals and image files
 //! - `audit`: the syslog records
+//! - `delivery`: codes and notices by email and text message: validated
+//!   addresses and numbers, the messages, and sendmail or the SMS command run
+//!   with a deadline
 //! - `cli`: the `twostep` command
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -23,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod enrollment;
 pub mod fsutil;
 pub mod lockout;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::values::{AbsPath, duration_in, ranged};
+use crate::delivery::address::EmailAddress;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ pub struct Email {
     /// A sendmail-compatible program, run as `sendmail -i -- ADDRESS`.
     pub sendmail: PathBuf,
     /// `None`: `twostep@<host name>`.
-    pub from: Option<String>,
+    pub from: Option<EmailAddress>,
     /// A template for users whose file has no `email`: `{user}@example.com`.
     /// Empty: none.
     pub address: String,
@@ -121,7 +122,7 @@ impl NotifyEvent {
 pub struct Notify {
     pub events: Vec<NotifyEvent>,
     /// An address that gets a copy of every notification.
-    pub copy_to: Option<String>,
+    pub copy_to: Option<EmailAddress>,
 }
 
 impl Notify {
@@ -238,15 +239,15 @@ impl RawNotify {
 /// An email address as the config gives it; `""` is none. Checked to be one
 /// plain `local@domain` (no spaces, commas, angle brackets or line breaks,
 /// nothing that could add a header or an argument).
-pub(super) struct AddressText(Option<String>);
+pub(super) struct AddressText(Option<EmailAddress>);
 impl<'de> Deserialize<'de> for AddressText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         if s.is_empty() {
             return Ok(AddressText(None));
         }
-        plain_address(&s)
-            .map(|()| AddressText(Some(s)))
+        EmailAddress::parse(&s)
+            .map(|a| AddressText(Some(a)))
             .map_err(de::Error::custom)
     }
 }
@@ -259,32 +260,9 @@ impl<'de> Deserialize<'de> for Template {
         if s.is_empty() {
             return Ok(Template(s));
         }
-        let Some((before, after)) = s.split_once("{user}") else {
-            return Err(de::Error::custom(format!(
-                "{s:?} has no {{user}}: a template like \"{{user}}@example.com\""
-            )));
-        };
-        plain_address(&format!("{before}user{after}"))
+        crate::delivery::address::check_template(&s)
             .map(|()| Template(s))
             .map_err(de::Error::custom)
-    }
-}
-
-/// One plain `local@domain`.
-fn plain_address(s: &str) -> Result<(), String> {
-    let ok = s.len() <= 254
-        && !s.starts_with('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"<>()[],;:\\\"{}".contains(&b))
-        && s.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty() && d.contains('.') && !d.contains('@') && !d.starts_with('.')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{s:?} is not one plain address like \"alice@example.com\""
-        ))
     }
 }
 

@@ -342,7 +342,10 @@ allow_disable = true
     )
     .unwrap();
     assert_eq!(cfg.email.sendmail, PathBuf::from("/usr/lib/sendmail"));
-    assert_eq!(cfg.email.from.as_deref(), Some("mfa@example.com"));
+    assert_eq!(
+        cfg.email.from.as_ref().map(|a| a.as_str()),
+        Some("mfa@example.com")
+    );
     assert_eq!(cfg.email.address, "{user}@example.com");
     assert_eq!(
         cfg.sms.command,
@@ -365,7 +368,10 @@ allow_disable = true
         [NotifyEvent::Enrolled, NotifyEvent::Locked],
         "sorted, once each"
     );
-    assert_eq!(cfg.notify.copy_to.as_deref(), Some("security@example.com"));
+    assert_eq!(
+        cfg.notify.copy_to.as_ref().map(|a| a.as_str()),
+        Some("security@example.com")
+    );
     assert_eq!(
         cfg.store.url,
         StoreUrl::Tcp {

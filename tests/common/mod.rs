@@ -125,7 +125,7 @@ pub fn wrong_code() -> String {
 }
 
 /// Serializes changes to /etc/passwd across test processes.
-fn with_account_lock<T>(f: impl FnOnce() -> T) -> T {
+pub fn with_account_lock<T>(f: impl FnOnce() -> T) -> T {
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -1,0 +1,1004 @@
+//! The messages: a login code by email or text, and the notices of account
+//! events by email. Only [`code_email`] and [`code_sms`] ever carry a code;
+//! a notice has no field that could hold one.
+//!
+//! The email is RFC 5322 with MIME (RFC 2045), written here in a few
+//! table-tested functions rather than by a mail crate. The one that fits,
+//! mail-builder 2.0 (lettre's builder pulls in idna and ICU's tables), made
+//! the release module 107 KB larger than this file does (1,491,824 bytes
+//! against 1,382,392 with every delivery path reachable from the hooks) and
+//! added three crates, for eight headers; it also builds in buffers of its
+//! own that would leave copies of the code in freed memory. Here the whole
+//! message is written into one buffer sized up front and wiped on drop.
+//! What it writes:
+//!
+//! - `Subject` as RFC 2047 encoded-words (Q, UTF-8) whenever it is not short
+//!   plain ASCII: the issuer may be "Société Générale";
+//! - the body in `7bit` when it is ASCII in short lines (the usual case,
+//!   readable as is), else `quoted-printable`: 7-bit safe through any relay,
+//!   where `8bit` would need 8BITMIME at every hop;
+//! - `Date` in RFC 5322 form, UTC; `Message-ID` of 128 random bits at the
+//!   host name; `Auto-Submitted: auto-generated` (RFC 3834), so that vacation
+//!   responders do not answer;
+//! - LF line endings, as sendmail expects on its standard input.
+//!
+//! Values that come from outside (issuer, user, host, source address) are
+//! made one printable line each before they reach a header or the body.
+#![forbid(unsafe_code)]
+
+use super::address::{EmailAddress, check_domain};
+use crate::audit::MONTHS;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use zeroize::Zeroizing;
+
+/// A complete message and the one recipient it is addressed to: sendmail's
+/// argv and the `To` header cannot disagree.
+pub struct Email {
+    to: EmailAddress,
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl Email {
+    pub fn to(&self) -> &EmailAddress {
+        &self.to
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Who a message is from and what it is about: the same for every message
+/// a host sends.
+pub struct Sender<'a> {
+    pub from: &'a EmailAddress,
+    /// This machine's name, as users know it.
+    pub host: &'a str,
+    /// The config's `issuer`: what the user's app or company calls this.
+    pub issuer: &'a str,
+}
+
+/// The login a code is for.
+pub struct Login<'a> {
+    pub user: &'a str,
+    /// The PAM service: `sshd`, `login`, `su`.
+    pub service: &'a str,
+    /// The remote host (PAM_RHOST); empty for a local login.
+    pub source: &'a str,
+}
+
+/// A code just made, what it is for, and how long it is good.
+pub struct Code<'a> {
+    pub code: &'a str,
+    pub purpose: Purpose,
+    pub valid: Duration,
+}
+
+/// What a sent code is for: the wording changes, not the shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The code step of a login, for a user whose `method` is email or sms.
+    SignIn,
+    /// `lost` at an app-code prompt: the code leads to setting up a new app.
+    LostDevice,
+    /// An enrollment (`--method email|sms`) proving the address or number.
+    Confirm,
+}
+
+impl Purpose {
+    /// (what the code is called, what it does, what to do if it was not
+    /// them: in an email, in a text)
+    fn wording(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Purpose::SignIn => (
+                "sign-in code",
+                "",
+                "If this was not you: do not give this code to anyone. Someone may\n\
+                 know your password; change it and tell your administrator.",
+                "Not you? Don't share it; tell your admin.",
+            ),
+            Purpose::LostDevice => (
+                "lost-device code",
+                "With it you can set up a new authenticator app at this sign-in.\n",
+                "If this was not you: do not give this code to anyone. Someone who\n\
+                 knows your password is trying to replace your authenticator app;\n\
+                 change your password and tell your administrator now.",
+                "Not you? Don't share it; change your password, tell your admin.",
+            ),
+            Purpose::Confirm => (
+                "confirmation code",
+                "It confirms that codes for this account can be sent here.\n",
+                "If you did not ask for this: do not give this code to anyone, and\n\
+                 tell your administrator.",
+                "Not you? Don't share it; tell your admin.",
+            ),
+        }
+    }
+}
+
+/// The events a notice can tell of (`notify.events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    Enrolled,
+    Reset,
+    Locked,
+    Unlocked,
+    RecoveryUsed,
+    RecoveryRegenerated,
+    LostDevice,
+    Disabled,
+}
+
+impl Event {
+    pub const ALL: [Event; 8] = [
+        Event::Enrolled,
+        Event::Reset,
+        Event::Locked,
+        Event::Unlocked,
+        Event::RecoveryUsed,
+        Event::RecoveryRegenerated,
+        Event::LostDevice,
+        Event::Disabled,
+    ];
+
+    /// The name in `notify.events` and in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Enrolled => "enrolled",
+            Event::Reset => "reset",
+            Event::Locked => "locked",
+            Event::Unlocked => "unlocked",
+            Event::RecoveryUsed => "recovery_used",
+            Event::RecoveryRegenerated => "recovery_regenerated",
+            Event::LostDevice => "lost_device",
+            Event::Disabled => "disabled",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// (the subject's words, the body's first sentence)
+    fn wording(self) -> (&'static str, &'static str) {
+        match self {
+            Event::Enrolled => (
+                "two-step sign-in set up",
+                "Two-step sign-in was set up for your account.",
+            ),
+            Event::Reset => (
+                "two-step sign-in removed",
+                "Your two-step sign-in setup was removed (reset).",
+            ),
+            Event::Locked => (
+                "account locked",
+                "Your account was locked after too many failed sign-in attempts.",
+            ),
+            Event::Unlocked => ("account unlocked", "Your account was unlocked."),
+            Event::RecoveryUsed => (
+                "recovery code used",
+                "A recovery code was used to sign in to your account. Each code works once.",
+            ),
+            Event::RecoveryRegenerated => (
+                "new recovery codes",
+                "New recovery codes were made for your account; the old ones no longer work.",
+            ),
+            Event::LostDevice => (
+                "lost-device sign-in",
+                "A lost-device code mailed to you was used to sign in and set up a new app.",
+            ),
+            Event::Disabled => (
+                "two-step sign-in turned off",
+                "Two-step sign-in was turned off for your account.",
+            ),
+        }
+    }
+}
+
+/// What happened to whose account, when, by whom and from where. No field
+/// can carry a code or a secret.
+pub struct Notice<'a> {
+    pub event: Event,
+    pub user: &'a str,
+    /// The record's `by`: `login`, `lost_device`, `self` or an admin's name.
+    pub by: Option<&'a str>,
+    /// The PAM service and remote host, when a login did it.
+    pub service: Option<&'a str>,
+    pub source: Option<&'a str>,
+    /// For `locked`: until when.
+    pub until: Option<SystemTime>,
+    pub when: SystemTime,
+}
+
+/// The email with a code: what it is, for which account on which host,
+/// asked from where, how long it is good, and what to do if it was not them.
+pub fn code_email(
+    sender: &Sender,
+    to: &EmailAddress,
+    login: &Login,
+    code: &Code,
+    now: SystemTime,
+) -> Email {
+    let user = clean(login.user);
+    let host = clean(sender.host);
+    let (name, what, not_you, _) = code.purpose.wording();
+    let subject = format!("{}: {name} for {user} on {host}", clean(sender.issuer));
+    let mut body = Zeroizing::new(String::with_capacity(1024 + 2 * (user.len() + host.len())));
+    let _ = write!(
+        body,
+        "Your {name} for {user} on {host}:\n\n    {}\n\n\
+         {what}It is good for {}, once.\n\n\
+         Requested through {} at {}.\n\n\
+         {not_you}\n",
+        code.code,
+        validity(code.valid),
+        origin(login.service, login.source),
+        human_time(now),
+    );
+    compose(sender, to, &subject, &body, now)
+}
+
+/// The text message with a code: one line, the code first (for the
+/// phone's preview and autofill), then what it is for and what to do if it
+/// was not them. Ends with a newline.
+pub fn code_sms(sender: &Sender, login: &Login, code: &Code) -> Zeroizing<String> {
+    let (name, _, _, not_you) = code.purpose.wording();
+    let mut text = Zeroizing::new(String::with_capacity(
+        256 + login.user.len() + sender.host.len(),
+    ));
+    let _ = writeln!(
+        text,
+        "{} is your {} {name} for {} on {}, good for {}. {not_you}",
+        code.code,
+        clean(sender.issuer),
+        clean(login.user),
+        clean(sender.host),
+        validity(code.valid),
+    );
+    text
+}
+
+/// The email telling a user of an event on their account.
+pub fn notice_email(sender: &Sender, to: &EmailAddress, notice: &Notice) -> Email {
+    let user = clean(notice.user);
+    let host = clean(sender.host);
+    let (what, headline) = notice.event.wording();
+    let subject = format!("{}: {what} for {user} on {host}", clean(sender.issuer));
+    let mut body = format!(
+        "{headline}\n\nAccount: {user} on {host}\nWhen:    {}\n",
+        human_time(notice.when)
+    );
+    if let Some(by) = notice.by {
+        let _ = writeln!(body, "By:      {}", by_whom(by));
+    }
+    if let Some(source) = notice.source.filter(|s| !s.is_empty()) {
+        let _ = write!(body, "From:    {}", clean(source));
+        if let Some(service) = notice.service {
+            let _ = write!(body, " ({})", clean(service));
+        }
+        body.push('\n');
+    }
+    if let Some(until) = notice.until {
+        let _ = writeln!(body, "Until:   {}", human_time(until));
+    }
+    body.push_str("\nIf you did not expect this, tell your administrator now.\n");
+    compose(sender, to, &subject, &body, notice.when)
+}
+
+/// What `twostep send-test` sends: proof that the path works, no code.
+pub fn test_email(sender: &Sender, to: &EmailAddress, user: &str, now: SystemTime) -> Email {
+    let user = clean(user);
+    let host = clean(sender.host);
+    let subject = format!(
+        "{}: test message for {user} on {host}",
+        clean(sender.issuer)
+    );
+    let body = format!(
+        "This is a test from {host}: sign-in codes for {user} will come to this\n\
+         address. Nothing needs doing.\n\nSent at {}.\n",
+        human_time(now)
+    );
+    compose(sender, to, &subject, &body, now)
+}
+
+/// The text-message form of [`test_email`]. Ends with a newline.
+pub fn test_sms(sender: &Sender, user: &str) -> String {
+    format!(
+        "Test from {} ({}): sign-in codes for {} will come to this number. Nothing needs doing.\n",
+        clean(sender.host),
+        clean(sender.issuer),
+        clean(user),
+    )
+}
+
+fn by_whom(by: &str) -> String {
+    match by {
+        "login" => "a sign-in".into(),
+        "lost_device" => "a sign-in with a lost-device code".into(),
+        "self" => "you (twostep-self)".into(),
+        admin => format!("the administrator {}", clean(admin)),
+    }
+}
+
+fn origin(service: &str, source: &str) -> String {
+    let how = match clean(service) {
+        s if s.is_empty() => "a login".to_string(),
+        s => s,
+    };
+    match clean(source) {
+        s if s.is_empty() => format!("{how} on the machine itself"),
+        s => format!("{how} from {s}"),
+    }
+}
+
+fn validity(valid: Duration) -> String {
+    let secs = valid.as_secs();
+    let (n, unit) = if secs >= 60 && secs.is_multiple_of(60) {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The longest value shown from outside, in characters.
+const MAX_VALUE: usize = 256;
+
+/// One printable line: control characters (line breaks, escapes, C1) and
+/// bidirectional overrides become `?`, and the value is cut at [`MAX_VALUE`].
+fn clean(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(MAX_VALUE)
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if value.chars().nth(MAX_VALUE).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Headers and body into one buffer that is wiped on drop.
+fn compose(
+    sender: &Sender,
+    to: &EmailAddress,
+    subject: &str,
+    body: &str,
+    now: SystemTime,
+) -> Email {
+    let plain = is_7bit(body);
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        1024 + subject.len() * 3 + body.len() * 3,
+    ));
+    let mut head = String::with_capacity(1024 + subject.len() * 3);
+    let _ = write!(
+        head,
+        "From: {}\nTo: {}\nSubject: {}\nDate: {}\nMessage-ID: <{}@{}>\n\
+         MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\
+         Content-Transfer-Encoding: {}\nAuto-Submitted: auto-generated\n\n",
+        sender.from,
+        to,
+        encode_subject(subject),
+        rfc5322_date(now),
+        random_hex(),
+        if check_domain(sender.host).is_ok() {
+            sender.host
+        } else {
+            "localhost"
+        },
+        if plain { "7bit" } else { "quoted-printable" },
+    );
+    out.extend_from_slice(head.as_bytes());
+    if plain {
+        out.extend_from_slice(body.as_bytes());
+    } else {
+        quoted_printable(body, &mut out);
+    }
+    Email {
+        to: to.clone(),
+        bytes: out,
+    }
+}
+
+/// ASCII text in lines of at most 76 characters, none ending in a blank:
+/// sent as it is.
+fn is_7bit(body: &str) -> bool {
+    body.lines().all(|l| {
+        l.len() <= 76 && l.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) && !l.ends_with(' ')
+    })
+}
+
+/// RFC 2045 6.7: `=XX` for bytes outside printable ASCII, `=` itself and a
+/// blank ending a line; soft line breaks (`=` at the end) keep every line
+/// within 76 characters. Line breaks in the text stay line breaks.
+fn quoted_printable(text: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        let bytes = line.as_bytes();
+        let mut width = 0;
+        for (j, &b) in bytes.iter().enumerate() {
+            let last = j + 1 == bytes.len();
+            let literal = (b.is_ascii_graphic() && b != b'=') || (b == b' ' && !last);
+            let len = if literal { 1 } else { 3 };
+            // Room for this and, unless it ends the line, a soft break.
+            let limit = if last { 76 } else { 75 };
+            if width + len > limit {
+                out.extend_from_slice(b"=\n");
+                width = 0;
+            }
+            if literal {
+                out.push(b);
+            } else {
+                out.extend_from_slice(&[b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            }
+            width += len;
+        }
+    }
+}
+
+/// RFC 2047: plain when it is short printable ASCII, else Q-encoded words
+/// of UTF-8, each at most 75 characters and never splitting a character,
+/// folded one to a line.
+fn encode_subject(subject: &str) -> String {
+    const MAX_PLAIN: usize = 66; // "Subject: " + 66 + line end stays within 78
+    const MAX_TEXT: usize = 75 - "=?UTF-8?Q??=".len();
+    if subject.len() <= MAX_PLAIN
+        && subject.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        && !subject.contains("=?")
+    {
+        return subject.to_string();
+    }
+    let mut words: Vec<String> = vec![String::new()];
+    for c in subject.chars() {
+        let mut encoded = String::new();
+        let mut utf8 = [0u8; 4];
+        for &b in c.encode_utf8(&mut utf8).as_bytes() {
+            match b {
+                b' ' => encoded.push('_'),
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => {
+                    encoded.push(char::from(b));
+                }
+                _ => {
+                    let _ = write!(encoded, "={b:02X}");
+                }
+            }
+        }
+        if words
+            .last()
+            .is_some_and(|w| w.len() + encoded.len() > MAX_TEXT)
+        {
+            words.push(String::new());
+        }
+        if let Some(w) = words.last_mut() {
+            w.push_str(&encoded);
+        }
+    }
+    words
+        .iter()
+        .map(|w| format!("=?UTF-8?Q?{w}?="))
+        .collect::<Vec<_>>()
+        .join("\n ")
+}
+
+/// The fields of `2026-11-26T14:47:18Z` (humantime's RFC 3339, UTC).
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn field(stamp: &str, at: std::ops::Range<usize>) -> &str {
+    stamp.get(at).unwrap_or("00")
+}
+
+/// `2026-11-26 14:47 UTC`
+fn human_time(t: SystemTime) -> String {
+    let stamp = rfc3339(t);
+    format!("{} {} UTC", field(&stamp, 0..10), field(&stamp, 11..16))
+}
+
+/// `Thu, 26 Nov 2026 14:47:18 +0000`
+fn rfc5322_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let days = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let stamp = rfc3339(t);
+    let month = field(&stamp, 5..7)
+        .parse::<usize>()
+        .ok()
+        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+        .unwrap_or(&"Jan");
+    format!(
+        "{}, {} {month} {} {} +0000",
+        DAYS[(days % 7) as usize],
+        field(&stamp, 8..10),
+        field(&stamp, 0..4),
+        field(&stamp, 11..19),
+    )
+}
+
+/// 128 bits from the OS's random source, for the Message-ID.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Unique enough for an ID: it is not a secret.
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = (nanos ^ u128::from(std::process::id()) << 96).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rfc3339: &str) -> SystemTime {
+        humantime::parse_rfc3339(rfc3339).unwrap()
+    }
+
+    #[test]
+    fn dates_in_rfc5322_form() {
+        let cases = [
+            ("1970-01-01T00:00:00Z", "Thu, 01 Jan 1970 00:00:00 +0000"),
+            ("2026-11-26T14:47:18Z", "Thu, 26 Nov 2026 14:47:18 +0000"),
+            ("2024-02-29T23:59:59Z", "Thu, 29 Feb 2024 23:59:59 +0000"),
+            ("2025-03-02T08:05:09Z", "Sun, 02 Mar 2025 08:05:09 +0000"),
+            ("2000-01-01T12:00:00Z", "Sat, 01 Jan 2000 12:00:00 +0000"),
+            ("2038-01-19T03:14:08Z", "Tue, 19 Jan 2038 03:14:08 +0000"),
+            ("2100-12-31T00:00:00Z", "Fri, 31 Dec 2100 00:00:00 +0000"),
+        ];
+        for (t, want) in cases {
+            assert_eq!(rfc5322_date(at(t)), want, "{t}");
+        }
+        assert_eq!(
+            human_time(at("2026-11-26T14:47:18Z")),
+            "2026-11-26 14:47 UTC"
+        );
+    }
+
+    #[test]
+    fn subjects_are_plain_or_encoded_words() {
+        let cases = [
+            (
+                "vm: sign-in code for alice on vm",
+                "vm: sign-in code for alice on vm",
+            ),
+            (
+                "Soci\u{e9}t\u{e9}: code",
+                "=?UTF-8?Q?Soci=C3=A9t=C3=A9=3A_code?=",
+            ),
+            // Not plain text: a line break, an encoded-word look-alike.
+            ("a\nBcc: x@y.com", "=?UTF-8?Q?a=0ABcc=3A_x=40y=2Ecom?="),
+            (
+                "=?UTF-8?B?eA==?=",
+                "=?UTF-8?Q?=3D=3FUTF-8=3FB=3FeA=3D=3D=3F=3D?=",
+            ),
+            ("a_b?c", "a_b?c"),
+            ("\u{e9}_?", "=?UTF-8?Q?=C3=A9=5F=3F?="),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(encode_subject(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn long_subjects_fold_into_words_of_at_most_75() {
+        let raw = format!(
+            "{}: code for {} on vm",
+            "\u{4e2d}".repeat(40),
+            "a".repeat(200)
+        );
+        let encoded = encode_subject(&raw);
+        let mut decoded = Vec::new();
+        for line in encoded.split("\n ") {
+            assert!(line.len() <= 75, "{line}");
+            let text = line
+                .strip_prefix("=?UTF-8?Q?")
+                .unwrap()
+                .strip_suffix("?=")
+                .unwrap();
+            // Each word is whole UTF-8 on its own (RFC 2047 5).
+            let word = q_decode(text);
+            assert!(std::str::from_utf8(&word).is_ok(), "{line}");
+            decoded.extend(word);
+        }
+        assert_eq!(String::from_utf8(decoded).unwrap(), raw);
+    }
+
+    /// An independent reading of Q and quoted-printable, for the tests.
+    fn q_decode(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'_' => out.push(b' '),
+                b'=' if b.get(i + 1) == Some(&b'\n') => i += 1,
+                b'=' => {
+                    out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn quoted_printable_keeps_lines_short_and_round_trips() {
+        let cases: &[(&str, &str)] = &[
+            ("plain", "plain"),
+            ("a=b", "a=3Db"),
+            ("caf\u{e9}\n", "caf=C3=A9\n"),
+            ("trailing \nnext\t", "trailing=20\nnext=09"),
+            ("\u{1f600}", "=F0=9F=98=80"),
+        ];
+        for (raw, want) in cases {
+            let mut out = Vec::new();
+            quoted_printable(raw, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), *want, "{raw:?}");
+        }
+        for raw in [
+            "x".repeat(200),
+            "\u{e9}".repeat(100),
+            format!("{}=", "y".repeat(74)),
+            format!("{} \n{}", "z".repeat(75), "\u{e9}".repeat(30)),
+            "a ".repeat(80),
+        ] {
+            let mut out = Vec::new();
+            quoted_printable(&raw, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for line in text.lines() {
+                assert!(line.len() <= 76, "{} chars: {line}", line.len());
+                assert!(!line.ends_with(' ') && !line.ends_with('\t'));
+            }
+            // Soft breaks removed, it is the input again ('_' is Q's, not QP's).
+            let back = text.replace("=\n", "");
+            assert_eq!(
+                q_decode(&back.replace('_', "=5F")),
+                raw.as_bytes(),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_from_outside_are_one_printable_line() {
+        let cases = [
+            ("sshd", "sshd"),
+            ("evil\nBcc: x@y.com", "evil?Bcc: x@y.com"),
+            ("cr\rlf", "cr?lf"),
+            ("esc\u{1b}[2J", "esc?[2J"),
+            ("c1\u{85}", "c1?"),
+            ("bidi\u{202e}moc.evil", "bidi?moc.evil"),
+            (
+                "Soci\u{e9}t\u{e9} G\u{e9}n\u{e9}rale",
+                "Soci\u{e9}t\u{e9} G\u{e9}n\u{e9}rale",
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(clean(raw), want);
+        }
+        let long = clean(&"h".repeat(1000));
+        assert_eq!(long.len(), MAX_VALUE + 3);
+        assert!(long.ends_with("..."));
+    }
+
+    #[test]
+    fn validity_reads_naturally() {
+        for (secs, want) in [
+            (300, "5 minutes"),
+            (60, "1 minute"),
+            (900, "15 minutes"),
+            (90, "90 seconds"),
+            (1, "1 second"),
+            (3600, "60 minutes"),
+        ] {
+            assert_eq!(validity(Duration::from_secs(secs)), want);
+        }
+    }
+
+    const HOST: &str = "vm.example.com";
+    const ISSUER: &str = "Soci\u{e9}t\u{e9} G\u{e9}n\u{e9}rale";
+    const NOW: &str = "2026-11-26T14:47:18Z";
+    const SSH: Login = Login {
+        user: "alice",
+        service: "sshd",
+        source: "192.0.2.1",
+    };
+    const CODE: Code = Code {
+        code: "493817",
+        purpose: Purpose::SignIn,
+        valid: Duration::from_secs(300),
+    };
+
+    fn address(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).unwrap()
+    }
+
+    fn from() -> EmailAddress {
+        address("twostep@vm.example.com")
+    }
+
+    /// A code email to alice@example.com, sent by `host` for `issuer`.
+    fn mail_code(host: &str, issuer: &str, login: &Login, code: &Code) -> Email {
+        let from = from();
+        let sender = Sender {
+            from: &from,
+            host,
+            issuer,
+        };
+        code_email(&sender, &address("alice@example.com"), login, code, at(NOW))
+    }
+
+    /// A notice of `event` for alice, sent by `host`, done by `by` from
+    /// 198.51.100.7 over sshd.
+    fn mail_notice(host: &str, event: Event, by: &str) -> Email {
+        let from = from();
+        let sender = Sender {
+            from: &from,
+            host,
+            issuer: ISSUER,
+        };
+        let notice = Notice {
+            event,
+            user: "alice",
+            by: Some(by),
+            service: Some("sshd"),
+            source: Some("198.51.100.7"),
+            until: (event == Event::Locked).then(|| at("2026-11-26T15:47:18Z")),
+            when: at(NOW),
+        };
+        notice_email(&sender, &address("alice@example.com"), &notice)
+    }
+
+    fn headers_and_body(email: &Email) -> (Vec<(String, String)>, String) {
+        let text = std::str::from_utf8(email.as_bytes()).unwrap();
+        let (head, body) = text.split_once("\n\n").unwrap();
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.split('\n') {
+            if let Some(cont) = line.strip_prefix(' ') {
+                headers.last_mut().unwrap().1.push_str(&format!(" {cont}"));
+            } else {
+                let (k, v) = line.split_once(": ").unwrap();
+                headers.push((k.to_string(), v.to_string()));
+            }
+        }
+        (headers, body.to_string())
+    }
+
+    #[test]
+    fn a_code_email_says_what_where_how_long_and_what_if_not_you() {
+        let email = mail_code(HOST, ISSUER, &SSH, &CODE);
+        assert_eq!(email.to(), &address("alice@example.com"));
+        let (headers, body) = headers_and_body(&email);
+        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "From",
+                "To",
+                "Subject",
+                "Date",
+                "Message-ID",
+                "MIME-Version",
+                "Content-Type",
+                "Content-Transfer-Encoding",
+                "Auto-Submitted"
+            ]
+        );
+        let get = |k: &str| headers.iter().find(|(n, _)| n == k).unwrap().1.as_str();
+        assert_eq!(get("From"), "twostep@vm.example.com");
+        assert_eq!(get("To"), "alice@example.com");
+        assert_eq!(get("Date"), "Thu, 26 Nov 2026 14:47:18 +0000");
+        assert_eq!(get("MIME-Version"), "1.0");
+        assert_eq!(get("Content-Type"), "text/plain; charset=utf-8");
+        assert_eq!(get("Content-Transfer-Encoding"), "7bit");
+        assert_eq!(get("Auto-Submitted"), "auto-generated");
+        let id = get("Message-ID");
+        assert!(
+            id.starts_with('<') && id.ends_with("@vm.example.com>") && id.len() == 2 + 32 + 15,
+            "{id}"
+        );
+        let subject: String = get("Subject")
+            .split(' ')
+            .map(|w| {
+                q_decode(
+                    w.strip_prefix("=?UTF-8?Q?")
+                        .unwrap()
+                        .strip_suffix("?=")
+                        .unwrap(),
+                )
+            })
+            .map(|w| String::from_utf8(w).unwrap())
+            .collect();
+        assert_eq!(
+            subject,
+            format!("{ISSUER}: sign-in code for alice on vm.example.com")
+        );
+        assert!(
+            !subject.contains("493817"),
+            "the code stays out of the subject"
+        );
+        assert_eq!(
+            body,
+            "Your sign-in code for alice on vm.example.com:\n\n    493817\n\n\
+             It is good for 5 minutes, once.\n\n\
+             Requested through sshd from 192.0.2.1 at 2026-11-26 14:47 UTC.\n\n\
+             If this was not you: do not give this code to anyone. Someone may\n\
+             know your password; change it and tell your administrator.\n"
+        );
+        // Another message, another ID; a login without service or source.
+        let console = Login {
+            service: "",
+            source: "",
+            ..SSH
+        };
+        let (headers2, body2) = headers_and_body(&mail_code(HOST, ISSUER, &console, &CODE));
+        assert_ne!(headers2[4], headers[4]);
+        assert!(
+            body2.contains("Requested through a login on the machine itself at"),
+            "{body2}"
+        );
+    }
+
+    #[test]
+    fn hostile_values_cannot_add_a_header() {
+        let evil = "x\nBcc: mallory@evil.example\n\nfake body";
+        let login = Login {
+            user: evil,
+            service: evil,
+            source: evil,
+        };
+        let email = mail_code(evil, evil, &login, &CODE);
+        let (headers, body) = headers_and_body(&email);
+        assert_eq!(headers.len(), 9);
+        assert!(!headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("bcc")));
+        // Not a valid host name: the Message-ID falls back.
+        assert!(headers[4].1.ends_with("@localhost>"));
+        assert!(
+            body.contains("x?Bcc: mallory@evil.example??fake body"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn non_ascii_bodies_are_quoted_printable() {
+        let (headers, body) = headers_and_body(&mail_notice("h\u{f6}st", Event::Unlocked, "root"));
+        assert_eq!(headers[7].1, "quoted-printable");
+        let decoded = String::from_utf8(q_decode(&body.replace('_', "=5F"))).unwrap();
+        assert!(
+            decoded.contains("Account: alice on h\u{f6}st\n"),
+            "{decoded}"
+        );
+        assert!(
+            decoded.contains("By:      the administrator root\n"),
+            "{decoded}"
+        );
+    }
+
+    #[test]
+    fn every_notice_names_the_event_account_and_time_and_carries_no_code() {
+        for event in Event::ALL {
+            assert_eq!(Event::from_name(event.name()), Some(event));
+            let (headers, body) = headers_and_body(&mail_notice(HOST, event, "login"));
+            assert_eq!(headers[7].1, "7bit", "{event:?}");
+            let (_, headline) = event.wording();
+            assert!(body.starts_with(headline), "{event:?}: {body}");
+            for want in [
+                "Account: alice on vm.example.com\n",
+                "When:    2026-11-26 14:47 UTC\n",
+                "By:      a sign-in\n",
+                "From:    198.51.100.7 (sshd)\n",
+                "tell your administrator",
+            ] {
+                assert!(body.contains(want), "{event:?}: {want:?} in {body}");
+            }
+            assert_eq!(
+                body.contains("Until:   2026-11-26 15:47 UTC\n"),
+                event == Event::Locked
+            );
+            let digits = body
+                .split(|c: char| !c.is_ascii_digit())
+                .map(str::len)
+                .max();
+            assert!(digits < Some(6), "{event:?}: a code-like number in {body}");
+        }
+        assert_eq!(Event::from_name("password_fail"), None);
+        assert_eq!(by_whom("self"), "you (twostep-self)");
+        assert_eq!(by_whom("lost_device"), "a sign-in with a lost-device code");
+        assert_eq!(by_whom("root"), "the administrator root");
+    }
+
+    #[test]
+    fn each_purpose_names_the_code_and_what_to_do() {
+        let cases = [
+            (
+                Purpose::SignIn,
+                "sign-in code",
+                "It is good for 5 minutes",
+                "Someone may\nknow your password",
+            ),
+            (
+                Purpose::LostDevice,
+                "lost-device code",
+                "With it you can set up a new authenticator app at this sign-in.\nIt is good",
+                "trying to replace your authenticator app",
+            ),
+            (
+                Purpose::Confirm,
+                "confirmation code",
+                "It confirms that codes for this account can be sent here.\nIt is good",
+                "If you did not ask for this",
+            ),
+        ];
+        let from = from();
+        let sender = Sender {
+            from: &from,
+            host: HOST,
+            issuer: "ACME",
+        };
+        for (purpose, name, what, not_you) in cases {
+            let code = Code { purpose, ..CODE };
+            let (headers, body) = headers_and_body(&mail_code(HOST, "ACME", &SSH, &code));
+            assert_eq!(headers[2].1, format!("ACME: {name} for alice on {HOST}"));
+            assert!(body.starts_with(&format!(
+                "Your {name} for alice on {HOST}:\n\n    493817\n\n"
+            )));
+            assert!(body.contains(what) && body.contains(not_you), "{body}");
+            assert!(body.lines().all(|l| l.len() <= 76), "{body}");
+            let text = code_sms(&sender, &SSH, &code);
+            assert!(text.starts_with(&format!("493817 is your ACME {name} for alice")));
+            assert!(text.len() <= 160, "{} chars: {}", text.len(), text.as_str());
+        }
+    }
+
+    #[test]
+    fn the_sms_is_one_short_line_code_first() {
+        let from = from();
+        let sender = Sender {
+            from: &from,
+            host: HOST,
+            issuer: "ACME\nIT",
+        };
+        let text = code_sms(&sender, &SSH, &CODE);
+        assert_eq!(
+            text.as_str(),
+            "493817 is your ACME?IT sign-in code for alice on vm.example.com, good for 5 minutes. \
+             Not you? Don't share it; tell your admin.\n"
+        );
+        assert!(text.len() <= 160);
+        let test = test_sms(&sender, "alice");
+        assert_eq!(test.matches('\n').count(), 1);
+        assert!(!test.bytes().any(|b| b.is_ascii_digit()));
+    }
+
+    #[test]
+    fn the_test_email_has_no_code() {
+        let from = from();
+        let sender = Sender {
+            from: &from,
+            host: HOST,
+            issuer: ISSUER,
+        };
+        let email = test_email(&sender, &address("alice@example.com"), "alice", at(NOW));
+        let (_, body) = headers_and_body(&email);
+        assert!(
+            body.starts_with("This is a test from vm.example.com"),
+            "{body}"
+        );
+        assert!(!body.contains("code:"));
+    }
+}

@@ -1,0 +1,196 @@
+//! Codes and notices by email and text message: handing a message to
+//! sendmail or to the site's SMS command. The login flow and the CLI call
+//! [`send_email`] and [`send_sms`] with a message built by [`message`] for
+//! an address or number validated by [`address`].
+//!
+//! The model is Linux-PAM's pam_exec, which runs a child from inside sshd;
+//! [`spawn`] adds the deadline it lacks. What a caller can rely on:
+//!
+//! - The program runs exactly as the contract says, `SENDMAIL -i -- ADDRESS`
+//!   or `COMMAND NUMBER`, with the message on stdin and nothing else: the
+//!   address and the number are validated types, and `--` ends sendmail's
+//!   options in any case.
+//! - It is run only if it is an absolute path to a regular executable file
+//!   owned by root that no one else can change, through every directory and
+//!   link on the way ([`program_problem`], also what `twostep check` shows).
+//! - It inherits no environment (only a fixed PATH), no descriptor but its
+//!   stdin, stdout (/dev/null) and stderr, and no ignored or blocked signal;
+//!   it leads a process group of its own.
+//! - The call returns within `timeout` (plus the time to kill and reap): a
+//!   program that has not exited by then is killed with its process group.
+//!   It never leaves a zombie, and the host's SIGCHLD disposition is the
+//!   same afterwards as before.
+//! - An error says what happened in one line for a record's `detail` and one
+//!   word for its `reason`. It never contains the message, and runs of six
+//!   or more digits in what the program wrote to stderr (an echoed code, a
+//!   phone number) are hidden.
+#![deny(unsafe_code)]
+
+pub mod address;
+pub mod message;
+// The one file of this module that talks to C: fork and exec, signal
+// dispositions and masks, pidfd.
+#[allow(unsafe_code)]
+pub mod spawn;
+
+pub use address::{BadEmail, BadPhone, BadTemplate, EmailAddress, PhoneNumber};
+pub use message::{
+    Code, Email, Event, Login, Notice, Purpose, Sender, code_email, code_sms, notice_email,
+    test_email, test_sms,
+};
+pub use spawn::RunError;
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a message was not handed over.
+#[derive(Debug)]
+pub enum DeliveryError {
+    /// The program may not be run: [`program_problem`]'s finding.
+    UnsafeProgram(String),
+    /// It ran and did not accept the message.
+    Run { program: PathBuf, error: RunError },
+}
+
+impl DeliveryError {
+    /// One word for the `delivery_failed` record's `reason`: `program`,
+    /// `spawn`, `exit`, `signal`, `timeout` or `io`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DeliveryError::UnsafeProgram(_) => "program",
+            DeliveryError::Run { error, .. } => error.reason(),
+        }
+    }
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveryError::UnsafeProgram(why) => f.write_str(why),
+            DeliveryError::Run { program, error } => write!(f, "{} {error}", program.display()),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}
+
+/// Hands `email` to `sendmail` as `sendmail -i -- ADDRESS`, the address
+/// being the one the message is addressed to.
+pub fn send_email(sendmail: &Path, email: &Email, timeout: Duration) -> Result<(), DeliveryError> {
+    let args: [&OsStr; 3] = ["-i".as_ref(), "--".as_ref(), email.to().as_str().as_ref()];
+    run_checked(sendmail, &args, email.as_bytes(), timeout)
+}
+
+/// Hands `text` to the site's SMS command as `command NUMBER`, the text on
+/// its stdin; exit status 0 means accepted.
+pub fn send_sms(
+    command: &Path,
+    to: &PhoneNumber,
+    text: &str,
+    timeout: Duration,
+) -> Result<(), DeliveryError> {
+    let args: [&OsStr; 1] = [to.as_str().as_ref()];
+    run_checked(command, &args, text.as_bytes(), timeout)
+}
+
+fn run_checked(
+    program: &Path,
+    args: &[&OsStr],
+    input: &[u8],
+    timeout: Duration,
+) -> Result<(), DeliveryError> {
+    if let Some(why) = program_problem(program) {
+        return Err(DeliveryError::UnsafeProgram(why));
+    }
+    spawn::run(program, args, input, timeout).map_err(|error| DeliveryError::Run {
+        program: program.to_path_buf(),
+        error,
+    })
+}
+
+/// How many links [`program_problem`] follows (the kernel's own limit).
+const MAX_LINKS: usize = 40;
+
+/// What is wrong with `path` as a program to run as root, or None: it must
+/// be an absolute path to a regular, executable file owned by root and not
+/// writable by group or others, reached through links owned by root and
+/// directories that only root can change (a sticky directory such as /tmp
+/// counts as root's: others cannot rename root's entries in it).
+pub fn program_problem(path: &Path) -> Option<String> {
+    let shown = path.display();
+    if !path.is_absolute() {
+        return Some(format!("{shown} is not an absolute path"));
+    }
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        if let Some(why) = unsafe_directory(&current) {
+            return Some(format!("{shown}: {why}"));
+        }
+        let meta = match std::fs::symlink_metadata(&current) {
+            Ok(m) => m,
+            Err(e) => return Some(format!("{shown}: {}: {e}", current.display())),
+        };
+        if meta.file_type().is_symlink() {
+            if meta.uid() != 0 {
+                return Some(format!(
+                    "{shown}: the link {} is owned by uid {}, not root",
+                    current.display(),
+                    meta.uid()
+                ));
+            }
+            let target = match std::fs::read_link(&current) {
+                Ok(t) => t,
+                Err(e) => return Some(format!("{shown}: {}: {e}", current.display())),
+            };
+            // A relative target is relative to the link's directory; an
+            // absolute one replaces the whole path (Path::join does both).
+            current = current.parent().unwrap_or(Path::new("/")).join(target);
+            continue;
+        }
+        return file_problem(&meta)
+            .map(|why| format!("{shown} {why}"))
+            .or_else(|| {
+                // Directories reached through links (/sbin -> usr/sbin) are
+                // checked where they really are.
+                let real = std::fs::canonicalize(&current).ok()?;
+                unsafe_directory(&real).map(|why| format!("{shown}: {why}"))
+            });
+    }
+    Some(format!("{shown}: more than {MAX_LINKS} symbolic links"))
+}
+
+fn file_problem(meta: &std::fs::Metadata) -> Option<String> {
+    let mode = meta.mode() & 0o7777;
+    if !meta.is_file() {
+        Some("is not a regular file".into())
+    } else if meta.uid() != 0 {
+        Some(format!("is owned by uid {}, not root", meta.uid()))
+    } else if mode & 0o022 != 0 {
+        Some(format!("is writable by group or others (mode {mode:04o})"))
+    } else if mode & 0o111 == 0 {
+        Some(format!("is not executable (mode {mode:04o})"))
+    } else {
+        None
+    }
+}
+
+/// The first directory above `path` that someone other than root could
+/// change, as `twostep check` judges `secret_dir`'s parents.
+fn unsafe_directory(path: &Path) -> Option<String> {
+    path.ancestors().skip(1).find_map(|dir| {
+        let meta = match std::fs::metadata(dir) {
+            Ok(m) => m,
+            Err(e) => return Some(format!("{}: {e}", dir.display())),
+        };
+        let writable = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
+        (meta.uid() != 0 || writable).then(|| {
+            format!(
+                "the directory {} can be changed by users other than root",
+                dir.display()
+            )
+        })
+    })
+}

@@ -1,0 +1,661 @@
+//! Running a program from inside the host process (sshd, login, su) the way
+//! Linux-PAM's pam_exec runs its child, plus the deadline pam_exec lacks.
+//!
+//! The one module of `delivery` that talks to C (its declaration in
+//! `delivery/mod.rs` allows unsafe code here alone). What it guarantees:
+//!
+//! - **Environment:** cleared. The program gets `PATH=/usr/sbin:/usr/bin:/sbin:/bin`
+//!   and nothing else: not the host's variables, not the user's (`su` keeps
+//!   much of the caller's). The PATH is fixed rather than absent because a
+//!   program without one falls back to a default of its own choosing (dash's
+//!   includes /usr/local); these four directories are root's alone. No locale
+//!   variable: without one a program runs in the C locale already.
+//! - **Descriptors:** stdin is a pipe carrying the message, stdout is
+//!   /dev/null, stderr is a pipe of which the first [`STDERR_KEPT`] bytes are
+//!   kept for the error. Every other descriptor is closed at exec, including
+//!   those the host opened without O_CLOEXEC (`close_range(3, ~0,
+//!   CLOSE_RANGE_CLOEXEC)` in the child, or one `fcntl` per descriptor on
+//!   kernels before 5.11).
+//! - **Signals:** the child starts with no blocked and no ignored signals
+//!   (but glibc's internal 32 and 33, which its sigaction does not let us set).
+//!   While it runs, SIGCHLD is SIG_DFL in this process, so that a host that
+//!   ignores it (the kernel would then reap the child itself) or reaps in a
+//!   handler cannot take the exit status away; the host's exact disposition is
+//!   put back afterwards, as pam_exec does. SIGPIPE is blocked in the calling
+//!   thread while the message is written, so a program that exits without
+//!   reading cannot kill a host that did not ignore SIGPIPE (login, su); a
+//!   SIGPIPE of ours is taken back before the mask is restored (libpq's way).
+//! - **Process group:** the program leads a group of its own. Past the
+//!   deadline the whole group is killed (SIGKILL) and the program reaped: the
+//!   writing, the waiting and the killing all fit in the one `timeout`, with
+//!   no thread. Descendants that outlive a program which exited by itself are
+//!   its own business (exim's background delivery is one); a descendant that
+//!   left the group on purpose (setsid) is beyond reach, as for any
+//!   supervisor without cgroups.
+//! - **Reaping:** the program is waited for on every path, early errors
+//!   included, so it never stays a zombie of the host.
+//! - **The error** names what happened (exit status and the start of
+//!   stderr, signal, timeout, failure to start) without the message: runs of
+//!   six or more digits in stderr are hidden, so a program that echoes its
+//!   input cannot put a code into syslog.
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The program's whole environment.
+pub const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+/// How much of the program's stderr is kept for the error.
+pub const STDERR_KEPT: usize = 4096;
+/// Without a pidfd (kernels before 5.3), how often the child is looked at.
+const TICK: Duration = Duration::from_millis(10);
+/// After the program exits, how much more of its stderr is read: what it
+/// left in the pipe, not what a descendant keeps writing.
+const DRAIN_AFTER_EXIT: usize = 64 * 1024;
+
+/// Why a run did not end in exit status 0.
+#[derive(Debug)]
+pub enum RunError {
+    /// The program could not be started (missing, not executable, fork failed).
+    Spawn(io::Error),
+    /// Talking to the running program failed; it was killed and reaped.
+    Io(io::Error),
+    /// It exited with this status; the start of its stderr, escaped.
+    Exit(i32, String),
+    /// It was killed by this signal (not by us).
+    Signal(i32),
+    /// It had not finished within this time; its process group was killed.
+    TimedOut(Duration),
+}
+
+impl RunError {
+    /// One word for a record's `reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RunError::Spawn(_) => "spawn",
+            RunError::Io(_) => "io",
+            RunError::Exit(..) => "exit",
+            RunError::Signal(_) => "signal",
+            RunError::TimedOut(_) => "timeout",
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Spawn(e) => write!(f, "could not be started: {e}"),
+            RunError::Io(e) => write!(f, "failed while running ({e}) and was killed"),
+            RunError::Exit(code, stderr) if stderr.is_empty() => {
+                write!(f, "exited with status {code}")
+            }
+            RunError::Exit(code, stderr) => write!(f, "exited with status {code}: {stderr}"),
+            RunError::Signal(n) => match Signal::try_from(*n) {
+                Ok(s) => write!(f, "was killed by signal {n} ({s})"),
+                Err(_) => write!(f, "was killed by signal {n}"),
+            },
+            RunError::TimedOut(after) => write!(
+                f,
+                "did not finish within {} and was killed",
+                humantime::format_duration(*after)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Runs `program` with `args`, `input` on its stdin, and waits at most
+/// `timeout` for it to exit; `Ok` only for exit status 0. See the module
+/// documentation for what the program inherits (nothing) and how it ends.
+pub fn run(
+    program: &Path,
+    args: &[&OsStr],
+    input: &[u8],
+    timeout: Duration,
+) -> Result<(), RunError> {
+    let started = Instant::now();
+    let deadline = started
+        .checked_add(timeout)
+        .unwrap_or(started + Duration::from_secs(86_400));
+    let fd_limit = descriptor_limit();
+    // Before the fork: the child inherits SIG_DFL for its own children too.
+    let _sigchld = SigchldDefault::enter().map_err(RunError::Spawn)?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // The closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed.
+    // SAFETY: `in_child` makes plain system calls on integers and its own
+    // stack: no allocation, no lock, nothing shared with other threads.
+    unsafe { command.pre_exec(move || in_child(fd_limit)) };
+    // Spawn returns once the child has exec'd (or failed to): std waits on
+    // its own CLOEXEC pipe, which CLOSE_RANGE_CLOEXEC leaves working.
+    let child = command.spawn().map_err(RunError::Spawn)?;
+    let mut running = Running::new(child);
+    running.supervise(input, deadline, timeout)
+    // `running` is dropped here, before `_sigchld`: a program still
+    // unreaped is killed and reaped while SIGCHLD is still SIG_DFL.
+}
+
+/// The highest descriptor number the fallback marks close-on-exec, read
+/// before the fork (getrlimit is not on the async-signal-safe list).
+fn descriptor_limit() -> libc::c_int {
+    use nix::sys::resource::{Resource, getrlimit};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    libc::c_int::try_from(soft.min(1 << 20)).unwrap_or(1024)
+}
+
+/// In the child, after std has set up fds 0-2, the process group and an
+/// empty signal mask, just before exec.
+fn in_child(fd_limit: libc::c_int) -> io::Result<()> {
+    // Ignored signals stay ignored across exec (handlers do not): a host
+    // that ignores SIGTERM or SIGHUP must not pass that on.
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: SIG_DFL installs no code of ours; sigaction is
+            // async-signal-safe; a signal number it refuses changes nothing.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    mark_cloexec_from(3, fd_limit);
+    Ok(())
+}
+
+/// Marks every descriptor from `first` up close-on-exec: one system call
+/// since Linux 5.11, else one fcntl per descriptor number below `limit`.
+/// Marked rather than closed: std's own exec-error pipe must stay open.
+fn mark_cloexec_from(first: libc::c_int, limit: libc::c_int) {
+    let from = libc::c_uint::try_from(first).unwrap_or(3);
+    // SAFETY: close_range takes integers and touches only our descriptor table.
+    let marked = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if marked != 0 {
+        mark_cloexec_each(first, limit);
+    }
+}
+
+fn mark_cloexec_each(first: libc::c_int, limit: libc::c_int) {
+    for fd in first..limit {
+        // SAFETY: F_SETFD on a number that is not open fails with EBADF and
+        // changes nothing; FD_CLOEXEC is the only descriptor flag there is.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// The spawned program until it is reaped: dropping it unreaped kills its
+/// process group and waits for it.
+struct Running {
+    child: Child,
+    reaped: bool,
+    /// Readable when the child exits: poll wakes at once, no tick needed.
+    exited: Option<OwnedFd>,
+}
+
+impl Running {
+    fn new(child: Child) -> Running {
+        let exited = pidfd_open(child.id());
+        Running {
+            child,
+            reaped: false,
+            exited,
+        }
+    }
+
+    fn supervise(
+        &mut self,
+        input: &[u8],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), RunError> {
+        let mut stdin = self.child.stdin.take().filter(|_| !input.is_empty());
+        let mut stderr = self.child.stderr.take();
+        if let Some(pipe) = &stdin {
+            set_nonblocking(pipe).map_err(RunError::Io)?;
+        }
+        if let Some(pipe) = &stderr {
+            set_nonblocking(pipe).map_err(RunError::Io)?;
+        }
+        let mut sigpipe = SigpipeBlocked::new().map_err(RunError::Io)?;
+        let mut written = 0;
+        let mut excerpt = Excerpt::default();
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(RunError::Io)? {
+                self.reaped = true;
+                if let Some(pipe) = &mut stderr {
+                    excerpt.drain(pipe);
+                }
+                return verdict(status, excerpt);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(RunError::TimedOut(timeout));
+            }
+            let mut wait = deadline - now;
+            if self.exited.is_none() {
+                wait = wait.min(TICK);
+            }
+            let (can_write, can_read) = {
+                let mut fds = Vec::with_capacity(3);
+                let stdin_at = stdin.as_ref().map(|p| {
+                    fds.push(PollFd::new(p.as_fd(), PollFlags::POLLOUT));
+                    fds.len() - 1
+                });
+                let stderr_at = stderr.as_ref().map(|p| {
+                    fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+                    fds.len() - 1
+                });
+                if let Some(fd) = &self.exited {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                }
+                match poll(&mut fds, poll_timeout(wait)) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(RunError::Io(e.into())),
+                }
+                let ready = |at: Option<usize>| {
+                    at.and_then(|i| fds.get(i)?.revents())
+                        .is_some_and(|r| !r.is_empty())
+                };
+                (ready(stdin_at), ready(stderr_at))
+            };
+            if can_write && let Some(pipe) = &stdin {
+                match (&*pipe).write(&input[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        // It closed its input: its exit status tells the rest.
+                        sigpipe.raised();
+                        written = input.len();
+                    }
+                    Err(e) if retry(&e) => {}
+                    Err(e) => return Err(RunError::Io(e)),
+                }
+                if written == input.len() {
+                    // EOF for the program.
+                    stdin = None;
+                }
+            }
+            if can_read && let Some(pipe) = &mut stderr {
+                match excerpt.read_from(pipe) {
+                    Ok(0) => stderr = None,
+                    Ok(_) => {}
+                    Err(e) if retry(&e) => {}
+                    // A broken stderr pipe is not worth failing the delivery.
+                    Err(_) => stderr = None,
+                }
+            }
+        }
+    }
+
+    /// Kills the process group, then the child itself (in case it left the
+    /// group). The child is not reaped yet, so its pid, and with it the
+    /// group's id, cannot have been reused.
+    fn kill(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill();
+            // SIGKILL cannot be caught: this returns as soon as the kernel
+            // has torn the process down.
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+fn verdict(status: ExitStatus, excerpt: Excerpt) -> Result<(), RunError> {
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(code), _) => Err(RunError::Exit(code, excerpt.text())),
+        (None, Some(sig)) => Err(RunError::Signal(sig)),
+        (None, None) => Err(RunError::Exit(-1, excerpt.text())),
+    }
+}
+
+fn poll_timeout(wait: Duration) -> PollTimeout {
+    // Rounded up: a wait of 0.3 ms must not become a busy loop of 0 ms polls.
+    let ms = wait.as_nanos().div_ceil(1_000_000).min(3_600_000);
+    PollTimeout::try_from(u32::try_from(ms).unwrap_or(3_600_000)).unwrap_or(PollTimeout::MAX)
+}
+
+fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
+    fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// A descriptor that becomes readable when `pid` exits (Linux 5.3+); None
+/// where the kernel has no pidfd_open, and the caller polls on a tick.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor
+    // (always close-on-exec) or -1; it borrows nothing of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: the kernel just handed us this descriptor; nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The start of the program's stderr.
+#[derive(Default)]
+struct Excerpt {
+    kept: Vec<u8>,
+    cut: bool,
+}
+
+impl Excerpt {
+    /// One read; the bytes past [`STDERR_KEPT`] are read and dropped, so the
+    /// program never blocks on a full stderr pipe.
+    fn read_from(&mut self, mut pipe: impl Read) -> io::Result<usize> {
+        let mut buf = [0u8; 4096];
+        let n = pipe.read(&mut buf)?;
+        let room = STDERR_KEPT.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&buf[..n.min(room)]);
+        self.cut |= n > room;
+        Ok(n)
+    }
+
+    /// What is left in the pipe once the program has exited.
+    fn drain(&mut self, mut pipe: impl Read) {
+        let mut total = 0;
+        while total < DRAIN_AFTER_EXIT {
+            match self.read_from(&mut pipe) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    }
+
+    fn text(mut self) -> String {
+        if self.cut {
+            // A number cut in two would show its first digits.
+            while self.kept.last().is_some_and(u8::is_ascii_digit) {
+                self.kept.pop();
+            }
+        }
+        let mut text = escape_stderr(&self.kept);
+        if self.cut {
+            text.push_str(" ...");
+        }
+        text
+    }
+}
+
+/// One line of printable ASCII: line breaks become `; `, other control and
+/// non-ASCII bytes `\xNN`, and every run of six or more digits `[number]`
+/// (a code, a phone number) so that the program cannot echo one into a log.
+pub fn escape_stderr(raw: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(raw.len());
+    let mut line_break = false;
+    let mut i = 0;
+    while i < raw.len() {
+        let digits = raw[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let len = digits.max(1);
+        let b = raw[i];
+        if matches!(b, b'\n' | b'\r') {
+            line_break = true;
+        } else if !(line_break && matches!(b, b' ' | b'\t')) {
+            if line_break {
+                out.truncate(out.trim_end().len());
+                if !out.is_empty() {
+                    out.push_str("; ");
+                }
+                line_break = false;
+            }
+            match b {
+                _ if digits >= 6 => out.push_str("[number]"),
+                _ if digits > 0 => out.extend(raw[i..i + digits].iter().map(|&d| char::from(d))),
+                b'\t' => out.push(' '),
+                b' '..=b'~' => out.push(char::from(b)),
+                _ => {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+        }
+        i += len;
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// SIGCHLD is SIG_DFL while at least one run is under way in this process;
+/// the host's disposition is put back when the last one ends. Counted, so
+/// that two threads running programs at once (a threaded PAM host) neither
+/// restore too early nor save our SIG_DFL as "the host's".
+struct SigchldDefault;
+
+static SIGCHLD_HOLDERS: Mutex<(usize, Option<SigAction>)> = Mutex::new((0, None));
+
+impl SigchldDefault {
+    fn enter() -> io::Result<SigchldDefault> {
+        let mut held = SIGCHLD_HOLDERS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if held.0 == 0 {
+            let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+            // SAFETY: SIG_DFL runs no code of ours in signal context; the
+            // previous action is kept untouched to be put back.
+            let previous = unsafe { signal::sigaction(Signal::SIGCHLD, &default) }?;
+            held.1 = Some(previous);
+        }
+        held.0 += 1;
+        Ok(SigchldDefault)
+    }
+}
+
+impl Drop for SigchldDefault {
+    fn drop(&mut self) {
+        let mut held = SIGCHLD_HOLDERS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.0 = held.0.saturating_sub(1);
+        if held.0 == 0
+            && let Some(previous) = held.1.take()
+        {
+            // SAFETY: this is the very action (handler, flags, mask) the
+            // host had installed before us; putting it back is the host's
+            // own choice, valid as it was.
+            let _ = unsafe { signal::sigaction(Signal::SIGCHLD, &previous) };
+        }
+    }
+}
+
+/// SIGPIPE blocked in this thread while the message is written. A write to
+/// a pipe whose reader is gone then fails with EPIPE instead of killing the
+/// host, and the SIGPIPE it raised is taken back before the mask is
+/// restored, unless one was already pending (then ours cannot be told apart
+/// and the host gets the one it had).
+struct SigpipeBlocked {
+    previous_mask: SigSet,
+    was_pending: bool,
+    raised: bool,
+}
+
+impl SigpipeBlocked {
+    fn new() -> io::Result<SigpipeBlocked> {
+        let mut block = SigSet::empty();
+        block.add(Signal::SIGPIPE);
+        let mut previous_mask = SigSet::empty();
+        signal::pthread_sigmask(
+            SigmaskHow::SIG_BLOCK,
+            Some(&block),
+            Some(&mut previous_mask),
+        )?;
+        Ok(SigpipeBlocked {
+            previous_mask,
+            was_pending: sigpipe_pending(),
+            raised: false,
+        })
+    }
+
+    fn raised(&mut self) {
+        self.raised = true;
+    }
+}
+
+impl Drop for SigpipeBlocked {
+    fn drop(&mut self) {
+        if self.raised && !self.was_pending {
+            take_pending_sigpipe();
+        }
+        let _ = signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.previous_mask), None);
+    }
+}
+
+fn sigpipe_set() -> libc::sigset_t {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGPIPE);
+    *set.as_ref()
+}
+
+fn sigpipe_pending() -> bool {
+    let mut pending = sigpipe_set();
+    // SAFETY: sigpending writes a sigset_t into memory we own; sigismember
+    // only reads it.
+    unsafe {
+        libc::sigpending(&mut pending) == 0 && libc::sigismember(&pending, libc::SIGPIPE) == 1
+    }
+}
+
+/// Accepts a pending SIGPIPE of this thread without waiting.
+fn take_pending_sigpipe() {
+    let set = sigpipe_set();
+    let now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: both pointers are to values on our stack that live across the
+    // call; a null siginfo pointer is allowed. With a zero timeout it does
+    // not block: it returns SIGPIPE or fails with EAGAIN.
+    unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &now) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_is_one_line_without_codes() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", ""),
+            (
+                b"sendmail: fatal: no such user\n",
+                "sendmail: fatal: no such user",
+            ),
+            (b"line one\nline two\n\n", "line one; line two"),
+            (b"crlf\r\nnext\r\n", "crlf; next"),
+            (b"tab\there", "tab here"),
+            (b"bell\x07 esc\x1b[31m", "bell\\x07 esc\\x1b[31m"),
+            (b"caf\xc3\xa9", "caf\\xc3\\xa9"),
+            (b"your code is 123456", "your code is [number]"),
+            (b"code 1234567890!", "code [number]!"),
+            (b"to +4915112345678 failed", "to +[number] failed"),
+            (
+                b"HTTP 500 at 12:30 on 2026-11-26",
+                "HTTP 500 at 12:30 on 2026-11-26",
+            ),
+            (b"12345 ok", "12345 ok"),
+            (b"a123456b", "a[number]b"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(escape_stderr(raw), *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_excerpt_shows_no_part_of_a_number() {
+        let mut e = Excerpt::default();
+        let mut raw = vec![b'x'; STDERR_KEPT - 3];
+        raw.extend_from_slice(b"123456 more");
+        let mut rest = &raw[..];
+        while e.read_from(&mut rest).unwrap() > 0 {}
+        let text = e.text();
+        assert!(text.ends_with("x ..."), "{}", &text[text.len() - 20..]);
+        assert!(!text.contains('1'));
+    }
+
+    #[test]
+    fn the_fallback_marks_inherited_descriptors_close_on_exec() {
+        // An fd opened without O_CLOEXEC, as a host might have.
+        let fd =
+            nix::fcntl::open("/dev/null", OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).unwrap();
+        let flags = || fcntl(&fd, FcntlArg::F_GETFD).unwrap();
+        assert_eq!(flags() & libc::FD_CLOEXEC, 0);
+        // The per-descriptor loop alone, as on a kernel without close_range:
+        // only this fd, so that the test harness's own are untouched.
+        use std::os::fd::AsRawFd;
+        mark_cloexec_each(fd.as_raw_fd(), fd.as_raw_fd() + 1);
+        assert_eq!(flags() & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    }
+
+    #[test]
+    fn errors_read_as_a_log_detail() {
+        let cases = [
+            (
+                RunError::Exit(3, "no such user".into()),
+                "exit",
+                "exited with status 3: no such user",
+            ),
+            (
+                RunError::Exit(1, String::new()),
+                "exit",
+                "exited with status 1",
+            ),
+            (
+                RunError::Signal(9),
+                "signal",
+                "was killed by signal 9 (SIGKILL)",
+            ),
+            (
+                RunError::TimedOut(Duration::from_secs(10)),
+                "timeout",
+                "did not finish within 10s and was killed",
+            ),
+            (
+                RunError::Spawn(io::Error::from_raw_os_error(libc::ENOENT)),
+                "spawn",
+                "could not be started: No such file or directory (os error 2)",
+            ),
+        ];
+        for (e, reason, text) in cases {
+            assert_eq!(e.reason(), reason);
+            assert_eq!(e.to_string(), text);
+        }
+    }
+}
