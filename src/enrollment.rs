@@ -54,7 +54,10 @@ pub fn now_rfc3339() -> String {
 /// set up with these.
 pub fn secret_file(b32: &str, params: &TotpParams, recovery_codes: Vec<String>) -> SecretFile {
     SecretFile {
-        secret: Zeroizing::new(b32.to_string()),
+        secret: Some(Zeroizing::new(b32.to_string())),
+        method: crate::secret::Method::Totp,
+        email: None,
+        phone: None,
         digits: Some(params.digits),
         period: Some(params.period),
         algorithm: Some(params.algorithm),

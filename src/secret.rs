@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use crate::config::{Algorithm, TotpParams};
+use crate::delivery::address::{EmailAddress, PhoneNumber};
 use crate::fsutil;
 use crate::user::UserName;
 use serde::{Deserialize, Serialize};
@@ -21,11 +22,45 @@ pub const MIN_SECRET_BYTES: usize = 16;
 /// Nothing sane is longer than a SHA-512 block.
 pub const MAX_SECRET_BYTES: usize = 128;
 
+/// How a user's codes reach them: the secret file's `method`.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// An authenticator app (TOTP).
+    #[default]
+    Totp,
+    /// A fresh code by email at each login.
+    Email,
+    /// A fresh code by text message at each login.
+    Sms,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::Email => "email",
+            Method::Sms => "sms",
+        }
+    }
+}
+
 /// The file as stored. `secret` is wiped when this is dropped.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SecretFile {
-    pub secret: Zeroizing<String>,
+    /// Required for `method = "totp"`. For the other methods it keys the
+    /// hash under which a sent code is kept (enrollment makes one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Zeroizing<String>>,
+    #[serde(default, skip_serializing_if = "is_totp")]
+    pub method: Method,
+    /// For email codes, the lost-device path and notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// E.164, for SMS codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digits: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,10 +73,17 @@ pub struct SecretFile {
     pub created: Option<String>,
 }
 
+fn is_totp(m: &Method) -> bool {
+    *m == Method::Totp
+}
+
 impl std::fmt::Debug for SecretFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretFile")
             .field("secret", &"[redacted]")
+            .field("method", &self.method)
+            .field("email", &self.email)
+            .field("phone", &self.phone)
             .field("digits", &self.digits)
             .field("period", &self.period)
             .field("algorithm", &self.algorithm)
@@ -53,8 +95,12 @@ impl std::fmt::Debug for SecretFile {
 
 /// A user's decoded, validated secret and the code parameters that apply.
 pub struct UserSecret {
+    /// The TOTP secret; empty for an email or SMS user without one.
     pub key: Zeroizing<Vec<u8>>,
     pub params: TotpParams,
+    pub method: Method,
+    pub email: Option<EmailAddress>,
+    pub phone: Option<PhoneNumber>,
     pub file: SecretFile,
 }
 
@@ -98,8 +144,43 @@ pub fn encode_base32(key: &[u8]) -> Zeroizing<String> {
 impl SecretFile {
     /// Validates and decodes; `defaults` are the config's code parameters.
     pub fn into_user_secret(self, defaults: &TotpParams) -> Result<UserSecret, SecretError> {
-        let key = decode_base32(&self.secret)
-            .ok_or_else(|| SecretError::Bad("secret is not base32".into()))?;
+        let key = match &self.secret {
+            Some(text) => decode_base32(text)
+                .ok_or_else(|| SecretError::Bad("secret is not base32".into()))?,
+            None if self.method == Method::Totp => {
+                return Err(SecretError::Bad(
+                    "secret is missing (required with method = \"totp\")".into(),
+                ));
+            }
+            None => Zeroizing::new(Vec::new()),
+        };
+        let email = self
+            .email
+            .as_deref()
+            .map(EmailAddress::parse)
+            .transpose()
+            .map_err(|e| SecretError::Bad(format!("email: {e}")))?;
+        let phone = self
+            .phone
+            .as_deref()
+            .map(PhoneNumber::parse)
+            .transpose()
+            .map_err(|e| SecretError::Bad(format!("phone: {e}")))?;
+        if self.method == Method::Sms && phone.is_none() {
+            return Err(SecretError::Bad(
+                "phone is missing (required with method = \"sms\")".into(),
+            ));
+        }
+        if self.secret.is_none() {
+            return Ok(UserSecret {
+                key,
+                params: *defaults,
+                method: self.method,
+                email,
+                phone,
+                file: self,
+            });
+        }
         if key.len() < MIN_SECRET_BYTES {
             return Err(SecretError::Bad(format!(
                 "secret is {} bits; at least 128 are required",
@@ -128,6 +209,9 @@ impl SecretFile {
         Ok(UserSecret {
             key,
             params,
+            method: self.method,
+            email,
+            phone,
             file: self,
         })
     }
@@ -326,7 +410,10 @@ mod tests {
 
     fn file(secret: &str) -> SecretFile {
         SecretFile {
-            secret: Zeroizing::new(secret.into()),
+            secret: Some(Zeroizing::new(secret.into())),
+            method: Method::Totp,
+            email: None,
+            phone: None,
             digits: None,
             period: None,
             algorithm: None,
@@ -382,6 +469,80 @@ mod tests {
         f.digits = None;
         f.period = Some(5);
         assert!(f.into_user_secret(&d).is_err());
+    }
+
+    #[test]
+    fn methods_and_their_keys() {
+        let d = TotpParams::default();
+        const S: &str = "secret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n";
+        // (file, Ok(method, email?, phone?) or Err(words of the message))
+        type Want = Result<(Method, bool, bool), &'static str>;
+        let table: &[(String, Want)] = &[
+            (S.to_string(), Ok((Method::Totp, false, false))),
+            (
+                format!("{S}method = \"email\"\nemail = \"a@example.com\"\n"),
+                Ok((Method::Email, true, false)),
+            ),
+            (
+                "method = \"email\"\nemail = \"a@example.com\"\n".into(),
+                Ok((Method::Email, true, false)),
+            ),
+            // The address may come from email.address instead.
+            (
+                "method = \"email\"\n".into(),
+                Ok((Method::Email, false, false)),
+            ),
+            (
+                "method = \"sms\"\nphone = \"+4915112345678\"\n".into(),
+                Ok((Method::Sms, false, true)),
+            ),
+            ("method = \"sms\"\n".into(), Err("phone is missing")),
+            ("method = \"totp\"\n".into(), Err("secret is missing")),
+            ("".into(), Err("secret is missing")),
+            ("method = \"pigeon\"\n".into(), Err("TOML error")),
+            (
+                "method = \"email\"\nemail = \"a@example.com\\nBcc: x@y.com\"\n".into(),
+                Err("email:"),
+            ),
+            (
+                "method = \"email\"\nemail = \"a@example.com, b@example.com\"\n".into(),
+                Err("email:"),
+            ),
+            (
+                "method = \"email\"\nemail = \"-oQ@example.com\"\n".into(),
+                Err("email:"),
+            ),
+            (
+                "method = \"sms\"\nphone = \"015112345678\"\n".into(),
+                Err("phone:"),
+            ),
+            (
+                "method = \"sms\"\nphone = \"+49 151 1234\"\n".into(),
+                Err("phone:"),
+            ),
+            (
+                "method = \"sms\"\nphone = \"+4915112345678 -x\"\n".into(),
+                Err("phone:"),
+            ),
+        ];
+        for (text, want) in table {
+            match (parse(text, &d), want) {
+                (Ok(u), Ok((method, email, phone))) => {
+                    assert_eq!(
+                        (u.method, u.email.is_some(), u.phone.is_some()),
+                        (*method, *email, *phone),
+                        "{text:?}"
+                    );
+                }
+                (Err(SecretError::Bad(why)), Err(words)) => {
+                    assert!(why.contains(words), "{text:?}: {why}");
+                }
+                (got, want) => panic!("{text:?}: got {:?}, want {want:?}", got.err()),
+            }
+        }
+        // A file without a method round-trips without writing one.
+        let f: SecretFile = toml::from_str(S).unwrap();
+        assert!(!f.to_toml().contains("method"));
     }
 
     #[test]

@@ -311,7 +311,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let hashes = recovery::hash_typed(&ga.scratch_codes)
         .map_err(|e| CliError::Failed(format!("recovery codes: {e}")))?;
     let file = SecretFile {
-        secret: Zeroizing::new(secret::encode_base32(&key).to_string()),
+        secret: Some(Zeroizing::new(secret::encode_base32(&key).to_string())),
+        method: secret::Method::Totp,
+        email: None,
+        phone: None,
         ..enroll::secret_file("", &params, hashes)
     };
     // Steps google-authenticator already accepted stay used here too.
