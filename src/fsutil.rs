@@ -196,6 +196,29 @@ pub fn replace_complete(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()>
     sync_dir(dir)
 }
 
+/// [`replace_complete`], returning the new file open for writing and
+/// exclusively locked (`flock`) from before it took the path: no one who
+/// opens the path after the rename can lock it first.
+pub fn replace_complete_locked(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<File> {
+    let tmp = write_temp(dir, path, bytes)?;
+    let held = (|| {
+        let file = open_nofollow(&tmp, true)?;
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::Error(e) => e,
+            std::fs::TryLockError::WouldBlock => io::Error::other("a new temporary file is locked"),
+        })?;
+        fs::rename(&tmp, path)?;
+        Ok(file)
+    })();
+    match held {
+        Ok(file) => sync_dir(dir).map(|()| file),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 /// Removes `path` durably. `Ok(false)` if there was nothing to remove.
 pub fn remove_durably(dir: &Path, path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {

@@ -280,7 +280,7 @@ fn state_file_truncated_to_every_length() {
         assert_eq!(rig.login(u, "000000").code, PAM_AUTH_ERR);
         full = std::fs::read(rig.state_path(u)).unwrap();
     }
-    assert_eq!(full.len(), 1024);
+    assert_eq!(full.len(), 2048);
     rig.events();
     std::thread::scope(|s| {
         for (w, u) in users.iter().enumerate() {
@@ -312,7 +312,7 @@ fn state_file_truncated_to_every_length() {
         }
     });
     let ev = rig.events();
-    assert_eq!(ev.len(), 1024, "one record per attempt");
+    assert_eq!(ev.len(), 2048, "one record per attempt");
     for e in &ev {
         assert_eq!(
             (e.event(), e.get("reason")),

@@ -1,0 +1,414 @@
+//! Per-user state: lockout counters, the last accepted time step, remembered
+//! sources. One file per user in `state_dir`.
+//!
+//! # Durability without a rename
+//! The file is two fixed-size slots. An update writes the whole new state into
+//! the slot that does not hold the current state, with a higher sequence
+//! number and a BLAKE2b-256 checksum of the bytes in use, then `fdatasync`s. A
+//! crash at any instant leaves the current slot untouched, so a reader sees
+//! the old state or the new, never a torn one. Because the file is updated in
+//! place, one `flock` on it serializes every read-modify-write, and one data
+//! sync makes the update durable (no directory sync, no temporary files).
+//!
+//! A file of the wrong size, wrong owner or mode, or with no valid slot is
+//! [`StateError::Corrupt`]: the caller treats the user as locked.
+#![forbid(unsafe_code)]
+
+use crate::fsutil;
+use crate::lockout::Counters;
+use crate::user::UserName;
+use std::fs::File;
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+mod slot;
+
+pub use slot::{FILE_SIZE, MAX_REMEMBERED, MAX_SENDS, checksum, checksummed_len};
+
+/// How long an attempt waits for another attempt on the same user.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserState {
+    pub counters: Counters,
+    /// Start (Unix seconds) of the last accepted code's time step. A code is
+    /// accepted only for a later step. Stored as a time rather than a step
+    /// number so that a change of `period` cannot reopen old codes.
+    pub last_step_time: u64,
+    /// Unix seconds of the last successful code login; 0 = never.
+    pub last_success: u64,
+    pub remembered: Vec<Remembered>,
+    /// Bumped by every reset of the counters (a success, an unlock). An
+    /// attempt's reservation (counted in `preauth`) belongs to the epoch it
+    /// was made in: once a reset has wiped it, the attempt's failure is
+    /// counted again rather than lost.
+    pub epoch: u32,
+    /// The code last emailed or texted, while it may still be used.
+    pub sent: Option<SentCode>,
+    /// When codes were sent (Unix seconds), the last hour's at most:
+    /// `codes.max_per_hour` counts these.
+    pub sends: Vec<u64>,
+}
+
+/// A code that was emailed or texted: only a keyed hash of it is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCode {
+    pub purpose: Purpose,
+    pub hash: [u8; 32],
+    /// Unix seconds: good while now < expires.
+    pub expires: u64,
+    pub sent_at: u64,
+}
+
+/// What a sent code is for: a code for one purpose never serves another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The code step of an email or SMS user.
+    SignIn,
+    /// The lost-device path: it lets the user set up a new app.
+    LostDevice,
+    /// Confirming an enrollment (the CLI, self-service).
+    Confirm,
+}
+
+impl UserState {
+    /// The state after a successful login or an unlock: counters cleared, a
+    /// new epoch.
+    pub fn reset(&self) -> UserState {
+        UserState {
+            counters: crate::lockout::reset(),
+            epoch: self.epoch.wrapping_add(1),
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered {
+    pub addr: IpAddr,
+    /// Unix seconds.
+    pub until: u64,
+}
+
+#[derive(Debug)]
+pub enum StateError {
+    /// The file exists but cannot be trusted: the user counts as locked.
+    Corrupt(String),
+    /// Another attempt held the lock for too long.
+    Busy,
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Corrupt(why) => write!(f, "state file fails its integrity check: {why}"),
+            StateError::Busy => write!(
+                f,
+                "state file is locked by another login for over {}s",
+                LOCK_WAIT.as_secs()
+            ),
+            StateError::Io(e) => write!(f, "state file: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+impl From<io::Error> for StateError {
+    fn from(e: io::Error) -> Self {
+        StateError::Io(e)
+    }
+}
+
+pub fn path_for(state_dir: &Path, user: &UserName) -> PathBuf {
+    state_dir.join(user.as_str())
+}
+
+/// The current state in a whole file image, as the module would read it:
+/// the fuzz target for the state file decoder (fuzz/fuzz_targets/state_file.rs).
+pub fn decode_image(image: &[u8]) -> Result<UserState, StateError> {
+    slot::current(image).map(|(_, _, s)| s)
+}
+
+/// Encodes `state` as a whole file image, both slots valid (the newer is
+/// slot 0): the fuzz seeds and the tests that damage files start from this.
+pub fn encode_image(state: &UserState) -> Vec<u8> {
+    slot::image(state)
+}
+
+// ---- the store ----------------------------------------------------------------
+
+/// A user's state file, open and exclusively locked. The lock is released on drop.
+pub struct Locked {
+    file: File,
+    slot: usize,
+    seq: u64,
+    pub state: UserState,
+}
+
+impl Locked {
+    /// Replaces the state durably: on disk before this returns.
+    pub fn commit(&mut self, state: UserState) -> Result<(), StateError> {
+        self.write(state)?;
+        self.sync()
+    }
+
+    /// Replaces the state in the file without waiting for the disk: every
+    /// other attempt sees it at once, and a killed process cannot lose it,
+    /// but a power cut can until [`Locked::sync`] (or a later commit). An
+    /// attempt writes its reservation this way before judging a code under
+    /// the lock: a write that fails (a full disk, the caller's file-size
+    /// limit) then denies before anything is judged, and the outcome's
+    /// commit makes both durable with one flush.
+    pub fn write(&mut self, state: UserState) -> Result<(), StateError> {
+        let slot = 1 - self.slot;
+        let seq = self.seq.wrapping_add(1);
+        let bytes = slot::encode(&state, seq);
+        fsutil::with_file_size_limit_lifted(|| {
+            self.file.write_all_at(&bytes, (slot * slot::SLOT) as u64)
+        })?;
+        self.slot = slot;
+        self.seq = seq;
+        self.state = state;
+        Ok(())
+    }
+
+    /// Makes what was written durable.
+    pub fn sync(&mut self) -> Result<(), StateError> {
+        self.file.sync_data()?;
+        Ok(())
+    }
+}
+
+/// Checks the opened file (its fstat), not the path: a regular file, owned by
+/// root (or by whoever runs the tests' unprivileged store), not accessible to
+/// others, of this format's size or the earlier one's.
+fn check_file(meta: &std::fs::Metadata) -> Result<(), StateError> {
+    fsutil::check_private_file(meta, fsutil::expected_owner()).map_err(StateError::Corrupt)?;
+    if meta.size() != FILE_SIZE && meta.size() != slot::FILE_SIZE_V3 {
+        return Err(StateError::Corrupt(format!(
+            "{} bytes, expected {FILE_SIZE}",
+            meta.size()
+        )));
+    }
+    Ok(())
+}
+
+fn read_image(file: &File, meta: &std::fs::Metadata) -> Result<Vec<u8>, StateError> {
+    let mut image = vec![0u8; usize::try_from(meta.size()).unwrap_or(0)];
+    file.read_exact_at(&mut image, 0)?;
+    Ok(image)
+}
+
+/// Whether the user has a state file (of any kind: it is checked when read).
+pub fn exists(state_dir: &Path, user: &UserName) -> bool {
+    std::fs::symlink_metadata(path_for(state_dir, user)).is_ok()
+}
+
+/// Reads a user's state without locking it for writing. `Ok(None)` when the
+/// user has no state file (never failed, never logged in).
+pub fn read(state_dir: &Path, user: &UserName) -> Result<Option<UserState>, StateError> {
+    let path = path_for(state_dir, user);
+    let file = match fsutil::open_nofollow(&path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(fsutil::classify_open_error(
+                e,
+                StateError::Corrupt,
+                StateError::Io,
+            ));
+        }
+    };
+    // A shared lock: never observe a slot while it is being written.
+    flock_with_timeout(&file, false)?;
+    let meta = file.metadata()?;
+    check_file(&meta)?;
+    let image = read_image(&file, &meta)?;
+    slot::current(&image).map(|(_, _, s)| Some(s))
+}
+
+/// Opens (creating it if needed) and exclusively locks a user's state file.
+pub fn lock(state_dir: &Path, user: &UserName) -> Result<Locked, StateError> {
+    lock_at(state_dir, &path_for(state_dir, user))
+}
+
+fn lock_at(state_dir: &Path, path: &Path) -> Result<Locked, StateError> {
+    // The file can be removed (twostep reset) between our open and our lock:
+    // after locking, make sure the path still names the file we hold.
+    for _ in 0..5 {
+        let file = match fsutil::open_nofollow(path, true) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create(state_dir, path)?;
+                continue;
+            }
+            Err(e) => {
+                return Err(fsutil::classify_open_error(
+                    e,
+                    StateError::Corrupt,
+                    StateError::Io,
+                ));
+            }
+        };
+        flock_with_timeout(&file, true)?;
+        let meta = file.metadata()?;
+        if !fsutil::still_at(&meta, path)? {
+            continue;
+        }
+        check_file(&meta)?;
+        let image = read_image(&file, &meta)?;
+        let (slot, seq, state) = slot::current(&image)?;
+        if meta.size() != FILE_SIZE {
+            // The earlier format: rewritten in this one, the new file locked
+            // before it takes the path, so that no one else updates either.
+            return upgrade(state_dir, path, state);
+        }
+        return Ok(Locked {
+            file,
+            slot,
+            seq,
+            state,
+        });
+    }
+    Err(StateError::Io(io::Error::other(
+        "state file keeps changing under us",
+    )))
+}
+
+/// Replaces a file of the earlier format at `path`, which the caller holds
+/// locked, with one of this format holding `state`: written, synced and
+/// locked under a temporary name, then renamed into place. Attempts waiting
+/// on the old file find, once they have it, that the path names another,
+/// and start over on the new one (`lock`).
+fn upgrade(state_dir: &Path, path: &Path, state: UserState) -> Result<Locked, StateError> {
+    let image = slot::image(&state);
+    let file = fsutil::with_file_size_limit_lifted(|| {
+        fsutil::replace_complete_locked(state_dir, path, &image)
+    })?;
+    Ok(Locked {
+        file,
+        slot: 0,
+        seq: 1,
+        state,
+    })
+}
+
+/// Creates a fresh state file atomically: written and synced under a temporary
+/// name, then linked into place (never over an existing file), so that a file
+/// at the real path is always complete. An empty or short file is therefore
+/// always damage, never "new".
+fn create(state_dir: &Path, path: &Path) -> Result<(), StateError> {
+    let image = slot::image(&UserState::default());
+    match fsutil::with_file_size_limit_lifted(|| fsutil::create_complete(state_dir, path, &image)) {
+        Ok(()) => Ok(()),
+        // Another attempt created it first: use theirs.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StateError::Io(e)),
+    }
+}
+
+fn flock_with_timeout(file: &File, exclusive: bool) -> Result<(), StateError> {
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        let r = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match r {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(StateError::Io(e)),
+        }
+        if start.elapsed() > LOCK_WAIT {
+            return Err(StateError::Busy);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The same durable write an account's failure costs, to a file no user can
+/// own (names may not start with '.'). Used for made-up user names, so that
+/// their refusal takes as long as a real one. Errors are irrelevant here.
+pub fn decoy_write(state_dir: &Path) {
+    let _ = lock_at(state_dir, &state_dir.join(".decoy"))
+        .and_then(|mut locked| locked.commit(UserState::default()));
+}
+
+/// Replaces a user's state under the lock (the CLI's unlock).
+pub fn update<F>(state_dir: &Path, user: &UserName, f: F) -> Result<UserState, StateError>
+where
+    F: FnOnce(&UserState) -> UserState,
+{
+    let mut locked = lock(state_dir, user)?;
+    let next = f(&locked.state);
+    locked.commit(next.clone())?;
+    Ok(next)
+}
+
+/// Overwrites a damaged state file with `state` (the CLI's unlock of a
+/// corrupt file): the old file is replaced atomically.
+pub fn replace(state_dir: &Path, user: &UserName, state: &UserState) -> Result<(), StateError> {
+    let path = path_for(state_dir, user);
+    fsutil::replace_complete(state_dir, &path, &slot::image(state)).map_err(StateError::Io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_file_of_the_earlier_format_is_read_then_rewritten_when_locked() {
+        let dir = std::env::temp_dir().join(format!("twostep-state-v3-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let user = UserName::parse("alice").unwrap();
+        let path = path_for(&dir, &user);
+        let old = UserState {
+            counters: Counters {
+                failures: 3,
+                tier_failures: 3,
+                tier: 0,
+                locked_until: 0,
+            },
+            last_step_time: 1_800_000_000,
+            ..UserState::default()
+        };
+        let image = [
+            slot::encode_v3(&old, 5),
+            slot::encode_v3(&UserState::default(), 4),
+        ]
+        .concat();
+        std::fs::write(&path, &image).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Read as it is.
+        assert_eq!(read(&dir, &user).unwrap(), Some(old.clone()));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), FILE_SIZE / 2);
+        // Locked for an update: rewritten in this format, state kept.
+        let mut locked = lock(&dir, &user).unwrap();
+        assert_eq!(locked.state, old);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), FILE_SIZE);
+        let next = UserState {
+            sends: vec![1_800_000_001],
+            ..old.reset()
+        };
+        locked.commit(next.clone()).unwrap();
+        drop(locked);
+        assert_eq!(read(&dir, &user).unwrap(), Some(next));
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["alice"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
