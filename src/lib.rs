@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod delivery;
 pub mod enrollment;

@@ -54,6 +54,11 @@ pub(super) fn check(state_dir: &Path, decoy: &UserSecret, now: u64, answer: &[u8
 /// The argon2 check of a user with no recovery codes: the same cost on the
 /// decoy's, so that having none does not answer 40 ms sooner.
 pub(super) fn recovery_check(state_dir: &Path, defaults: &TotpParams, answer: &[u8]) {
+    // Only a recovery-shaped answer costs an enrolled user anything here;
+    // the decoy is not even parsed for others.
+    if recovery::normalize(answer).is_none() {
+        return;
+    }
     if let Some(decoy) = secret(defaults) {
         let _ = find_gated(state_dir, &decoy.file.recovery_codes, answer);
     }

@@ -90,33 +90,7 @@ impl Default for LostDevice {
 }
 
 /// The events that can be mailed to the user (`notify.events`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotifyEvent {
-    Enrolled,
-    Reset,
-    Locked,
-    Unlocked,
-    RecoveryUsed,
-    RecoveryRegenerated,
-    LostDevice,
-    Disabled,
-}
-
-impl NotifyEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyEvent::Enrolled => "enrolled",
-            NotifyEvent::Reset => "reset",
-            NotifyEvent::Locked => "locked",
-            NotifyEvent::Unlocked => "unlocked",
-            NotifyEvent::RecoveryUsed => "recovery_used",
-            NotifyEvent::RecoveryRegenerated => "recovery_regenerated",
-            NotifyEvent::LostDevice => "lost_device",
-            NotifyEvent::Disabled => "disabled",
-        }
-    }
-}
+pub use crate::delivery::Event as NotifyEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Notify {
@@ -218,15 +192,18 @@ impl RawLostDevice {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNotify {
-    events: Option<Vec<NotifyEvent>>,
+    events: Option<Vec<EventName>>,
     copy_to: Option<AddressText>,
 }
 
 impl RawNotify {
     pub(super) fn into_section(self) -> Notify {
-        let mut events = self.events.unwrap_or_default();
-        events.sort();
-        events.dedup();
+        let mut events: Vec<NotifyEvent> = Vec::new();
+        for e in self.events.unwrap_or_default() {
+            if !events.contains(&e.0) {
+                events.push(e.0);
+            }
+        }
         Notify {
             events,
             copy_to: self.copy_to.and_then(|a| a.0),
@@ -263,6 +240,18 @@ impl<'de> Deserialize<'de> for Template {
         crate::delivery::address::check_template(&s)
             .map(|()| Template(s))
             .map_err(de::Error::custom)
+    }
+}
+
+/// One of the `notify.events` names.
+pub(super) struct EventName(NotifyEvent);
+impl<'de> Deserialize<'de> for EventName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        NotifyEvent::from_name(&s).map(EventName).ok_or_else(|| {
+            let names: Vec<&str> = NotifyEvent::ALL.iter().map(|e| e.name()).collect();
+            de::Error::custom(format!("{s:?} is not one of {}", names.join(", ")))
+        })
     }
 }
 

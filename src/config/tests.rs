@@ -365,8 +365,8 @@ allow_disable = true
     assert_eq!(cfg.lost_device.valid, Duration::from_secs(1800));
     assert_eq!(
         cfg.notify.events,
-        [NotifyEvent::Enrolled, NotifyEvent::Locked],
-        "sorted, once each"
+        [NotifyEvent::Locked, NotifyEvent::Enrolled],
+        "once each"
     );
     assert_eq!(
         cfg.notify.copy_to.as_ref().map(|a| a.as_str()),

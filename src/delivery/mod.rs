@@ -28,6 +28,7 @@
 
 pub mod address;
 pub mod message;
+pub mod outbox;
 // The one file of this module that talks to C: fork and exec, signal
 // dispositions and masks, pidfd.
 #[allow(unsafe_code)]
@@ -53,6 +54,8 @@ pub enum DeliveryError {
     UnsafeProgram(String),
     /// It ran and did not accept the message.
     Run { program: PathBuf, error: RunError },
+    /// No message could be made (no From address, no SMS command).
+    Message(String),
 }
 
 impl DeliveryError {
@@ -61,6 +64,7 @@ impl DeliveryError {
     pub fn reason(&self) -> &'static str {
         match self {
             DeliveryError::UnsafeProgram(_) => "program",
+            DeliveryError::Message(_) => "message",
             DeliveryError::Run { error, .. } => error.reason(),
         }
     }
@@ -69,7 +73,7 @@ impl DeliveryError {
 impl fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeliveryError::UnsafeProgram(why) => f.write_str(why),
+            DeliveryError::UnsafeProgram(why) | DeliveryError::Message(why) => f.write_str(why),
             DeliveryError::Run { program, error } => write!(f, "{} {error}", program.display()),
         }
     }

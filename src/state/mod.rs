@@ -64,15 +64,7 @@ pub struct SentCode {
 }
 
 /// What a sent code is for: a code for one purpose never serves another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// The code step of an email or SMS user.
-    SignIn,
-    /// The lost-device path: it lets the user set up a new app.
-    LostDevice,
-    /// Confirming an enrollment (the CLI, self-service).
-    Confirm,
-}
+pub use crate::delivery::Purpose;
 
 impl UserState {
     /// The state after a successful login or an unlock: counters cleared, a

@@ -1,0 +1,224 @@
+//! What the module and the commands send, as the configuration says: who
+//! sends it, to which address or number, through which program, within
+//! which deadline, and the records of it. A failure to send a notice never
+//! changes an outcome: it is a `delivery_failed` record.
+#![forbid(unsafe_code)]
+
+use super::{
+    Code, DeliveryError, EmailAddress, Event, Login, Notice, PhoneNumber, Purpose, Sender, address,
+    code_email, code_sms, notice_email, send_email, send_sms,
+};
+use crate::audit::{Record, Severity, Sink};
+use crate::config::Config;
+use crate::secret::{Method, UserSecret};
+use crate::user::UserName;
+use std::time::{Duration, SystemTime};
+
+/// Where a user's codes go: an address or a number, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Email(EmailAddress),
+    Sms(PhoneNumber),
+}
+
+impl Destination {
+    /// As records and messages show it: `a***@e***.com`, `+*******4567`.
+    pub fn masked(&self) -> String {
+        match self {
+            Destination::Email(a) => a.masked(),
+            Destination::Sms(p) => p.masked(),
+        }
+    }
+
+    /// The `method` of records: `email` or `sms`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Destination::Email(_) => "email",
+            Destination::Sms(_) => "sms",
+        }
+    }
+}
+
+/// The user's email address: the secret file's `email`, else the config's
+/// `email.address` template. `None`: neither.
+pub fn user_email(
+    config: &Config,
+    user: &UserName,
+    secret: Option<&UserSecret>,
+) -> Option<EmailAddress> {
+    if let Some(a) = secret.and_then(|s| s.email.clone()) {
+        return Some(a);
+    }
+    if config.email.address.is_empty() {
+        return None;
+    }
+    address::expand_template(&config.email.address, user.as_str()).ok()
+}
+
+/// Where `method`'s codes go for this user, or why nowhere.
+pub fn destination(
+    config: &Config,
+    user: &UserName,
+    secret: &UserSecret,
+    method: Method,
+) -> Result<Destination, String> {
+    match method {
+        Method::Email => user_email(config, user, Some(secret))
+            .map(Destination::Email)
+            .ok_or_else(|| {
+                "no email address: set `email` in the secret file or email.address in the config"
+                    .into()
+            }),
+        Method::Sms => {
+            if config.sms.command.is_none() {
+                return Err("sms.command is not set: SMS is off".into());
+            }
+            secret
+                .phone
+                .clone()
+                .map(Destination::Sms)
+                .ok_or_else(|| "no phone number in the secret file".into())
+        }
+        Method::Totp => Err("an app user has no address to send codes to".into()),
+    }
+}
+
+/// This host's name, for messages.
+fn host() -> String {
+    crate::enrollment::hostname()
+}
+
+/// `email.from`, else `twostep@<host name>` (else `twostep@localhost`, for a
+/// host name that is no domain).
+fn from_address(config: &Config, host: &str) -> Result<EmailAddress, DeliveryError> {
+    if let Some(from) = &config.email.from {
+        return Ok(from.clone());
+    }
+    EmailAddress::parse(&format!("twostep@{host}"))
+        .or_else(|_| EmailAddress::parse("twostep@localhost"))
+        .map_err(|e| DeliveryError::Message(format!("no From address: {e}")))
+}
+
+/// Hands a code to `to`, within `codes.timeout`.
+pub fn send_code(
+    config: &Config,
+    to: &Destination,
+    login: &Login,
+    code: &str,
+    purpose: Purpose,
+    valid: Duration,
+) -> Result<(), DeliveryError> {
+    let host = host();
+    let from = from_address(config, &host)?;
+    let issuer = crate::enrollment::issuer(config);
+    let sender = Sender {
+        from: &from,
+        host: &host,
+        issuer: &issuer,
+    };
+    let code = Code {
+        code,
+        purpose,
+        valid,
+    };
+    let timeout = config.codes.timeout;
+    match to {
+        Destination::Email(address) => {
+            let email = code_email(&sender, address, login, &code, SystemTime::now());
+            send_email(&config.email.sendmail, &email, timeout)
+        }
+        Destination::Sms(number) => {
+            let text = code_sms(&sender, login, &code);
+            match &config.sms.command {
+                Some(command) => send_sms(command, number, &text, timeout),
+                None => Err(DeliveryError::Message("sms.command is not set".into())),
+            }
+        }
+    }
+}
+
+/// What a notice says besides its event: by whom, from where, until when.
+#[derive(Default)]
+pub struct Details<'a> {
+    pub by: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub until: Option<SystemTime>,
+}
+
+/// Mails `event` to the user (their `email`, or the `email.address`
+/// template) and to `notify.copy_to`, if `notify.events` names it. Each
+/// failure is a `delivery_failed` record; nothing else changes.
+pub fn notify(
+    config: &Config,
+    audit: &mut dyn Sink,
+    event: Event,
+    user: &UserName,
+    secret: Option<&UserSecret>,
+    details: &Details<'_>,
+) {
+    if !config.notify.wants(event) {
+        return;
+    }
+    let mut to: Vec<EmailAddress> = user_email(config, user, secret).into_iter().collect();
+    if let Some(copy) = &config.notify.copy_to
+        && !to.contains(copy)
+    {
+        to.push(copy.clone());
+    }
+    if to.is_empty() {
+        audit.emit(
+            Record::new("delivery_failed", Severity::Warning)
+                .with("user", user)
+                .with("method", "email")
+                .with("reason", "no_address")
+                .with(
+                    "detail",
+                    format!("no address to notify of {}", event.name()),
+                ),
+        );
+        return;
+    }
+    let host = host();
+    let from = match from_address(config, &host) {
+        Ok(from) => from,
+        Err(e) => {
+            audit.emit(
+                Record::new("delivery_failed", Severity::Warning)
+                    .with("user", user)
+                    .with("method", "email")
+                    .with("reason", e.reason())
+                    .with("detail", e),
+            );
+            return;
+        }
+    };
+    let issuer = crate::enrollment::issuer(config);
+    let sender = Sender {
+        from: &from,
+        host: &host,
+        issuer: &issuer,
+    };
+    let notice = Notice {
+        event,
+        user: user.as_str(),
+        by: details.by,
+        service: details.service,
+        source: details.source,
+        until: details.until,
+        when: SystemTime::now(),
+    };
+    for address in &to {
+        let email = notice_email(&sender, address, &notice);
+        if let Err(e) = send_email(&config.email.sendmail, &email, config.codes.timeout) {
+            audit.emit(
+                Record::new("delivery_failed", Severity::Warning)
+                    .with("user", user)
+                    .with("method", "email")
+                    .with("reason", e.reason())
+                    .with("to", address.masked())
+                    .with("detail", format!("notice of {}: {e}", event.name())),
+            );
+        }
+    }
+}
