@@ -16,6 +16,7 @@
 use super::identity::{self, Who};
 use super::{Env, Outcome, Reason, Request, Reservation};
 use crate::audit::{Record, Severity};
+use crate::delivery::Event;
 use crate::lockout::{self, NewLock, Standing};
 use crate::state::{self, UserState};
 use crate::user::UserName;
@@ -236,7 +237,7 @@ impl Judging {
             }
         };
         env.emit(rec);
-        announce_lock(env, user, new_lock);
+        announce_lock(env, req, user, new_lock);
         Outcome::Denied
     }
 
@@ -282,19 +283,26 @@ pub(super) fn give_back(env: &mut Env<'_>, req: &Request, user: &UserName) -> Re
         .map_err(|e| env.refuse_bad_state(req, &e))
 }
 
-/// Records and tells a lock that a failure set off.
-pub(super) fn announce_lock(env: &mut Env<'_>, user: &UserName, new_lock: Option<NewLock>) {
+/// Records and tells a lock that a failure set off, and mails the notice.
+pub(super) fn announce_lock(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    new_lock: Option<NewLock>,
+) {
     if let Some(lock) = new_lock {
-        env.emit(
-            Record::new("locked", Severity::Warning)
-                .with("user", user)
-                .with("tier", lock.tier)
-                .with("until", crate::audit::rfc3339(lock.until)),
-        );
-        env.conv.error(&lock_message_now(env, lock.until));
+        record_lock(env, req, user, lock);
+        env.conv.error(&super::lock_message(lock.until, env.now));
     }
 }
 
-fn lock_message_now(env: &Env<'_>, until: u64) -> String {
-    super::lock_message(until, env.now)
+/// The `locked` record and notice of a lock.
+pub(super) fn record_lock(env: &mut Env<'_>, req: &Request, user: &UserName, lock: NewLock) {
+    env.emit(
+        Record::new("locked", Severity::Warning)
+            .with("user", user)
+            .with("tier", lock.tier)
+            .with("until", crate::audit::rfc3339(lock.until)),
+    );
+    super::notify::event(env, Event::Locked, user, None, req, None, Some(lock.until));
 }

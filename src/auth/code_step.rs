@@ -4,14 +4,13 @@
 
 use super::attempt::{self, Failure, Judging};
 use super::identity::{self, UserGroups, Who};
-use super::{Env, Outcome, Reason, Request, decoy, enroll, recovery};
-use crate::audit::{Record, Severity};
+use super::{Env, Outcome, Reason, Request, decoy, enroll, judge, lost_device, sent_code};
+use crate::audit::Severity;
 use crate::config::{Config, Unenrolled};
 use crate::lockout::{self, Standing};
 use crate::policy::{self, Decision};
-use crate::secret::{self, SecretError, UserSecret};
+use crate::secret::{self, Method, SecretError};
 use crate::state::{self, Remembered};
-use crate::totp::{self, Code};
 use crate::user::UserName;
 
 pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
@@ -139,25 +138,33 @@ pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
         }
     };
 
+    if read_before.0.method != Method::Totp {
+        return sent_code::code_step(env, req, &user, read_before);
+    }
     let Some(answer) = env.ask_code() else {
-        return conversation_failed(env, &user);
+        return conversation_failed(env, req, &user);
     };
-    check_answer(env, req, &user, read_before, &answer)
+    if lost_device::asked(env.config, &answer) {
+        return lost_device::run(env, req, &user, read_before);
+    }
+    judge::answer(
+        env,
+        req,
+        &user,
+        read_before,
+        &answer,
+        judge::Expecting::Totp,
+    )
 }
 
 /// The person went away at the prompt. A preauth reservation stays counted;
 /// a lock it set off is recorded now, as no failure will record it.
-fn conversation_failed(env: &mut Env<'_>, user: &UserName) -> Outcome {
+pub(super) fn conversation_failed(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome {
     if let Some(r) = env.reservation.take()
         && r.user == *user
         && let Some(lock) = r.new_lock
     {
-        env.emit(
-            Record::new("locked", Severity::Warning)
-                .with("user", user)
-                .with("tier", lock.tier)
-                .with("until", crate::audit::rfc3339(lock.until)),
-        );
+        attempt::record_lock(env, req, user, lock);
     }
     Outcome::ConversationFailed
 }
@@ -225,7 +232,7 @@ pub(super) fn deny_after_prompt(
     let decoy = decoy::secret(&env.config.totp);
     let Some(answer) = env.ask_code() else {
         return match target {
-            Target::Account(user) => conversation_failed(env, user),
+            Target::Account(user) => conversation_failed(env, req, user),
             _ => Outcome::ConversationFailed,
         };
     };
@@ -252,140 +259,4 @@ pub(super) fn deny_after_prompt(
     }
     env.emit(rec);
     Outcome::Denied
-}
-
-/// How an answer was accepted.
-#[derive(Debug, Clone, Copy)]
-enum Accepted {
-    Totp {
-        step_time: u64,
-    },
-    /// `left`: the user's recovery codes that remain.
-    Recovery {
-        left: usize,
-    },
-}
-
-/// Judges the answer under the user's exclusive state lock, the attempt
-/// counted first, so that parallel attempts are serialized: each sees the
-/// failures of the ones before it, and none is judged once the tier's
-/// allowance is used up.
-fn check_answer(
-    env: &mut Env<'_>,
-    req: &Request,
-    user: &UserName,
-    read_before: (UserSecret, secret::Version),
-    answer: &[u8],
-) -> Outcome {
-    let judging = match Judging::begin(env, req, user) {
-        Ok(j) => j,
-        Err(refused) => return refused,
-    };
-    // The answer is judged against the secret file as it is now, under the
-    // lock, not as it was before the prompt: a reset or a re-enrollment (a
-    // lost phone) made while someone sat at the prompt applies to their
-    // answer too (tests/faults.rs).
-    // An unchanged file (one lstat tells) is not read and parsed again.
-    let (before, version) = read_before;
-    let current = if secret::unchanged(&env.config.secret_dir, user, &version) {
-        Ok(before)
-    } else {
-        drop(before);
-        secret::load(&env.config.secret_dir, user, &env.config.totp).map_err(|e| match e {
-            SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
-            e => (Reason::BadSecretFile, e.to_string()),
-        })
-    };
-    let mut detail = None;
-    let last_step_time = judging.locked.state.last_step_time;
-    let verdict = match &current {
-        Err((reason, why)) => {
-            detail = Some(why.clone());
-            Err(*reason)
-        }
-        Ok(secret) => match Code::parse(answer, secret.params.digits) {
-            None => Err(Reason::BadCode),
-            Some(code) => match totp::matching_step(&secret.key, &secret.params, &code, env.now) {
-                None => Err(Reason::BadCode),
-                Some(step) => {
-                    let step_time = step.saturating_mul(u64::from(secret.params.period));
-                    if step_time <= last_step_time {
-                        Err(Reason::Replay)
-                    } else {
-                        Ok(Accepted::Totp { step_time })
-                    }
-                }
-            },
-        },
-    };
-    // The message is built only under `debug`: this line runs on every attempt.
-    let now = env.now;
-    env.trace(req, || match (&verdict, &current) {
-        (Ok(Accepted::Totp { step_time }), Ok(s)) => {
-            let offset = (step_time / u64::from(s.params.period)) as i128
-                - totp::step_of(now, s.params.period) as i128;
-            format!(
-                "answer: the code of step offset {offset} (skew window), later than the last accepted"
-            )
-        }
-        (Err(Reason::Replay), _) => {
-            "answer: a code of the window, but not later than the last accepted step".into()
-        }
-        (Err(Reason::BadCode), Ok(s)) if Code::parse(answer, s.params.digits).is_none() => {
-            format!("answer: not {} digits", s.params.digits)
-        }
-        (Err(Reason::BadCode), _) => "answer: no step of the window has this code".into(),
-        (Err(reason), _) => format!("answer: not judged ({})", reason.as_str()),
-        (Ok(_), _) => "answer: accepted".into(),
-    });
-    // Not a code of the window: perhaps a recovery code. TOTP goes first, as
-    // an 8-digit scratch code looks like an 8-digit TOTP code. Still under
-    // the lock, so that parallel uses of one recovery code succeed once.
-    let verdict = match (verdict, current) {
-        (Err(Reason::BadCode), Ok(secret)) => {
-            match recovery::use_code(env.config, user, secret, answer) {
-                Ok(Some(left)) => Ok(Accepted::Recovery { left }),
-                Ok(None) => Err(Reason::BadCode),
-                Err((reason, why)) => {
-                    detail = Some(why);
-                    Err(reason)
-                }
-            }
-        }
-        (other, _) => other,
-    };
-    match verdict {
-        Ok(accepted) => {
-            let method = match accepted {
-                Accepted::Totp { .. } => "totp",
-                Accepted::Recovery { .. } => "recovery",
-            };
-            let remembered = remembered_after_success(env, req, &judging.locked.state.remembered);
-            let now = env.now;
-            // The step must be on disk before we answer, or the code could be
-            // replayed after a crash.
-            let written = judging.succeed(env, req, |next| state::UserState {
-                last_step_time: match accepted {
-                    Accepted::Totp { step_time } => step_time,
-                    Accepted::Recovery { .. } => next.last_step_time,
-                },
-                last_success: now,
-                remembered,
-                ..next
-            });
-            if let Err(refused) = written {
-                return refused;
-            }
-            if let Accepted::Recovery { left } = accepted {
-                env.conv.info(&recovery::recovery_message(left));
-            }
-            let rec = env
-                .record("auth_ok", Severity::Info, req)
-                .with("tty", &req.tty)
-                .with("method", method);
-            env.emit(rec);
-            Outcome::Success
-        }
-        Err(reason) => judging.fail(env, req, user, Failure::Code(reason, detail)),
-    }
 }

@@ -1,23 +1,38 @@
-//! Enrollment at login (`unenrolled = "enroll"`): a new secret is shown as a
-//! QR code, a key and a URI; a right code from the app writes it, exactly
-//! as `twostep enroll` would, and lets the login through. A wrong code
-//! writes nothing and counts as a failure. No recovery codes: a login
-//! conversation is no place to show them (`twostep recovery-codes` is).
+//! Enrollment at login (`unenrolled = "enroll"`), and the new app of a lost
+//! device: a new secret is shown as a QR code, a key and a URI; a right code
+//! from the app writes it, exactly as `twostep enroll` would, and lets the
+//! login through. A wrong code writes nothing and counts as a failure. No
+//! recovery codes: a login conversation is no place to show them
+//! (`twostep recovery-codes` is).
 #![forbid(unsafe_code)]
 
 use super::attempt::{Failure, Judging};
 use super::code_step::remembered_after_success;
-use super::{Env, Outcome, Reason, Request};
+use super::{Env, Outcome, Reason, Request, notify};
 use crate::audit::{Record, Severity};
+use crate::delivery::{EmailAddress, Event};
 use crate::enrollment;
 use crate::qr::{self, Qr};
-use crate::secret;
+use crate::secret::{self, SecretFile};
 use crate::state::UserState;
 use crate::totp::{self, Code};
 use crate::user::UserName;
 use zeroize::Zeroizing;
 
+/// Which set-up this is.
+pub(super) enum SetUp {
+    /// A user without a secret file (`unenrolled = "enroll"`).
+    First,
+    /// A user who proved a lost-device code: the new secret replaces the
+    /// old file, keeping its `email` and `phone` (its recovery codes go).
+    Replace(SecretFile),
+}
+
 pub(super) fn at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome {
+    set_up(env, req, user, SetUp::First)
+}
+
+pub(super) fn set_up(env: &mut Env<'_>, req: &Request, user: &UserName, how: SetUp) -> Outcome {
     let params = env.config.totp;
     let key = match enrollment::new_key() {
         Ok(key) => key,
@@ -35,10 +50,14 @@ pub(super) fn at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Out
     let b32 = secret::encode_base32(&key);
     let issuer = enrollment::issuer(env.config);
     let uri = qr::otpauth_uri(&issuer, user.as_str(), &b32, &params);
+    let intro = match how {
+        SetUp::First => format!("Two-step login is now required for {user}."),
+        SetUp::Replace(_) => format!("Set up a new authenticator app for {user}."),
+    };
     env.conv.info(&format!(
-        "Two-step login is now required for {user}. Set it up with an authenticator \
-         app (Google Authenticator, Microsoft Authenticator, FreeOTP, Aegis...): \
-         scan this QR code, or add the account by hand with the key below."
+        "{intro} Set it up with an authenticator app (Google Authenticator, Microsoft \
+         Authenticator, FreeOTP, Aegis...): scan this QR code, or add the account by hand \
+         with the key below."
     ));
     match Qr::encode(uri.as_bytes()).and_then(|code| code.terminal(qr::Style::Utf8)) {
         Ok(drawing) => env.conv.info(drawing.trim_end_matches('\n')),
@@ -74,12 +93,20 @@ pub(super) fn at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Out
         let why = "another login enrolled this user meanwhile";
         (Reason::BadCode, Some(why.to_string()))
     };
-    let written = match step_time {
-        None => Err((Reason::BadCode, None)),
-        Some(_) if path.symlink_metadata().is_ok() => Err(meanwhile()),
-        Some(step_time) => {
-            let file = enrollment::secret_file(&b32, &params, Vec::new());
-            match enrollment::write_new(&env.config.secret_dir, user, &file) {
+    let written = match (step_time, &how) {
+        (None, _) => Err((Reason::BadCode, None)),
+        (Some(_), SetUp::First) if path.symlink_metadata().is_ok() => Err(meanwhile()),
+        (Some(step_time), _) => {
+            let mut file = enrollment::secret_file(&b32, &params, Vec::new());
+            let written = match &how {
+                SetUp::First => enrollment::write_new(&env.config.secret_dir, user, &file),
+                SetUp::Replace(old) => {
+                    file.email = old.email.clone();
+                    file.phone = old.phone.clone();
+                    secret::store(&env.config.secret_dir, user, &file, true)
+                }
+            };
+            match written {
                 Ok(()) => Ok(step_time),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(meanwhile()),
                 // Not the user's fault, but the attempt stays counted: it
@@ -108,15 +135,28 @@ pub(super) fn at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Out
         ..next
     });
     if let Err(refused) = committed {
-        // Without the used step on disk the enrollment is undone: the login
-        // is refused and, as after a wrong code, no secret file is left.
-        let _ = crate::fsutil::remove_durably(&env.config.secret_dir, &path);
+        // Without the used step on disk a first enrollment is undone: the
+        // login is refused and, as after a wrong code, no secret file is
+        // left. A replaced secret stays replaced: the old phone is lost,
+        // and the new app's next code (a later step) will work.
+        if let SetUp::First = how {
+            let _ = crate::fsutil::remove_durably(&env.config.secret_dir, &path);
+        }
         return refused;
     }
+    let (by, email) = match &how {
+        SetUp::First => ("login", None),
+        SetUp::Replace(old) => (
+            "lost_device",
+            old.email
+                .as_deref()
+                .and_then(|e| EmailAddress::parse(e).ok()),
+        ),
+    };
     env.emit(
         Record::new("enrolled", Severity::Notice)
             .with("user", user)
-            .with("by", "login"),
+            .with("by", by),
     );
     env.conv
         .info("Two-step login is set up. From now on, each login asks for a code.");
@@ -125,5 +165,14 @@ pub(super) fn at_login(env: &mut Env<'_>, req: &Request, user: &UserName) -> Out
         .with("tty", &req.tty)
         .with("method", "totp");
     env.emit(rec);
+    notify::event(
+        env,
+        Event::Enrolled,
+        user,
+        email.as_ref(),
+        req,
+        Some(by),
+        None,
+    );
     Outcome::Success
 }

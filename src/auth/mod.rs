@@ -6,9 +6,16 @@
 //! - `identity`: which account an attempt is about (one identity per account)
 //! - `attempt`: counting before checking: the reservation `preauth` makes, the
 //!   attempt judged under the user's lock, failures and locks recorded
-//! - `code_step`: the code step: who is asked, the prompt, the answer judged
+//! - `code_step`: the code step: who is asked, the prompt
+//! - `judge`: the answer judged under the lock (an app code, a sent code,
+//!   a recovery code)
+//! - `sent_code`: codes sent by email or SMS: throttled, kept as a keyed
+//!   hash, handed over
+//! - `lost_device`: `lost` at an app-code prompt: a code by email, then a
+//!   new app set up at this login
 //! - `recovery`: a recovery code at the prompt
-//! - `enroll`: enrollment at login
+//! - `enroll`: enrollment at login (and the new app of a lost device)
+//! - `notify`: the notices the module mails
 //! - `decoy`: the same work for names that are not enrolled accounts, so that
 //!   the response does not tell them apart; and the bound on argon2 checks
 #![forbid(unsafe_code)]
@@ -18,7 +25,11 @@ mod code_step;
 mod decoy;
 mod enroll;
 mod identity;
+mod judge;
+mod lost_device;
+mod notify;
 mod recovery;
+mod sent_code;
 
 use crate::audit::{Record, Severity, Sink};
 use crate::config::Config;
@@ -147,6 +158,8 @@ enum Reason {
     NoSecret,
     BadSecretFile,
     BadUser,
+    /// A sent code past its validity.
+    Expired,
 }
 
 impl Reason {
@@ -157,6 +170,7 @@ impl Reason {
             Reason::NoSecret => "no_secret",
             Reason::BadSecretFile => "bad_secret_file",
             Reason::BadUser => "bad_user",
+            Reason::Expired => "expired",
         }
     }
 }

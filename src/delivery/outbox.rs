@@ -39,15 +39,16 @@ impl Destination {
     }
 }
 
-/// The user's email address: the secret file's `email`, else the config's
-/// `email.address` template. `None`: neither.
+/// The user's email address: the secret file's `email` (given as
+/// `from_file`), else the config's `email.address` template. `None`:
+/// neither.
 pub fn user_email(
     config: &Config,
     user: &UserName,
-    secret: Option<&UserSecret>,
+    from_file: Option<&EmailAddress>,
 ) -> Option<EmailAddress> {
-    if let Some(a) = secret.and_then(|s| s.email.clone()) {
-        return Some(a);
+    if let Some(a) = from_file {
+        return Some(a.clone());
     }
     if config.email.address.is_empty() {
         return None;
@@ -63,7 +64,7 @@ pub fn destination(
     method: Method,
 ) -> Result<Destination, String> {
     match method {
-        Method::Email => user_email(config, user, Some(secret))
+        Method::Email => user_email(config, user, secret.email.as_ref())
             .map(Destination::Email)
             .ok_or_else(|| {
                 "no email address: set `email` in the secret file or email.address in the config"
@@ -146,21 +147,22 @@ pub struct Details<'a> {
     pub until: Option<SystemTime>,
 }
 
-/// Mails `event` to the user (their `email`, or the `email.address`
-/// template) and to `notify.copy_to`, if `notify.events` names it. Each
-/// failure is a `delivery_failed` record; nothing else changes.
+/// Mails `event` to the user (the secret file's `email`, given as
+/// `from_file`, or the `email.address` template) and to `notify.copy_to`,
+/// if `notify.events` names it. Each failure is a `delivery_failed` record;
+/// nothing else changes.
 pub fn notify(
     config: &Config,
     audit: &mut dyn Sink,
     event: Event,
     user: &UserName,
-    secret: Option<&UserSecret>,
+    from_file: Option<&EmailAddress>,
     details: &Details<'_>,
 ) {
     if !config.notify.wants(event) {
         return;
     }
-    let mut to: Vec<EmailAddress> = user_email(config, user, secret).into_iter().collect();
+    let mut to: Vec<EmailAddress> = user_email(config, user, from_file).into_iter().collect();
     if let Some(copy) = &config.notify.copy_to
         && !to.contains(copy)
     {

@@ -1,0 +1,242 @@
+//! Judging an answer at the code prompt, under the user's exclusive state
+//! lock with the attempt counted first, so that parallel attempts are
+//! serialized: each sees the failures of the ones before it, and none is
+//! judged once the tier's allowance is used up.
+//!
+//! What is expected first depends on the method: a code of the TOTP window
+//! later than the last accepted step, or the code that was sent. Either way
+//! an unused recovery code is accepted too.
+#![forbid(unsafe_code)]
+
+use super::attempt::{Failure, Judging};
+use super::code_step::remembered_after_success;
+use super::{Env, Outcome, Reason, Request, notify, recovery};
+use crate::audit::Severity;
+use crate::codes::{self, Verdict};
+use crate::delivery::Event;
+use crate::secret::{self, SecretError, UserSecret};
+use crate::state::{Purpose, UserState};
+use crate::totp::{self, Code};
+use crate::user::UserName;
+
+/// What the answer is first checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expecting {
+    /// A code of the app's window.
+    Totp,
+    /// The code sent for `purpose`, by `method` (`email`, `sms`).
+    Sent {
+        purpose: Purpose,
+        method: &'static str,
+    },
+}
+
+/// How an answer was accepted.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Accepted {
+    Totp {
+        step_time: u64,
+    },
+    /// The sent code: it is used up.
+    Sent {
+        method: &'static str,
+    },
+    /// `left`: the user's recovery codes that remain.
+    Recovery {
+        left: usize,
+    },
+}
+
+impl Accepted {
+    fn method(self) -> &'static str {
+        match self {
+            Accepted::Totp { .. } => "totp",
+            Accepted::Sent { method } => method,
+            Accepted::Recovery { .. } => "recovery",
+        }
+    }
+}
+
+/// The secret file as it is now, under the lock, not as it was before the
+/// prompt: a reset or a re-enrollment (a lost phone) made while someone sat
+/// at the prompt applies to their answer too (tests/faults.rs). An
+/// unchanged file (one lstat tells) is not read and parsed again.
+pub(super) fn current_secret(
+    env: &Env<'_>,
+    user: &UserName,
+    read_before: (UserSecret, secret::Version),
+) -> Result<UserSecret, (Reason, String)> {
+    let (before, version) = read_before;
+    if secret::unchanged(&env.config.secret_dir, user, &version) {
+        return Ok(before);
+    }
+    drop(before);
+    secret::load(&env.config.secret_dir, user, &env.config.totp).map_err(|e| match e {
+        SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
+        e => (Reason::BadSecretFile, e.to_string()),
+    })
+}
+
+/// Judges `answer` and answers the login: success (durably recorded before
+/// the module answers) or a counted failure.
+pub(super) fn answer(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    read_before: (UserSecret, secret::Version),
+    answer: &[u8],
+    expecting: Expecting,
+) -> Outcome {
+    let judging = match Judging::begin(env, req, user) {
+        Ok(j) => j,
+        Err(refused) => return refused,
+    };
+    let current = current_secret(env, user, read_before);
+    let mut detail = None;
+    let verdict = match &current {
+        Err((reason, why)) => {
+            detail = Some(why.clone());
+            Err(*reason)
+        }
+        Ok(secret) => match expecting {
+            Expecting::Totp => totp_verdict(env, req, secret, &judging.locked.state, answer),
+            Expecting::Sent { purpose, method } => sent_verdict(
+                env,
+                user,
+                secret,
+                &judging.locked.state,
+                answer,
+                purpose,
+                method,
+            ),
+        },
+    };
+    // Not the expected code: perhaps a recovery code. The expected code goes
+    // first, as an 8-digit scratch code looks like an 8-digit code. Still
+    // under the lock, so that parallel uses of one recovery code succeed once.
+    let (verdict, current) = match (verdict, current) {
+        (Err(Reason::BadCode), Ok(secret)) => {
+            let email = secret.email.clone();
+            let verdict = match recovery::use_code(env.config, user, secret, answer) {
+                Ok(Some(left)) => Ok(Accepted::Recovery { left }),
+                Ok(None) => Err(Reason::BadCode),
+                Err((reason, why)) => {
+                    detail = Some(why);
+                    Err(reason)
+                }
+            };
+            (verdict, email)
+        }
+        (other, current) => (other, current.ok().and_then(|s| s.email)),
+    };
+    let accepted = match verdict {
+        Ok(accepted) => accepted,
+        Err(reason) => return judging.fail(env, req, user, Failure::Code(reason, detail)),
+    };
+    let remembered = remembered_after_success(env, req, &judging.locked.state.remembered);
+    let now = env.now;
+    // The step, or the used sent code, must be on disk before we answer, or
+    // the code could be used again after a crash.
+    let written = judging.succeed(env, req, |next| UserState {
+        last_step_time: match accepted {
+            Accepted::Totp { step_time } => step_time,
+            _ => next.last_step_time,
+        },
+        sent: match accepted {
+            Accepted::Sent { .. } => None,
+            _ => next.sent.clone(),
+        },
+        last_success: now,
+        remembered,
+        ..next
+    });
+    if let Err(refused) = written {
+        return refused;
+    }
+    if let Accepted::Recovery { left } = accepted {
+        env.conv.info(&recovery::recovery_message(left));
+    }
+    let rec = env
+        .record("auth_ok", Severity::Info, req)
+        .with("tty", &req.tty)
+        .with("method", accepted.method());
+    env.emit(rec);
+    if let Accepted::Recovery { .. } = accepted {
+        notify::event(
+            env,
+            Event::RecoveryUsed,
+            user,
+            current.as_ref(),
+            req,
+            None,
+            None,
+        );
+    }
+    Outcome::Success
+}
+
+/// A TOTP answer: a code of the window, later than the last accepted step.
+fn totp_verdict(
+    env: &mut Env<'_>,
+    req: &Request,
+    secret: &UserSecret,
+    state: &UserState,
+    answer: &[u8],
+) -> Result<Accepted, Reason> {
+    let verdict = match Code::parse(answer, secret.params.digits) {
+        None => Err(Reason::BadCode),
+        Some(code) => match totp::matching_step(&secret.key, &secret.params, &code, env.now) {
+            None => Err(Reason::BadCode),
+            Some(step) => {
+                let step_time = step.saturating_mul(u64::from(secret.params.period));
+                if step_time <= state.last_step_time {
+                    Err(Reason::Replay)
+                } else {
+                    Ok(Accepted::Totp { step_time })
+                }
+            }
+        },
+    };
+    // The message is built only under `debug`: this runs on every attempt.
+    let now = env.now;
+    let p = secret.params;
+    env.trace(req, || match &verdict {
+        Ok(Accepted::Totp { step_time }) => {
+            let offset =
+                (step_time / u64::from(p.period)) as i128 - totp::step_of(now, p.period) as i128;
+            format!(
+                "answer: the code of step offset {offset} (skew window), later than the last accepted"
+            )
+        }
+        Err(Reason::Replay) => {
+            "answer: a code of the window, but not later than the last accepted step".into()
+        }
+        Err(_) if Code::parse(answer, p.digits).is_none() => {
+            format!("answer: not {} digits", p.digits)
+        }
+        Err(_) => "answer: no step of the window has this code".into(),
+        Ok(_) => "answer: accepted".into(),
+    });
+    verdict
+}
+
+/// An answer to a sent code: its keyed hash against the one kept, in time.
+fn sent_verdict(
+    env: &mut Env<'_>,
+    user: &UserName,
+    secret: &UserSecret,
+    state: &UserState,
+    answer: &[u8],
+    purpose: Purpose,
+    method: &'static str,
+) -> Result<Accepted, Reason> {
+    let Some(digits) = codes::normalize(answer, env.config.codes.length) else {
+        return Err(Reason::BadCode);
+    };
+    let hash = codes::keyed_hash(&secret.key, user, purpose, &digits);
+    match codes::judge(state.sent.as_ref(), purpose, &hash, env.now) {
+        Verdict::Right => Ok(Accepted::Sent { method }),
+        Verdict::Expired => Err(Reason::Expired),
+        Verdict::Wrong => Err(Reason::BadCode),
+    }
+}

@@ -1,0 +1,45 @@
+//! Notices the module mails (`notify.events`): a lock, a recovery code
+//! used, a lost-device sign-in, an enrollment at login. A failure to mail
+//! never changes the outcome: it is a `delivery_failed` record.
+#![forbid(unsafe_code)]
+
+use super::{Env, Request};
+use crate::delivery::outbox::{self, Details};
+use crate::delivery::{EmailAddress, Event};
+use crate::secret;
+use crate::user::UserName;
+use std::time::{Duration, SystemTime};
+
+/// Mails `event` if the config asks for it. `email`: the secret file's
+/// address if the caller has it at hand; otherwise the file is read for it
+/// (notices are rare: no login pays for this unless one is due).
+pub(super) fn event(
+    env: &mut Env<'_>,
+    event: Event,
+    user: &UserName,
+    email: Option<&EmailAddress>,
+    req: &Request,
+    by: Option<&str>,
+    until: Option<u64>,
+) {
+    if !env.config.notify.wants(event) {
+        return;
+    }
+    let loaded;
+    let email = match email {
+        Some(e) => Some(e),
+        None => {
+            loaded = secret::load(&env.config.secret_dir, user, &env.config.totp)
+                .ok()
+                .and_then(|s| s.email);
+            loaded.as_ref()
+        }
+    };
+    let details = Details {
+        by,
+        service: Some(&req.service),
+        source: Some(&req.rhost),
+        until: until.map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t)),
+    };
+    outbox::notify(env.config, env.audit, event, user, email, &details);
+}

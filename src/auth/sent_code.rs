@@ -1,0 +1,223 @@
+//! The code step of a user whose `method` is `email` or `sms`: a fresh code
+//! is made, kept as a keyed hash with its expiry and the send counted (all
+//! on disk before the message is handed over), handed to sendmail or the
+//! site's SMS command within `codes.timeout`, and the user told where it
+//! went, masked. The answer is then judged as any code is (`judge`), under
+//! the lockout, and accepted once. Throttles: while a good code was sent
+//! less than `codes.resend_after` ago none is sent (the user is told to use
+//! it), and at most `codes.max_per_hour` are sent in any hour.
+#![forbid(unsafe_code)]
+
+use super::attempt;
+use super::code_step::{Target, conversation_failed, deny_after_prompt};
+use super::judge::{self, Expecting};
+use super::{Env, Outcome, Reason, Request};
+use crate::audit::{Record, Severity};
+use crate::codes::{self, Plan};
+use crate::delivery::Login;
+use crate::delivery::outbox::{self, Destination};
+use crate::lockout::{self, Standing};
+use crate::secret::{self, Method, UserSecret};
+use crate::state::{self, Purpose};
+use crate::user::UserName;
+use std::time::Duration;
+
+pub(super) fn code_step(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    read_before: (UserSecret, secret::Version),
+) -> Outcome {
+    let method = read_before.0.method;
+    let to = match outbox::destination(env.config, user, &read_before.0, method) {
+        Ok(to) => to,
+        Err(why) => {
+            drop(read_before);
+            return deny_after_prompt(
+                env,
+                req,
+                Target::Account(user),
+                Reason::BadSecretFile,
+                Some(why),
+            );
+        }
+    };
+    let valid = env.config.codes.valid;
+    if let Err(refused) = issue(env, req, user, &read_before.0, &to, Purpose::SignIn, valid) {
+        return refused;
+    }
+    let Some(answer) = env.ask_code() else {
+        return conversation_failed(env, req, user);
+    };
+    let expecting = Expecting::Sent {
+        purpose: Purpose::SignIn,
+        method: method_name(method),
+    };
+    judge::answer(env, req, user, read_before, &answer, expecting)
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Email => "email",
+        Method::Sms => "sms",
+        Method::Totp => "totp",
+    }
+}
+
+/// Sends a code for `purpose` to `to` unless a throttle says otherwise, and
+/// tells the user what happened. `Err`: the login is refused now (a locked
+/// account, a state that cannot be written); a failed hand-over is not an
+/// error here: the user is told, and only a recovery code can then succeed.
+pub(super) fn issue(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    secret: &UserSecret,
+    to: &Destination,
+    purpose: Purpose,
+    valid: Duration,
+) -> Result<(), Outcome> {
+    let mut locked = match state::lock(&env.config.state_dir, user) {
+        Ok(l) => l,
+        Err(e) => return Err(env.refuse_bad_state(req, &e)),
+    };
+    // Nothing is sent to a locked account (unless this very attempt was
+    // counted while it was open).
+    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now)
+        && !attempt::holds_reservation(env, user, &locked.state)
+    {
+        drop(locked);
+        return Err(env.refuse_locked(req, until));
+    }
+    let now = env.now;
+    let masked = to.masked();
+    match codes::plan(&locked.state, purpose, now, &env.config.codes) {
+        Plan::UseSent { sent_at, expires } => {
+            drop(locked);
+            env.conv.info(&format!(
+                "A code was sent to {masked} {} ago; use that one. It is good until {}.",
+                ago(now.saturating_sub(sent_at)),
+                clock(expires)
+            ));
+            Ok(())
+        }
+        Plan::Throttled { until } => {
+            drop(locked);
+            env.emit(
+                Record::new("delivery_failed", Severity::Warning)
+                    .with("user", user)
+                    .with("method", to.method())
+                    .with("reason", "throttled")
+                    .with(
+                        "detail",
+                        format!(
+                            "codes.max_per_hour ({}) reached until {}",
+                            env.config.codes.max_per_hour,
+                            crate::audit::rfc3339(until)
+                        ),
+                    ),
+            );
+            env.conv.error(&format!(
+                "Too many codes were sent in the last hour: no new one before {}. \
+                 A code you already have, or a recovery code, still works.",
+                clock(until)
+            ));
+            Ok(())
+        }
+        Plan::Send => {
+            let code = match codes::new_code(env.config.codes.length) {
+                Ok(c) => c,
+                Err(why) => {
+                    drop(locked);
+                    return Err(fail_to_send(env, user, to, "random", why));
+                }
+            };
+            let hash = codes::keyed_hash(&secret.key, user, purpose, code.as_bytes());
+            let next = codes::after_send(&locked.state, purpose, hash, now, valid.as_secs());
+            // On disk before it is handed over: a code that reaches the
+            // user is always one the module knows, whatever happens next.
+            if let Err(e) = locked.commit(next) {
+                drop(locked);
+                return Err(env.refuse_bad_state(req, &e));
+            }
+            drop(locked);
+            let login = Login {
+                user: user.as_str(),
+                service: &req.service,
+                source: &req.rhost,
+            };
+            match outbox::send_code(env.config, to, &login, &code, purpose, valid) {
+                Ok(()) => {
+                    let rec = env
+                        .record("code_sent", Severity::Info, req)
+                        .with("method", to.method())
+                        .with("to", &masked);
+                    env.emit(rec);
+                    env.conv.info(&format!(
+                        "A code was sent to {masked}; it is good for {}.",
+                        ago(valid.as_secs())
+                    ));
+                }
+                Err(e) => {
+                    withdraw(env, user, &hash);
+                    let detail = e.to_string();
+                    let _ = fail_to_send(env, user, to, e.reason(), detail);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Records a failed hand-over and tells the user: only a recovery code can
+/// succeed now.
+fn fail_to_send(
+    env: &mut Env<'_>,
+    user: &UserName,
+    to: &Destination,
+    reason: &str,
+    detail: String,
+) -> Outcome {
+    env.emit(
+        Record::new("delivery_failed", Severity::Warning)
+            .with("user", user)
+            .with("method", to.method())
+            .with("reason", reason)
+            .with("detail", detail),
+    );
+    env.conv.error(&format!(
+        "No code could be sent to {}. Only a recovery code works now; try again later \
+         or ask your administrator.",
+        to.masked()
+    ));
+    Outcome::Denied
+}
+
+/// A code that was not handed over (or not in time) must not work if it
+/// arrives after all: forget it, if it is still the one kept.
+fn withdraw(env: &mut Env<'_>, user: &UserName, hash: &[u8; 32]) {
+    if let Ok(mut locked) = state::lock(&env.config.state_dir, user)
+        && locked.state.sent.as_ref().is_some_and(|s| s.hash == *hash)
+    {
+        let next = state::UserState {
+            sent: None,
+            ..locked.state.clone()
+        };
+        let _ = locked.commit(next);
+    }
+}
+
+/// "5 minutes", "40 seconds".
+fn ago(secs: u64) -> String {
+    match secs {
+        0..=1 => "1 second".into(),
+        2..=119 => format!("{secs} seconds"),
+        _ => format!("{} minutes", secs.div_ceil(60)),
+    }
+}
+
+/// "07:05 UTC".
+fn clock(unix: u64) -> String {
+    let stamp = crate::audit::rfc3339(unix);
+    format!("{} UTC", stamp.get(11..16).unwrap_or("?"))
+}
