@@ -8,6 +8,7 @@
 //! is left" is checked on the whole test process.
 
 mod common;
+use common::mail::{ensure_mail_user, parsed_messages};
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, waitpid};
@@ -583,62 +584,8 @@ fn only_root_owned_programs_that_only_root_can_change_are_run() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The mailbox test user: a real account with a home, as exim's local
-/// delivery wants.
+/// The mailbox test user.
 const MAIL_USER: &str = "tsdeliv";
-
-fn ensure_mail_user(name: &str) {
-    common::with_account_lock(|| {
-        if nix::unistd::User::from_name(name).unwrap().is_none() {
-            let status = std::process::Command::new("useradd")
-                .args(["-m", "-s", "/usr/sbin/nologin", name])
-                .status()
-                .unwrap();
-            assert!(status.success(), "useradd {name}");
-        }
-    });
-}
-
-/// Reads a mailbox with Python's email package (an independent parser) and
-/// prints one JSON object per message whose decoded subject has `token`.
-const PARSE_MBOX: &str = r#"
-import email.header, email.utils, json, mailbox, sys
-for m in mailbox.mbox(sys.argv[1]):
-    subject = str(email.header.make_header(email.header.decode_header(m["Subject"])))
-    if sys.argv[2] not in subject:
-        continue
-    print(json.dumps({
-        "from": m["From"], "to": m["To"], "subject": subject,
-        "date": email.utils.parsedate_to_datetime(m["Date"]).timestamp(),
-        "message_id": m["Message-ID"], "mime": m["MIME-Version"],
-        "type": m.get_content_type(), "charset": m.get_content_charset(),
-        "cte": m["Content-Transfer-Encoding"], "auto": m["Auto-Submitted"],
-        "body": m.get_payload(decode=True).decode(m.get_content_charset()),
-        "defects": [str(d) for d in m.defects],
-    }))
-"#;
-
-fn parsed_messages(mbox: &Path, token: &str) -> Vec<serde_json::Value> {
-    if !mbox.exists() {
-        return Vec::new();
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", PARSE_MBOX])
-        .arg(mbox)
-        .arg(token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {

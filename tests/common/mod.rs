@@ -7,6 +7,8 @@
 //! `.ci/run` installs: pamtester's libpam headers, oathtool, a C compiler.
 #![allow(dead_code)]
 
+pub mod mail;
+
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener};

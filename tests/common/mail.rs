@@ -1,0 +1,95 @@
+//! Real mail for the tests: Debian's exim4-daemon-light, whose sendmail
+//! delivers locally to /var/mail/<user> with no daemon running, and the
+//! mailbox read back with Python's email package (an independent parser).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A real account with a home directory, as exim's local delivery wants.
+pub fn ensure_mail_user(name: &str) {
+    super::with_account_lock(|| {
+        if nix::unistd::User::from_name(name).unwrap().is_none() {
+            let status = std::process::Command::new("useradd")
+                .args(["-m", "-s", "/bin/sh", name])
+                .status()
+                .unwrap();
+            assert!(status.success(), "useradd {name}");
+        }
+    });
+}
+
+pub fn mailbox(user: &str) -> PathBuf {
+    PathBuf::from(format!("/var/mail/{user}"))
+}
+
+/// Prints one JSON object per message whose decoded subject has `token`.
+const PARSE_MBOX: &str = r#"
+import email.header, email.utils, json, mailbox, sys
+for m in mailbox.mbox(sys.argv[1]):
+    subject = str(email.header.make_header(email.header.decode_header(m["Subject"])))
+    if sys.argv[2] not in subject:
+        continue
+    print(json.dumps({
+        "from": m["From"], "to": m["To"], "subject": subject,
+        "date": email.utils.parsedate_to_datetime(m["Date"]).timestamp(),
+        "message_id": m["Message-ID"], "mime": m["MIME-Version"],
+        "type": m.get_content_type(), "charset": m.get_content_charset(),
+        "cte": m["Content-Transfer-Encoding"], "auto": m["Auto-Submitted"],
+        "body": m.get_payload(decode=True).decode(m.get_content_charset()),
+        "defects": [str(d) for d in m.defects],
+    }))
+"#;
+
+/// The messages in `mbox` whose subject has `token`, parsed.
+pub fn parsed_messages(mbox: &Path, token: &str) -> Vec<serde_json::Value> {
+    if !mbox.exists() {
+        return Vec::new();
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", PARSE_MBOX])
+        .arg(mbox)
+        .arg(token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Waits (exim delivers in the background) until `mbox` holds `n` messages
+/// whose subject has `token`, and returns them; fails after 30 s.
+pub fn wait_for_messages(mbox: &Path, token: &str, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = parsed_messages(mbox, token);
+        if found.len() >= n || Instant::now() > deadline {
+            assert!(
+                found.len() >= n,
+                "{} message(s) with {token:?} in {}, wanted {n}",
+                found.len(),
+                mbox.display()
+            );
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The code in a code message's body: the first run of digits on a line of
+/// its own.
+pub fn code_in(message: &serde_json::Value) -> String {
+    let body = message["body"].as_str().unwrap();
+    body.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in {body}"))
+        .to_string()
+}
