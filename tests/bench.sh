@@ -15,6 +15,12 @@
 #   tmpfs   tmpfs, where a flush costs nothing: each module's own work
 #           without its disk writes (TWOSTEP_BENCH_TMPFS=1 says the same).
 #
+#   TWOSTEP_BENCH_EMAIL=1
+#           also measures what a code sent by email adds to a code attempt:
+#           the same users as email users (method = "email", the real
+#           /usr/sbin/sendmail, exim4, delivering to one local mailbox),
+#           against app users, both answering a wrong code (the code sent
+#           cannot be read back at this pace), so that only the send differs.
 #   TWOSTEP_BENCH_BASELINE=/path/to/an/older/libpam_twostep.so
 #           also measures that build of the module in the same run (its own
 #           state directory), for before/after figures of a change.
@@ -192,6 +198,56 @@ if "baseline" in per:
     print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"
           % (base, 100 * base / ga, ts - base))
 EOF
+if [ "${TWOSTEP_BENCH_EMAIL:-}" = 1 ]; then
+    mailuser=tsbenchmail
+    id -u "$mailuser" >/dev/null 2>&1 || useradd -m -s /usr/sbin/nologin "$mailuser"
+    mkdir -p "$work"/{secrets-email,state-app,state-email}
+    chmod 700 "$work"/{secrets-email,state-app,state-email}
+    touch "$work/secrets-email/.twostep-secret-dir"
+    while IFS=$'\t' read -r u b32; do
+        printf 'secret = "%s"\nmethod = "email"\nemail = "%s@localhost"\n' "$b32" "$mailuser" \
+            > "$work/secrets-email/$u"
+        chmod 600 "$work/secrets-email/$u"
+    done < "$work/users.txt"
+    attempts=$(( users < 200 ? users : 200 ))
+    for kind in app email; do
+        secrets=$work/secrets; [ "$kind" = email ] && secrets=$work/secrets-email
+        cat > "$work/$kind.toml" <<EOF2
+secret_dir = "$secrets"
+state_dir = "$work/state-$kind"
+[lockout]
+tiers = [{failures = 1000, lock = "1s"}]
+[codes]
+resend_after = "0s"
+max_per_hour = 30
+[email]
+from = "twostep@localhost"
+EOF2
+        echo "auth required $module config=$work/$kind.toml" > "$work/pam.d/$kind-wrong"
+    done
+    echo
+    echo "a wrong code attempt, $attempts users, app users against email users (a code mailed each):"
+    for r in 1 2 3; do
+        for kind in app email; do
+            line=$("$work/pambench" --confdir "$work/pam.d" --service "$kind-wrong" \
+                --users "$work/users.txt" --iterations "$attempts" --answer 000000 || true)
+            echo "round $r: $line"
+            echo "$line" >> "$work/email-results"
+        done
+    done
+    python3 - "$work/email-results" <<'EOF2'
+import statistics, sys
+per = {}
+for line in open(sys.argv[1]):
+    f = dict(kv.split("=") for kv in line.split())
+    per.setdefault(f["service"], []).append(float(f["per_login_us"]))
+app = statistics.median(per["app-wrong"])
+email = statistics.median(per["email-wrong"])
+print("  app user, wrong code      %8.0f us" % app)
+print("  email user, wrong code    %8.0f us  (a code made, kept and handed to sendmail: +%.0f us)" % (email, email - app))
+EOF2
+    rm -f "/var/mail/$mailuser"
+fi
 if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     echo "module size: $(stat -c %s "$module") bytes; baseline $(stat -c %s "$TWOSTEP_BENCH_BASELINE") bytes"
 fi
