@@ -39,5 +39,6 @@ pub mod qr;
 pub mod recovery;
 pub mod secret;
 pub mod state;
+pub mod store;
 pub mod totp;
 pub mod user;

@@ -178,6 +178,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         tag: "pam_twostep",
     };
     let accounts = SystemAccounts;
+    let store = crate::store::file::FileStore::new(&config.state_dir);
     let reservation = reservation::take(pamh);
     let held = reservation.clone();
     let req = Request {
@@ -192,6 +193,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         clock: auth::system_clock,
         conv: &mut prompter,
         accounts: &accounts,
+        store: &store,
         audit: &mut audit,
         debug: args.debug,
         reservation,

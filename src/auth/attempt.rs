@@ -1,24 +1,23 @@
 //! Counting before checking. Every attempt is counted as a failure before
-//! its password or code is judged, under the user's exclusive state lock, so
-//! that no number of parallel logins gets more passwords or codes judged than
-//! the tiers allow, and an attempt whose failure cannot be recorded (a full
-//! disk, the caller's file-size limit) is denied unjudged. A success gives
-//! the count back (it resets the counters).
+//! its password or code is judged, so that no number of parallel logins gets
+//! more passwords or codes judged than the tiers allow, and an attempt whose
+//! failure cannot be recorded (a full disk, the caller's file-size limit, a
+//! store that does not answer) is denied unjudged. A success gives the count
+//! back (it resets the counters).
 //!
 //! - `preauth`, before the password module, counts the attempt durably and
 //!   leaves a [`Reservation`] for the lines after it.
 //! - `authfail` and the code step then judge that attempt without counting
 //!   it again. Without a reservation (a stack with no `preauth` line, or a
-//!   reset since), they count it themselves under the lock before judging:
-//!   the failure is written first, and made durable with the outcome.
+//!   reset since), they have the store count it before judging.
 #![forbid(unsafe_code)]
 
 use super::identity::{self, Who};
 use super::{Env, Outcome, Reason, Request, Reservation};
 use crate::audit::{Record, Severity};
 use crate::delivery::Event;
-use crate::lockout::{self, NewLock, Standing};
-use crate::state::{self, UserState};
+use crate::lockout::NewLock;
+use crate::store::{Attempt, Begun, Committed, Held, StoreError, Success, UserState};
 use crate::user::UserName;
 
 /// `preauth`: refuses a locked user at once; otherwise counts this attempt
@@ -39,48 +38,29 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
         Who::Unknown => {
             // The password module refuses names that are not accounts. No
             // state for them (a flood of made-up names must not fill the
-            // disk), but the same durable write an account's reservation
-            // costs, so that the time taken does not tell them apart.
-            state::decoy_write(&env.config.state_dir);
+            // disk), but the same cost an account's count has, so that the
+            // time taken does not tell them apart.
+            env.store.decoy();
             return Outcome::Success;
         }
     };
     let req = &req.for_account(&user);
-    let mut locked = match lock_open(env, req, &user) {
-        Ok(l) => l,
-        Err(refused) => return refused,
-    };
-    let counted = count_one(env, &mut locked).and_then(|c| locked.sync().map(|()| c));
-    let (failures, new_lock) = match counted {
-        Ok(c) => c,
-        Err(e) => {
-            drop(locked);
-            return env.refuse_bad_state(req, &e);
+    let store = env.store;
+    match store.begin(&user, env.now, &env.config.lockout.tiers, None, true) {
+        Err(e) => env.refuse_store(req, &user, &e),
+        Ok(Begun::Locked { until }) => env.refuse_locked(req, until),
+        Ok(Begun::Open(attempt)) => {
+            let counted = attempt.counted();
+            drop(attempt);
+            env.reservation = Some(Reservation {
+                user,
+                epoch: counted.epoch,
+                failures: counted.failures,
+                new_lock: counted.new_lock,
+            });
+            Outcome::Success
         }
-    };
-    env.reservation = Some(Reservation {
-        user,
-        epoch: locked.state.epoch,
-        failures,
-        new_lock,
-    });
-    Outcome::Success
-}
-
-/// Counts one failure in the locked state, written but not yet flushed: the
-/// failures so far and the lock it set off.
-fn count_one(
-    env: &Env<'_>,
-    locked: &mut state::Locked,
-) -> Result<(u32, Option<NewLock>), state::StateError> {
-    let (counters, new_lock) =
-        lockout::record_failure(&locked.state.counters, env.now, &env.config.lockout.tiers);
-    let next = UserState {
-        counters,
-        ..locked.state.clone()
-    };
-    locked.write(next)?;
-    Ok((counters.failures, new_lock))
+    }
 }
 
 /// `authfail`: the password was wrong. Records the failure (counted already
@@ -106,43 +86,21 @@ pub(super) fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
     }
 }
 
-/// Takes the user's state lock. A user locked meanwhile is refused (not
-/// evaluated, not counted), and so is a damaged state file.
-pub(super) fn lock_open(
-    env: &mut Env<'_>,
-    req: &Request,
-    user: &UserName,
-) -> Result<state::Locked, Outcome> {
-    let locked = match state::lock(&env.config.state_dir, user) {
-        Ok(l) => l,
-        Err(e) => return Err(env.refuse_bad_state(req, &e)),
-    };
-    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
-        drop(locked);
-        return Err(env.refuse_locked(req, until));
-    }
-    Ok(locked)
-}
-
-/// Whether this attempt holds a reservation that still counts in `state`:
-/// made for this user, in this epoch. Such an attempt is judged even if its
-/// own reservation (or a parallel one) has since set off a lock: it was
-/// counted while the account was open.
-pub(super) fn holds_reservation(env: &Env<'_>, user: &UserName, state: &UserState) -> bool {
+/// The reservation this attempt holds for `user`, if any, as the store
+/// knows it.
+pub(super) fn held(env: &Env<'_>, user: &UserName) -> Option<Held> {
     env.reservation
         .as_ref()
-        .is_some_and(|r| r.user == *user && r.epoch == state.epoch)
+        .filter(|r| r.user == *user)
+        .map(|r| Held { epoch: r.epoch })
 }
 
-/// How an attempt was counted before it was judged.
-enum Counted {
-    /// By `preauth`, durably.
-    Reserved(Reservation),
-    /// Here, under the lock: written, made durable with the outcome.
-    Here {
-        failures: u32,
-        new_lock: Option<NewLock>,
-    },
+/// Whether this attempt holds a reservation that still counts in `state`.
+/// Such an attempt is judged even if its own reservation (or a parallel
+/// one) has since set off a lock: it was counted while the account was
+/// open.
+pub(super) fn holds_reservation(env: &Env<'_>, user: &UserName, state: &UserState) -> bool {
+    held(env, user).is_some_and(|h| h.epoch == state.epoch)
 }
 
 /// What failed, for the record.
@@ -153,134 +111,149 @@ pub(super) enum Failure {
     Code(Reason, Option<String>),
 }
 
-/// An attempt being judged under the user's exclusive state lock, already
-/// counted as a failure.
-pub(super) struct Judging {
-    pub(super) locked: state::Locked,
-    counted: Counted,
+/// An attempt counted as a failure and open for judging. With the file
+/// store it holds the user's exclusive lock until it ends.
+pub(super) struct Judging<'a> {
+    attempt: Box<dyn Attempt + 'a>,
+    /// The failures counted, and the lock the count set off (from the
+    /// reservation if the attempt was counted by `preauth`).
+    failures: u32,
+    new_lock: Option<NewLock>,
 }
 
-impl Judging {
-    /// Takes the lock and makes sure the attempt is counted before anything
-    /// is judged: by its reservation, or now. A locked user without a
-    /// reservation is refused unjudged; so is an attempt whose failure
-    /// cannot be written.
+impl<'a> Judging<'a> {
+    /// Makes sure the attempt is counted before anything is judged: by its
+    /// reservation, or now. A locked user without a reservation is refused
+    /// unjudged; so is an attempt whose failure cannot be recorded.
     pub(super) fn begin(
-        env: &mut Env<'_>,
+        env: &mut Env<'a>,
         req: &Request,
         user: &UserName,
-    ) -> Result<Judging, Outcome> {
-        let mut locked = match state::lock(&env.config.state_dir, user) {
-            Ok(l) => l,
-            Err(e) => return Err(env.refuse_bad_state(req, &e)),
+    ) -> Result<Judging<'a>, Outcome> {
+        let reservation = env.reservation.take().filter(|r| r.user == *user);
+        let held = reservation.as_ref().map(|r| Held { epoch: r.epoch });
+        let store = env.store;
+        let attempt = match store.begin(user, env.now, &env.config.lockout.tiers, held, false) {
+            Ok(Begun::Open(a)) => a,
+            Ok(Begun::Locked { until }) => return Err(env.refuse_locked(req, until)),
+            Err(e) => return Err(env.refuse_store(req, user, &e)),
         };
-        if holds_reservation(env, user, &locked.state)
-            && let Some(reservation) = env.reservation.take()
-        {
-            return Ok(Judging {
-                locked,
-                counted: Counted::Reserved(reservation),
-            });
-        }
-        env.reservation = None;
-        if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now) {
-            drop(locked);
-            return Err(env.refuse_locked(req, until));
-        }
-        match count_one(env, &mut locked) {
-            Ok((failures, new_lock)) => Ok(Judging {
-                locked,
-                counted: Counted::Here { failures, new_lock },
-            }),
-            Err(e) => {
-                drop(locked);
-                Err(env.refuse_bad_state(req, &e))
-            }
-        }
+        let counted = attempt.counted();
+        let (failures, new_lock) = match (&reservation, counted.reserved) {
+            (Some(r), true) => (r.failures, r.new_lock),
+            _ => (counted.failures, counted.new_lock),
+        };
+        Ok(Judging {
+            attempt,
+            failures,
+            new_lock,
+        })
     }
 
-    /// The attempt failed: its count stands, made durable if it is not yet,
-    /// then recorded (and a lock it set off told).
+    /// The state as of the count: what the answer is judged against.
+    pub(super) fn state(&self) -> &UserState {
+        self.attempt.state()
+    }
+
+    /// Spends the sent code of `purpose` if it is still `hash`; the attempt
+    /// goes on (see `Attempt::spend`).
+    pub(super) fn spend(
+        &mut self,
+        purpose: crate::store::Purpose,
+        hash: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        self.attempt.spend(purpose, hash)
+    }
+
+    /// The attempt failed: its count stands, made durable, then recorded
+    /// (and a lock it set off told).
     pub(super) fn fail(
-        mut self,
+        self,
         env: &mut Env<'_>,
         req: &Request,
         user: &UserName,
         failure: Failure,
     ) -> Outcome {
-        let (failures, new_lock) = match self.counted {
-            Counted::Reserved(r) => (r.failures, r.new_lock),
-            Counted::Here { failures, new_lock } => {
-                if let Err(e) = self.locked.sync() {
-                    drop(self.locked);
-                    return env.refuse_bad_state(req, &e);
-                }
-                (failures, new_lock)
-            }
-        };
-        drop(self.locked);
-        let rec = match failure {
-            Failure::Password => env
-                .record("password_fail", Severity::Notice, req)
-                .with("tty", &req.tty)
-                .with("failures", failures),
-            Failure::Code(reason, detail) => {
-                let mut rec = env
-                    .record("auth_fail", Severity::Notice, req)
-                    .with("tty", &req.tty)
-                    .with("reason", reason.as_str())
-                    .with("failures", failures);
-                if let Some(detail) = detail {
-                    rec = rec.with("detail", detail);
-                }
-                rec
-            }
-        };
-        env.emit(rec);
-        announce_lock(env, req, user, new_lock);
-        Outcome::Denied
+        let (failures, new_lock) = (self.failures, self.new_lock);
+        if let Err(e) = self.attempt.fail() {
+            return env.refuse_store(req, user, &e);
+        }
+        record_failure(env, req, user, failure, failures, new_lock)
     }
 
-    /// The attempt succeeded: the counters are reset (the attempt's count
-    /// given back) and `change` applied, durably, before the module answers.
+    /// The attempt succeeded: the counters are reset (the count given back)
+    /// and `success` applied, durably, before the module answers. If what it
+    /// depends on was used meanwhile (the step, the sent code, the recovery
+    /// code: another attempt, another host), it is a failure after all.
     pub(super) fn succeed(
-        mut self,
+        self,
         env: &mut Env<'_>,
         req: &Request,
-        change: impl FnOnce(UserState) -> UserState,
+        user: &UserName,
+        success: &Success,
     ) -> Result<(), Outcome> {
-        let next = change(self.locked.state.reset());
-        match self.locked.commit(next) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                drop(self.locked);
-                Err(env.refuse_bad_state(req, &e))
-            }
-        }
+        let (failures, new_lock) = (self.failures, self.new_lock);
+        let reason = match self.attempt.succeed(env.now, success) {
+            Ok(Committed::Done) => return Ok(()),
+            Ok(Committed::Replay) => Reason::Replay,
+            Ok(Committed::CodeGone | Committed::RecoveryUsed) => Reason::BadCode,
+            Err(e) => return Err(env.refuse_store(req, user, &e)),
+        };
+        let detail = Some("used meanwhile by another attempt".to_string());
+        Err(record_failure(
+            env,
+            req,
+            user,
+            Failure::Code(reason, detail),
+            failures,
+            new_lock,
+        ))
     }
+}
+
+/// The records of a counted failure, and the lock it set off told.
+fn record_failure(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    failure: Failure,
+    failures: u32,
+    new_lock: Option<NewLock>,
+) -> Outcome {
+    let rec = match failure {
+        Failure::Password => env
+            .record("password_fail", Severity::Notice, req)
+            .with("tty", &req.tty)
+            .with("failures", failures),
+        Failure::Code(reason, detail) => {
+            let mut rec = env
+                .record("auth_fail", Severity::Notice, req)
+                .with("tty", &req.tty)
+                .with("reason", reason.as_str())
+                .with("failures", failures);
+            if let Some(detail) = detail {
+                rec = rec.with("detail", detail);
+            }
+            rec
+        }
+    };
+    env.emit(rec);
+    announce_lock(env, req, user, new_lock);
+    Outcome::Denied
 }
 
 /// A login let through without a code gives its reservation back: a right
 /// password is a successful login, and must not leave a failure counted.
 /// Without a reservation nothing is written.
 pub(super) fn give_back(env: &mut Env<'_>, req: &Request, user: &UserName) -> Result<(), Outcome> {
-    let Some(reservation) = env.reservation.take() else {
+    let Some(held) = held(env, user) else {
         return Ok(());
     };
-    if reservation.user != *user {
-        return Ok(());
-    }
-    let mut locked = match state::lock(&env.config.state_dir, user) {
-        Ok(l) => l,
-        Err(e) => return Err(env.refuse_bad_state(req, &e)),
-    };
-    if locked.state.epoch != reservation.epoch {
-        return Ok(());
-    }
-    let next = locked.state.reset();
-    locked
-        .commit(next)
-        .map_err(|e| env.refuse_bad_state(req, &e))
+    env.reservation = None;
+    let store = env.store;
+    store
+        .give_back(user, held)
+        .map_err(|e| env.refuse_store(req, user, &e))
 }
 
 /// Records and tells a lock that a failure set off, and mails the notice.

@@ -10,7 +10,7 @@ use crate::config::{Config, Unenrolled};
 use crate::lockout::{self, Standing};
 use crate::policy::{self, Decision};
 use crate::secret::{self, Method, SecretError};
-use crate::state::{self, Remembered};
+use crate::state::Remembered;
 use crate::user::UserName;
 
 pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
@@ -43,9 +43,10 @@ pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
     // A locked user is told at once and not asked, and never waved through
     // by the policy either; unless this attempt was counted by preauth
     // while the account was open.
-    let state = match state::read(&env.config.state_dir, &user) {
+    let store = env.store;
+    let state = match store.read(&user) {
         Ok(state) => state,
-        Err(e) => return env.refuse_bad_state(req, &e),
+        Err(e) => return env.refuse_store(req, &user, &e),
     };
     if let Some(s) = &state
         && let Standing::Locked { until } = lockout::standing(&s.counters, env.now)
@@ -192,21 +193,14 @@ fn enrollment_open(config: &Config, now: u64) -> bool {
     })
 }
 
-/// The remembered sources after a successful code login: this source added
-/// or refreshed when `policy.remember` is on and the source is an address.
-pub(super) fn remembered_after_success(
-    env: &Env<'_>,
-    req: &Request,
-    current: &[Remembered],
-) -> Vec<Remembered> {
-    let remember = env.config.policy.remember.as_secs();
-    if remember == 0 {
-        return current.to_vec();
+/// The source to remember after a successful code login, for how long:
+/// when `policy.remember` is on and the source is an address.
+pub(super) fn remember(env: &Env<'_>, req: &Request) -> Option<(std::net::IpAddr, u64)> {
+    let secs = env.config.policy.remember.as_secs();
+    if secs == 0 {
+        return None;
     }
-    match policy::source_address(&req.rhost) {
-        Some(addr) => policy::remember(current, addr, env.now, remember),
-        None => current.to_vec(),
-    }
+    policy::source_address(&req.rhost).map(|addr| (addr, secs))
 }
 
 /// Whose failure [`deny_after_prompt`] records.
@@ -246,7 +240,7 @@ pub(super) fn deny_after_prompt(
                 Err(refused) => refused,
             };
         }
-        Target::Unknown => state::decoy_write(&env.config.state_dir),
+        Target::Unknown => env.store.decoy(),
         Target::Invalid => {}
     }
     let mut rec = env

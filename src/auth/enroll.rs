@@ -7,14 +7,13 @@
 #![forbid(unsafe_code)]
 
 use super::attempt::{Failure, Judging};
-use super::code_step::remembered_after_success;
 use super::{Env, Outcome, Reason, Request, notify};
 use crate::audit::{Record, Severity};
 use crate::delivery::{EmailAddress, Event};
 use crate::enrollment;
 use crate::qr::{self, Qr};
 use crate::secret::{self, SecretFile};
-use crate::state::UserState;
+use crate::store::Success;
 use crate::totp::{self, Code};
 use crate::user::UserName;
 use zeroize::Zeroizing;
@@ -124,16 +123,15 @@ pub(super) fn set_up(env: &mut Env<'_>, req: &Request, user: &UserName, how: Set
             return judging.fail(env, req, user, Failure::Code(reason, detail));
         }
     };
-    let now = env.now;
-    // Addresses remembered for an earlier secret are forgotten.
-    let remembered = remembered_after_success(env, req, &[]);
-    let committed = judging.succeed(env, req, |next| UserState {
-        // The code that confirmed the enrollment is used up.
-        last_step_time: next.last_step_time.max(step_time),
-        last_success: now,
-        remembered,
-        ..next
-    });
+    // The code that confirmed the enrollment is used up; addresses
+    // remembered for an earlier secret are forgotten.
+    let success = Success {
+        step_time: Some(step_time),
+        remember: super::code_step::remember(env, req),
+        new_secret: true,
+        ..Success::default()
+    };
+    let committed = judging.succeed(env, req, user, &success);
     if let Err(refused) = committed {
         // Without the used step on disk a first enrollment is undone: the
         // login is refused and, as after a wrong code, no secret file is

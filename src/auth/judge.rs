@@ -9,13 +9,14 @@
 #![forbid(unsafe_code)]
 
 use super::attempt::{Failure, Judging};
-use super::code_step::remembered_after_success;
+use super::code_step::remember;
 use super::{Env, Outcome, Reason, Request, notify, recovery};
 use crate::audit::Severity;
 use crate::codes::{self, Verdict};
 use crate::delivery::Event;
 use crate::secret::{self, SecretError, UserSecret};
 use crate::state::{Purpose, UserState};
+use crate::store::Success;
 use crate::totp::{self, Code};
 use crate::user::UserName;
 
@@ -93,32 +94,35 @@ pub(super) fn answer(
     };
     let current = current_secret(env, user, read_before);
     let mut detail = None;
+    let mut sent_hash = None;
     let verdict = match &current {
         Err((reason, why)) => {
             detail = Some(why.clone());
             Err(*reason)
         }
         Ok(secret) => match expecting {
-            Expecting::Totp => totp_verdict(env, req, secret, &judging.locked.state, answer),
-            Expecting::Sent { purpose, method } => sent_verdict(
-                env,
-                user,
-                secret,
-                &judging.locked.state,
-                answer,
-                purpose,
-                method,
-            ),
+            Expecting::Totp => totp_verdict(env, req, secret, judging.state(), answer),
+            Expecting::Sent { purpose, method } => {
+                let (verdict, hash) =
+                    sent_verdict(env, user, secret, judging.state(), answer, purpose, method);
+                sent_hash = hash;
+                verdict
+            }
         },
     };
     // Not the expected code: perhaps a recovery code. The expected code goes
-    // first, as an 8-digit scratch code looks like an 8-digit code. Still
-    // under the lock, so that parallel uses of one recovery code succeed once.
+    // first, as an 8-digit scratch code looks like an 8-digit code. With the
+    // file store still under the lock; with a shared store, the success
+    // below is refused if the code was used meanwhile anywhere.
+    let mut used_recovery = None;
     let (verdict, current) = match (verdict, current) {
         (Err(Reason::BadCode), Ok(secret)) => {
             let email = secret.email.clone();
             let verdict = match recovery::use_code(env.config, user, secret, answer) {
-                Ok(Some(left)) => Ok(Accepted::Recovery { left }),
+                Ok(Some((left, digest))) => {
+                    used_recovery = Some(digest);
+                    Ok(Accepted::Recovery { left })
+                }
                 Ok(None) => Err(Reason::BadCode),
                 Err((reason, why)) => {
                     detail = Some(why);
@@ -133,24 +137,24 @@ pub(super) fn answer(
         Ok(accepted) => accepted,
         Err(reason) => return judging.fail(env, req, user, Failure::Code(reason, detail)),
     };
-    let remembered = remembered_after_success(env, req, &judging.locked.state.remembered);
-    let now = env.now;
-    // The step, or the used sent code, must be on disk before we answer, or
-    // the code could be used again after a crash.
-    let written = judging.succeed(env, req, |next| UserState {
-        last_step_time: match accepted {
-            Accepted::Totp { step_time } => step_time,
-            _ => next.last_step_time,
+    // The step, or the used sent code, must be recorded before we answer,
+    // or the code could be used again after a crash.
+    let success = Success {
+        step_time: match accepted {
+            Accepted::Totp { step_time } => Some(step_time),
+            _ => None,
         },
-        sent: match accepted {
-            Accepted::Sent { .. } => None,
-            _ => next.sent.clone(),
+        spend: match (accepted, expecting) {
+            (Accepted::Sent { .. }, Expecting::Sent { purpose, .. }) => {
+                sent_hash.map(|h| (purpose, h))
+            }
+            _ => None,
         },
-        last_success: now,
-        remembered,
-        ..next
-    });
-    if let Err(refused) = written {
+        recovery: used_recovery,
+        remember: remember(env, req),
+        new_secret: false,
+    };
+    if let Err(refused) = judging.succeed(env, req, user, &success) {
         return refused;
     }
     if let Accepted::Recovery { left } = accepted {
@@ -229,14 +233,15 @@ fn sent_verdict(
     answer: &[u8],
     purpose: Purpose,
     method: &'static str,
-) -> Result<Accepted, Reason> {
+) -> (Result<Accepted, Reason>, Option<[u8; 32]>) {
     let Some(digits) = codes::normalize(answer, env.config.codes.length) else {
-        return Err(Reason::BadCode);
+        return (Err(Reason::BadCode), None);
     };
     let hash = codes::keyed_hash(&secret.key, user, purpose, &digits);
-    match codes::judge(state.sent.as_ref(), purpose, &hash, env.now) {
+    let verdict = match codes::judge(state.sent.as_ref(), purpose, &hash, env.now) {
         Verdict::Right => Ok(Accepted::Sent { method }),
         Verdict::Expired => Err(Reason::Expired),
         Verdict::Wrong => Err(Reason::BadCode),
-    }
+    };
+    (verdict, Some(hash))
 }

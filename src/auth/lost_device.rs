@@ -21,7 +21,7 @@ use crate::config::{Config, LostDeviceMethod};
 use crate::delivery::Event;
 use crate::delivery::outbox::{self, Destination};
 use crate::secret::{self, UserSecret};
-use crate::state::{Purpose, UserState};
+use crate::state::Purpose;
 use crate::user::UserName;
 
 /// Whether `answer` asks for the lost-device path, and it is on.
@@ -73,15 +73,14 @@ pub(super) fn run(
             return judging.fail(env, req, user, Failure::Code(reason, Some(why)));
         }
     };
-    let verdict = match codes::normalize(&answer, env.config.codes.length) {
-        None => Verdict::Wrong,
+    let (verdict, hash) = match codes::normalize(&answer, env.config.codes.length) {
+        None => (Verdict::Wrong, [0; 32]),
         Some(digits) => {
             let hash = codes::keyed_hash(&current.key, user, Purpose::LostDevice, &digits);
-            codes::judge(
-                judging.locked.state.sent.as_ref(),
-                Purpose::LostDevice,
-                &hash,
-                env.now,
+            let sent = judging.state().sent.as_ref();
+            (
+                codes::judge(sent, Purpose::LostDevice, &hash, env.now),
+                hash,
             )
         }
     };
@@ -96,15 +95,17 @@ pub(super) fn run(
     }
     // Spent: it leads to one new app, at this login. The attempt stays
     // counted until the new app's code succeeds.
-    let next = UserState {
-        sent: None,
-        ..judging.locked.state.clone()
-    };
-    if let Err(e) = judging.locked.commit(next) {
-        drop(judging);
-        return env.refuse_bad_state(req, &e);
+    match judging.spend(Purpose::LostDevice, &hash) {
+        Ok(true) => drop(judging),
+        Ok(false) => {
+            let detail = Some("the lost-device code was used meanwhile".to_string());
+            return judging.fail(env, req, user, Failure::Code(Reason::BadCode, detail));
+        }
+        Err(e) => {
+            drop(judging);
+            return env.refuse_store(req, user, &e);
+        }
     }
-    drop(judging);
     let rec = env.record("lost_device", Severity::Notice, req);
     env.emit(rec);
     notify::event(

@@ -35,6 +35,7 @@ use crate::audit::{Record, Severity, Sink};
 use crate::config::Config;
 use crate::lockout::NewLock;
 use crate::state::StateError;
+use crate::store::{Store, StoreError};
 use crate::user::UserName;
 use zeroize::Zeroizing;
 
@@ -132,6 +133,8 @@ pub struct Env<'a> {
     pub clock: fn() -> u64,
     pub conv: &'a mut dyn Conversation,
     pub accounts: &'a dyn Accounts,
+    /// Where per-user state lives (this host's files, or the fleet's store).
+    pub store: &'a dyn Store,
     pub audit: &'a mut dyn Sink,
     /// The `debug` module argument: also log `event=debug` records that say
     /// how the decision was reached (never an answer, code or secret).
@@ -160,6 +163,8 @@ enum Reason {
     BadUser,
     /// A sent code past its validity.
     Expired,
+    /// The shared store was unavailable.
+    Store,
 }
 
 impl Reason {
@@ -171,6 +176,7 @@ impl Reason {
             Reason::BadSecretFile => "bad_secret_file",
             Reason::BadUser => "bad_user",
             Reason::Expired => "expired",
+            Reason::Store => "store",
         }
     }
 }
@@ -221,6 +227,35 @@ impl Env<'_> {
             .with("until", crate::audit::rfc3339(until));
         self.emit(rec);
         Outcome::Denied
+    }
+
+    /// The store could not count or record this attempt: nothing is judged.
+    /// A damaged or unwritable state is a lock of unknown end; a shared
+    /// store that does not answer is `store_unavailable`, then the
+    /// attempt's own `auth_fail reason=store`.
+    fn refuse_store(&mut self, req: &Request, user: &UserName, err: &StoreError) -> Outcome {
+        match err {
+            StoreError::State(e) => self.refuse_bad_state(req, e),
+            StoreError::Unavailable { reason, detail } => {
+                self.emit(
+                    Record::new("store_unavailable", Severity::Warning)
+                        .with("user", user)
+                        .with("reason", *reason)
+                        .with("detail", detail),
+                );
+                let rec = self
+                    .record("auth_fail", Severity::Warning, req)
+                    .with("tty", &req.tty)
+                    .with("reason", Reason::Store.as_str())
+                    .with("failures", 0);
+                self.emit(rec);
+                self.conv.error(
+                    "Login is not possible right now: the sign-in service cannot be reached. \
+                     Try again later or contact your administrator.",
+                );
+                Outcome::Denied
+            }
+        }
     }
 
     /// A state file that cannot be trusted, or an attempt that cannot be

@@ -11,13 +11,17 @@ use crate::user::UserName;
 /// works again, even after a crash. Called with the user's state lock held,
 /// with `current` as the code step read (or re-checked) under that lock, so a
 /// code a parallel attempt used is already gone from it.
+/// A recovery code used: the codes that remain, and a digest of its stored
+/// hash, by which a shared store refuses it on every other host.
+pub(super) type Used = (usize, [u8; 32]);
+
 /// `Ok(None)`: not a recovery code.
 pub(super) fn use_code(
     config: &Config,
     user: &UserName,
     mut current: UserSecret,
     answer: &[u8],
-) -> Result<Option<usize>, (Reason, String)> {
+) -> Result<Option<Used>, (Reason, String)> {
     if current.file.recovery_codes.is_empty() {
         // No codes: the same argon2 work on the decoy's, so that a user
         // without codes does not answer sooner than one with them.
@@ -29,7 +33,8 @@ pub(super) fn use_code(
     let Some(index) = found else {
         return Ok(None);
     };
-    current.file.recovery_codes.remove(index);
+    let used = current.file.recovery_codes.remove(index);
+    let digest = crate::state::checksum(used.as_bytes());
     // If the code cannot be struck off, it must not be accepted.
     secret::store(&config.secret_dir, user, &current.file, true).map_err(|e| {
         (
@@ -37,7 +42,7 @@ pub(super) fn use_code(
             format!("cannot remove the used recovery code: {e}"),
         )
     })?;
-    Ok(Some(current.file.recovery_codes.len()))
+    Ok(Some((current.file.recovery_codes.len(), digest)))
 }
 
 /// Told to the user after a recovery code let them in.

@@ -16,9 +16,9 @@ use crate::audit::{Record, Severity};
 use crate::codes::{self, Plan};
 use crate::delivery::Login;
 use crate::delivery::outbox::{self, Destination};
-use crate::lockout::{self, Standing};
 use crate::secret::{self, Method, UserSecret};
-use crate::state::{self, Purpose};
+use crate::state::Purpose;
+use crate::store::{Issued, NewCode};
 use crate::user::UserName;
 use std::time::Duration;
 
@@ -77,23 +77,32 @@ pub(super) fn issue(
     purpose: Purpose,
     valid: Duration,
 ) -> Result<(), Outcome> {
-    let mut locked = match state::lock(&env.config.state_dir, user) {
-        Ok(l) => l,
-        Err(e) => return Err(env.refuse_bad_state(req, &e)),
+    // The code is made first; the store keeps its hash only if one is to
+    // be sent now, in the same step as it decides so.
+    let code = match codes::new_code(env.config.codes.length) {
+        Ok(c) => c,
+        Err(why) => return Err(fail_to_send(env, user, to, "random", why)),
     };
-    // Nothing is sent to a locked account (unless this very attempt was
-    // counted while it was open).
-    if let Standing::Locked { until } = lockout::standing(&locked.state.counters, env.now)
-        && !attempt::holds_reservation(env, user, &locked.state)
-    {
-        drop(locked);
-        return Err(env.refuse_locked(req, until));
-    }
+    let hash = codes::keyed_hash(&secret.key, user, purpose, code.as_bytes());
     let now = env.now;
+    let held = attempt::held(env, user);
+    let store = env.store;
+    let codes_cfg = env.config.codes;
+    let new = NewCode {
+        purpose,
+        hash,
+        valid: valid.as_secs(),
+    };
+    let plan = match store.issue(user, now, &new, &codes_cfg, held) {
+        // Nothing is sent to a locked account (unless this very attempt
+        // was counted while it was open).
+        Ok(Issued::Locked { until }) => return Err(env.refuse_locked(req, until)),
+        Ok(Issued::Planned(plan)) => plan,
+        Err(e) => return Err(env.refuse_store(req, user, &e)),
+    };
     let masked = to.masked();
-    match codes::plan(&locked.state, purpose, now, &env.config.codes) {
+    match plan {
         Plan::UseSent { sent_at, expires } => {
-            drop(locked);
             env.conv.info(&format!(
                 "A code was sent to {masked} {} ago; use that one. It is good until {}.",
                 ago(now.saturating_sub(sent_at)),
@@ -102,7 +111,6 @@ pub(super) fn issue(
             Ok(())
         }
         Plan::Throttled { until } => {
-            drop(locked);
             env.emit(
                 Record::new("delivery_failed", Severity::Warning)
                     .with("user", user)
@@ -125,22 +133,8 @@ pub(super) fn issue(
             Ok(())
         }
         Plan::Send => {
-            let code = match codes::new_code(env.config.codes.length) {
-                Ok(c) => c,
-                Err(why) => {
-                    drop(locked);
-                    return Err(fail_to_send(env, user, to, "random", why));
-                }
-            };
-            let hash = codes::keyed_hash(&secret.key, user, purpose, code.as_bytes());
-            let next = codes::after_send(&locked.state, purpose, hash, now, valid.as_secs());
-            // On disk before it is handed over: a code that reaches the
-            // user is always one the module knows, whatever happens next.
-            if let Err(e) = locked.commit(next) {
-                drop(locked);
-                return Err(env.refuse_bad_state(req, &e));
-            }
-            drop(locked);
+            // Recorded (durably) before it is handed over: a code that
+            // reaches the user is always one the store knows.
             let login = Login {
                 user: user.as_str(),
                 service: &req.service,
@@ -196,15 +190,7 @@ fn fail_to_send(
 /// A code that was not handed over (or not in time) must not work if it
 /// arrives after all: forget it, if it is still the one kept.
 fn withdraw(env: &mut Env<'_>, user: &UserName, hash: &[u8; 32]) {
-    if let Ok(mut locked) = state::lock(&env.config.state_dir, user)
-        && locked.state.sent.as_ref().is_some_and(|s| s.hash == *hash)
-    {
-        let next = state::UserState {
-            sent: None,
-            ..locked.state.clone()
-        };
-        let _ = locked.commit(next);
-    }
+    let _ = env.store.withdraw(user, hash);
 }
 
 /// "5 minutes", "40 seconds".

@@ -1,0 +1,209 @@
+//! Where per-user state lives: lockout counters and lock, the last accepted
+//! step, remembered sources, sent codes and their throttles. The login
+//! flow, the out-of-band codes and the commands use [`Store`] and do not
+//! know which one they have:
+//!
+//! - [`file`]: this host's `state_dir`, one file per user, each change made
+//!   under the file's exclusive lock (today's state files);
+//! - [`valkey`]: one Valkey or Redis deployment shared by a fleet, each
+//!   read-modify-write one server-side script that uses the server's clock.
+//!
+//! Every operation is whole: a count, a success, a send is decided and
+//! recorded in one step, so the guarantees (no more attempts judged than
+//! the tiers allow, a code good once, the throttles) hold for parallel
+//! attempts, on one host or on many.
+#![forbid(unsafe_code)]
+
+pub mod file;
+
+use crate::codes::Plan;
+use crate::config::{Codes, Tier};
+use crate::lockout::NewLock;
+use crate::user::UserName;
+use std::net::IpAddr;
+
+pub use crate::state::{Purpose, Remembered, SentCode, StateError, UserState};
+
+/// Why the store could not do what was asked.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The user's state cannot be trusted or written (a damaged or
+    /// unwritable state file, a lock held too long): the user counts as
+    /// locked (`lock_denied reason=bad_state`).
+    State(StateError),
+    /// The shared store did not answer in time, or refused
+    /// (`store_unavailable`): `reason` is one word for the record.
+    Unavailable {
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::State(e) => e.fmt(f),
+            StoreError::Unavailable { reason, detail } => write!(f, "store {reason}: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<StateError> for StoreError {
+    fn from(e: StateError) -> Self {
+        StoreError::State(e)
+    }
+}
+
+/// An attempt that an earlier line of the stack (`preauth`) counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The epoch it was counted in: a reset since has wiped it.
+    pub epoch: u32,
+}
+
+/// How an attempt was counted before it is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    /// The failures counted, this one included (as of the count).
+    pub failures: u32,
+    /// The lock this count set off.
+    pub new_lock: Option<NewLock>,
+    /// The epoch of the count.
+    pub epoch: u32,
+    /// Counted by the reservation the caller held, not now.
+    pub reserved: bool,
+}
+
+/// The outcome of [`Store::begin`].
+pub enum Begun<'a> {
+    /// Locked: refused, neither judged nor counted.
+    Locked { until: u64 },
+    /// Counted: judge it, then `fail` or `succeed`.
+    Open(Box<dyn Attempt + 'a>),
+}
+
+/// What a success changes besides resetting the counters.
+#[derive(Debug, Clone, Default)]
+pub struct Success {
+    /// An app code's step start: accepted only if it is later than the last
+    /// accepted one (else [`Committed::Replay`]).
+    pub step_time: Option<u64>,
+    /// The sent code used up: only if it is still the one kept (else
+    /// [`Committed::CodeGone`]).
+    pub spend: Option<(Purpose, [u8; 32])>,
+    /// A recovery code used, as a digest of its stored hash: once, wherever
+    /// (else [`Committed::RecoveryUsed`]).
+    pub recovery: Option<[u8; 32]>,
+    /// Remember this source address for this many seconds
+    /// (`policy.remember`).
+    pub remember: Option<(IpAddr, u64)>,
+    /// A new secret was set up with `step_time`'s code: the sources
+    /// remembered for the old one are forgotten, and the step is kept if it
+    /// is later (a code of another secret is no replay).
+    pub new_secret: bool,
+}
+
+/// What became of a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    Done,
+    /// The step was accepted meanwhile (another attempt, another host).
+    Replay,
+    /// The sent code was used or replaced meanwhile.
+    CodeGone,
+    /// The recovery code was used meanwhile.
+    RecoveryUsed,
+}
+
+/// An attempt counted and open for judging.
+pub trait Attempt {
+    /// The state as of the count: what the answer is judged against.
+    fn state(&self) -> &UserState;
+    fn counted(&self) -> Counted;
+    /// The answer was wrong: the count stands, durably.
+    fn fail(self: Box<Self>) -> Result<(), StoreError>;
+    /// The answer was right: counters reset (the count given back), a new
+    /// epoch, `success` applied, durably; unless the store finds that what
+    /// it depends on was used meanwhile.
+    fn succeed(self: Box<Self>, now: u64, success: &Success) -> Result<Committed, StoreError>;
+    /// Spends the sent code of `purpose` if it is still `hash`, without
+    /// ending the attempt (a lost-device code leads on to a new app).
+    fn spend(&mut self, purpose: Purpose, hash: &[u8; 32]) -> Result<bool, StoreError>;
+}
+
+/// A code made to be sent, if the throttles allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewCode {
+    pub purpose: Purpose,
+    /// Its keyed hash (`codes::keyed_hash`).
+    pub hash: [u8; 32],
+    /// How long it is good, in seconds.
+    pub valid: u64,
+}
+
+/// What [`Store::issue`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    /// The user is locked: nothing is sent.
+    Locked { until: u64 },
+    /// [`Plan::Send`] means the code is recorded and must now be handed over.
+    Planned(Plan),
+}
+
+/// Where per-user state lives. See the module documentation.
+pub trait Store {
+    /// The user's state, or `None` if there is none yet.
+    fn read(&self, user: &UserName) -> Result<Option<UserState>, StoreError>;
+
+    /// Begins an attempt: refuses a locked user (unless `held` still counts
+    /// in the state), otherwise counts the attempt as a failure now (or
+    /// finds it counted by `held`). With `durable`, the count is durable
+    /// before this returns (`preauth`: the password is checked next);
+    /// otherwise it is made durable with the outcome.
+    fn begin<'a>(
+        &'a self,
+        user: &UserName,
+        now: u64,
+        tiers: &[Tier],
+        held: Option<Held>,
+        durable: bool,
+    ) -> Result<Begun<'a>, StoreError>;
+
+    /// A login let through without a code (a policy skip) after `held` was
+    /// counted: the counters are reset, if it still counts.
+    fn give_back(&self, user: &UserName, held: Held) -> Result<(), StoreError>;
+
+    /// Decides whether a code for `purpose` is sent now (`codes::plan`)
+    /// and, if so, records `hash` with its expiry and the send, durably,
+    /// before it is handed over. Nothing is sent to a locked user unless
+    /// `held` still counts.
+    fn issue(
+        &self,
+        user: &UserName,
+        now: u64,
+        code: &NewCode,
+        codes: &Codes,
+        held: Option<Held>,
+    ) -> Result<Issued, StoreError>;
+
+    /// Forgets the sent code if it is still `hash` (a hand-over that
+    /// failed: the code must not work if it arrives after all).
+    fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError>;
+
+    /// For a name that is not an account: the same cost as counting an
+    /// account's attempt, nothing kept. Errors do not matter.
+    fn decoy(&self);
+
+    /// `twostep unlock`: counters reset, a new epoch, and a last accepted
+    /// step later than `future_beyond` cleared (returned).
+    fn unlock(&self, user: &UserName, future_beyond: u64) -> Result<Option<u64>, StoreError>;
+
+    /// `twostep reset`: the user's state removed. `Ok(false)`: there was none.
+    fn forget(&self, user: &UserName) -> Result<bool, StoreError>;
+
+    /// Every user with state, for `twostep status` (a damaged one with its
+    /// error).
+    fn users(&self) -> Result<Vec<String>, StoreError>;
+}
