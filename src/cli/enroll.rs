@@ -36,7 +36,7 @@ pub enum QrStyle {
     None,
 }
 
-/// Tries the user gets to type the code from the app.
+/// Tries the user gets to type the code from the app, or the code sent.
 const CONFIRM_TRIES: u32 = 3;
 
 #[derive(clap::Args, Debug)]
@@ -342,36 +342,67 @@ fn confirm(
     key: &[u8],
     params: &TotpParams,
 ) -> Result<u64, CliError> {
-    let paint = Paint::stderr();
-    let not_enrolled = |why: &str| {
-        CliError::Failed(format!(
-            "{why}: {user} was not enrolled; nothing was written"
-        ))
+    let asking = Asking {
+        prompt: format!("Code from the app ({} digits): ", params.digits),
+        wrong: "That is not the app's current code for this account",
+        last: "is the phone's clock set automatically?",
     };
+    ask_until_right(keyboard, user, &asking, |answer| {
+        Ok(Code::parse(answer, params.digits)
+            .and_then(|code| totp::matching_step(key, params, &code, super::unix_now()))
+            .map(|step| step.saturating_mul(u64::from(params.period))))
+    })
+}
+
+/// What the person confirming an enrollment is asked and told.
+struct Asking {
+    prompt: String,
+    /// Said after a wrong answer, before the tries left.
+    wrong: &'static str,
+    /// A hint after the last wrong answer.
+    last: &'static str,
+}
+
+/// "`why`: USER was not enrolled; nothing was written"
+fn not_enrolled(user: &UserName, why: &str) -> CliError {
+    CliError::Failed(format!(
+        "{why}: {user} was not enrolled; nothing was written"
+    ))
+}
+
+/// Asks up to [`CONFIRM_TRIES`] times until `check` finds an answer right
+/// (`Ok(Some(_))`). `Err(why)` from `check` ends the enrollment at once.
+fn ask_until_right<T>(
+    keyboard: &Keyboard,
+    user: &UserName,
+    asking: &Asking,
+    mut check: impl FnMut(&[u8]) -> Result<Option<T>, String>,
+) -> Result<T, CliError> {
+    let paint = Paint::stderr();
     for attempt in 1..=CONFIRM_TRIES {
         let answer = keyboard
-            .read_code(&format!("Code from the app ({} digits): ", params.digits))
-            .map_err(|term::Cancelled| not_enrolled("cancelled"))?;
-        if let Some(code) = Code::parse(answer.as_bytes(), params.digits)
-            && let Some(step) = totp::matching_step(key, params, &code, super::unix_now())
-        {
+            .read_code(&asking.prompt)
+            .map_err(|term::Cancelled| not_enrolled(user, "cancelled"))?;
+        if let Some(right) = check(answer.as_bytes()).map_err(|why| not_enrolled(user, &why))? {
             eprintln!("{}", paint.green("Code accepted."));
-            return Ok(step.saturating_mul(u64::from(params.period)));
+            return Ok(right);
         }
         let left = CONFIRM_TRIES - attempt;
         if left > 0 {
             eprintln!(
                 "{}",
                 paint.yellow(&format!(
-                    "That is not the app's current code for this account ({left} {} left).",
+                    "{} ({left} {} left).",
+                    asking.wrong,
                     if left == 1 { "try" } else { "tries" }
                 ))
             );
         }
     }
-    Err(not_enrolled(&format!(
-        "{CONFIRM_TRIES} wrong codes (is the phone's clock set automatically?)"
-    )))
+    Err(not_enrolled(
+        user,
+        &format!("{CONFIRM_TRIES} wrong codes ({})", asking.last),
+    ))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
@@ -487,15 +518,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
     let paint = Paint::stdout();
     let mut out = std::io::stdout();
-    if replaced {
-        let _ = writeln!(
-            out,
-            "{}\nThe previous secret and recovery codes of {user} no longer work.",
-            paint.green(&format!("Enrolled {user}."))
-        );
-    } else {
-        let _ = writeln!(out, "{}", paint.green(&format!("Enrolled {user}.")));
-    }
+    print_enrolled(&mut out, paint, &user, "", replaced);
     for p in &written {
         let _ = writeln!(
             out,
@@ -505,6 +528,18 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
     print_recovery_codes(&mut out, paint, &user, &shown);
     Ok(())
+}
+
+/// "Enrolled USER`how`." and, if an enrollment was replaced, that its
+/// secret and recovery codes no longer work.
+fn print_enrolled(out: &mut dyn Write, paint: Paint, user: &UserName, how: &str, replaced: bool) {
+    let _ = writeln!(out, "{}", paint.green(&format!("Enrolled {user}{how}.")));
+    if replaced {
+        let _ = writeln!(
+            out,
+            "The previous secret and recovery codes of {user} no longer work."
+        );
+    }
 }
 
 // ---- many users ----------------------------------------------------------------
