@@ -13,6 +13,7 @@ use super::secret_input;
 use super::term::{self, HoldSignals, Keyboard, Paint};
 use super::{CliError, CliResult, Ctx};
 use crate::config::TotpParams;
+use crate::delivery::Event;
 use crate::fsutil;
 use crate::qr::{self, Qr};
 use crate::recovery;
@@ -488,7 +489,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
 
     // From here to the end, Ctrl-C waits: the enrollment is written whole
     // and its recovery codes shown, or nothing is written.
-    let _hold = HoldSignals::new();
+    let hold = HoldSignals::new();
     let mut written = Vec::new();
     for (path, bytes) in &images {
         if let Err(e) = write_private(path, bytes) {
@@ -514,19 +515,21 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "recovery_codes": shown.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         });
         println!("{out}");
-        return Ok(());
+    } else {
+        let paint = Paint::stdout();
+        let mut out = std::io::stdout();
+        print_enrolled(&mut out, paint, &user, "", replaced);
+        for p in &written {
+            let _ = writeln!(
+                out,
+                "Wrote {} (mode 0600: it holds the secret).",
+                p.display()
+            );
+        }
+        print_recovery_codes(&mut out, paint, &user, &shown);
     }
-    let paint = Paint::stdout();
-    let mut out = std::io::stdout();
-    print_enrolled(&mut out, paint, &user, "", replaced);
-    for p in &written {
-        let _ = writeln!(
-            out,
-            "Wrote {} (mode 0600: it holds the secret).",
-            p.display()
-        );
-    }
-    print_recovery_codes(&mut out, paint, &user, &shown);
+    drop(hold);
+    ctx.notify(Event::Enrolled, &user, None);
     Ok(())
 }
 
@@ -626,6 +629,7 @@ fn enroll_one(ctx: &Ctx, raw: &str, out_dir: &Path, force: bool) -> Result<bool,
         return Err(e);
     }
     ctx.log_admin("enrolled", &user);
+    ctx.notify(Event::Enrolled, &user, None);
     Ok(true)
 }
 

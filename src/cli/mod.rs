@@ -18,6 +18,9 @@ mod unlock;
 
 use crate::audit::{Record, Severity, Sink, Syslog};
 use crate::config::{self, Config};
+use crate::delivery::outbox::{self, Details};
+use crate::delivery::{EmailAddress, Event};
+use crate::secret;
 use crate::user::UserName;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -85,13 +88,17 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Writes an admin record (tag `twostep`).
-    pub fn log(&self, record: Record) {
+    /// Where the command's records go (tag `twostep`).
+    pub fn syslog(&self) -> Syslog<'_> {
         Syslog {
             socket: &self.config.log_socket,
             tag: "twostep",
         }
-        .emit(record);
+    }
+
+    /// Writes an admin record (tag `twostep`).
+    pub fn log(&self, record: Record) {
+        self.syslog().emit(record);
     }
 
     /// `event=<event> user=<user> by=<admin>`, to which more keys may be added.
@@ -104,6 +111,58 @@ impl Ctx {
     /// Writes [`Ctx::admin_record`].
     pub fn log_admin(&self, event: &str, user: &UserName) {
         self.log(self.admin_record(event, user));
+    }
+
+    /// Whether `notify.events` asks for `event` to be mailed.
+    pub fn wants_notice(&self, event: Event) -> bool {
+        self.config.notify.wants(event)
+    }
+
+    /// The `email` of the user's secret file, if it has a readable one.
+    pub fn file_email(&self, user: &UserName) -> Option<EmailAddress> {
+        secret::load(&self.config.secret_dir, user, &self.config.totp)
+            .ok()
+            .and_then(|s| s.email)
+    }
+
+    /// Mails `event`, done by this admin, to the user (`from_file`, their
+    /// secret file's address, else the `email.address` template) and to
+    /// `notify.copy_to`, if `notify.events` asks for it. Called once the
+    /// command has done its work and shown its output: a failure is a
+    /// `delivery_failed` record and a note on stderr, never the command's
+    /// outcome.
+    pub fn notify(&self, event: Event, user: &UserName, from_file: Option<&EmailAddress>) {
+        if !self.wants_notice(event) {
+            return;
+        }
+        let by = admin_name();
+        let details = Details {
+            by: Some(&by),
+            ..Details::default()
+        };
+        outbox::notify(
+            &self.config,
+            &mut NoticeSink(self.syslog()),
+            event,
+            user,
+            from_file,
+            &details,
+        );
+    }
+}
+
+/// The records of mailing a notice: to syslog, and a notice that could not
+/// be mailed also said on stderr, so that the administrator learns of it at
+/// once.
+struct NoticeSink<'a>(Syslog<'a>);
+
+impl Sink for NoticeSink<'_> {
+    fn emit(&mut self, record: Record) {
+        if record.event() == "delivery_failed" {
+            let detail = record.get("detail").unwrap_or("the hand-over failed");
+            eprintln!("twostep: note: not mailed: {}", term::escape(detail));
+        }
+        self.0.emit(record);
     }
 }
 
