@@ -1,7 +1,7 @@
 //! `twostep enroll USER`: a new secret, shown as a QR code, the key and the
 //! URI; activated only once the user's app gives a right code; then ten
 //! recovery codes, shown once. `--batch` enrolls a list of users for
-//! distribution.
+//! distribution. `--method email|sms` is in [`sent`].
 //!
 //! Nothing is written until the very end: an enrollment that is refused,
 //! interrupted or fails leaves no secret file, no image and no temporary file.
@@ -9,11 +9,13 @@
 //! `import-google-authenticator`.
 #![forbid(unsafe_code)]
 
+mod sent;
+
 use super::secret_input;
 use super::term::{self, HoldSignals, Keyboard, Paint};
 use super::{CliError, CliResult, Ctx};
 use crate::config::TotpParams;
-use crate::delivery::Event;
+use crate::delivery::{EmailAddress, Event, PhoneNumber};
 use crate::fsutil;
 use crate::qr::{self, Qr};
 use crate::recovery;
@@ -37,6 +39,27 @@ pub enum QrStyle {
     None,
 }
 
+/// How the user's codes reach them (the secret file's `method`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodArg {
+    /// An authenticator app: a QR code to scan now
+    Totp,
+    /// A fresh code by email at each login
+    Email,
+    /// A fresh code by text message at each login (needs sms.command)
+    Sms,
+}
+
+impl MethodArg {
+    fn method(self) -> secret::Method {
+        match self {
+            MethodArg::Totp => secret::Method::Totp,
+            MethodArg::Email => secret::Method::Email,
+            MethodArg::Sms => secret::Method::Sms,
+        }
+    }
+}
+
 /// Tries the user gets to type the code from the app, or the code sent.
 const CONFIRM_TRIES: u32 = 3;
 
@@ -44,18 +67,26 @@ const CONFIRM_TRIES: u32 = 3;
 #[command(
     about = "Enroll a user: new secret, QR code, confirmed first code, recovery codes",
     after_help = "\
-The secret is activated only when the code from the app is right (3 tries);
-a wrong code or Ctrl-C writes nothing. The 10 recovery codes are shown once.
-
 Examples:
   twostep enroll alice                                 QR in the terminal, then confirm
   twostep enroll alice --qr ansi                       for a light-background terminal
   twostep enroll alice --png alice.png --no-confirm    an image to send to alice
   twostep enroll alice --qr none --no-confirm --json   for scripts
+  twostep enroll bob --method email                    codes by email (to email.address's
+                                                       {user}@...), confirmed by the first
+  twostep enroll bob --method email --email bob@example.org
+  twostep enroll carol --method sms --phone +4915112345678
   pass show 2fa/alice | twostep enroll alice --secret-file - --force
                                                        keep a secret alice's app has
   twostep enroll --batch team.txt --out-dir /root/2fa  one user per line; writes
-                                                       USER.png, USER.uri, USER.recovery"
+                                                       USER.png, USER.uri, USER.recovery
+
+An app's secret is activated only when the code from the app is right (3
+tries). With --method email or sms, a code is sent to the address or number
+and typed here (3 tries, within codes.valid). A wrong code or Ctrl-C writes
+nothing. The 10 recovery codes are shown once; they work with every method.
+--email also gives an app user an address for notices (notify.events) and
+lost-device codes."
 )]
 pub struct Args {
     /// The user to enroll
@@ -76,13 +107,26 @@ pub struct Args {
     /// Also write the QR code as an SVG image (mode 0600)
     #[arg(long, value_name = "FILE", conflicts_with = "batch")]
     svg: Option<PathBuf>,
-    /// Activate without asking for a code from the app
+    /// How the user's codes reach them
+    #[arg(long, value_enum, default_value = "totp")]
+    method: MethodArg,
+    /// The user's address: where email codes go (default: the email.address
+    /// template), and notices and lost-device codes for every method. One
+    /// plain name@domain
+    #[arg(long, value_name = "ADDRESS", allow_hyphen_values = true)]
+    email: Option<EmailAddress>,
+    /// The number text messages go to, in E.164 form (+4915112345678); with
+    /// --method sms
+    #[arg(long, value_name = "NUMBER", allow_hyphen_values = true)]
+    phone: Option<PhoneNumber>,
+    /// Activate without asking for a code from the app (or the code sent)
     #[arg(long)]
     no_confirm: bool,
     /// Replace an existing enrollment (its secret and recovery codes stop working)
     #[arg(long)]
     force: bool,
-    /// Print one JSON object: user, secret, uri, recovery_codes
+    /// Print one JSON object: user, secret, uri, recovery_codes (with
+    /// --method email or sms also method and email or phone; uri is null)
     #[arg(long)]
     json: bool,
     /// Enroll every user listed in FILE (one name a line, # comments; - for
@@ -90,7 +134,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with = "user",
+        conflicts_with_all = ["user", "method", "email", "phone"],
         requires = "out_dir"
     )]
     batch: Option<PathBuf>,
@@ -416,8 +460,16 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .as_deref()
         .ok_or_else(|| CliError::Usage("enroll needs USER, or --batch FILE".into()))?;
     let user = super::existing_user(raw)?;
+    if args.phone.is_some() && args.method != MethodArg::Sms {
+        return Err(CliError::Usage(
+            "--phone is for --method sms: app and email users get no text messages".into(),
+        ));
+    }
     if is_enrolled(ctx, &user) && !args.force {
         return Err(already_enrolled(&user));
+    }
+    if args.method != MethodArg::Totp {
+        return sent::run(ctx, &args, &user);
     }
     let confirming = !args.no_confirm;
     let (key, keyboard) = match &args.secret_file {
@@ -473,7 +525,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     };
 
     let (shown, hashes) = new_recovery_codes()?;
-    let file = secret_file(&b32, &params, hashes);
+    let file = SecretFile {
+        email: args.email.as_ref().map(ToString::to_string),
+        ..secret_file(&b32, &params, hashes)
+    };
     let mut images: Vec<(PathBuf, Zeroizing<Vec<u8>>)> = Vec::new();
     if let Some(c) = &code {
         if let Some(p) = &args.png {
@@ -529,7 +584,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         print_recovery_codes(&mut out, paint, &user, &shown);
     }
     drop(hold);
-    ctx.notify(Event::Enrolled, &user, None);
+    ctx.notify(Event::Enrolled, &user, args.email.as_ref());
     Ok(())
 }
 

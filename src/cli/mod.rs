@@ -31,7 +31,7 @@ use std::process::ExitCode;
     name = "twostep",
     version,
     about = "Enroll users in two-factor login and manage their lockouts",
-    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
+    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep enroll bob --method email    codes by email (to email.address's {user}@...)\n  twostep enroll carol --method sms --phone +4915112345678\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
 )]
 pub struct Cli {
     /// Configuration file [env: TWOSTEP_CONFIG] [default: /etc/twostep/twostep.toml]
