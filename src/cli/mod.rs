@@ -12,6 +12,7 @@ pub mod import_ga;
 mod recovery_codes;
 mod reset;
 mod secret_input;
+mod send_test;
 mod status;
 mod term;
 mod unlock;
@@ -31,7 +32,7 @@ use std::process::ExitCode;
     name = "twostep",
     version,
     about = "Enroll users in two-factor login and manage their lockouts",
-    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep enroll bob --method email    codes by email (to email.address's {user}@...)\n  twostep enroll carol --method sms --phone +4915112345678\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
+    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep enroll bob --method email    codes by email (to email.address's {user}@...)\n  twostep enroll carol --method sms --phone +4915112345678\n  twostep send-test bob                check that bob's codes can reach him\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
 )]
 pub struct Cli {
     /// Configuration file [env: TWOSTEP_CONFIG] [default: /etc/twostep/twostep.toml]
@@ -48,6 +49,7 @@ enum Command {
     Reset(reset::Args),
     #[command(name = "import-google-authenticator")]
     ImportGoogleAuthenticator(import_ga::Args),
+    SendTest(send_test::Args),
     Status(status::Args),
     Unlock(unlock::Args),
     Check(check::Args),
@@ -310,6 +312,7 @@ fn run(cli: Cli) -> CliResult {
         Command::RecoveryCodes(a) => recovery_codes::run(&ctx, a),
         Command::Reset(a) => reset::run(&ctx, a),
         Command::ImportGoogleAuthenticator(a) => import_ga::run(&ctx, a),
+        Command::SendTest(a) => send_test::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
