@@ -605,6 +605,7 @@ fn every_subcommand_has_help_with_examples() {
         "reset",
         "recovery-codes",
         "import-google-authenticator",
+        "send-test",
         "status",
         "unlock",
         "check",

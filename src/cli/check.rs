@@ -1,16 +1,27 @@
-//! `twostep check`: validate the configuration and the directories.
+//! `twostep check`: validate the configuration and the directories, and
+//! the programs that send codes and notices.
 #![forbid(unsafe_code)]
 
 use super::term;
 use super::{CliError, CliResult, Ctx};
-use crate::secret;
+use crate::config::{Config, LostDeviceMethod};
+use crate::delivery::{self, outbox};
+use crate::secret::{self, Method};
+use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Validate the configuration, the directories' ownership and modes, and secret_dir's marker",
-    after_help = "Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed).\n\nExample:\n  twostep check && echo ok"
+    about = "Validate the configuration, the directories' ownership and modes, secret_dir's marker, \
+             and the programs that send codes",
+    after_help = "Examples:\n  twostep check && echo ok\n  twostep --config /etc/twostep/new.toml check\n\n\
+                  Also checks email.sendmail when anything mails (notify.events, lost_device.method\n\
+                  = \"email\", a user whose method is email) and sms.command when it is set: each\n\
+                  must be an absolute path to an executable owned by root that no one else can\n\
+                  change, through every directory and link. And that each email or SMS user's\n\
+                  codes can go somewhere: an address (or email.address), and sms.command.\n\n\
+                  Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed)."
 )]
 pub struct Args {}
 
@@ -86,6 +97,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
             }
         }
     }
+    problems.extend(delivery_problems(c)?);
     if problems.is_empty() {
         println!("{}: OK", ctx.config_path.display());
         return Ok(());
@@ -97,4 +109,52 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
         "{} problem(s) found",
         problems.len()
     )))
+}
+
+/// The programs that send, where something uses them, and the users whose
+/// method could send nothing.
+fn delivery_problems(c: &Config) -> Result<Vec<String>, CliError> {
+    let mut users = BTreeSet::new();
+    super::status::names_in(&c.secret_dir, &mut users)?;
+    let mut out = Vec::new();
+    let mut mailing = Vec::new();
+    if !c.notify.events.is_empty() {
+        mailing.push("notify.events".to_string());
+    }
+    if c.lost_device.method == LostDeviceMethod::Email {
+        mailing.push("lost_device.method".into());
+    }
+    for user in &users {
+        // A file that cannot be read is the module's to refuse (and
+        // `twostep status` shows why); here only the methods count.
+        let Ok(read) = secret::load(&c.secret_dir, user, &c.totp) else {
+            continue;
+        };
+        if read.method == Method::Email {
+            mailing.push(format!("the email user {user}"));
+        }
+        if read.method != Method::Totp
+            && let Err(why) = outbox::destination(c, user, &read, read.method)
+        {
+            out.push(format!(
+                "{user} has method = \"{}\", but no code can be sent: {why}",
+                read.method.as_str()
+            ));
+        }
+    }
+    if let Some(first) = mailing.first() {
+        let more = match mailing.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        if let Some(why) = delivery::program_problem(&c.email.sendmail) {
+            out.push(format!("email.sendmail (used by {first}{more}): {why}"));
+        }
+    }
+    if let Some(command) = &c.sms.command
+        && let Some(why) = delivery::program_problem(command)
+    {
+        out.push(format!("sms.command: {why}"));
+    }
+    Ok(out)
 }

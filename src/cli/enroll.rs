@@ -1,7 +1,7 @@
 //! `twostep enroll USER`: a new secret, shown as a QR code, the key and the
 //! URI; activated only once the user's app gives a right code; then ten
 //! recovery codes, shown once. `--batch` enrolls a list of users for
-//! distribution.
+//! distribution ([`batch`]). `--method email|sms` is in [`sent`].
 //!
 //! Nothing is written until the very end: an enrollment that is refused,
 //! interrupted or fails leaves no secret file, no image and no temporary file.
@@ -9,10 +9,14 @@
 //! `import-google-authenticator`.
 #![forbid(unsafe_code)]
 
+mod batch;
+mod sent;
+
 use super::secret_input;
 use super::term::{self, HoldSignals, Keyboard, Paint};
 use super::{CliError, CliResult, Ctx};
 use crate::config::TotpParams;
+use crate::delivery::{EmailAddress, Event, PhoneNumber};
 use crate::fsutil;
 use crate::qr::{self, Qr};
 use crate::recovery;
@@ -20,7 +24,6 @@ use crate::secret::{self, SecretFile};
 use crate::state::{self, StateError};
 use crate::totp::{self, Code};
 use crate::user::UserName;
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -36,25 +39,54 @@ pub enum QrStyle {
     None,
 }
 
-/// Tries the user gets to type the code from the app.
+/// How the user's codes reach them (the secret file's `method`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodArg {
+    /// An authenticator app: a QR code to scan now
+    Totp,
+    /// A fresh code by email at each login
+    Email,
+    /// A fresh code by text message at each login (needs sms.command)
+    Sms,
+}
+
+impl MethodArg {
+    fn method(self) -> secret::Method {
+        match self {
+            MethodArg::Totp => secret::Method::Totp,
+            MethodArg::Email => secret::Method::Email,
+            MethodArg::Sms => secret::Method::Sms,
+        }
+    }
+}
+
+/// Tries the user gets to type the code from the app, or the code sent.
 const CONFIRM_TRIES: u32 = 3;
 
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Enroll a user: new secret, QR code, confirmed first code, recovery codes",
     after_help = "\
-The secret is activated only when the code from the app is right (3 tries);
-a wrong code or Ctrl-C writes nothing. The 10 recovery codes are shown once.
-
 Examples:
   twostep enroll alice                                 QR in the terminal, then confirm
   twostep enroll alice --qr ansi                       for a light-background terminal
   twostep enroll alice --png alice.png --no-confirm    an image to send to alice
   twostep enroll alice --qr none --no-confirm --json   for scripts
+  twostep enroll bob --method email                    codes by email (to email.address's
+                                                       {user}@...), confirmed by the first
+  twostep enroll bob --method email --email bob@example.org
+  twostep enroll carol --method sms --phone +4915112345678
   pass show 2fa/alice | twostep enroll alice --secret-file - --force
                                                        keep a secret alice's app has
   twostep enroll --batch team.txt --out-dir /root/2fa  one user per line; writes
-                                                       USER.png, USER.uri, USER.recovery"
+                                                       USER.png, USER.uri, USER.recovery
+
+An app's secret is activated only when the code from the app is right (3
+tries). With --method email or sms, a code is sent to the address or number
+and typed here (3 tries, within codes.valid). A wrong code or Ctrl-C writes
+nothing. The 10 recovery codes are shown once; they work with every method.
+--email also gives an app user an address for notices (notify.events) and
+lost-device codes."
 )]
 pub struct Args {
     /// The user to enroll
@@ -75,13 +107,26 @@ pub struct Args {
     /// Also write the QR code as an SVG image (mode 0600)
     #[arg(long, value_name = "FILE", conflicts_with = "batch")]
     svg: Option<PathBuf>,
-    /// Activate without asking for a code from the app
+    /// How the user's codes reach them
+    #[arg(long, value_enum, default_value = "totp")]
+    method: MethodArg,
+    /// The user's address: where email codes go (default: the email.address
+    /// template), and notices and lost-device codes for every method. One
+    /// plain name@domain
+    #[arg(long, value_name = "ADDRESS", allow_hyphen_values = true)]
+    email: Option<EmailAddress>,
+    /// The number text messages go to, in E.164 form (+4915112345678); with
+    /// --method sms
+    #[arg(long, value_name = "NUMBER", allow_hyphen_values = true)]
+    phone: Option<PhoneNumber>,
+    /// Activate without asking for a code from the app (or the code sent)
     #[arg(long)]
     no_confirm: bool,
     /// Replace an existing enrollment (its secret and recovery codes stop working)
     #[arg(long)]
     force: bool,
-    /// Print one JSON object: user, secret, uri, recovery_codes
+    /// Print one JSON object: user, secret, uri, recovery_codes (with
+    /// --method email or sms also method and email or phone; uri is null)
     #[arg(long)]
     json: bool,
     /// Enroll every user listed in FILE (one name a line, # comments; - for
@@ -89,7 +134,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with = "user",
+        conflicts_with_all = ["user", "method", "email", "phone"],
         requires = "out_dir"
     )]
     batch: Option<PathBuf>,
@@ -233,6 +278,20 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Writes each file as [`write_private`] does, all or none: after a
+/// failure, those already written are removed. Returns their paths.
+fn write_all_private<B: AsRef<[u8]>>(files: &[(PathBuf, B)]) -> Result<Vec<PathBuf>, CliError> {
+    let mut written = Vec::new();
+    for (path, bytes) in files {
+        if let Err(e) = write_private(path, bytes.as_ref()) {
+            remove_all(&written);
+            return Err(e);
+        }
+        written.push(path.clone());
+    }
+    Ok(written)
+}
+
 fn remove_all(paths: &[PathBuf]) {
     for p in paths {
         let _ = std::fs::remove_file(p);
@@ -342,50 +401,89 @@ fn confirm(
     key: &[u8],
     params: &TotpParams,
 ) -> Result<u64, CliError> {
-    let paint = Paint::stderr();
-    let not_enrolled = |why: &str| {
-        CliError::Failed(format!(
-            "{why}: {user} was not enrolled; nothing was written"
-        ))
+    let asking = Asking {
+        prompt: format!("Code from the app ({} digits): ", params.digits),
+        wrong: "That is not the app's current code for this account",
+        last: "is the phone's clock set automatically?",
     };
+    ask_until_right(keyboard, user, &asking, |answer| {
+        Ok(Code::parse(answer, params.digits)
+            .and_then(|code| totp::matching_step(key, params, &code, super::unix_now()))
+            .map(|step| step.saturating_mul(u64::from(params.period))))
+    })
+}
+
+/// What the person confirming an enrollment is asked and told.
+struct Asking {
+    prompt: String,
+    /// Said after a wrong answer, before the tries left.
+    wrong: &'static str,
+    /// A hint after the last wrong answer.
+    last: &'static str,
+}
+
+/// "`why`: USER was not enrolled; nothing was written"
+fn not_enrolled(user: &UserName, why: &str) -> CliError {
+    CliError::Failed(format!(
+        "{why}: {user} was not enrolled; nothing was written"
+    ))
+}
+
+/// Asks up to [`CONFIRM_TRIES`] times until `check` finds an answer right
+/// (`Ok(Some(_))`). `Err(why)` from `check` ends the enrollment at once.
+fn ask_until_right<T>(
+    keyboard: &Keyboard,
+    user: &UserName,
+    asking: &Asking,
+    mut check: impl FnMut(&[u8]) -> Result<Option<T>, String>,
+) -> Result<T, CliError> {
+    let paint = Paint::stderr();
     for attempt in 1..=CONFIRM_TRIES {
         let answer = keyboard
-            .read_code(&format!("Code from the app ({} digits): ", params.digits))
-            .map_err(|term::Cancelled| not_enrolled("cancelled"))?;
-        if let Some(code) = Code::parse(answer.as_bytes(), params.digits)
-            && let Some(step) = totp::matching_step(key, params, &code, super::unix_now())
-        {
+            .read_code(&asking.prompt)
+            .map_err(|term::Cancelled| not_enrolled(user, "cancelled"))?;
+        if let Some(right) = check(answer.as_bytes()).map_err(|why| not_enrolled(user, &why))? {
             eprintln!("{}", paint.green("Code accepted."));
-            return Ok(step.saturating_mul(u64::from(params.period)));
+            return Ok(right);
         }
         let left = CONFIRM_TRIES - attempt;
         if left > 0 {
             eprintln!(
                 "{}",
                 paint.yellow(&format!(
-                    "That is not the app's current code for this account ({left} {} left).",
+                    "{} ({left} {} left).",
+                    asking.wrong,
                     if left == 1 { "try" } else { "tries" }
                 ))
             );
         }
     }
-    Err(not_enrolled(&format!(
-        "{CONFIRM_TRIES} wrong codes (is the phone's clock set automatically?)"
-    )))
+    Err(not_enrolled(
+        user,
+        &format!("{CONFIRM_TRIES} wrong codes ({})", asking.last),
+    ))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::require_root("enroll")?;
     if let (Some(list), Some(out_dir)) = (&args.batch, &args.out_dir) {
-        return run_batch(ctx, &args, list, out_dir);
+        return batch::run(ctx, &args, list, out_dir);
     }
     let raw = args
         .user
         .as_deref()
         .ok_or_else(|| CliError::Usage("enroll needs USER, or --batch FILE".into()))?;
     let user = super::existing_user(raw)?;
+    if args.phone.is_some() && args.method != MethodArg::Sms {
+        return Err(CliError::Usage(
+            "--phone is for --method sms: app and email users get no text messages".into(),
+        ));
+    }
     if is_enrolled(ctx, &user) && !args.force {
         return Err(already_enrolled(&user));
+    }
+    if args.method != MethodArg::Totp {
+        return sent::run(ctx, &args, &user);
     }
     let confirming = !args.no_confirm;
     let (key, keyboard) = match &args.secret_file {
@@ -441,7 +539,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     };
 
     let (shown, hashes) = new_recovery_codes()?;
-    let file = secret_file(&b32, &params, hashes);
+    let file = SecretFile {
+        email: args.email.as_ref().map(ToString::to_string),
+        ..secret_file(&b32, &params, hashes)
+    };
     let mut images: Vec<(PathBuf, Zeroizing<Vec<u8>>)> = Vec::new();
     if let Some(c) = &code {
         if let Some(p) = &args.png {
@@ -457,15 +558,8 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
 
     // From here to the end, Ctrl-C waits: the enrollment is written whole
     // and its recovery codes shown, or nothing is written.
-    let _hold = HoldSignals::new();
-    let mut written = Vec::new();
-    for (path, bytes) in &images {
-        if let Err(e) = write_private(path, bytes) {
-            remove_all(&written);
-            return Err(e);
-        }
-        written.push(path.clone());
-    }
+    let hold = HoldSignals::new();
+    let written = write_all_private(&images)?;
     let replaced = match activate(ctx, &user, &file, args.force, confirmed) {
         Ok(r) => r,
         Err(e) => {
@@ -483,217 +577,32 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "recovery_codes": shown.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         });
         println!("{out}");
-        return Ok(());
-    }
-    let paint = Paint::stdout();
-    let mut out = std::io::stdout();
-    if replaced {
-        let _ = writeln!(
-            out,
-            "{}\nThe previous secret and recovery codes of {user} no longer work.",
-            paint.green(&format!("Enrolled {user}."))
-        );
     } else {
-        let _ = writeln!(out, "{}", paint.green(&format!("Enrolled {user}.")));
+        let paint = Paint::stdout();
+        let mut out = std::io::stdout();
+        print_enrolled(&mut out, paint, &user, "", replaced);
+        for p in &written {
+            let _ = writeln!(
+                out,
+                "Wrote {} (mode 0600: it holds the secret).",
+                p.display()
+            );
+        }
+        print_recovery_codes(&mut out, paint, &user, &shown);
     }
-    for p in &written {
-        let _ = writeln!(
-            out,
-            "Wrote {} (mode 0600: it holds the secret).",
-            p.display()
-        );
-    }
-    print_recovery_codes(&mut out, paint, &user, &shown);
+    drop(hold);
+    ctx.notify(Event::Enrolled, &user, args.email.as_ref());
     Ok(())
 }
 
-// ---- many users ----------------------------------------------------------------
-
-/// The user names of a batch file: one a line; blank lines and `#` comments
-/// are skipped. Returns (line number, name as written).
-pub fn batch_names(text: &str) -> Vec<(usize, String)> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let name = line.split('#').next().unwrap_or("").trim();
-            (!name.is_empty()).then(|| (i + 1, name.to_string()))
-        })
-        .collect()
-}
-
-#[derive(Default, serde::Serialize)]
-struct BatchSummary {
-    enrolled: Vec<String>,
-    skipped: Vec<String>,
-    failed: Vec<BatchFailure>,
-    out_dir: String,
-}
-
-#[derive(serde::Serialize)]
-struct BatchFailure {
-    user: String,
-    error: String,
-}
-
-fn read_list(list: &Path) -> Result<String, CliError> {
-    let mut text = String::new();
-    let result = if list == Path::new("-") {
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-    } else {
-        std::fs::File::open(list).and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text))
-    };
-    result.map_err(|e| CliError::Usage(format!("cannot read {}: {e}", list.display())))?;
-    Ok(text)
-}
-
-/// Enrolls one user of a batch: all or nothing. `Ok(false)`: skipped,
-/// already enrolled.
-fn enroll_one(ctx: &Ctx, raw: &str, out_dir: &Path, force: bool) -> Result<bool, CliError> {
-    let user = super::existing_user(raw)?;
-    if is_enrolled(ctx, &user) && !force {
-        return Ok(false);
-    }
-    let params = ctx.config.totp;
-    let issuer = issuer(ctx);
-    let key = new_key()?;
-    let b32 = secret::encode_base32(&key);
-    let uri = qr::otpauth_uri(&issuer, user.as_str(), &b32, &params);
-    let png = Qr::encode(uri.as_bytes())
-        .and_then(|c| c.png())
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let (shown, hashes) = new_recovery_codes()?;
-    let mut codes_text = Zeroizing::new(format!(
-        "# Recovery codes for {user} on {issuer}: each one logs in once, in place of a code.\n"
-    ));
-    for c in &shown {
-        codes_text.push_str(c);
-        codes_text.push('\n');
-    }
-    let uri_line = Zeroizing::new(format!("{}\n", uri.as_str()));
-    let outputs: [(PathBuf, &[u8]); 3] = [
-        (out_dir.join(format!("{user}.png")), &png[..]),
-        (out_dir.join(format!("{user}.uri")), uri_line.as_bytes()),
-        (
-            out_dir.join(format!("{user}.recovery")),
-            codes_text.as_bytes(),
-        ),
-    ];
-    let mut written = Vec::new();
-    for (path, bytes) in &outputs {
-        if let Err(e) = write_private(path, bytes) {
-            remove_all(&written);
-            return Err(e);
-        }
-        written.push(path.clone());
-    }
-    if let Err(e) = activate(ctx, &user, &secret_file(&b32, &params, hashes), force, None) {
-        remove_all(&written);
-        return Err(e);
-    }
-    ctx.log_admin("enrolled", &user);
-    Ok(true)
-}
-
-fn run_batch(ctx: &Ctx, args: &Args, list: &Path, out_dir: &Path) -> CliResult {
-    let text = read_list(list)?;
-    ensure_private_dir(out_dir)?;
-    let mut summary = BatchSummary {
-        out_dir: out_dir.display().to_string(),
-        ..BatchSummary::default()
-    };
-    let mut seen = BTreeSet::new();
-    for (line, raw) in batch_names(&text) {
-        if !seen.insert(raw.clone()) {
-            continue;
-        }
-        // Each user is written and shown whole: Ctrl-C stops between users.
-        let _hold = HoldSignals::new();
-        match enroll_one(ctx, &raw, out_dir, args.force) {
-            Ok(true) => summary.enrolled.push(raw),
-            Ok(false) => summary.skipped.push(raw),
-            Err(e) => summary.failed.push(BatchFailure {
-                user: raw,
-                error: format!("line {line}: {e}"),
-            }),
-        }
-    }
-    if args.json {
-        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
-    } else {
-        print_batch_summary(&summary, args.force);
-    }
-    if summary.failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(format!(
-            "{} of the listed users could not be enrolled",
-            summary.failed.len()
-        )))
-    }
-}
-
-fn print_batch_summary(s: &BatchSummary, force: bool) {
-    let paint = Paint::stdout();
-    let mut rows = vec![(
-        "Enrolled",
-        if s.enrolled.is_empty() {
-            "none".to_string()
-        } else {
-            paint.green(&format!("{} ({})", s.enrolled.join(" "), s.enrolled.len()))
-        },
-    )];
-    if !s.skipped.is_empty() {
-        rows.push((
-            "Skipped",
-            format!(
-                "{} ({}): already enrolled, left as they were{}",
-                s.skipped.join(" "),
-                s.skipped.len(),
-                if force { "" } else { " (--force re-keys them)" }
-            ),
-        ));
-    }
-    if !s.failed.is_empty() {
-        rows.push((
-            "Failed",
-            paint.red(&format!(
-                "{} user(s), nothing written for them:",
-                s.failed.len()
-            )),
-        ));
-    }
-    print!("{}", term::aligned(&rows));
-    for f in &s.failed {
-        println!("    {}: {}", term::escape(&f.user), term::escape(&f.error));
-    }
-    if !s.enrolled.is_empty() {
-        println!(
-            "\nFor each enrolled user, {} holds USER.png (the QR code), USER.uri and\n\
-             USER.recovery (the recovery codes), mode 0600. They are the secrets in clear:\n\
-             hand each user their files, then delete them.",
-            s.out_dir
+/// "Enrolled USER`how`." and, if an enrollment was replaced, that its
+/// secret and recovery codes no longer work.
+fn print_enrolled(out: &mut dyn Write, paint: Paint, user: &UserName, how: &str, replaced: bool) {
+    let _ = writeln!(out, "{}", paint.green(&format!("Enrolled {user}{how}.")));
+    if replaced {
+        let _ = writeln!(
+            out,
+            "The previous secret and recovery codes of {user} no longer work."
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_files_skip_blanks_and_comments() {
-        let text =
-            "# the ops team\nalice\n\n  bob  \ncarol # on leave until May\n   # nobody\n\tdave\n";
-        let got = batch_names(text);
-        assert_eq!(
-            got,
-            vec![
-                (2, "alice".to_string()),
-                (4, "bob".to_string()),
-                (5, "carol".to_string()),
-                (7, "dave".to_string()),
-            ]
-        );
-        assert!(batch_names("").is_empty());
     }
 }

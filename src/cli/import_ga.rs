@@ -324,10 +324,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .and_then(|steps| steps.iter().max())
         .map(|s| s.saturating_mul(u64::from(step)));
 
-    let _hold = HoldSignals::new();
+    let hold = HoldSignals::new();
     let replaced = enroll::activate(ctx, &user, &file, args.force, used_until)?;
     ctx.log_admin("enrolled", &user);
     print_report(ctx, &user, &path, &ga, &params, key.len() * 8, replaced);
+    drop(hold);
+    ctx.notify(crate::delivery::Event::Enrolled, &user, None);
     Ok(())
 }
 

@@ -12,12 +12,16 @@ pub mod import_ga;
 mod recovery_codes;
 mod reset;
 mod secret_input;
+mod send_test;
 mod status;
 mod term;
 mod unlock;
 
 use crate::audit::{Record, Severity, Sink, Syslog};
 use crate::config::{self, Config};
+use crate::delivery::outbox::{self, Details};
+use crate::delivery::{EmailAddress, Event};
+use crate::secret;
 use crate::user::UserName;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,7 +32,7 @@ use std::process::ExitCode;
     name = "twostep",
     version,
     about = "Enroll users in two-factor login and manage their lockouts",
-    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
+    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep enroll bob --method email    codes by email (to email.address's {user}@...)\n  twostep enroll carol --method sms --phone +4915112345678\n  twostep send-test bob                check that bob's codes can reach him\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
 )]
 pub struct Cli {
     /// Configuration file [env: TWOSTEP_CONFIG] [default: /etc/twostep/twostep.toml]
@@ -45,6 +49,7 @@ enum Command {
     Reset(reset::Args),
     #[command(name = "import-google-authenticator")]
     ImportGoogleAuthenticator(import_ga::Args),
+    SendTest(send_test::Args),
     Status(status::Args),
     Unlock(unlock::Args),
     Check(check::Args),
@@ -85,13 +90,17 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Writes an admin record (tag `twostep`).
-    pub fn log(&self, record: Record) {
+    /// Where the command's records go (tag `twostep`).
+    pub fn syslog(&self) -> Syslog<'_> {
         Syslog {
             socket: &self.config.log_socket,
             tag: "twostep",
         }
-        .emit(record);
+    }
+
+    /// Writes an admin record (tag `twostep`).
+    pub fn log(&self, record: Record) {
+        self.syslog().emit(record);
     }
 
     /// `event=<event> user=<user> by=<admin>`, to which more keys may be added.
@@ -104,6 +113,58 @@ impl Ctx {
     /// Writes [`Ctx::admin_record`].
     pub fn log_admin(&self, event: &str, user: &UserName) {
         self.log(self.admin_record(event, user));
+    }
+
+    /// Whether `notify.events` asks for `event` to be mailed.
+    pub fn wants_notice(&self, event: Event) -> bool {
+        self.config.notify.wants(event)
+    }
+
+    /// The `email` of the user's secret file, if it has a readable one.
+    pub fn file_email(&self, user: &UserName) -> Option<EmailAddress> {
+        secret::load(&self.config.secret_dir, user, &self.config.totp)
+            .ok()
+            .and_then(|s| s.email)
+    }
+
+    /// Mails `event`, done by this admin, to the user (`from_file`, their
+    /// secret file's address, else the `email.address` template) and to
+    /// `notify.copy_to`, if `notify.events` asks for it. Called once the
+    /// command has done its work and shown its output: a failure is a
+    /// `delivery_failed` record and a note on stderr, never the command's
+    /// outcome.
+    pub fn notify(&self, event: Event, user: &UserName, from_file: Option<&EmailAddress>) {
+        if !self.wants_notice(event) {
+            return;
+        }
+        let by = admin_name();
+        let details = Details {
+            by: Some(&by),
+            ..Details::default()
+        };
+        outbox::notify(
+            &self.config,
+            &mut NoticeSink(self.syslog()),
+            event,
+            user,
+            from_file,
+            &details,
+        );
+    }
+}
+
+/// The records of mailing a notice: to syslog, and a notice that could not
+/// be mailed also said on stderr, so that the administrator learns of it at
+/// once.
+struct NoticeSink<'a>(Syslog<'a>);
+
+impl Sink for NoticeSink<'_> {
+    fn emit(&mut self, record: Record) {
+        if record.event() == "delivery_failed" {
+            let detail = record.get("detail").unwrap_or("the hand-over failed");
+            eprintln!("twostep: note: not mailed: {}", term::escape(detail));
+        }
+        self.0.emit(record);
     }
 }
 
@@ -251,6 +312,7 @@ fn run(cli: Cli) -> CliResult {
         Command::RecoveryCodes(a) => recovery_codes::run(&ctx, a),
         Command::Reset(a) => reset::run(&ctx, a),
         Command::ImportGoogleAuthenticator(a) => import_ga::run(&ctx, a),
+        Command::SendTest(a) => send_test::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),

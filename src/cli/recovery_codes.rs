@@ -4,6 +4,7 @@
 use super::enroll;
 use super::term::{HoldSignals, Paint};
 use super::{CliError, CliResult, Ctx};
+use crate::delivery::Event;
 use crate::secret::{self, SecretError};
 
 #[derive(clap::Args, Debug)]
@@ -29,8 +30,8 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::require_root("recovery-codes")?;
     let user = super::account_or_name(&args.user)?;
     let (shown, hashes) = enroll::new_recovery_codes()?;
-    let _hold = HoldSignals::new();
-    {
+    let hold = HoldSignals::new();
+    let email = {
         // Read, change and write under the user's lock: a login striking off
         // a code meanwhile would otherwise write the old set back.
         let _locked = enroll::lock_user(ctx, &user)?;
@@ -51,7 +52,8 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 secret::path_for(&ctx.config.secret_dir, &user).display()
             ))
         })?;
-    }
+        current.email
+    };
     ctx.log_admin("recovery_regenerated", &user);
     if args.json {
         let out = serde_json::json!({
@@ -59,15 +61,17 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "recovery_codes": shown.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         });
         println!("{out}");
-        return Ok(());
+    } else {
+        let paint = Paint::stdout();
+        println!(
+            "{}",
+            paint.green(&format!(
+                "Replaced the recovery codes of {user}: the old ones no longer work."
+            ))
+        );
+        enroll::print_recovery_codes(&mut std::io::stdout(), paint, &user, &shown);
     }
-    let paint = Paint::stdout();
-    println!(
-        "{}",
-        paint.green(&format!(
-            "Replaced the recovery codes of {user}: the old ones no longer work."
-        ))
-    );
-    enroll::print_recovery_codes(&mut std::io::stdout(), paint, &user, &shown);
+    drop(hold);
+    ctx.notify(Event::RecoveryRegenerated, &user, email.as_ref());
     Ok(())
 }

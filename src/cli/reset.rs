@@ -3,6 +3,7 @@
 
 use super::enroll;
 use super::{CliError, CliResult, Ctx};
+use crate::delivery::Event;
 use crate::fsutil;
 use crate::lockout::{self, Standing};
 use crate::secret;
@@ -32,10 +33,15 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let user = super::account_or_name(&args.user)?;
     let dir = &ctx.config.secret_dir;
     let path = secret::path_for(dir, &user);
-    let removed = {
+    let (removed, email) = {
         // Under the user's lock, so that a login striking off a recovery code
         // cannot write the file back after we removed it.
         let mut locked = enroll::lock_user(ctx, &user)?;
+        // The notice goes to the address in the file being removed.
+        let email = ctx
+            .wants_notice(Event::Reset)
+            .then(|| ctx.file_email(&user))
+            .flatten();
         let removed = fsutil::remove_durably(dir, &path)
             .map_err(|e| CliError::Failed(format!("cannot remove {}: {e}", path.display())))?;
         // Addresses remembered (policy.remember) for a good code of the old
@@ -53,7 +59,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 ))
             })?;
         }
-        removed
+        (removed, email)
     };
     if !removed {
         return Err(CliError::Failed(format!(
@@ -87,5 +93,6 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "{user} cannot log in where the code is required until enrolled again (unenrolled = \"deny\")."
         );
     }
+    ctx.notify(Event::Reset, &user, email.as_ref());
     Ok(())
 }

@@ -3,8 +3,9 @@
 
 use super::term;
 use super::{CliError, CliResult, Ctx};
+use crate::delivery::outbox;
 use crate::lockout::{self, Standing};
-use crate::secret::{self, SecretError};
+use crate::secret::{self, Method, SecretError};
 use crate::state;
 use crate::user::UserName;
 use serde::Serialize;
@@ -14,7 +15,7 @@ use std::path::Path;
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Show enrollment and lockout status",
-    after_help = "Examples:\n  twostep status              every user with a secret or state file\n  twostep status alice\n  twostep status --json | jq '.[] | select(.locked)'"
+    after_help = "Examples:\n  twostep status              every user with a secret or state file\n  twostep status alice\n  twostep status --json | jq '.[] | select(.locked)'\n  twostep status --json | jq -r '.[] | select(.method == \"sms\") | .user'\n\nMETHOD is how the user's codes come: totp (an app), email or sms, with where\nthey go, masked as the records show it (a***@e***.com, +*********5678)."
 )]
 pub struct Args {
     /// One user (default: every user with a secret or state file)
@@ -29,6 +30,11 @@ pub struct Status {
     pub user: String,
     /// true, false, or null when the secret file is unreadable or refused
     pub enrolled: Option<bool>,
+    /// `totp`, `email` or `sms`; null when not enrolled or refused
+    pub method: Option<&'static str>,
+    /// Where email or SMS codes go, masked; null for an app user, or when
+    /// they could go nowhere (then `problem` says why)
+    pub to: Option<String>,
     pub locked: bool,
     pub locked_until: Option<String>,
     pub failures: u32,
@@ -41,8 +47,21 @@ pub struct Status {
 
 pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
     let mut problems = Vec::new();
+    let (mut method, mut to) = (None, None);
     let enrolled = match secret::load(&ctx.config.secret_dir, user, &ctx.config.totp) {
-        Ok(_) => Some(true),
+        Ok(read) => {
+            method = Some(read.method.as_str());
+            if read.method != Method::Totp {
+                match outbox::destination(&ctx.config, user, &read, read.method) {
+                    Ok(d) => to = Some(d.masked()),
+                    Err(why) => problems.push(format!(
+                        "no {} code can be sent: {why}",
+                        read.method.as_str()
+                    )),
+                }
+            }
+            Some(true)
+        }
         Err(SecretError::Missing) => Some(false),
         Err(e) => {
             problems.push(e.to_string());
@@ -53,6 +72,8 @@ pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
     let mut s = Status {
         user: user.to_string(),
         enrolled,
+        method,
+        to,
         locked: false,
         locked_until: None,
         failures: 0,
@@ -140,12 +161,13 @@ fn print_table(rows: &[Status]) {
     let header = [
         "USER",
         "ENROLLED",
+        "METHOD",
         "LOCKED UNTIL",
         "FAILURES",
         "TIER",
         "LAST SUCCESS",
     ];
-    let cells: Vec<[String; 6]> = rows
+    let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|s| {
             [
@@ -154,6 +176,11 @@ fn print_table(rows: &[Status]) {
                     Some(true) => "yes".into(),
                     Some(false) => "no".into(),
                     None => "REFUSED".into(),
+                },
+                match (s.method, &s.to) {
+                    (Some(m), Some(to)) => format!("{m} {to}"),
+                    (Some(m), None) => m.into(),
+                    (None, _) => "-".into(),
                 },
                 match (&s.locked_until, s.locked) {
                     (Some(t), _) => t.clone(),

@@ -5,6 +5,7 @@
 use super::{CliError, CliResult, Ctx};
 use crate::audit::rfc3339;
 use crate::config::TotpParams;
+use crate::delivery::Event;
 use crate::secret;
 use crate::state::{self, StateError, UserState};
 
@@ -35,9 +36,11 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let user = super::account_or_name(&args.user)?;
     super::require_root("unlock")?;
     let dir = &ctx.config.state_dir;
-    // The user's own period, if their secret file sets one.
-    let params = secret::load(&ctx.config.secret_dir, &user, &ctx.config.totp)
-        .map_or(ctx.config.totp, |s| s.params);
+    // The user's own period, if their secret file sets one, and address.
+    let (params, email) = match secret::load(&ctx.config.secret_dir, &user, &ctx.config.totp) {
+        Ok(s) => (s.params, s.email),
+        Err(_) => (ctx.config.totp, None),
+    };
     let now = super::unix_now();
     let mut future_step = None;
     match state::update(dir, &user, |s| {
@@ -77,6 +80,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             rfc3339(step)
         );
     }
+    ctx.notify(Event::Unlocked, &user, email.as_ref());
     Ok(())
 }
 

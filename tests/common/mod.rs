@@ -632,7 +632,15 @@ pub fn mode_of(p: &Path) -> u32 {
 impl Rig {
     /// Runs the real CLI with `stdin` as its (non-terminal) standard input.
     pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> std::process::Output {
-        let mut child = Command::new(twostep_bin())
+        let mut child = self.cli_spawn(args);
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        child.wait_with_output().unwrap()
+    }
+
+    /// Starts the real CLI with its standard streams piped, for a test that
+    /// answers later (a code that has yet to arrive).
+    pub fn cli_spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(twostep_bin())
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -641,9 +649,7 @@ impl Rig {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-        child.wait_with_output().unwrap()
+            .unwrap()
     }
 
     /// `twostep enroll --batch LIST --out-dir OUT_DIR [extra]`.

@@ -1,0 +1,213 @@
+//! `twostep enroll USER --method email|sms`: the user gets a fresh code by
+//! email or text message at each login instead of using an app.
+//!
+//! The address or number is validated as the arguments are read (clap parses
+//! `--email` and `--phone` into `EmailAddress` and `PhoneNumber`). Unless
+//! `--no-confirm`, a confirmation code is sent to it and typed here, and the
+//! enrollment is written only when it is right, before `codes.valid` runs
+//! out: a mistyped address cannot lock a user out. Nothing is kept of the
+//! code but in this process's memory, wiped when it ends.
+//!
+//! The secret file still gets a random 160-bit `secret`: the module keys the
+//! hash under which it keeps a sent code with it (`codes::keyed_hash`). No
+//! one types it, and no QR code is shown. Recovery codes are made as for an
+//! app user: they work at every code prompt.
+#![forbid(unsafe_code)]
+
+use super::{Args, Asking, MethodArg};
+use crate::audit::{Record, Severity};
+use crate::cli::term::{HoldSignals, Keyboard, Paint};
+use crate::cli::{CliError, CliResult, Ctx};
+use crate::codes;
+use crate::delivery::outbox::{self, Destination};
+use crate::delivery::{Event, Login, Purpose};
+use crate::secret::{self, SecretFile};
+use crate::user::UserName;
+use std::io::Write;
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
+    refuse_app_options(args)?;
+    let key = super::new_key()?;
+    let mut file = SecretFile {
+        secret: Some(Zeroizing::new(secret::encode_base32(&key).to_string())),
+        method: args.method.method(),
+        email: args.email.as_ref().map(ToString::to_string),
+        phone: args.phone.as_ref().map(ToString::to_string),
+        digits: None,
+        period: None,
+        algorithm: None,
+        recovery_codes: Vec::new(),
+        created: Some(crate::enrollment::now_rfc3339()),
+    };
+    let to = destination(ctx, user, args, &file)?;
+    let medium = match &to {
+        Destination::Email(_) => "email",
+        Destination::Sms(_) => "text message",
+    };
+    let how = format!(": sign-in codes go by {medium} to {}", shown(&to));
+    if !args.no_confirm {
+        // With --json, stdout is for the one object.
+        let paint = Paint::stderr();
+        eprintln!("{}", paint.bold(&format!("Enrolling {user}{how}.")));
+        confirm(ctx, &Keyboard::Stdin, user, &to)?;
+    }
+    let (shown, hashes) = super::new_recovery_codes()?;
+    file.recovery_codes = hashes;
+
+    // From here to the end, Ctrl-C waits: the enrollment is written whole
+    // and its recovery codes shown, or nothing is written.
+    let hold = HoldSignals::new();
+    let replaced = super::activate(ctx, user, &file, args.force, None)?;
+    ctx.log_admin("enrolled", user);
+    if args.json {
+        let mut out = serde_json::json!({
+            "user": user.as_str(),
+            "method": file.method.as_str(),
+            "secret": file.secret.as_ref().map(|s| s.as_str()),
+            "uri": null,
+            "recovery_codes": shown.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        });
+        // Where the codes go (an address the template made included), and
+        // an address given for notices.
+        match &to {
+            Destination::Email(a) => out["email"] = a.as_str().into(),
+            Destination::Sms(n) => out["phone"] = n.as_str().into(),
+        }
+        if let Some(a) = &file.email {
+            out["email"] = a.as_str().into();
+        }
+        println!("{out}");
+    } else {
+        let paint = Paint::stdout();
+        let mut out = std::io::stdout();
+        super::print_enrolled(&mut out, paint, user, &how, replaced);
+        super::print_recovery_codes(&mut out, paint, user, &shown);
+        let _ = out.flush();
+    }
+    drop(hold);
+    ctx.notify(Event::Enrolled, user, args.email.as_ref());
+    Ok(())
+}
+
+/// The options that only make sense for an app.
+fn refuse_app_options(args: &Args) -> CliResult {
+    let given = [
+        ("--secret-file", args.secret_file.is_some()),
+        ("--png", args.png.is_some()),
+        ("--svg", args.svg.is_some()),
+    ];
+    match given.iter().find(|(_, set)| *set) {
+        Some((option, _)) => Err(CliError::Usage(format!(
+            "{option} is for --method totp: an email or SMS user has no app to set up"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Where this enrollment's codes would go, judged as the module will judge
+/// the file: a user the module could send nothing to is not enrolled.
+fn destination(
+    ctx: &Ctx,
+    user: &UserName,
+    args: &Args,
+    file: &SecretFile,
+) -> Result<Destination, CliError> {
+    let c = &ctx.config;
+    match args.method {
+        MethodArg::Sms if args.phone.is_none() => {
+            return Err(CliError::Usage(
+                "--method sms needs --phone NUMBER (E.164: +4915112345678)".into(),
+            ));
+        }
+        MethodArg::Email if args.email.is_none() && c.email.address.is_empty() => {
+            return Err(CliError::Usage(
+                "--method email needs --email ADDRESS, or an email.address template in the \
+                 configuration (\"{user}@example.com\")"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
+    let option = format!("--method {}", file.method.as_str());
+    let read = file
+        .clone()
+        .into_user_secret(&c.totp)
+        .map_err(|e| CliError::Usage(format!("{option}: {e}")))?;
+    outbox::destination(c, user, &read, read.method)
+        .map_err(|why| CliError::Usage(format!("{option}: {why}")))
+}
+
+/// Sends a confirmation code to `to` and asks for it, up to
+/// [`super::CONFIRM_TRIES`] times, until `codes.valid` runs out.
+fn confirm(ctx: &Ctx, keyboard: &Keyboard, user: &UserName, to: &Destination) -> CliResult {
+    let settings = &ctx.config.codes;
+    let code = codes::new_code(settings.length).map_err(CliError::Failed)?;
+    let login = Login {
+        user: user.as_str(),
+        service: "twostep enroll",
+        source: "",
+    };
+    let sent_at = Instant::now();
+    let record = |event: &str, severity| {
+        Record::new(event, severity)
+            .with("user", user)
+            .with("service", "twostep")
+            .with("rhost", "")
+            .with("method", to.method())
+    };
+    if let Err(e) = outbox::send_code(
+        &ctx.config,
+        to,
+        &login,
+        &code,
+        Purpose::Confirm,
+        settings.valid,
+    ) {
+        ctx.log(
+            record("delivery_failed", Severity::Warning)
+                .with("reason", e.reason())
+                .with("to", to.masked())
+                .with("detail", format!("confirmation code: {e}"))
+                .with("by", crate::cli::admin_name()),
+        );
+        return Err(super::not_enrolled(
+            user,
+            &format!("no code could be sent ({e})"),
+        ));
+    }
+    ctx.log(
+        record("code_sent", Severity::Info)
+            .with("to", to.masked())
+            .with("by", crate::cli::admin_name()),
+    );
+    let valid = humantime::format_duration(settings.valid);
+    eprintln!(
+        "A confirmation code was sent; it is good for {valid}. Type it here when it arrives."
+    );
+    let len = settings.length;
+    let asking = Asking {
+        prompt: format!("Code sent to {} ({len} digits): ", shown(to)),
+        wrong: "That is not the code that was sent",
+        last: "did it come to the right address or number?",
+    };
+    super::ask_until_right(keyboard, user, &asking, |answer| {
+        if sent_at.elapsed() >= settings.valid {
+            return Err(format!("the code expired after {valid} (codes.valid)"));
+        }
+        Ok(codes::normalize(answer, len)
+            .filter(|typed| bool::from(typed.as_slice().ct_eq(code.as_bytes())))
+            .map(|_| ()))
+    })
+}
+
+/// The address or number, in full: the administrator typed it, or the
+/// template made it, and needs to see which it is.
+fn shown(to: &Destination) -> &str {
+    match to {
+        Destination::Email(a) => a.as_str(),
+        Destination::Sms(n) => n.as_str(),
+    }
+}
