@@ -178,7 +178,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         tag: "pam_twostep",
     };
     let accounts = SystemAccounts;
-    let store = crate::store::file::FileStore::new(&config.state_dir);
+    let store = crate::store::open(&config);
     let reservation = reservation::take(pamh);
     let held = reservation.clone();
     let req = Request {
@@ -193,7 +193,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         clock: auth::system_clock,
         conv: &mut prompter,
         accounts: &accounts,
-        store: &store,
+        store: store.as_ref(),
         audit: &mut audit,
         debug: args.debug,
         reservation,

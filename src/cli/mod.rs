@@ -90,6 +90,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Where per-user state lives, as the configuration says.
+    pub fn store(&self) -> Box<dyn crate::store::Store> {
+        crate::store::open(&self.config)
+    }
+
     /// Where the command's records go (tag `twostep`).
     pub fn syslog(&self) -> Syslog<'_> {
         Syslog {

@@ -7,7 +7,6 @@ use crate::delivery::Event;
 use crate::fsutil;
 use crate::lockout::{self, Standing};
 use crate::secret;
-use crate::state;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -70,7 +69,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     ctx.log_admin("reset", &user);
     println!("Removed the enrollment of {user} ({}).", path.display());
     let now = super::unix_now();
-    match state::read(&ctx.config.state_dir, &user) {
+    match ctx.store().read(&user) {
         Ok(Some(s)) if s.counters.failures > 0 || s.counters.locked_until > now => {
             let lock = match lockout::standing(&s.counters, now) {
                 Standing::Locked { until } => {

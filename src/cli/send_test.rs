@@ -8,9 +8,8 @@
 
 use super::term;
 use super::{CliError, CliResult, Ctx};
-use crate::config::Config;
 use crate::delivery::outbox::{self, Destination};
-use crate::delivery::{self, EmailAddress, Sender};
+use crate::delivery::{self, Sender};
 use crate::secret::{self, Method, SecretError};
 use std::time::SystemTime;
 
@@ -69,7 +68,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             .map_err(|why| CliError::Failed(format!("{user}: {why}")))?,
     };
     let host = crate::enrollment::hostname();
-    let from = from_address(c, &host)?;
+    let from = outbox::from_address(c, &host).map_err(|e| CliError::Usage(e.to_string()))?;
     let issuer = crate::enrollment::issuer(c);
     let sender = Sender {
         from: &from,
@@ -107,16 +106,4 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             "the test message for {user} to {shown} was not handed over: {e}"
         ))),
     }
-}
-
-/// `email.from`, else `twostep@<host name>`, else `twostep@localhost` (a
-/// host name that is no domain): the rule by which `outbox` sends codes and
-/// notices, whose own copy is private to it.
-fn from_address(config: &Config, host: &str) -> Result<EmailAddress, CliError> {
-    if let Some(from) = &config.email.from {
-        return Ok(from.clone());
-    }
-    EmailAddress::parse(&format!("twostep@{host}"))
-        .or_else(|_| EmailAddress::parse("twostep@localhost"))
-        .map_err(|e| CliError::Usage(format!("no From address: {e}")))
 }

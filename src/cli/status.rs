@@ -6,7 +6,6 @@ use super::{CliError, CliResult, Ctx};
 use crate::delivery::outbox;
 use crate::lockout::{self, Standing};
 use crate::secret::{self, Method, SecretError};
-use crate::state;
 use crate::user::UserName;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -81,7 +80,7 @@ pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
         last_success: None,
         problem: None,
     };
-    match state::read(&ctx.config.state_dir, user) {
+    match ctx.store().read(user) {
         Ok(None) => {}
         Ok(Some(st)) => {
             if let Standing::Locked { until } = lockout::standing(&st.counters, now) {
@@ -145,7 +144,11 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
     let mut users = BTreeSet::new();
     names_in(&ctx.config.secret_dir, &mut users)?;
-    names_in(&ctx.config.state_dir, &mut users)?;
+    let with_state = ctx
+        .store()
+        .users()
+        .map_err(|e| CliError::Failed(format!("cannot list the users with state: {e}")))?;
+    users.extend(with_state.iter().filter_map(|n| UserName::parse(n).ok()));
     let all: Vec<Status> = users.iter().map(|u| status_of(ctx, u, now)).collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());

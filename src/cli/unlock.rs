@@ -8,6 +8,7 @@ use crate::config::TotpParams;
 use crate::delivery::Event;
 use crate::secret;
 use crate::state::{self, StateError, UserState};
+use crate::store::StoreError;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -27,46 +28,44 @@ pub struct Args {
 /// back, leaves one; until the real time catches up, every right code is
 /// refused as a replay. One within the reach is kept: clearing it would let
 /// the code that set it be used again.
-pub fn in_the_future(last_step_time: u64, now: u64, params: &TotpParams) -> bool {
-    let reach = u64::from(params.skew) * u64::from(params.period);
-    last_step_time > now.saturating_add(reach)
+#[cfg(test)]
+fn in_the_future(last_step_time: u64, now: u64, params: &TotpParams) -> bool {
+    last_step_time > future_beyond(now, params)
+}
+
+/// The latest step the window can still reach: now plus the skew.
+fn future_beyond(now: u64, params: &TotpParams) -> u64 {
+    now.saturating_add(u64::from(params.skew) * u64::from(params.period))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let user = super::account_or_name(&args.user)?;
     super::require_root("unlock")?;
-    let dir = &ctx.config.state_dir;
     // The user's own period, if their secret file sets one, and address.
     let (params, email) = match secret::load(&ctx.config.secret_dir, &user, &ctx.config.totp) {
         Ok(s) => (s.params, s.email),
         Err(_) => (ctx.config.totp, None),
     };
     let now = super::unix_now();
-    let mut future_step = None;
-    match state::update(dir, &user, |s| {
-        // A new epoch: attempts counted before the unlock are counted again
-        // if they fail after it.
-        let mut next = s.reset();
-        if in_the_future(s.last_step_time, now, &params) {
-            future_step = Some(s.last_step_time);
-            next.last_step_time = 0;
-        }
-        next
-    }) {
-        Ok(_) => {}
+    // A step beyond the window's reach lies in the future (the clock was set
+    // forward, then back): cleared, so that right codes work again.
+    let store = ctx.store();
+    let future_step = match store.unlock(&user, future_beyond(now, &params)) {
+        Ok(cleared) => cleared,
         // A damaged file is replaced by a fresh one. The last accepted step is
         // lost with it, so codes of the current window could be replayed once:
         // say so.
-        Err(StateError::Corrupt(why)) => {
-            state::replace(dir, &user, &UserState::default()).map_err(|e| {
+        Err(StoreError::State(StateError::Corrupt(why))) => {
+            state::replace(&ctx.config.state_dir, &user, &UserState::default()).map_err(|e| {
                 CliError::Failed(format!("cannot replace the damaged state of {user}: {e}"))
             })?;
             eprintln!(
                 "twostep: the state file of {user} was damaged ({why}); replaced it with a fresh one"
             );
+            None
         }
         Err(e) => return Err(CliError::Failed(format!("cannot unlock {user}: {e}"))),
-    }
+    };
     let mut record = ctx.admin_record("unlocked", &user);
     if let Some(step) = future_step {
         record = record.with("future_step_cleared", rfc3339(step));

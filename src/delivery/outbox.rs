@@ -91,7 +91,7 @@ fn host() -> String {
 
 /// `email.from`, else `twostep@<host name>` (else `twostep@localhost`, for a
 /// host name that is no domain).
-fn from_address(config: &Config, host: &str) -> Result<EmailAddress, DeliveryError> {
+pub fn from_address(config: &Config, host: &str) -> Result<EmailAddress, DeliveryError> {
     if let Some(from) = &config.email.from {
         return Ok(from.clone());
     }

@@ -264,8 +264,12 @@ impl Store for FileStore {
     }
 
     fn users(&self) -> Result<Vec<String>, StoreError> {
-        let entries =
-            std::fs::read_dir(&self.state_dir).map_err(|e| StoreError::State(StateError::Io(e)))?;
+        let entries = match std::fs::read_dir(&self.state_dir) {
+            Ok(e) => e,
+            // No state_dir: no state (status says what else is wrong).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::State(StateError::Io(e))),
+        };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -17,12 +17,18 @@
 pub mod file;
 
 use crate::codes::Plan;
-use crate::config::{Codes, Tier};
+use crate::config::{Codes, Config, Tier};
 use crate::lockout::NewLock;
 use crate::user::UserName;
 use std::net::IpAddr;
 
 pub use crate::state::{Purpose, Remembered, SentCode, StateError, UserState};
+
+/// The store the configuration names: `store.url`, or this host's
+/// `state_dir` when it is empty.
+pub fn open(config: &Config) -> Box<dyn Store> {
+    Box::new(file::FileStore::new(&config.state_dir))
+}
 
 /// Why the store could not do what was asked.
 #[derive(Debug)]
