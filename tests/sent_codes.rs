@@ -132,9 +132,16 @@ fn an_email_code_logs_in_once() {
     let ev = rig.module_events();
     let sent: Vec<_> = ev.iter().filter(|e| e.event() == "code_sent").collect();
     assert_eq!(sent.len(), 1, "{ev:#?}");
-    assert_eq!(sent[0].keys(), ["event", "user", "service", "rhost", "method", "to"]);
+    assert_eq!(
+        sent[0].keys(),
+        ["event", "user", "service", "rhost", "method", "to"]
+    );
     assert_eq!(sent[0].get("method"), Some("email"));
-    assert!(!sent[0].get("to").unwrap().contains(u), "masked: {:?}", sent[0]);
+    assert!(
+        !sent[0].get("to").unwrap().contains(u),
+        "masked: {:?}",
+        sent[0]
+    );
     let ok: Vec<_> = ev.iter().filter(|e| e.event() == "auth_ok").collect();
     assert_eq!(ok[0].get("method"), Some("email"));
     // No code in any record.
@@ -164,7 +171,11 @@ fn an_email_code_logs_in_once() {
 #[test]
 fn an_expired_email_code_is_refused_as_expired() {
     let u = "tssent-exp";
-    let (mut rig, issuer) = email_rig("sent-exp", u, "[codes]\nvalid = \"30s\"\nresend_after = \"10s\"");
+    let (mut rig, issuer) = email_rig(
+        "sent-exp",
+        u,
+        "[codes]\nvalid = \"30s\"\nresend_after = \"10s\"",
+    );
     rig.events();
     // The clock moves 40 s on between the prompt and the answer.
     let offset = rig.root.join("offset");
@@ -190,7 +201,11 @@ fn an_expired_email_code_is_refused_as_expired() {
     writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(PAM_AUTH_ERR), "{seen}{rest}");
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(PAM_AUTH_ERR),
+        "{seen}{rest}"
+    );
     let ev = rig.module_events();
     let fail = ev.iter().find(|e| e.event() == "auth_fail").unwrap();
     assert_eq!(fail.get("reason"), Some("expired"), "{ev:#?}");
@@ -265,7 +280,11 @@ fn a_failing_or_hanging_sendmail_denies_in_bounded_time_and_leaves_nothing() {
         .as_array()
         .map(|a| a.iter().map(|c| c.as_str().unwrap().to_string()).collect())
         .unwrap_or_default();
-    let failing = program(&rig, "sendmail-fails", "cat >/dev/null; echo 'no route' >&2; exit 75");
+    let failing = program(
+        &rig,
+        "sendmail-fails",
+        "cat >/dev/null; echo 'no route' >&2; exit 75",
+    );
     let hanging = program(&rig, "sendmail-hangs", "sleep 300 & sleep 300");
     for (sendmail, reason, what) in [(&failing, "exit", "fails"), (&hanging, "timeout", "hangs")] {
         rig.write_config(&format!(
@@ -293,7 +312,10 @@ fn a_failing_or_hanging_sendmail_denies_in_bounded_time_and_leaves_nothing() {
         s.answer("123456");
         assert_eq!(s.finish().code, PAM_AUTH_ERR, "{what}");
         let ev = rig.module_events();
-        let failed: Vec<_> = ev.iter().filter(|e| e.event() == "delivery_failed").collect();
+        let failed: Vec<_> = ev
+            .iter()
+            .filter(|e| e.event() == "delivery_failed")
+            .collect();
         assert_eq!(failed.len(), 1, "{what}: {ev:#?}");
         assert_eq!(
             (failed[0].get("method"), failed[0].get("reason")),
@@ -341,20 +363,38 @@ fn an_sms_code_goes_to_the_command_with_nothing_else() {
     assert!(shown.contains("+*********5678"), "{shown}");
     let text = std::fs::read_to_string(&record).unwrap();
     assert!(text.contains("argv:+4915112345678\n"), "{text}");
-    let env: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("env:")).collect();
+    let env: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("env:"))
+        .collect();
     assert!(
-        env.iter().all(|v| v.starts_with("PATH=") || v.starts_with("PWD=") || v.starts_with("SHLVL=") || v.starts_with("_=")),
+        env.iter().all(|v| v.starts_with("PATH=")
+            || v.starts_with("PWD=")
+            || v.starts_with("SHLVL=")
+            || v.starts_with("_=")),
         "a cleared environment: {env:?}"
     );
-    let body: String = text.lines().filter_map(|l| l.strip_prefix("stdin:")).collect();
+    let body: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("stdin:"))
+        .collect();
     let code: String = body.chars().take_while(char::is_ascii_digit).collect();
     assert_eq!(code.len(), 6, "{body}");
     s.answer(&code);
     assert_eq!(s.finish().code, PAM_SUCCESS);
     let ev = rig.module_events();
     let sent = ev.iter().find(|e| e.event() == "code_sent").unwrap();
-    assert_eq!((sent.get("method"), sent.get("to")), (Some("sms"), Some("+*********5678")));
-    assert_eq!(ev.iter().find(|e| e.event() == "auth_ok").unwrap().get("method"), Some("sms"));
+    assert_eq!(
+        (sent.get("method"), sent.get("to")),
+        (Some("sms"), Some("+*********5678"))
+    );
+    assert_eq!(
+        ev.iter()
+            .find(|e| e.event() == "auth_ok")
+            .unwrap()
+            .get("method"),
+        Some("sms")
+    );
     assert!(ev.iter().all(|e| !e.raw.contains(&code)));
 }
 
@@ -381,7 +421,11 @@ fn a_lost_device_is_replaced_with_the_code_from_the_mail() {
              [notify]\nevents = [\"lost_device\", \"enrolled\"]"
         ),
     );
-    write_secret(&rig, u, &format!("secret = \"{SECRET}\"\nemail = \"{u}@localhost\"\n"));
+    write_secret(
+        &rig,
+        u,
+        &format!("secret = \"{SECRET}\"\nemail = \"{u}@localhost\"\n"),
+    );
     rig.events();
     let mut s = Session::start(&rig, "twostep", u);
     s.until_prompt();
@@ -408,15 +452,27 @@ fn a_lost_device_is_replaced_with_the_code_from_the_mail() {
     assert_eq!(enrolled.get("by"), Some("lost_device"));
     // The old app's codes are refused now; the new app's work.
     let file = std::fs::read_to_string(rig.secret_path(u)).unwrap();
-    assert!(file.contains(&format!("email = \"{u}@localhost\"")), "{file}");
+    assert!(
+        file.contains(&format!("email = \"{u}@localhost\"")),
+        "{file}"
+    );
     std::thread::sleep(Duration::from_secs(31));
     assert_eq!(rig.login(u, &oath_code(SECRET, 0)).code, PAM_AUTH_ERR);
     fresh_step(5);
     assert_eq!(rig.login(u, &oath_code(&new_secret, 0)).code, PAM_SUCCESS);
     // The notices: the lost-device sign-in and the new enrollment.
     let notices = wait_for_messages(&mailbox(u), &issuer, 3);
-    assert!(notices.iter().any(|m| m["subject"].as_str().unwrap().contains("lost-device sign-in")));
-    assert!(notices.iter().any(|m| m["subject"].as_str().unwrap().contains("set up")));
+    assert!(notices.iter().any(|m| {
+        m["subject"]
+            .as_str()
+            .unwrap()
+            .contains("lost-device sign-in")
+    }));
+    assert!(
+        notices
+            .iter()
+            .any(|m| m["subject"].as_str().unwrap().contains("set up"))
+    );
 }
 
 #[test]
@@ -431,7 +487,11 @@ fn a_wrong_new_app_code_after_a_lost_device_writes_nothing() {
             "issuer = \"{issuer}\"\n[lost_device]\nmethod = \"email\"\n[email]\nfrom = \"twostep@localhost\""
         ),
     );
-    write_secret(&rig, u, &format!("secret = \"{SECRET}\"\nemail = \"{u}@localhost\"\n"));
+    write_secret(
+        &rig,
+        u,
+        &format!("secret = \"{SECRET}\"\nemail = \"{u}@localhost\"\n"),
+    );
     let before = std::fs::read(rig.secret_path(u)).unwrap();
     rig.events();
     let mut s = Session::start(&rig, "twostep", u);
@@ -443,7 +503,11 @@ fn a_wrong_new_app_code_after_a_lost_device_writes_nothing() {
     s.until_prompt();
     s.answer("000000");
     assert_eq!(s.finish().code, PAM_AUTH_ERR);
-    assert_eq!(std::fs::read(rig.secret_path(u)).unwrap(), before, "nothing written");
+    assert_eq!(
+        std::fs::read(rig.secret_path(u)).unwrap(),
+        before,
+        "nothing written"
+    );
     // The mailed code is spent.
     let mut s = Session::start(&rig, "twostep", u);
     s.until_prompt();
@@ -476,7 +540,16 @@ fn a_lock_mails_the_user() {
         assert_eq!(rig.login(u, "000000").code, PAM_AUTH_ERR);
     }
     let notice = &wait_for_messages(&mailbox(u), &issuer, 1)[0];
-    assert!(notice["subject"].as_str().unwrap().contains("account locked"), "{notice}");
-    assert!(notice["body"].as_str().unwrap().contains("Until:"), "{notice}");
+    assert!(
+        notice["subject"]
+            .as_str()
+            .unwrap()
+            .contains("account locked"),
+        "{notice}"
+    );
+    assert!(
+        notice["body"].as_str().unwrap().contains("Until:"),
+        "{notice}"
+    );
     assert!(!notice["body"].as_str().unwrap().contains("000000"));
 }
