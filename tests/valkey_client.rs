@@ -315,6 +315,180 @@ fn evalsha_falls_back_to_eval_on_noscript() {
     }
 }
 
+/// A CA and a server certificate for localhost and 127.0.0.1, and another
+/// CA that signed nothing, made with openssl(1).
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for ca in ["ca", "other-ca"] {
+        let key = format!("{ca}.key");
+        let crt = format!("{ca}.crt");
+        let subj = format!("/CN=twostep test {ca}");
+        let mut args = vec![
+            "req", "-x509", "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &crt,
+        ];
+        args.extend(ec);
+        run(&args);
+    }
+    let mut args = vec![
+        "req",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ];
+    args.extend(ec);
+    run(&args);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    for f in ["ca.key", "other-ca.key", "server.key"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+#[test]
+fn tls_with_the_test_ca() {
+    let certs = scratch("certs");
+    make_certs(&certs);
+    let tls_port = free_port();
+    let plain_port = free_port();
+    let file = |f: &str| certs.join(f).to_str().unwrap().to_string();
+    let redis = Redis::start_with(
+        "tls",
+        &[
+            "--port",
+            &plain_port.to_string(),
+            "--tls-port",
+            &tls_port.to_string(),
+            "--bind",
+            "127.0.0.1 127.0.0.2",
+            "--tls-cert-file",
+            &file("server.crt"),
+            "--tls-key-file",
+            &file("server.key"),
+            "--tls-ca-cert-file",
+            &file("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ],
+        plain_port,
+    );
+    let rediss = |host: &str, port: u16| StoreUrl::Tcp {
+        host: host.into(),
+        port,
+        tls: true,
+    };
+    let ca = certs.join("ca.crt");
+    let pw = redis.password_file(PASSWORD, 0o600);
+    // By address and by name (localhost is in /etc/hosts), with AUTH and a script.
+    for host in ["127.0.0.1", "localhost"] {
+        let start = Instant::now();
+        let mut c = Client::connect(
+            &rediss(host, tls_port),
+            "twostep",
+            Some(PASSWORD.as_bytes()),
+            Some(&ca),
+            deadline(),
+        )
+        .unwrap_or_else(|e| panic!("{host}: {e}"));
+        eprintln!("TLS connect + AUTH to {host}: {:?}", start.elapsed());
+        let echo = Script::new(ECHO);
+        let got = c.eval_script(&echo, &[b"twostep:tls"], &[b"over tls"], deadline());
+        assert_eq!(
+            got,
+            Ok(Reply::Array(vec![
+                bulk("over tls"),
+                Reply::Integer(7),
+                Reply::Nil
+            ]))
+        );
+    }
+    let mut s = store(rediss("localhost", tls_port), "twostep", Some(pw));
+    s.ca_file = Some(ca.clone());
+    assert!(Client::open(&s, deadline()).is_ok());
+    // A CA that did not sign the server's certificate.
+    let err = Client::connect(
+        &rediss("127.0.0.1", tls_port),
+        "",
+        None,
+        Some(&certs.join("other-ca.crt")),
+        deadline(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "tls", "{err}");
+    // The system's CAs did not sign it either.
+    let err =
+        Client::connect(&rediss("127.0.0.1", tls_port), "", None, None, deadline()).unwrap_err();
+    assert_eq!(err.reason(), "tls", "{err}");
+    // The right CA, but a certificate for other names than the one dialled.
+    let err = Client::connect(
+        &rediss("127.0.0.2", tls_port),
+        "",
+        None,
+        Some(&ca),
+        deadline(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "tls", "{err}");
+    assert!(err.to_string().contains("mismatch"), "{err}");
+    // TLS to a port that speaks plain RESP: the server waits for the end
+    // of a line that never comes (or answers an error that is no TLS).
+    let (err, _) = within_deadline(|d| {
+        Client::connect(&rediss("127.0.0.1", plain_port), "", None, Some(&ca), d)
+    });
+    assert!(matches!(err.reason(), "timeout" | "tls"), "{err}");
+    // A CA file that holds no certificate.
+    let err = Client::connect(
+        &rediss("127.0.0.1", tls_port),
+        "",
+        None,
+        Some(&certs.join("ext.cnf")),
+        deadline(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "config", "{err}");
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
 #[test]
 fn a_stopped_server_is_a_timeout_at_the_deadline() {
     let redis = Redis::start("stopped");
@@ -512,4 +686,39 @@ fn a_server_that_never_accepts_on_a_unix_socket() {
     assert!(took >= TIMEOUT, "{took:?}");
     drop(listener);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tls_to_misbehaving_servers_is_bounded() {
+    let tls = |url: StoreUrl| match url {
+        StoreUrl::Tcp { host, port, .. } => StoreUrl::Tcp {
+            host,
+            port,
+            tls: true,
+        },
+        other => other,
+    };
+    let cases: Vec<(&str, &str, Behaviour)> = vec![
+        (
+            "closed during the handshake",
+            "connect",
+            Box::new(|s: &mut TcpStream| drop(s.shutdown(std::net::Shutdown::Both))),
+        ),
+        (
+            "garbage for a server hello",
+            "tls",
+            Box::new(|s: &mut TcpStream| drop(s.write_all(b"-ERR unknown command\r\n"))),
+        ),
+        (
+            "no server hello",
+            "timeout",
+            Box::new(|_: &mut TcpStream| {}),
+        ),
+    ];
+    for (what, reason, behave) in cases {
+        let url = tls(fake(behave));
+        let (err, took) = within_deadline(|d| Client::connect(&url, "", None, None, d));
+        assert_eq!(err.reason(), reason, "{what}: {err}");
+        eprintln!("TLS, {what}: {reason} after {took:?}: {err}");
+    }
 }
