@@ -43,6 +43,10 @@ test=(
     # delivery), so nothing needs configuring or starting.
     exim4-daemon-light
     curl                          # examples/sms-gateway-sender, tested against a local listener
+    # tests/valkey_client.rs starts private instances (Debian 12 ships Redis
+    # 7.0; Valkey speaks the same protocol); the system's own is never used.
+    # openssl(1) makes the test CA for rediss://.
+    redis-server openssl
 )
 
 case "${1:-}" in

@@ -14,6 +14,8 @@
 //! - `recovery`: recovery codes, kept only as salted argon2id hashes
 //! - `qr`: the QR code of the otpauth URI, for terminals and image files
 //! - `audit`: the syslog records
+//! - `store`: the shared state store of a fleet (Valkey or Redis); `store::valkey`
+//!   is its client
 //! - `delivery`: codes and notices by email and text message: validated
 //!   addresses and numbers, the messages, and sendmail or the SMS command run
 //!   with a deadline
