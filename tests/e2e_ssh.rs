@@ -10,7 +10,7 @@ mod common;
 mod sshd;
 
 use common::*;
-use sshd::{Answers, CODE_FROM_URI, Sshd};
+use sshd::{Answers, CODE_FROM_MAIL, CODE_FROM_URI, Sshd};
 
 const PASSWORD: &str = "e2e pass-W0rd";
 
@@ -333,4 +333,51 @@ fn enrollment_at_login_over_ssh() {
     let events = rig.module_events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].event(), "auth_ok");
+}
+
+#[test]
+fn an_email_user_logs_in_with_the_code_from_the_mail() {
+    let user = "ts-ssh-email";
+    // A home first: exim delivers only to users that have one.
+    common::mail::ensure_mail_user(user);
+    ensure_user(user, Some(PASSWORD));
+    let mbox = common::mail::mailbox(user);
+    let _ = std::fs::remove_file(&mbox);
+    let mut rig = Rig::new("ssh-email", "[email]\nfrom = \"twostep@localhost\"");
+    let path = rig.secret_path(user);
+    std::fs::write(
+        &path,
+        format!("secret = \"{SECRET}\"\nmethod = \"email\"\nemail = \"{user}@localhost\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let sshd = Sshd::start(&rig, "email", "");
+    rig.events();
+    let from_mail = format!("{CODE_FROM_MAIL}{}", mbox.display());
+    let login = sshd.ssh(
+        user,
+        &Answers {
+            password: Some(PASSWORD),
+            code: Some(&from_mail),
+        },
+        "twostep-e2e-email",
+    );
+    assert!(
+        login.logged_in("twostep-e2e-email"),
+        "{login:#?}\n{}",
+        sshd.log()
+    );
+    // The code prompt came with where the code went.
+    assert!(
+        login
+            .prompt_texts()
+            .iter()
+            .any(|p| p.contains("A code was sent to t***@l***")),
+        "{login:#?}"
+    );
+    let events = rig.module_events();
+    let sent = events.iter().find(|e| e.event() == "code_sent").unwrap();
+    assert_remote(sent, &sshd, user);
+    let ok = events.iter().find(|e| e.event() == "auth_ok").unwrap();
+    assert_eq!(ok.get("method"), Some("email"));
 }

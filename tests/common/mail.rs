@@ -8,14 +8,20 @@ use std::time::{Duration, Instant};
 
 /// A real account with a home directory, as exim's local delivery wants.
 pub fn ensure_mail_user(name: &str) {
-    super::with_account_lock(|| {
-        if nix::unistd::User::from_name(name).unwrap().is_none() {
+    super::with_account_lock(|| match nix::unistd::User::from_name(name).unwrap() {
+        None => {
             let status = std::process::Command::new("useradd")
                 .args(["-m", "-s", "/bin/sh", name])
                 .status()
                 .unwrap();
             assert!(status.success(), "useradd {name}");
         }
+        // An account made earlier without a home (by another test) gets one.
+        Some(u) if !u.dir.exists() => {
+            std::fs::create_dir_all(&u.dir).unwrap();
+            std::os::unix::fs::chown(&u.dir, Some(u.uid.as_raw()), Some(u.gid.as_raw())).unwrap();
+        }
+        Some(_) => {}
     });
 }
 

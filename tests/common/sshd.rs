@@ -149,6 +149,11 @@ pub struct Answers<'a> {
 /// the secret in the `otpauth://` URI shown with it (enrollment at login).
 pub const CODE_FROM_URI: &str = "@code-from-uri";
 
+/// As [`Answers::code`], followed by a mailbox path: answer the code prompt
+/// with the code of the first code message that arrives there (the test
+/// removes the mailbox first).
+pub const CODE_FROM_MAIL: &str = "@code-from-mail:";
+
 /// sshd sends the PAM_TEXT_INFO messages that come before a prompt as part
 /// of that prompt's text, so the script sees the URI of an enrollment at
 /// login with the code prompt.
@@ -166,6 +171,18 @@ if [ "$f" = code ] && [ "$(cat "$TWOSTEP_E2E_LOGIN/code")" = "@code-from-uri" ];
     [ -n "$secret" ] || exit 1
     exec oathtool --totp -b "$secret"
 fi
+case "$(cat "$TWOSTEP_E2E_LOGIN/$f")" in
+    @code-from-mail:*)
+        mbox=$(sed 's/^@code-from-mail://' "$TWOSTEP_E2E_LOGIN/$f")
+        i=0
+        while [ $i -lt 300 ]; do
+            code=$(grep -E '^ +[0-9]{6,10}$' "$mbox" 2>/dev/null | head -n 1 | tr -d ' ')
+            [ -n "$code" ] && exec printf '%s\n' "$code"
+            sleep 0.1
+            i=$((i + 1))
+        done
+        exit 1 ;;
+esac
 exec cat "$TWOSTEP_E2E_LOGIN/$f"
 "#;
 
