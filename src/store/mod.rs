@@ -16,11 +16,13 @@
 // talks to C (libssl, loaded only for rediss://), allows it for itself.
 #![deny(unsafe_code)]
 
+mod fallback;
 pub mod file;
+pub mod shared;
 pub mod valkey;
 
 use crate::codes::Plan;
-use crate::config::{Codes, Config, Tier};
+use crate::config::{Codes, Config, OnUnavailable, StoreUrl, Tier};
 use crate::lockout::NewLock;
 use crate::user::UserName;
 use std::net::IpAddr;
@@ -28,9 +30,23 @@ use std::net::IpAddr;
 pub use crate::state::{Purpose, Remembered, SentCode, StateError, UserState};
 
 /// The store the configuration names: `store.url`, or this host's
-/// `state_dir` when it is empty.
+/// `state_dir` when it is empty. With a shared store, all this store does
+/// may take `store.timeout` in all (`shared`); with
+/// `on_unavailable = "local"`, an operation the shared store cannot do is
+/// done in `state_dir` instead, and logged.
 pub fn open(config: &Config) -> Box<dyn Store> {
-    Box::new(file::FileStore::new(&config.state_dir))
+    if config.store.url == StoreUrl::Local {
+        return Box::new(file::FileStore::new(&config.state_dir));
+    }
+    let shared = shared::SharedStore::new(&config.store);
+    match config.store.on_unavailable {
+        OnUnavailable::Deny => Box::new(shared),
+        OnUnavailable::Local => Box::new(fallback::Fallback::new(
+            shared,
+            file::FileStore::new(&config.state_dir),
+            &config.log_socket,
+        )),
+    }
 }
 
 /// Why the store could not do what was asked.

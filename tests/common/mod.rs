@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod mail;
+pub mod redis;
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 mod error;
+pub mod scripts;
 // The calls into libssl, loaded with dlopen for rediss:// only.
 #[allow(unsafe_code)]
 mod openssl;

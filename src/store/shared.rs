@@ -1,0 +1,449 @@
+//! The store shared by a fleet: one Valkey or Redis, each operation one
+//! server-side script (`valkey::scripts`). One connection per module call,
+//! opened on first use, and one budget for all of it (`store.timeout`):
+//! the time spent on the store, connecting and authenticating included,
+//! adds up across the call's operations, and each waits only for what is
+//! left. A store that does not answer delays a login by at most that; the
+//! time the person spends at the prompt does not count.
+#![forbid(unsafe_code)]
+
+use super::valkey::{Client, Reply, Script, StoreError as ClientError, scripts};
+use super::{
+    Attempt, Begun, Committed, Counted, Held, Issued, NewCode, Purpose, Remembered, SentCode,
+    Store, StoreError, Success, UserState,
+};
+use crate::codes::Plan;
+use crate::config::{self, Codes, Tier};
+use crate::lockout::{Counters, NewLock};
+use crate::user::UserName;
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+pub struct SharedStore {
+    config: config::Store,
+    /// The time spent on the store so far, against `store.timeout`.
+    spent: Cell<Duration>,
+    client: RefCell<Option<Client>>,
+}
+
+impl SharedStore {
+    /// A store that will connect on first use.
+    pub fn new(config: &config::Store) -> SharedStore {
+        SharedStore {
+            config: config.clone(),
+            spent: Cell::new(Duration::ZERO),
+            client: RefCell::new(None),
+        }
+    }
+
+    fn key(&self, user: &str) -> Vec<u8> {
+        format!("{}{{{user}}}", self.config.prefix).into_bytes()
+    }
+
+    fn recovery_key(&self, user: &str) -> Vec<u8> {
+        format!("{}{{{user}}}:rec", self.config.prefix).into_bytes()
+    }
+
+    /// Runs `f` on the connection, opening it first if need be. A failed
+    /// connection is dropped (its state is unknown).
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client, Instant) -> Result<T, ClientError>,
+    ) -> Result<T, StoreError> {
+        let start = Instant::now();
+        let left = self.config.timeout.saturating_sub(self.spent.get());
+        let deadline = start + left;
+        let result = (|| {
+            let mut slot = self.client.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(Client::open(&self.config, deadline)?);
+            }
+            let Some(client) = slot.as_mut() else {
+                return Err(ClientError::Connect("no connection".into()));
+            };
+            let result = f(client, deadline);
+            if result.is_err() {
+                *slot = None;
+            }
+            result
+        })();
+        self.spent.set(self.spent.get() + start.elapsed());
+        result.map_err(unavailable)
+    }
+
+    fn run(&self, script: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Result<Reply, StoreError> {
+        self.with(|client, deadline| client.eval_script(script, keys, args, deadline))
+    }
+}
+
+fn unavailable(e: ClientError) -> StoreError {
+    StoreError::Unavailable {
+        reason: e.reason(),
+        detail: e.to_string(),
+    }
+}
+
+fn garbled(what: &str) -> StoreError {
+    StoreError::Unavailable {
+        reason: "protocol",
+        detail: format!("the store's reply to {what} is not what its script returns"),
+    }
+}
+
+fn text(r: &Reply) -> Option<&[u8]> {
+    match r {
+        Reply::Bulk(b) | Reply::Simple(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn int(r: &Reply) -> Option<u64> {
+    match r {
+        Reply::Integer(i) => u64::try_from(*i).ok(),
+        Reply::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Reply::Nil => Some(0),
+        _ => None,
+    }
+}
+
+fn purpose_digit(p: Purpose) -> &'static [u8] {
+    match p {
+        Purpose::SignIn => b"1",
+        Purpose::LostDevice => b"2",
+        Purpose::Confirm => b"3",
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &[u8]) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A state from the 13 fields of `scripts::FIELDS`, as HMGET returns them.
+fn decode(fields: &[Reply]) -> Option<UserState> {
+    if fields.len() != scripts::FIELDS.len() {
+        return None;
+    }
+    let n = |i: usize| int(&fields[i]);
+    let remembered = text(&fields[7])
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .filter_map(|item| {
+            let (addr, until) = item.split_once('=')?;
+            Some(Remembered {
+                addr: addr.parse().ok()?,
+                until: until.parse().ok()?,
+            })
+        })
+        .collect();
+    let sent = match text(&fields[8]) {
+        Some(p) => Some(SentCode {
+            purpose: match p {
+                b"1" => Purpose::SignIn,
+                b"2" => Purpose::LostDevice,
+                b"3" => Purpose::Confirm,
+                _ => return None,
+            },
+            hash: unhex(text(&fields[9])?)?,
+            expires: n(10)?,
+            sent_at: n(11)?,
+        }),
+        None => None,
+    };
+    let sends = text(&fields[12])
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    Some(UserState {
+        counters: Counters {
+            failures: u32::try_from(n(0)?).ok()?,
+            tier_failures: u32::try_from(n(1)?).ok()?,
+            tier: u32::try_from(n(2)?).ok()?,
+            locked_until: n(3)?,
+        },
+        last_step_time: n(4)?,
+        last_success: n(5)?,
+        epoch: u32::try_from(n(6)?).ok()?,
+        remembered,
+        sent,
+        sends,
+    })
+}
+
+/// `failures:lock,failures:lock`
+fn tiers_arg(tiers: &[Tier]) -> String {
+    tiers
+        .iter()
+        .map(|t| format!("{}:{}", t.failures, t.lock.as_secs()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn held_arg(held: Option<Held>) -> String {
+    held.map(|h| h.epoch.to_string()).unwrap_or_default()
+}
+
+/// An attempt counted on the server. Judging needs no lock: the success
+/// script re-checks, atomically, everything the success depends on.
+struct SharedAttempt<'a> {
+    store: &'a SharedStore,
+    user: UserName,
+    state: UserState,
+    counted: Counted,
+}
+
+impl Attempt for SharedAttempt<'_> {
+    fn state(&self) -> &UserState {
+        &self.state
+    }
+
+    fn counted(&self) -> Counted {
+        self.counted
+    }
+
+    fn fail(self: Box<Self>) -> Result<(), StoreError> {
+        // Counted on the server already, before the answer was judged.
+        Ok(())
+    }
+
+    fn succeed(self: Box<Self>, _now: u64, success: &Success) -> Result<Committed, StoreError> {
+        let s = self.store;
+        let key = s.key(self.user.as_str());
+        let rkey = s.recovery_key(self.user.as_str());
+        let step = success.step_time.map(|t| t.to_string()).unwrap_or_default();
+        let (purpose, hash) = match &success.spend {
+            Some((p, h)) => (purpose_digit(*p).to_vec(), hex(h)),
+            None => (Vec::new(), String::new()),
+        };
+        let recovery = success.recovery.map(|d| hex(&d)).unwrap_or_default();
+        let (addr, secs) = match success.remember {
+            Some((a, secs)) => (a.to_string(), secs.to_string()),
+            None => (String::new(), "0".into()),
+        };
+        let new_secret: &[u8] = if success.new_secret { b"1" } else { b"0" };
+        let keep = crate::state::MAX_REMEMBERED.to_string();
+        let reply = s.run(
+            &scripts::all().succeed,
+            &[&key, &rkey],
+            &[
+                step.as_bytes(),
+                &purpose,
+                hash.as_bytes(),
+                recovery.as_bytes(),
+                addr.as_bytes(),
+                secs.as_bytes(),
+                new_secret,
+                keep.as_bytes(),
+            ],
+        )?;
+        match text(&reply) {
+            Some(b"done") => Ok(Committed::Done),
+            Some(b"replay") => Ok(Committed::Replay),
+            Some(b"gone") => Ok(Committed::CodeGone),
+            Some(b"used") => Ok(Committed::RecoveryUsed),
+            _ => Err(garbled("a success")),
+        }
+    }
+
+    fn spend(&mut self, purpose: Purpose, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let key = self.store.key(self.user.as_str());
+        let reply = self.store.run(
+            &scripts::all().spend,
+            &[&key],
+            &[purpose_digit(purpose), hex(hash).as_bytes()],
+        )?;
+        Ok(int(&reply) == Some(1))
+    }
+}
+
+impl Store for SharedStore {
+    fn read(&self, user: &UserName) -> Result<Option<UserState>, StoreError> {
+        let key = self.key(user.as_str());
+        let mut args: Vec<&[u8]> = vec![b"HMGET", &key];
+        args.extend(scripts::FIELDS.iter().map(|f| f.as_bytes()));
+        let reply = self.with(|c, deadline| c.call(&args, deadline))?;
+        let Reply::Array(fields) = reply else {
+            return Err(garbled("a read"));
+        };
+        if fields.iter().all(|f| matches!(f, Reply::Nil)) {
+            return Ok(None);
+        }
+        decode(&fields).map(Some).ok_or_else(|| garbled("a read"))
+    }
+
+    fn begin<'a>(
+        &'a self,
+        user: &UserName,
+        _now: u64,
+        tiers: &[Tier],
+        held: Option<Held>,
+        _durable: bool,
+    ) -> Result<Begun<'a>, StoreError> {
+        let key = self.key(user.as_str());
+        let reply = self.run(
+            &scripts::all().begin,
+            &[&key],
+            &[tiers_arg(tiers).as_bytes(), held_arg(held).as_bytes()],
+        )?;
+        let Reply::Array(v) = reply else {
+            return Err(garbled("a count"));
+        };
+        match v.first().and_then(text) {
+            Some(b"locked") => {
+                let until = v.get(1).and_then(int).ok_or_else(|| garbled("a count"))?;
+                Ok(Begun::Locked { until })
+            }
+            Some(b"open") if v.len() == 6 + scripts::FIELDS.len() => {
+                let n = |i: usize| v.get(i).and_then(int).ok_or_else(|| garbled("a count"));
+                let (failures, tier, until, epoch, reserved) = (n(1)?, n(2)?, n(3)?, n(4)?, n(5)?);
+                let state = decode(&v[6..]).ok_or_else(|| garbled("a count"))?;
+                let counted = Counted {
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                    new_lock: (tier > 0).then(|| NewLock {
+                        tier: u32::try_from(tier).unwrap_or(u32::MAX),
+                        until,
+                    }),
+                    epoch: u32::try_from(epoch).unwrap_or(0),
+                    reserved: reserved == 1,
+                };
+                Ok(Begun::Open(Box::new(SharedAttempt {
+                    store: self,
+                    user: user.clone(),
+                    state,
+                    counted,
+                })))
+            }
+            _ => Err(garbled("a count")),
+        }
+    }
+
+    fn give_back(&self, user: &UserName, held: Held) -> Result<(), StoreError> {
+        let key = self.key(user.as_str());
+        let epoch = held.epoch.to_string();
+        self.run(&scripts::all().give_back, &[&key], &[epoch.as_bytes()])
+            .map(|_| ())
+    }
+
+    fn issue(
+        &self,
+        user: &UserName,
+        _now: u64,
+        code: &NewCode,
+        codes: &Codes,
+        held: Option<Held>,
+    ) -> Result<Issued, StoreError> {
+        let key = self.key(user.as_str());
+        let args = [
+            purpose_digit(code.purpose).to_vec(),
+            hex(&code.hash).into_bytes(),
+            code.valid.to_string().into_bytes(),
+            codes.resend_after.as_secs().to_string().into_bytes(),
+            codes.max_per_hour.to_string().into_bytes(),
+            held_arg(held).into_bytes(),
+        ];
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        let reply = self.run(&scripts::all().issue, &[&key], &args)?;
+        let Reply::Array(v) = reply else {
+            return Err(garbled("a send"));
+        };
+        let n = |i: usize| v.get(i).and_then(int).ok_or_else(|| garbled("a send"));
+        match v.first().and_then(text) {
+            Some(b"locked") => Ok(Issued::Locked { until: n(1)? }),
+            Some(b"use") => Ok(Issued::Planned(Plan::UseSent {
+                sent_at: n(1)?,
+                expires: n(2)?,
+            })),
+            Some(b"throttled") => Ok(Issued::Planned(Plan::Throttled { until: n(1)? })),
+            Some(b"send") => Ok(Issued::Planned(Plan::Send)),
+            _ => Err(garbled("a send")),
+        }
+    }
+
+    fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
+        let key = self.key(user.as_str());
+        self.run(&scripts::all().withdraw, &[&key], &[hex(hash).as_bytes()])
+            .map(|_| ())
+    }
+
+    fn decoy(&self) {
+        // The same round trip as an account's count, on a key no user can
+        // have (names may not start with '.'), that never locks.
+        let key = self.key(".decoy");
+        let _ = self.run(&scripts::all().begin, &[&key], &[b"1000000:1", b""]);
+    }
+
+    fn unlock(&self, user: &UserName, future_beyond: u64) -> Result<Option<u64>, StoreError> {
+        let key = self.key(user.as_str());
+        let beyond = future_beyond.to_string();
+        let reply = self.run(&scripts::all().unlock, &[&key], &[beyond.as_bytes()])?;
+        match reply {
+            Reply::Integer(i) if i >= 0 => Ok(Some(i.unsigned_abs())),
+            Reply::Integer(_) => Ok(None),
+            _ => Err(garbled("an unlock")),
+        }
+    }
+
+    fn forget(&self, user: &UserName) -> Result<bool, StoreError> {
+        let (key, rkey) = (self.key(user.as_str()), self.recovery_key(user.as_str()));
+        let reply = self.with(|c, deadline| c.call(&[b"DEL", &key, &rkey], deadline))?;
+        Ok(int(&reply).is_some_and(|n| n > 0))
+    }
+
+    fn users(&self) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("{}{{*}}", self.config.prefix);
+        let mut cursor = b"0".to_vec();
+        let mut names = Vec::new();
+        // Pages of at most 200 keys: each reply stays far below the
+        // client's bounds, however many users there are.
+        for _ in 0..100_000 {
+            let args: [&[u8]; 6] = [
+                b"SCAN",
+                &cursor,
+                b"MATCH",
+                pattern.as_bytes(),
+                b"COUNT",
+                b"200",
+            ];
+            let reply = self.with(|c, deadline| c.call(&args, deadline))?;
+            let Reply::Array(page) = reply else {
+                return Err(garbled("a scan"));
+            };
+            let (Some(next), Some(Reply::Array(keys))) = (page.first().and_then(text), page.get(1))
+            else {
+                return Err(garbled("a scan"));
+            };
+            cursor = next.to_vec();
+            for k in keys.iter().filter_map(text) {
+                let k = String::from_utf8_lossy(k);
+                if let Some(name) = k
+                    .strip_prefix(&self.config.prefix)
+                    .and_then(|r| r.strip_prefix('{'))
+                    .and_then(|r| r.strip_suffix('}'))
+                    && UserName::parse(name).is_ok()
+                {
+                    names.push(name.to_string());
+                }
+            }
+            if cursor == b"0" {
+                break;
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}

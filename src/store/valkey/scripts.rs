@@ -1,0 +1,236 @@
+//! The server-side scripts: every read-modify-write of a user's state is one
+//! of these, run atomically by the server with the server's clock (`TIME`),
+//! so that parallel attempts on any hosts see each other's counts and no
+//! host's clock can widen a lock, a code's validity or a throttle's hour.
+//!
+//! A user's state is one hash, `<prefix>{<user>}` (the braces make it a
+//! cluster hash tag), with the fields below; the recovery codes used are a
+//! set beside it, `<prefix>{<user>}:rec`, so that a code struck from one
+//! host's copy of the secret file is refused on every other.
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `f` `tf` `t` `lu` | failures, failures in this tier, the tier (0-based), locked until |
+//! | `ls` `lok` `e` | last accepted step's start, last success, epoch |
+//! | `rm` | remembered sources: `addr=until;addr=until` |
+//! | `sp` `sh` `se` `sa` | the sent code: purpose (1 sign-in, 2 lost device, 3 confirm), hash (hex), expires, sent at |
+//! | `sn` | the sends of the last hour: `t,t,t` |
+//!
+//! The tier arithmetic is `crate::lockout`'s, in Lua; `tests/fleet.rs`
+//! drives both through the same tiers.
+#![forbid(unsafe_code)]
+
+use super::Script;
+use std::sync::OnceLock;
+
+/// The fields a snapshot of the state reads, in this order.
+pub const FIELDS: [&str; 13] = [
+    "f", "tf", "t", "lu", "ls", "lok", "e", "rm", "sp", "sh", "se", "sa", "sn",
+];
+
+macro_rules! prelude {
+    () => {
+        r#"
+local function num(v) return tonumber(v) or 0 end
+local function now() local t = redis.call('TIME') return tonumber(t[1]) end
+local function split(s, sep)
+  local out = {}
+  if not s or s == '' then return out end
+  for part in string.gmatch(s, '([^' .. sep .. ']+)') do out[#out + 1] = part end
+  return out
+end
+local function snapshot(k, out)
+  local s = redis.call('HMGET', k, 'f','tf','t','lu','ls','lok','e','rm','sp','sh','se','sa','sn')
+  for i = 1, 13 do out[#out + 1] = s[i] end
+  return out
+end
+local function reset(k, n)
+  local e = (num(redis.call('HGET', k, 'e')) + 1) % 4294967296
+  redis.call('HSET', k, 'f', 0, 'tf', 0, 't', 0, 'lu', 0, 'e', e)
+  return e
+end
+"#
+    };
+}
+
+/// Counts an attempt, or finds it counted by the caller's reservation.
+/// KEYS: the user's hash. ARGV: tiers `failures:lock,...`, the held epoch
+/// or ''. Returns `{'locked', until}` or `{'open', failures, new lock's
+/// tier (1-based, 0: none), its until, epoch, reserved (1/0), snapshot...}`.
+const BEGIN: &str = concat!(
+    prelude!(),
+    r#"
+local k = KEYS[1]
+local n = now()
+local h = redis.call('HMGET', k, 'f', 'tf', 't', 'lu', 'e')
+local f, tf, t, lu, e = num(h[1]), num(h[2]), num(h[3]), num(h[4]), num(h[5])
+if ARGV[2] ~= '' and tonumber(ARGV[2]) == e then
+  return snapshot(k, {'open', f, 0, 0, e, 1})
+end
+if n < lu then return {'locked', lu} end
+local tiers = {}
+for _, spec in ipairs(split(ARGV[1], ',')) do
+  local p = split(spec, ':')
+  tiers[#tiers + 1] = {tonumber(p[1]), tonumber(p[2])}
+end
+f = f + 1
+tf = tf + 1
+local idx = math.min(t, #tiers - 1)
+local tier = tiers[idx + 1]
+local new_tier, new_until = 0, 0
+if tf >= tier[1] then
+  lu = n + tier[2]
+  tf = 0
+  t = math.min(idx + 1, #tiers - 1)
+  new_tier = idx + 1
+  new_until = lu
+end
+redis.call('HSET', k, 'f', f, 'tf', tf, 't', t, 'lu', lu)
+return snapshot(k, {'open', f, new_tier, new_until, e, 0})
+"#
+);
+
+/// A success: checks what it depends on, then resets and applies it.
+/// KEYS: the hash, the used-recovery set. ARGV: step time or '', spend
+/// purpose or '', spend hash, recovery digest or '', remember address or
+/// '', remember seconds, new secret ('1'/'0'), the most sources kept.
+/// Returns 'done', 'replay', 'gone' or 'used'.
+const SUCCEED: &str = concat!(
+    prelude!(),
+    r#"
+local k, rk = KEYS[1], KEYS[2]
+local n = now()
+local ls = num(redis.call('HGET', k, 'ls'))
+local newsecret = ARGV[7] == '1'
+if ARGV[1] ~= '' and not newsecret and tonumber(ARGV[1]) <= ls then return 'replay' end
+if ARGV[2] ~= '' then
+  local c = redis.call('HMGET', k, 'sp', 'sh')
+  if c[1] ~= ARGV[2] or c[2] ~= ARGV[3] then return 'gone' end
+end
+if ARGV[4] ~= '' then
+  if redis.call('SADD', rk, ARGV[4]) == 0 then return 'used' end
+end
+reset(k, n)
+redis.call('HSET', k, 'lok', n)
+if ARGV[1] ~= '' then redis.call('HSET', k, 'ls', math.max(ls, tonumber(ARGV[1]))) end
+if ARGV[2] ~= '' then redis.call('HDEL', k, 'sp', 'sh', 'se', 'sa') end
+local rm = {}
+if not newsecret then
+  for _, item in ipairs(split(redis.call('HGET', k, 'rm') or '', ';')) do
+    local p = split(item, '=')
+    if num(p[2]) > n and p[1] ~= ARGV[5] then rm[#rm + 1] = {p[1], num(p[2])} end
+  end
+end
+if ARGV[5] ~= '' then rm[#rm + 1] = {ARGV[5], n + tonumber(ARGV[6])} end
+local keep = tonumber(ARGV[8])
+if #rm > keep then
+  table.sort(rm, function(a, b) return a[2] > b[2] end)
+  while #rm > keep do table.remove(rm) end
+end
+local parts = {}
+for _, r in ipairs(rm) do parts[#parts + 1] = r[1] .. '=' .. string.format('%d', r[2]) end
+redis.call('HSET', k, 'rm', table.concat(parts, ';'))
+return 'done'
+"#
+);
+
+/// A policy skip gives the reservation back. ARGV: the held epoch.
+const GIVE_BACK: &str = concat!(
+    prelude!(),
+    r#"
+local k = KEYS[1]
+if num(redis.call('HGET', k, 'e')) == tonumber(ARGV[1]) then reset(k, now()) end
+return 'ok'
+"#
+);
+
+/// Decides a send and records it. ARGV: purpose, hash, valid seconds,
+/// resend_after seconds, max per hour, held epoch or ''. Returns
+/// `{'locked', until}`, `{'use', sent_at, expires}`, `{'throttled', until}`
+/// or `{'send', now}`.
+const ISSUE: &str = concat!(
+    prelude!(),
+    r#"
+local k = KEYS[1]
+local n = now()
+local h = redis.call('HMGET', k, 'lu', 'e', 'sp', 'se', 'sa', 'sn')
+local lu, e = num(h[1]), num(h[2])
+if n < lu and not (ARGV[6] ~= '' and tonumber(ARGV[6]) == e) then return {'locked', lu} end
+if h[3] == ARGV[1] and n < num(h[4]) and n - num(h[5]) < tonumber(ARGV[4]) then
+  return {'use', num(h[5]), num(h[4])}
+end
+local recent = {}
+for _, t in ipairs(split(h[6] or '', ',')) do
+  local v = tonumber(t)
+  if v and v <= n and n - v < 3600 then recent[#recent + 1] = v end
+end
+table.sort(recent)
+local max = tonumber(ARGV[5])
+if #recent >= max then return {'throttled', recent[#recent - max + 1] + 3600} end
+recent[#recent + 1] = n
+local sn = {}
+for _, v in ipairs(recent) do sn[#sn + 1] = string.format('%d', v) end
+redis.call('HSET', k, 'sp', ARGV[1], 'sh', ARGV[2], 'se', n + tonumber(ARGV[3]), 'sa', n,
+  'sn', table.concat(sn, ','))
+return {'send', n}
+"#
+);
+
+/// Forgets the sent code if it is still ARGV[1] (its hash).
+const WITHDRAW: &str = r#"
+if redis.call('HGET', KEYS[1], 'sh') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'sp', 'sh', 'se', 'sa')
+end
+return 'ok'
+"#;
+
+/// Spends the sent code if it is still (ARGV[1] purpose, ARGV[2] hash).
+/// Returns 1 if it was, 0 if not.
+const SPEND: &str = r#"
+local c = redis.call('HMGET', KEYS[1], 'sp', 'sh')
+if c[1] == ARGV[1] and c[2] == ARGV[2] then
+  redis.call('HDEL', KEYS[1], 'sp', 'sh', 'se', 'sa')
+  return 1
+end
+return 0
+"#;
+
+/// `twostep unlock`: reset, and a last step later than ARGV[1] cleared.
+/// Returns the step cleared, or -1.
+const UNLOCK: &str = concat!(
+    prelude!(),
+    r#"
+local k = KEYS[1]
+reset(k, now())
+local ls = num(redis.call('HGET', k, 'ls'))
+if ls > tonumber(ARGV[1]) then
+  redis.call('HSET', k, 'ls', 0)
+  return ls
+end
+return -1
+"#
+);
+
+/// The scripts, with their SHA-1s computed once per process.
+pub struct Scripts {
+    pub begin: Script,
+    pub succeed: Script,
+    pub give_back: Script,
+    pub issue: Script,
+    pub withdraw: Script,
+    pub spend: Script,
+    pub unlock: Script,
+}
+
+pub fn all() -> &'static Scripts {
+    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        begin: Script::new(BEGIN),
+        succeed: Script::new(SUCCEED),
+        give_back: Script::new(GIVE_BACK),
+        issue: Script::new(ISSUE),
+        withdraw: Script::new(WITHDRAW),
+        spend: Script::new(SPEND),
+        unlock: Script::new(UNLOCK),
+    })
+}

@@ -1,0 +1,167 @@
+//! A private redis-server for the fleet tests (Debian 12 ships Redis 7.0;
+//! Valkey speaks the same protocol): on a unix socket and a loopback port,
+//! with the ACL users a fleet uses, never the system's own server.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "fleet store pass-W0rd";
+
+/// The commands a host's ACL user needs: the scripts and the read, and what
+/// the scripts call (Redis checks those against the caller's ACL too).
+pub const HOST_COMMANDS: &[&str] = &[
+    "+evalsha", "+eval", "+hmget", "+hget", "+hset", "+hdel", "+sadd", "+time",
+];
+/// What `twostep status` and `twostep reset` need besides.
+pub const ADMIN_COMMANDS: &[&str] = &["+scan", "+del"];
+
+pub struct Redis {
+    child: Child,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub port: u16,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Redis {
+    /// Users: `twostep-host` (HOST_COMMANDS and ADMIN_COMMANDS on
+    /// `~twostep:*`) and `twostep-noeval` (no scripts), both with PASSWORD.
+    pub fn start(name: &str, extra: &[&str]) -> Redis {
+        let dir = PathBuf::from(format!("/tmp/twostep-redis-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let socket = dir.join("redis.sock");
+        let port = free_port();
+        let mut host_acl = vec![
+            "twostep-host".to_string(),
+            "on".into(),
+            format!(">{PASSWORD}"),
+            "~twostep:*".into(),
+            "resetchannels".into(),
+            "-@all".into(),
+        ];
+        host_acl.extend(
+            HOST_COMMANDS
+                .iter()
+                .chain(ADMIN_COMMANDS)
+                .map(|c| c.to_string()),
+        );
+        let child = Command::new("redis-server")
+            .arg("--unixsocket")
+            .arg(&socket)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--user")
+            .args(&host_acl)
+            .args([
+                "--user",
+                "twostep-noeval",
+                "on",
+                &format!(">{PASSWORD}"),
+                "~twostep:*",
+                "+hmget",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (packages.sh test installs it)");
+        let redis = Redis {
+            child,
+            dir,
+            socket,
+            port,
+        };
+        let ready = Instant::now() + Duration::from_secs(10);
+        while !redis.socket.exists() {
+            assert!(Instant::now() < ready, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        redis
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig}");
+    }
+
+    /// A password file as the module wants it: root's, 0600.
+    pub fn password_file(&self, text: &str) -> PathBuf {
+        let path = self.dir.join("store.password");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    /// redis-cli on the unix socket as the default user (housekeeping).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `[store]` section for this server: `url` (unix or tcp), the host's
+/// ACL user and its password file, a prefix unique to `name`.
+pub fn store_section(redis: &Redis, url: &str, name: &str, extra: &str) -> String {
+    let password = redis.password_file(PASSWORD);
+    format!(
+        "[store]\nurl = \"{url}\"\nuser = \"twostep-host\"\npassword_file = \"{}\"\nprefix = \"twostep:{name}:\"\n{extra}\n",
+        password.display()
+    )
+}
+
+pub fn unix_url(redis: &Redis) -> String {
+    format!("unix://{}", redis.socket.display())
+}
+
+pub fn tcp_url(redis: &Redis) -> String {
+    format!("redis://127.0.0.1:{}", redis.port)
+}
+
+/// Whether `path` exists (for state files that must not be made).
+pub fn exists(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
