@@ -13,7 +13,6 @@ mod common;
 use common::redis::{self, Redis, store_section, tcp_url, unix_url};
 use common::*;
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A host: a rig whose config points at the store.
@@ -257,7 +256,7 @@ fn tls_with_a_test_ca() {
         std::path::PathBuf::from(format!("/tmp/twostep-fleet-certs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&certs);
     std::fs::create_dir_all(&certs).unwrap();
-    make_certs(&certs);
+    redis::make_certs(&certs);
     let tls_port = redis::free_port();
     let c = |f: &str| certs.join(f).display().to_string();
     let redis = Redis::start(
@@ -310,73 +309,6 @@ fn tls_with_a_test_ca() {
     let ev = denied_in_time(&mut a, u, Duration::from_secs(3));
     assert_eq!(store_failure(&ev).0, "tls");
     let _ = std::fs::remove_dir_all(&certs);
-}
-
-fn make_certs(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    for ca in ["ca", "other-ca"] {
-        let (key, crt, subj) = (
-            format!("{ca}.key"),
-            format!("{ca}.crt"),
-            format!("/CN=twostep {ca}"),
-        );
-        let mut args = vec![
-            "req", "-x509", "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &crt,
-        ];
-        args.extend(ec);
-        run(&args);
-    }
-    let mut args = vec![
-        "req",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ];
-    args.extend(ec);
-    run(&args);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "server.crt",
-    ]);
 }
 
 #[test]

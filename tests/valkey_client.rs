@@ -6,6 +6,8 @@
 //! Each test starts its own server in its own directory: on a unix socket,
 //! on a free loopback port with ACL users, or with TLS and a CA made here.
 
+#[path = "common/redis.rs"]
+mod test_redis;
 use pam_twostep::config::{Store, StoreUrl};
 use pam_twostep::store::valkey::{Client, Reply, Script, StoreError};
 use std::io::{Read, Write};
@@ -317,78 +319,10 @@ fn evalsha_falls_back_to_eval_on_noscript() {
 
 /// A CA and a server certificate for localhost and 127.0.0.1, and another
 /// CA that signed nothing, made with openssl(1).
-fn make_certs(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    for ca in ["ca", "other-ca"] {
-        let key = format!("{ca}.key");
-        let crt = format!("{ca}.crt");
-        let subj = format!("/CN=twostep test {ca}");
-        let mut args = vec![
-            "req", "-x509", "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &crt,
-        ];
-        args.extend(ec);
-        run(&args);
-    }
-    let mut args = vec![
-        "req",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ];
-    args.extend(ec);
-    run(&args);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "server.crt",
-    ]);
-    for f in ["ca.key", "other-ca.key", "server.key"] {
-        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-}
-
 #[test]
 fn tls_with_the_test_ca() {
     let certs = scratch("certs");
-    make_certs(&certs);
+    test_redis::make_certs(&certs);
     let tls_port = free_port();
     let plain_port = free_port();
     let file = |f: &str| certs.join(f).to_str().unwrap().to_string();
