@@ -372,3 +372,44 @@ fn kill_9_in_the_middle_of_logins_leaves_the_store_whole() {
     fresh_step(5);
     assert_eq!(a.login(u, &oath_code(SECRET, 0)).code, PAM_SUCCESS);
 }
+
+#[test]
+fn check_reports_what_the_store_lacks() {
+    let redis = Redis::start("check", &[]);
+    let store = store_section(&redis, &unix_url(&redis), "check", "");
+    let a = host("fleet-check", &store, "");
+    let out = a.cli(&["check"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The check key is gone again.
+    assert_eq!(redis.cli(&["KEYS", "*check*"]).trim(), "");
+    // A user whose ACL has no scripts, and a stopped server.
+    let pw = redis.dir.join("pw-noeval");
+    std::fs::write(&pw, redis::PASSWORD).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    a.write_config(&format!(
+        "[store]\nurl = \"{}\"\nuser = \"twostep-noeval\"\npassword_file = \"{}\"\nprefix = \"twostep:check:\"\n",
+        unix_url(&redis),
+        pw.display()
+    ));
+    let out = a.cli(&["check"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("store: counting an attempt") && said.contains("NOPERM"),
+        "{said}"
+    );
+    a.write_config(&store);
+    redis.signal("-STOP");
+    let start = Instant::now();
+    let out = a.cli(&["check"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("did not answer in time"), "{said}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    redis.signal("-CONT");
+}

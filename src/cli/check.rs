@@ -21,6 +21,8 @@ use std::path::Path;
                   must be an absolute path to an executable owned by root that no one else can\n\
                   change, through every directory and link. And that each email or SMS user's\n\
                   codes can go somewhere: an address (or email.address), and sms.command.\n\n\
+                  With a shared store (store.url): its password file, and that it answers,\n\
+                  accepts the credentials and lets this host run every script and command.\n\n\
                   Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed)."
 )]
 pub struct Args {}
@@ -98,6 +100,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
         }
     }
     problems.extend(delivery_problems(c)?);
+    problems.extend(store_problems(c));
     if problems.is_empty() {
         println!("{}: OK", ctx.config_path.display());
         return Ok(());
@@ -113,6 +116,27 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
 
 /// The programs that send, where something uses them, and the users whose
 /// method could send nothing.
+/// With a shared store: its password file, its TLS settings, and that it
+/// answers, accepts the credentials and allows every script and command.
+fn store_problems(c: &Config) -> Vec<String> {
+    use crate::config::StoreUrl;
+    let store = &c.store;
+    let mut problems = Vec::new();
+    if store.url == StoreUrl::Local {
+        return problems;
+    }
+    let tls = matches!(store.url, StoreUrl::Tcp { tls: true, .. });
+    if store.ca_file.is_some() && !tls {
+        problems
+            .push("store.ca_file is set, but store.url is not rediss://: it is not used".into());
+    }
+    if !store.user.is_empty() && store.password_file.is_none() {
+        problems.push("store.user is set, but store.password_file is not".into());
+    }
+    problems.extend(crate::store::shared::SharedStore::new(store).problems());
+    problems
+}
+
 fn delivery_problems(c: &Config) -> Result<Vec<String>, CliError> {
     let mut users = BTreeSet::new();
     super::status::names_in(&c.secret_dir, &mut users)?;
