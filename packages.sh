@@ -24,6 +24,7 @@ demo=(
 bench=(
     libpam-google-authenticator   # the baseline measured in the same run
     python3                       # the benchmark's report
+    redis-server                  # TWOSTEP_BENCH_STORE=1: the shared store
 )
 test=(
     "${demo[@]}"

@@ -15,6 +15,13 @@
 #   tmpfs   tmpfs, where a flush costs nothing: each module's own work
 #           without its disk writes (TWOSTEP_BENCH_TMPFS=1 says the same).
 #
+#   TWOSTEP_BENCH_STORE=1
+#           also measures twostep with its state in a private redis-server
+#           on a unix socket ([store]), in the same rounds as the file
+#           backend; then simulates a fleet: 1, 4, 16 and 64 "hosts"
+#           (pambench processes) logging USERS users in at once against
+#           that one server, and reports logins per second and the p50 and
+#           p99 of a login's time as the host count grows.
 #   TWOSTEP_BENCH_EMAIL=1
 #           also measures what a code sent by email adds to a code attempt:
 #           the same users as email users (method = "email", the real
@@ -128,6 +135,26 @@ echo "auth required pam_google_authenticator.so secret=$work/ga/\${USER} user=ro
 echo "auth required $module config=$work/twostep.toml" > "$work/pam.d/twostep"
 echo "auth required pam_deny.so" > "$work/pam.d/other"
 services=(permit ga twostep)
+if [ "${TWOSTEP_BENCH_STORE:-}" = 1 ]; then
+    mkdir -p "$work/redis" "$work/state-store"
+    chmod 700 "$work/redis" "$work/state-store"
+    redis-server --port 0 --unixsocket "$work/redis/redis.sock" --unixsocketperm 700 \
+        --save '' --appendonly no --dir "$work/redis" --maxclients 10000 \
+        >"$work/redis/log" 2>&1 &
+    redis_pid=$!
+    trap 'kill $sink $redis_pid 2>/dev/null' EXIT
+    for _ in $(seq 1 100); do [ -S "$work/redis/redis.sock" ] && break; sleep 0.05; done
+    cat > "$work/store.toml" <<EOF
+secret_dir = "$work/secrets"
+state_dir = "$work/state-store"
+[store]
+url = "unix://$work/redis/redis.sock"
+prefix = "twostep:bench:"
+timeout = "5s"
+EOF
+    echo "auth required $module config=$work/store.toml" > "$work/pam.d/store"
+    services+=(store)
+fi
 if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     sed "s|/state\"|/state-baseline\"|" "$work/twostep.toml" > "$work/baseline.toml"
     echo "auth required $TWOSTEP_BENCH_BASELINE config=$work/baseline.toml" > "$work/pam.d/baseline"
@@ -170,7 +197,11 @@ for r in $(seq 1 "$rounds"); do
     # With a baseline, the two builds take turns at going first: the module
     # measured right after google-authenticator pays for what it left
     # behind (about 20 us here, measured with the same build twice).
-    if [ ${#order[@]} = 4 ] && [ $((r % 2)) = 0 ]; then order=(permit ga baseline twostep); fi
+    if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ] && [ $((r % 2)) = 0 ]; then
+        # baseline is the last service: it goes before the others this round.
+        last=$((${#services[@]} - 1))
+        order=(permit ga baseline "${services[@]:2:$((last - 2))}")
+    fi
     for s in "${order[@]}"; do
         extra=()
         [ "$s" = permit ] && extra=(--answer x)
@@ -193,11 +224,43 @@ print()
 print("median per successful login, pam_permit's %.0f us subtracted:" % floor)
 print("  google-authenticator  %7.0f us" % ga)
 print("  twostep               %7.0f us  (%.0f%% of google-authenticator)" % (ts, 100 * ts / ga))
+if "store" in per:
+    st = statistics.median(per["store"]) - floor
+    print("  twostep, shared store  %7.0f us  (%.0f%% of google-authenticator; a redis-server on a unix socket)" % (st, 100 * st / ga))
 if "baseline" in per:
     base = statistics.median(per["baseline"]) - floor
     print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"
           % (base, 100 * base / ga, ts - base))
 EOF
+if [ "${TWOSTEP_BENCH_STORE:-}" = 1 ]; then
+    echo
+    echo "a fleet on one store: HOSTS processes logging $users users in at once (each once a step)"
+    for hosts in 1 4 16 64; do
+        next_step
+        per=$(( (users + hosts - 1) / hosts ))
+        rm -f "$work"/lat.*
+        start=$(date +%s.%N)
+        for h in $(seq 0 $((hosts - 1))); do
+            off=$((h * per))
+            [ "$off" -ge "$users" ] && break
+            n=$(( users - off < per ? users - off : per ))
+            "$work/pambench" --confdir "$work/pam.d" --service store --users "$work/users.txt" \
+                --iterations "$n" --offset "$off" --latencies "$work/lat.$h" >/dev/null &
+        done
+        wait_ok=0
+        for job in $(jobs -p); do [ "$job" = "$sink" ] || [ "$job" = "$redis_pid" ] || wait "$job" || wait_ok=1; done
+        end=$(date +%s.%N)
+        python3 - "$hosts" "$start" "$end" "$wait_ok" "$work"/lat.* <<'EOF2'
+import sys
+hosts, start, end, failed = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+lat = sorted(float(l) for f in sys.argv[5:] for l in open(f))
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+print("  %2d hosts: %5d logins in %5.2f s = %6.0f logins/s, p50 %6.0f us, p99 %6.0f us%s"
+      % (hosts, len(lat), end - start, len(lat) / (end - start), q(0.5), q(0.99),
+         "  (SOME LOGINS FAILED)" if failed else ""))
+EOF2
+    done
+fi
 if [ "${TWOSTEP_BENCH_EMAIL:-}" = 1 ]; then
     mailuser=tsbenchmail
     id -u "$mailuser" >/dev/null 2>&1 || useradd -m -s /usr/sbin/nologin "$mailuser"

@@ -6,12 +6,14 @@
  *
  * Usage:
  *   pambench --confdir DIR --service NAME --users FILE --iterations N
- *            [--answer STR]
+ *            [--answer STR] [--offset K] [--latencies FILE]
  *   pambench --users FILE --print-codes
  *
  * Each iteration is one full login: pam_start_confdir(NAME, user, conv, DIR),
  * pam_authenticate(pamh, 0), pam_end. Users are taken from FILE in order,
- * cycling when N exceeds their number. The result is one line on stdout:
+ * from the K-th (--offset, default 0), cycling when N exceeds their number;
+ * several pambench processes with distinct offsets are several hosts.
+ * --latencies writes each login's time in microseconds, one a line. The result is one line on stdout:
  *   service=NAME iterations=N total_s=S per_login_us=U ok=K fail=F
  * timed with clock_gettime(CLOCK_MONOTONIC) around the whole loop.
  *
@@ -256,7 +258,8 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: pambench --confdir DIR --service NAME --users FILE"
-		" --iterations N [--answer STR]\n"
+		" --iterations N [--answer STR] [--offset K]"
+		" [--latencies FILE]\n"
 		"       pambench --users FILE --print-codes\n");
 	return 64;
 }
@@ -264,7 +267,8 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	const char *confdir = NULL, *service = NULL, *users = NULL;
-	const char *iters = NULL, *answer = NULL;
+	const char *iters = NULL, *answer = NULL, *offset_arg = NULL;
+	const char *latencies = NULL;
 	int print_codes = 0;
 	for (int i = 1; i < argc; i++) {
 		const char **dst = NULL;
@@ -277,6 +281,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--users")) dst = &users;
 		else if (!strcmp(argv[i], "--iterations")) dst = &iters;
 		else if (!strcmp(argv[i], "--answer")) dst = &answer;
+		else if (!strcmp(argv[i], "--offset")) dst = &offset_arg;
+		else if (!strcmp(argv[i], "--latencies")) dst = &latencies;
 		if (!dst || i + 1 >= argc)
 			return usage();
 		*dst = argv[++i];
@@ -308,11 +314,24 @@ int main(int argc, char **argv)
 			"users: repeated users in one 30 s step are refused "
 			"as replays\n", n, nusers);
 
+	long offset = 0;
+	if (offset_arg) {
+		offset = strtol(offset_arg, &end, 10);
+		if (*end || offset < 0)
+			return usage();
+	}
+	FILE *lat = NULL;
+	if (latencies && !(lat = fopen(latencies, "w"))) {
+		perror(latencies);
+		return 1;
+	}
+
 	long ok = 0, fail = 0;
-	struct timespec t0, t1;
+	struct timespec t0, t1, a, b;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++) {
-		struct ctx c = { &u[(size_t)i % nusers], answer };
+		struct ctx c = { &u[(size_t)(i + offset) % nusers], answer };
+		clock_gettime(CLOCK_MONOTONIC, &a);
 		struct pam_conv pc = { conv, &c };
 		pam_handle_t *pamh = NULL;
 		int rc = pam_start_confdir(service, c.u->name, &pc, confdir,
@@ -327,7 +346,15 @@ int main(int argc, char **argv)
 			ok++;
 		else
 			fail++;
+		if (lat) {
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			fprintf(lat, "%.1f\n",
+				(double)(b.tv_sec - a.tv_sec) * 1e6 +
+					(double)(b.tv_nsec - a.tv_nsec) / 1e3);
+		}
 	}
+	if (lat)
+		fclose(lat);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double total = (double)(t1.tv_sec - t0.tv_sec) +
 		       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
