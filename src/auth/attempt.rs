@@ -17,7 +17,9 @@ use super::{Env, Outcome, Reason, Request, Reservation};
 use crate::audit::{Record, Severity};
 use crate::delivery::Event;
 use crate::lockout::NewLock;
-use crate::store::{Attempt, Begun, Committed, Held, StoreError, Success, UserState};
+use crate::store::{
+    Attempt, Begun, Committed, Counted, Failed, Held, Refusal, StoreError, Success, UserState,
+};
 use crate::user::UserName;
 
 /// `preauth`: refuses a locked user at once; otherwise counts this attempt
@@ -50,7 +52,14 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
         Err(e) => env.refuse_store(req, &user, &e),
         Ok(Begun::Locked { until }) => env.refuse_locked(req, until),
         Ok(Begun::Open(attempt)) => {
-            let counted = attempt.counted();
+            // A durable begin has counted the attempt.
+            let Some(counted) = attempt.counted() else {
+                let e = StoreError::Unavailable {
+                    reason: "protocol",
+                    detail: "the store did not count the attempt".into(),
+                };
+                return env.refuse_store(req, &user, &e);
+            };
             drop(attempt);
             env.reservation = Some(Reservation {
                 user,
@@ -111,14 +120,13 @@ pub(super) enum Failure {
     Code(Reason, Option<String>),
 }
 
-/// An attempt counted as a failure and open for judging. With the file
-/// store it holds the user's exclusive lock until it ends.
+/// An attempt open for judging, counted before its outcome is known (see
+/// `store::Attempt`). With the file store it holds the user's exclusive
+/// lock until it ends.
 pub(super) struct Judging<'a> {
     attempt: Box<dyn Attempt + 'a>,
-    /// The failures counted, and the lock the count set off (from the
-    /// reservation if the attempt was counted by `preauth`).
-    failures: u32,
-    new_lock: Option<NewLock>,
+    /// The reservation `preauth` made for it, if the store may count on it.
+    reservation: Option<Reservation>,
 }
 
 impl<'a> Judging<'a> {
@@ -138,16 +146,19 @@ impl<'a> Judging<'a> {
             Ok(Begun::Locked { until }) => return Err(env.refuse_locked(req, until)),
             Err(e) => return Err(env.refuse_store(req, user, &e)),
         };
-        let counted = attempt.counted();
-        let (failures, new_lock) = match (&reservation, counted.reserved) {
-            (Some(r), true) => (r.failures, r.new_lock),
-            _ => (counted.failures, counted.new_lock),
-        };
         Ok(Judging {
             attempt,
-            failures,
-            new_lock,
+            reservation,
         })
+    }
+
+    /// The failures counted and the lock the count set off, as the records
+    /// tell them: the reservation's, if the attempt was counted by it.
+    fn told_by(reservation: Option<&Reservation>, counted: Counted) -> (u32, Option<NewLock>) {
+        match (reservation, counted.reserved) {
+            (Some(r), true) => (r.failures, r.new_lock),
+            _ => (counted.failures, counted.new_lock),
+        }
     }
 
     /// The state as of the count: what the answer is judged against.
@@ -174,11 +185,16 @@ impl<'a> Judging<'a> {
         user: &UserName,
         failure: Failure,
     ) -> Outcome {
-        let (failures, new_lock) = (self.failures, self.new_lock);
-        if let Err(e) = self.attempt.fail() {
-            return env.refuse_store(req, user, &e);
+        let reservation = self.reservation.clone();
+        let told = |c: Counted| Judging::told_by(reservation.as_ref(), c);
+        match self.attempt.fail() {
+            Ok(Failed::Counted(c)) => {
+                let (failures, new_lock) = told(c);
+                record_failure(env, req, user, failure, failures, new_lock)
+            }
+            Ok(Failed::Locked { until }) => env.refuse_locked(req, until),
+            Err(e) => env.refuse_store(req, user, &e),
         }
-        record_failure(env, req, user, failure, failures, new_lock)
     }
 
     /// The attempt succeeded: the counters are reset (the count given back)
@@ -192,13 +208,17 @@ impl<'a> Judging<'a> {
         user: &UserName,
         success: &Success,
     ) -> Result<(), Outcome> {
-        let (failures, new_lock) = (self.failures, self.new_lock);
-        let reason = match self.attempt.succeed(env.now, success) {
+        let reservation = self.reservation.clone();
+        let (reason, counted) = match self.attempt.succeed(env.now, success) {
             Ok(Committed::Done) => return Ok(()),
-            Ok(Committed::Replay) => Reason::Replay,
-            Ok(Committed::CodeGone | Committed::RecoveryUsed) => Reason::BadCode,
+            Ok(Committed::Locked { until }) => return Err(env.refuse_locked(req, until)),
+            Ok(Committed::Refused { why, counted }) => match why {
+                Refusal::Replay => (Reason::Replay, counted),
+                Refusal::CodeGone | Refusal::RecoveryUsed => (Reason::BadCode, counted),
+            },
             Err(e) => return Err(env.refuse_store(req, user, &e)),
         };
+        let (failures, new_lock) = Judging::told_by(reservation.as_ref(), counted);
         let detail = Some("used meanwhile by another attempt".to_string());
         Err(record_failure(
             env,

@@ -6,8 +6,8 @@
 #![forbid(unsafe_code)]
 
 use super::{
-    Attempt, Begun, Committed, Counted, Held, Issued, NewCode, Purpose, Store, StoreError, Success,
-    UserState,
+    Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Purpose, Refusal, Store,
+    StoreError, Success, UserState,
 };
 use crate::codes::{self, Plan};
 use crate::config::{Codes, Tier};
@@ -51,15 +51,13 @@ impl Attempt for FileAttempt {
         &self.locked.state
     }
 
-    fn counted(&self) -> Counted {
-        self.counted
+    fn counted(&self) -> Option<Counted> {
+        Some(self.counted)
     }
 
-    fn fail(mut self: Box<Self>) -> Result<(), StoreError> {
-        if self.unsynced {
-            self.locked.sync()?;
-        }
-        Ok(())
+    fn fail(mut self: Box<Self>) -> Result<Failed, StoreError> {
+        self.fail_durably()?;
+        Ok(Failed::Counted(self.counted))
     }
 
     fn succeed(mut self: Box<Self>, now: u64, success: &Success) -> Result<Committed, StoreError> {
@@ -69,7 +67,7 @@ impl Attempt for FileAttempt {
             && !success.new_secret
         {
             self.fail_durably()?;
-            return Ok(Committed::Replay);
+            return Ok(self.refused(Refusal::Replay));
         }
         if let Some((purpose, hash)) = &success.spend
             && !current
@@ -78,7 +76,7 @@ impl Attempt for FileAttempt {
                 .is_some_and(|s| s.purpose == *purpose && s.hash == *hash)
         {
             self.fail_durably()?;
-            return Ok(Committed::CodeGone);
+            return Ok(self.refused(Refusal::CodeGone));
         }
         // A recovery code is struck from this host's secret file under
         // this lock before the success is committed (auth::recovery): here
@@ -108,6 +106,13 @@ impl Attempt for FileAttempt {
 }
 
 impl FileAttempt {
+    fn refused(&self, why: Refusal) -> Committed {
+        Committed::Refused {
+            why,
+            counted: self.counted,
+        }
+    }
+
     fn fail_durably(&mut self) -> Result<(), StoreError> {
         if self.unsynced {
             self.locked.sync()?;
@@ -310,24 +315,33 @@ mod tests {
         }];
         // Counted, then failed: one failure.
         let a = open(store.begin(&user, 100, &tiers, None, false).unwrap());
-        assert_eq!((a.counted().failures, a.counted().reserved), (1, false));
+        let counted = a.counted().unwrap();
+        assert_eq!((counted.failures, counted.reserved), (1, false));
         a.fail().unwrap();
         // Counted durably (preauth), then judged by its reservation: not
         // counted again, and a lock it set off does not stop it.
         let a = open(store.begin(&user, 101, &tiers, None, true).unwrap());
+        let counted = a.counted().unwrap();
         let held = Held {
-            epoch: a.counted().epoch,
+            epoch: counted.epoch,
         };
-        assert!(a.counted().new_lock.is_some());
+        assert!(counted.new_lock.is_some());
         drop(a);
         let b = open(store.begin(&user, 102, &tiers, Some(held), false).unwrap());
-        assert_eq!((b.counted().failures, b.counted().reserved), (2, true));
+        let counted = b.counted().unwrap();
+        assert_eq!((counted.failures, counted.reserved), (2, true));
         // A replayed step is no success, and the count stands.
         let success = Success {
             step_time: Some(0),
             ..Success::default()
         };
-        assert_eq!(b.succeed(103, &success).unwrap(), Committed::Replay);
+        assert!(matches!(
+            b.succeed(103, &success).unwrap(),
+            Committed::Refused {
+                why: Refusal::Replay,
+                ..
+            }
+        ));
         // Without the reservation the user is locked now.
         assert!(matches!(
             store.begin(&user, 104, &tiers, None, false).unwrap(),
@@ -348,7 +362,8 @@ mod tests {
         );
         // A reservation from before that reset is counted again.
         let d = open(store.begin(&user, 106, &tiers, Some(held), false).unwrap());
-        assert_eq!((d.counted().failures, d.counted().reserved), (1, false));
+        let counted = d.counted().unwrap();
+        assert_eq!((counted.failures, counted.reserved), (1, false));
         d.fail().unwrap();
         std::fs::remove_dir_all(&store.state_dir).unwrap();
     }

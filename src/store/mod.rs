@@ -88,7 +88,7 @@ pub struct Held {
     pub epoch: u32,
 }
 
-/// How an attempt was counted before it is judged.
+/// How an attempt was counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counted {
     /// The failures counted, this one included (as of the count).
@@ -134,7 +134,18 @@ pub struct Success {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Committed {
     Done,
-    /// The step was accepted meanwhile (another attempt, another host).
+    /// A failure after all, counted: what it depended on was used meanwhile
+    /// (another attempt, another host).
+    Refused { why: Refusal, counted: Counted },
+    /// The user was locked meanwhile: neither judged nor counted (a store
+    /// that counts an attempt only with its outcome).
+    Locked { until: u64 },
+}
+
+/// Why a success was refused after all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The step was accepted meanwhile.
     Replay,
     /// The sent code was used or replaced meanwhile.
     CodeGone,
@@ -142,19 +153,37 @@ pub enum Committed {
     RecoveryUsed,
 }
 
-/// An attempt counted and open for judging.
+/// What became of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// Counted (or found counted by a reservation).
+    Counted(Counted),
+    /// The user was locked meanwhile: not counted.
+    Locked { until: u64 },
+}
+
+/// An attempt open for judging, counted before its outcome is known to
+/// anyone: the file store counts it when it begins (under the user's lock,
+/// held until it ends); the shared store counts it in the same server-side
+/// step that records its outcome, so that nothing about the answer is
+/// acted on, or shown, before the count is recorded.
 pub trait Attempt {
-    /// The state as of the count: what the answer is judged against.
+    /// The state the answer is judged against. What a success depends on is
+    /// checked again when it is recorded.
     fn state(&self) -> &UserState;
-    fn counted(&self) -> Counted;
+    /// How it was counted, if it was already (always after a durable
+    /// `begin`).
+    fn counted(&self) -> Option<Counted>;
     /// The answer was wrong: the count stands, durably.
-    fn fail(self: Box<Self>) -> Result<(), StoreError>;
+    fn fail(self: Box<Self>) -> Result<Failed, StoreError>;
     /// The answer was right: counters reset (the count given back), a new
     /// epoch, `success` applied, durably; unless the store finds that what
     /// it depends on was used meanwhile.
     fn succeed(self: Box<Self>, now: u64, success: &Success) -> Result<Committed, StoreError>;
-    /// Spends the sent code of `purpose` if it is still `hash`, without
-    /// ending the attempt (a lost-device code leads on to a new app).
+    /// Counts the attempt (if not yet) and spends the sent code of `purpose`
+    /// if it is still `hash`, without ending the attempt (a lost-device code
+    /// leads on to a new app). `Ok(false)`: the code is gone, or the user
+    /// was locked meanwhile.
     fn spend(&mut self, purpose: Purpose, hash: &[u8; 32]) -> Result<bool, StoreError>;
 }
 
@@ -183,10 +212,11 @@ pub trait Store {
     fn read(&self, user: &UserName) -> Result<Option<UserState>, StoreError>;
 
     /// Begins an attempt: refuses a locked user (unless `held` still counts
-    /// in the state), otherwise counts the attempt as a failure now (or
-    /// finds it counted by `held`). With `durable`, the count is durable
-    /// before this returns (`preauth`: the password is checked next);
-    /// otherwise it is made durable with the outcome.
+    /// in the state), otherwise counts the attempt as a failure (or finds
+    /// it counted by `held`). With `durable`, the count is recorded durably
+    /// before this returns (`preauth`: the password is checked next, by
+    /// another module), and [`Begun::Open`]'s attempt is only dropped;
+    /// otherwise it may be recorded with the outcome (see [`Attempt`]).
     fn begin<'a>(
         &'a self,
         user: &UserName,

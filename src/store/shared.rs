@@ -9,8 +9,8 @@
 
 use super::valkey::{Client, Reply, Script, StoreError as ClientError, scripts};
 use super::{
-    Attempt, Begun, Committed, Counted, Held, Issued, NewCode, Purpose, Remembered, SentCode,
-    Store, StoreError, Success, UserState,
+    Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Purpose, Refusal,
+    Remembered, SentCode, Store, StoreError, Success, UserState,
 };
 use crate::codes::Plan;
 use crate::config::{self, Codes, Tier};
@@ -24,6 +24,9 @@ pub struct SharedStore {
     /// The time spent on the store so far, against `store.timeout`.
     spent: Cell<Duration>,
     client: RefCell<Option<Client>>,
+    /// The last state read, and whose: what a code attempt is judged
+    /// against without reading it again (a write forgets it).
+    snapshot: RefCell<Option<(UserName, UserState)>>,
 }
 
 impl SharedStore {
@@ -33,7 +36,12 @@ impl SharedStore {
             config: config.clone(),
             spent: Cell::new(Duration::ZERO),
             client: RefCell::new(None),
+            snapshot: RefCell::new(None),
         }
+    }
+
+    fn forget_snapshot(&self) {
+        *self.snapshot.borrow_mut() = None;
     }
 
     fn key(&self, user: &str) -> Vec<u8> {
@@ -197,13 +205,63 @@ fn held_arg(held: Option<Held>) -> String {
     held.map(|h| h.epoch.to_string()).unwrap_or_default()
 }
 
-/// An attempt counted on the server. Judging needs no lock: the success
-/// script re-checks, atomically, everything the success depends on.
+/// An attempt on the shared store. After a durable `begin` (preauth) it is
+/// counted already; otherwise (the code step, authfail) it is counted by
+/// the server in the same script that records its outcome, so that a
+/// login costs one round trip for its judgement, as the file store's
+/// costs one flush. What it is judged against is the state read before
+/// the prompt (or again after a send); the success script checks anew,
+/// atomically, everything a success depends on.
 struct SharedAttempt<'a> {
     store: &'a SharedStore,
     user: UserName,
     state: UserState,
-    counted: Counted,
+    counted: Option<Counted>,
+    tiers: String,
+    held: Option<Held>,
+}
+
+/// `{status, failures, new lock's tier, its until, epoch, reserved}` from a
+/// count.
+fn counted_from(v: &[Reply]) -> Option<Counted> {
+    let n = |i: usize| v.get(i).and_then(int);
+    let tier = n(2)?;
+    Some(Counted {
+        failures: u32::try_from(n(1)?).unwrap_or(u32::MAX),
+        new_lock: (tier > 0).then(|| NewLock {
+            tier: u32::try_from(tier).unwrap_or(u32::MAX),
+            until: n(3).unwrap_or(0),
+        }),
+        epoch: u32::try_from(n(4)?).unwrap_or(0),
+        reserved: n(5)? == 1,
+    })
+}
+
+impl SharedAttempt<'_> {
+    /// Counts the attempt now, if it is not yet. `Ok(Err(until))`: locked.
+    fn count(&mut self) -> Result<Result<Counted, u64>, StoreError> {
+        if let Some(c) = self.counted {
+            return Ok(Ok(c));
+        }
+        let key = self.store.key(self.user.as_str());
+        let reply = self.store.run(
+            &scripts::all().begin,
+            &[&key],
+            &[self.tiers.as_bytes(), held_arg(self.held).as_bytes()],
+        )?;
+        let Reply::Array(v) = reply else {
+            return Err(garbled("a count"));
+        };
+        match v.first().and_then(text) {
+            Some(b"locked") => Ok(Err(v.get(1).and_then(int).ok_or_else(|| garbled("a count"))?)),
+            Some(b"open") => {
+                let c = counted_from(&v).ok_or_else(|| garbled("a count"))?;
+                self.counted = Some(c);
+                Ok(Ok(c))
+            }
+            _ => Err(garbled("a count")),
+        }
+    }
 }
 
 impl Attempt for SharedAttempt<'_> {
@@ -211,13 +269,15 @@ impl Attempt for SharedAttempt<'_> {
         &self.state
     }
 
-    fn counted(&self) -> Counted {
+    fn counted(&self) -> Option<Counted> {
         self.counted
     }
 
-    fn fail(self: Box<Self>) -> Result<(), StoreError> {
-        // Counted on the server already, before the answer was judged.
-        Ok(())
+    fn fail(mut self: Box<Self>) -> Result<Failed, StoreError> {
+        Ok(match self.count()? {
+            Ok(c) => Failed::Counted(c),
+            Err(until) => Failed::Locked { until },
+        })
     }
 
     fn succeed(self: Box<Self>, _now: u64, success: &Success) -> Result<Committed, StoreError> {
@@ -236,6 +296,13 @@ impl Attempt for SharedAttempt<'_> {
         };
         let new_secret: &[u8] = if success.new_secret { b"1" } else { b"0" };
         let keep = crate::state::MAX_REMEMBERED.to_string();
+        // Counted already (preauth): nothing to count here.
+        let tiers = if self.counted.is_some() {
+            String::new()
+        } else {
+            self.tiers.clone()
+        };
+        let held = held_arg(self.held);
         let reply = s.run(
             &scripts::all().succeed,
             &[&key, &rkey],
@@ -248,24 +315,43 @@ impl Attempt for SharedAttempt<'_> {
                 secs.as_bytes(),
                 new_secret,
                 keep.as_bytes(),
+                tiers.as_bytes(),
+                held.as_bytes(),
             ],
         )?;
-        match text(&reply) {
-            Some(b"done") => Ok(Committed::Done),
-            Some(b"replay") => Ok(Committed::Replay),
-            Some(b"gone") => Ok(Committed::CodeGone),
-            Some(b"used") => Ok(Committed::RecoveryUsed),
-            _ => Err(garbled("a success")),
-        }
+        s.forget_snapshot();
+        let Reply::Array(v) = reply else {
+            return Err(garbled("a success"));
+        };
+        let why = match v.first().and_then(text) {
+            Some(b"done") => return Ok(Committed::Done),
+            Some(b"locked") => {
+                let until = v.get(1).and_then(int).ok_or_else(|| garbled("a success"))?;
+                return Ok(Committed::Locked { until });
+            }
+            Some(b"replay") => Refusal::Replay,
+            Some(b"gone") => Refusal::CodeGone,
+            Some(b"used") => Refusal::RecoveryUsed,
+            _ => return Err(garbled("a success")),
+        };
+        let counted = match self.counted {
+            Some(c) => c,
+            None => counted_from(&v).ok_or_else(|| garbled("a success"))?,
+        };
+        Ok(Committed::Refused { why, counted })
     }
 
     fn spend(&mut self, purpose: Purpose, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        if self.count()?.is_err() {
+            return Ok(false);
+        }
         let key = self.store.key(self.user.as_str());
         let reply = self.store.run(
             &scripts::all().spend,
             &[&key],
             &[purpose_digit(purpose), hex(hash).as_bytes()],
         )?;
+        self.store.forget_snapshot();
         Ok(int(&reply) == Some(1))
     }
 }
@@ -279,10 +365,13 @@ impl Store for SharedStore {
         let Reply::Array(fields) = reply else {
             return Err(garbled("a read"));
         };
-        if fields.iter().all(|f| matches!(f, Reply::Nil)) {
-            return Ok(None);
-        }
-        decode(&fields).map(Some).ok_or_else(|| garbled("a read"))
+        let state = if fields.iter().all(|f| matches!(f, Reply::Nil)) {
+            None
+        } else {
+            Some(decode(&fields).ok_or_else(|| garbled("a read"))?)
+        };
+        *self.snapshot.borrow_mut() = Some((user.clone(), state.clone().unwrap_or_default()));
+        Ok(state)
     }
 
     fn begin<'a>(
@@ -291,49 +380,38 @@ impl Store for SharedStore {
         _now: u64,
         tiers: &[Tier],
         held: Option<Held>,
-        _durable: bool,
+        durable: bool,
     ) -> Result<Begun<'a>, StoreError> {
-        let key = self.key(user.as_str());
-        let reply = self.run(
-            &scripts::all().begin,
-            &[&key],
-            &[tiers_arg(tiers).as_bytes(), held_arg(held).as_bytes()],
-        )?;
-        let Reply::Array(v) = reply else {
-            return Err(garbled("a count"));
+        let cached = match &*self.snapshot.borrow() {
+            Some((who, state)) if who == user => Some(state.clone()),
+            _ => None,
         };
-        match v.first().and_then(text) {
-            Some(b"locked") => {
-                let until = v.get(1).and_then(int).ok_or_else(|| garbled("a count"))?;
-                Ok(Begun::Locked { until })
+        let state = match cached {
+            Some(state) if !durable => state,
+            _ if !durable => self.read(user)?.unwrap_or_default(),
+            _ => UserState::default(),
+        };
+        let mut attempt = SharedAttempt {
+            store: self,
+            user: user.clone(),
+            state,
+            counted: None,
+            tiers: tiers_arg(tiers),
+            held,
+        };
+        if durable {
+            // preauth: counted now, before the password is checked.
+            if let Err(until) = attempt.count()? {
+                return Ok(Begun::Locked { until });
             }
-            Some(b"open") if v.len() == 6 + scripts::FIELDS.len() => {
-                let n = |i: usize| v.get(i).and_then(int).ok_or_else(|| garbled("a count"));
-                let (failures, tier, until, epoch, reserved) = (n(1)?, n(2)?, n(3)?, n(4)?, n(5)?);
-                let state = decode(&v[6..]).ok_or_else(|| garbled("a count"))?;
-                let counted = Counted {
-                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                    new_lock: (tier > 0).then(|| NewLock {
-                        tier: u32::try_from(tier).unwrap_or(u32::MAX),
-                        until,
-                    }),
-                    epoch: u32::try_from(epoch).unwrap_or(0),
-                    reserved: reserved == 1,
-                };
-                Ok(Begun::Open(Box::new(SharedAttempt {
-                    store: self,
-                    user: user.clone(),
-                    state,
-                    counted,
-                })))
-            }
-            _ => Err(garbled("a count")),
         }
+        Ok(Begun::Open(Box::new(attempt)))
     }
 
     fn give_back(&self, user: &UserName, held: Held) -> Result<(), StoreError> {
         let key = self.key(user.as_str());
         let epoch = held.epoch.to_string();
+        self.forget_snapshot();
         self.run(&scripts::all().give_back, &[&key], &[epoch.as_bytes()])
             .map(|_| ())
     }
@@ -356,6 +434,7 @@ impl Store for SharedStore {
             held_arg(held).into_bytes(),
         ];
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        self.forget_snapshot();
         let reply = self.run(&scripts::all().issue, &[&key], &args)?;
         let Reply::Array(v) = reply else {
             return Err(garbled("a send"));
@@ -375,6 +454,7 @@ impl Store for SharedStore {
 
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
         let key = self.key(user.as_str());
+        self.forget_snapshot();
         self.run(&scripts::all().withdraw, &[&key], &[hex(hash).as_bytes()])
             .map(|_| ())
     }
@@ -470,7 +550,7 @@ impl SharedStore {
                 "recording a success",
                 &s.succeed,
                 vec![&key, &rkey],
-                vec![b"", b"", b"", b"check", b"192.0.2.1", b"1", b"0", b"16"],
+                vec![b"", b"", b"", b"check", b"192.0.2.1", b"1", b"0", b"16", b"", b""],
             ),
             (
                 "giving an attempt back",

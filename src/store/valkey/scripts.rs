@@ -44,6 +44,31 @@ local function snapshot(k, out)
   for i = 1, 13 do out[#out + 1] = s[i] end
   return out
 end
+local function count(k, n, tiers_arg, held)
+  local h = redis.call('HMGET', k, 'f', 'tf', 't', 'lu', 'e')
+  local f, tf, t, lu, e = num(h[1]), num(h[2]), num(h[3]), num(h[4]), num(h[5])
+  if held ~= '' and tonumber(held) == e then return {'open', f, 0, 0, e, 1} end
+  if n < lu then return {'locked', lu} end
+  local tiers = {}
+  for _, spec in ipairs(split(tiers_arg, ',')) do
+    local p = split(spec, ':')
+    tiers[#tiers + 1] = {tonumber(p[1]), tonumber(p[2])}
+  end
+  f = f + 1
+  tf = tf + 1
+  local idx = math.min(t, #tiers - 1)
+  local tier = tiers[idx + 1]
+  local new_tier, new_until = 0, 0
+  if tf >= tier[1] then
+    lu = n + tier[2]
+    tf = 0
+    t = math.min(idx + 1, #tiers - 1)
+    new_tier = idx + 1
+    new_until = lu
+  end
+  redis.call('HSET', k, 'f', f, 'tf', tf, 't', t, 'lu', lu)
+  return {'open', f, new_tier, new_until, e, 0}
+end
 local function reset(k, n)
   local e = (num(redis.call('HGET', k, 'e')) + 1) % 4294967296
   redis.call('HSET', k, 'f', 0, 'tf', 0, 't', 0, 'lu', 0, 'e', e)
@@ -61,54 +86,40 @@ const BEGIN: &str = concat!(
     prelude!(),
     r#"
 local k = KEYS[1]
-local n = now()
-local h = redis.call('HMGET', k, 'f', 'tf', 't', 'lu', 'e')
-local f, tf, t, lu, e = num(h[1]), num(h[2]), num(h[3]), num(h[4]), num(h[5])
-if ARGV[2] ~= '' and tonumber(ARGV[2]) == e then
-  return snapshot(k, {'open', f, 0, 0, e, 1})
-end
-if n < lu then return {'locked', lu} end
-local tiers = {}
-for _, spec in ipairs(split(ARGV[1], ',')) do
-  local p = split(spec, ':')
-  tiers[#tiers + 1] = {tonumber(p[1]), tonumber(p[2])}
-end
-f = f + 1
-tf = tf + 1
-local idx = math.min(t, #tiers - 1)
-local tier = tiers[idx + 1]
-local new_tier, new_until = 0, 0
-if tf >= tier[1] then
-  lu = n + tier[2]
-  tf = 0
-  t = math.min(idx + 1, #tiers - 1)
-  new_tier = idx + 1
-  new_until = lu
-end
-redis.call('HSET', k, 'f', f, 'tf', tf, 't', t, 'lu', lu)
-return snapshot(k, {'open', f, new_tier, new_until, e, 0})
+local c = count(k, now(), ARGV[1], ARGV[2])
+if c[1] == 'locked' then return c end
+return snapshot(k, c)
 "#
 );
 
-/// A success: checks what it depends on, then resets and applies it.
+/// A success: counts the attempt first (unless counted already), then
+/// checks what the success depends on, then resets and applies it.
 /// KEYS: the hash, the used-recovery set. ARGV: step time or '', spend
 /// purpose or '', spend hash, recovery digest or '', remember address or
-/// '', remember seconds, new secret ('1'/'0'), the most sources kept.
-/// Returns 'done', 'replay', 'gone' or 'used'.
+/// '', remember seconds, new secret ('1'/'0'), the most sources kept,
+/// tiers (or '': counted already), the held epoch or ''. Returns
+/// `{'done'}`, `{'locked', until}`, or `{'replay'|'gone'|'used', failures,
+/// new lock's tier, its until, epoch, reserved}`.
 const SUCCEED: &str = concat!(
     prelude!(),
     r#"
 local k, rk = KEYS[1], KEYS[2]
 local n = now()
+local c = {'open', 0, 0, 0, 0, 1}
+if ARGV[9] ~= '' then
+  c = count(k, n, ARGV[9], ARGV[10])
+  if c[1] == 'locked' then return c end
+end
+local function refused(why) return {why, c[2], c[3], c[4], c[5], c[6]} end
 local ls = num(redis.call('HGET', k, 'ls'))
 local newsecret = ARGV[7] == '1'
-if ARGV[1] ~= '' and not newsecret and tonumber(ARGV[1]) <= ls then return 'replay' end
+if ARGV[1] ~= '' and not newsecret and tonumber(ARGV[1]) <= ls then return refused('replay') end
 if ARGV[2] ~= '' then
-  local c = redis.call('HMGET', k, 'sp', 'sh')
-  if c[1] ~= ARGV[2] or c[2] ~= ARGV[3] then return 'gone' end
+  local cur = redis.call('HMGET', k, 'sp', 'sh')
+  if cur[1] ~= ARGV[2] or cur[2] ~= ARGV[3] then return refused('gone') end
 end
 if ARGV[4] ~= '' then
-  if redis.call('SADD', rk, ARGV[4]) == 0 then return 'used' end
+  if redis.call('SADD', rk, ARGV[4]) == 0 then return refused('used') end
 end
 reset(k, n)
 redis.call('HSET', k, 'lok', n)
@@ -130,7 +141,7 @@ end
 local parts = {}
 for _, r in ipairs(rm) do parts[#parts + 1] = r[1] .. '=' .. string.format('%d', r[2]) end
 redis.call('HSET', k, 'rm', table.concat(parts, ';'))
-return 'done'
+return {'done'}
 "#
 );
 
