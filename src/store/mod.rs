@@ -136,10 +136,15 @@ pub enum Committed {
     Done,
     /// A failure after all, counted: what it depended on was used meanwhile
     /// (another attempt, another host).
-    Refused { why: Refusal, counted: Counted },
+    Refused {
+        why: Refusal,
+        counted: Counted,
+    },
     /// The user was locked meanwhile: neither judged nor counted (a store
     /// that counts an attempt only with its outcome).
-    Locked { until: u64 },
+    Locked {
+        until: u64,
+    },
 }
 
 /// Why a success was refused after all.

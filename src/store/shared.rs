@@ -253,7 +253,10 @@ impl SharedAttempt<'_> {
             return Err(garbled("a count"));
         };
         match v.first().and_then(text) {
-            Some(b"locked") => Ok(Err(v.get(1).and_then(int).ok_or_else(|| garbled("a count"))?)),
+            Some(b"locked") => Ok(Err(v
+                .get(1)
+                .and_then(int)
+                .ok_or_else(|| garbled("a count"))?)),
             Some(b"open") => {
                 let c = counted_from(&v).ok_or_else(|| garbled("a count"))?;
                 self.counted = Some(c);
@@ -550,7 +553,18 @@ impl SharedStore {
                 "recording a success",
                 &s.succeed,
                 vec![&key, &rkey],
-                vec![b"", b"", b"", b"check", b"192.0.2.1", b"1", b"0", b"16", b"", b""],
+                vec![
+                    b"",
+                    b"",
+                    b"",
+                    b"check",
+                    b"192.0.2.1",
+                    b"1",
+                    b"0",
+                    b"16",
+                    b"",
+                    b"",
+                ],
             ),
             (
                 "giving an attempt back",
