@@ -53,8 +53,7 @@ pub fn start() -> Result<(), String> {
     // but a directory made with it would be open to all).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     no_core_dumps();
-    lift_file_size_limit();
-    Ok(())
+    lift_file_size_limit()
 }
 
 /// Blocks, for the whole run, every signal the caller could send to stop
@@ -196,15 +195,31 @@ fn no_core_dumps() {
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
 }
 
-/// A caller's `ulimit -f` (soft and hard) must not cut a write short: as
-/// root the limit is lifted altogether; should that fail, the soft limit is
-/// raised to the hard one (every write also goes through
-/// `fsutil::with_file_size_limit_lifted` where it matters to the module).
-fn lift_file_size_limit() {
-    if setrlimit(Resource::RLIMIT_FSIZE, RLIM_INFINITY, RLIM_INFINITY).is_err()
-        && let Ok((_, hard)) = getrlimit(Resource::RLIMIT_FSIZE)
-    {
-        let _ = setrlimit(Resource::RLIMIT_FSIZE, hard, hard);
+/// The least file-size limit twostep-self works under: its files are a
+/// few KB (a state file, a secret file, their temporary copies; sendmail's
+/// spool file, as its child).
+const LEAST_FILE_SIZE_LIMIT: u64 = 1 << 20;
+
+/// A caller's `ulimit -f` must not cut a write short. As root the limit is
+/// lifted altogether; where even root may not raise a hard limit (no
+/// CAP_SYS_RESOURCE in the bounding set, as in some containers), the soft
+/// limit is raised to the hard one, and if that is still small, nothing is
+/// attempted: better refused whole than written in part (the writes are
+/// atomic anyway, and a count that cannot be written refuses the attempt).
+fn lift_file_size_limit() -> Result<(), String> {
+    if setrlimit(Resource::RLIMIT_FSIZE, RLIM_INFINITY, RLIM_INFINITY).is_ok() {
+        return Ok(());
+    }
+    let (_, hard) = getrlimit(Resource::RLIMIT_FSIZE)
+        .map_err(|e| format!("cannot read the file-size limit: {e}"))?;
+    let _ = setrlimit(Resource::RLIMIT_FSIZE, hard, hard);
+    match getrlimit(Resource::RLIMIT_FSIZE) {
+        Ok((soft, _)) if soft >= LEAST_FILE_SIZE_LIMIT => Ok(()),
+        Ok((soft, _)) => Err(format!(
+            "a file-size limit of {soft} bytes is in force (ulimit -f) and cannot be \
+             lifted here, so files could not be written whole: run it without one"
+        )),
+        Err(e) => Err(format!("cannot read the file-size limit: {e}")),
     }
 }
 
