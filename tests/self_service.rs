@@ -500,6 +500,25 @@ fn first_set_up_asks_the_password_only_and_writes_a_root_0600_file() {
 }
 
 #[test]
+fn a_secret_dir_without_its_marker_is_no_first_set_up() {
+    // An unmounted volume looks like "nobody is enrolled": that must not
+    // let the password alone set up (or replace) a second factor.
+    let mut s = SelfRig::new("no-marker", ON);
+    std::fs::remove_file(s.rig.secret_dir.join(".twostep-secret-dir")).unwrap();
+    s.records();
+    let mut pty = s.spawn(USER, &[], &["enroll"]);
+    password(&mut pty, PASSWORD);
+    expect(&mut pty, "cannot be checked right now");
+    assert_eq!(pty.wait(STEP), Some(1), "{}", pty.output());
+    assert!(!pty.output().contains("otpauth://"));
+    assert!(s.rig.secret_files().is_empty());
+    let r = s.records();
+    let fail = events_named(&r, "auth_fail");
+    assert_eq!(fail.len(), 1, "{r:#?}");
+    assert_eq!(fail[0].get("reason"), Some("bad_secret_file"));
+}
+
+#[test]
 fn a_replacement_needs_a_right_current_code() {
     let mut s = enrolled_rig("replace", ON);
 
@@ -875,6 +894,21 @@ fn sigterm_from_the_caller_cannot_stop_it_between_writes() {
     expect(&mut pty, "Code from the app (6 digits): ");
     let new = shown_secret(&pty);
     let pid = running_pid(&s).expect("twostep-self running");
+    // Meanwhile: no core file, and no file-size limit (the test's own).
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let limit = |name: &str| {
+        let line = limits.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(limit("Max core file size"), ["0", "0"], "{limits}");
+    assert_eq!(
+        limit("Max file size"),
+        ["unlimited", "unlimited"],
+        "{limits}"
+    );
 
     // From before the code is typed until it has ended: SIGTERM, as the
     // user (whose real uid lets them signal it), every 2 ms, through the
