@@ -3,7 +3,8 @@
 #
 #   sh link/release.sh [cargo options, e.g. --locked]
 #
-# leaves the CLI in target/release/twostep and the PAM module in
+# leaves the CLI in target/release/twostep, the self-service command in
+# target/release/twostep-self and the PAM module in
 # target/release/libpam_twostep.so.
 #
 # Why not just `cargo build --release`: the library is both a cdylib (the
@@ -15,5 +16,5 @@
 # Run last, it is the one left at target/release/libpam_twostep.so.
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --bin twostep "$@"
+cargo build --release --bin twostep --bin twostep-self "$@"
 cargo rustc --release --lib --crate-type cdylib "$@"

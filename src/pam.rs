@@ -361,7 +361,7 @@ impl Conversation for PamConversation<'_, '_> {
 
 /// getpwnam, getgrouplist and getgrnam through NSS, as the rest of the PAM
 /// stack sees accounts and groups.
-struct SystemAccounts;
+pub struct SystemAccounts;
 
 impl Accounts for SystemAccounts {
     fn canonical(&self, typed: &UserName) -> Result<Option<UserName>, String> {

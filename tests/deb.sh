@@ -76,16 +76,29 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for path in \
     "./lib/$multiarch/security/pam_twostep.so" \
     ./usr/bin/twostep \
+    ./usr/bin/twostep-self \
+    ./etc/pam.d/twostep-self \
     ./etc/twostep/twostep.toml \
     ./usr/share/pam-configs/twostep \
     ./usr/share/pam-configs/twostep-preauth \
     ./usr/share/pam-configs/twostep-authfail \
     ./usr/share/man/man8/pam_twostep.8.gz \
     ./usr/share/man/man1/twostep.1.gz \
+    ./usr/share/man/man1/twostep-self.1.gz \
     ./usr/share/man/man5/twostep.toml.5.gz; do
     grep -qxF "$path" <<<"$contents" || fail "$path is not in the package"
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/twostep/twostep.toml || fail "twostep.toml is not a conffile"
+dpkg-deb -I "$deb" conffiles | grep -qx /etc/pam.d/twostep-self || fail "the PAM file of twostep-self is not a conffile"
+# Setuid root in the archive (dh_fixperms must have left it alone).
+perms=$(dpkg-deb -c "$deb" | awk '$6 == "./usr/bin/twostep-self" {print $1, $2}')
+[ "$perms" = "-rwsr-xr-x root/root" ] || fail "twostep-self is '$perms' in the package, not -rwsr-xr-x root/root"
+# The password only: not common-auth, which runs pam_twostep when the profiles are on.
+dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./etc/pam.d/twostep-self >"$work/twostep-self.pam"
+grep -qE '^auth[[:space:]]+required[[:space:]]+pam_unix\.so$' "$work/twostep-self.pam" \
+    || fail "the PAM file of twostep-self does not check the password with pam_unix"
+! grep -qE '^[^#]*(common-auth|pam_twostep)' "$work/twostep-self.pam" \
+    || fail "the PAM file of twostep-self runs common-auth or pam_twostep"
 for p in twostep twostep-preauth twostep-authfail; do
     dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/pam-configs/$p" | grep -qx 'Default: no' \
         || fail "profile $p is not Default: no"
@@ -94,6 +107,11 @@ done
 echo "== deb: dpkg -i"
 dpkg -i "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "dpkg -i"; }
 [ -f "/lib/$multiarch/security/pam_twostep.so" ] || fail "module not installed"
+[ "$(stat -c '%a %U %G' /usr/bin/twostep-self)" = "4755 root root" ] ||
+    fail "/usr/bin/twostep-self is $(stat -c '%a %U %G' /usr/bin/twostep-self), not 4755 root root"
+[ -f /etc/pam.d/twostep-self ] || fail "/etc/pam.d/twostep-self was not installed"
+setpriv --reuid=65534 --regid=65534 --clear-groups twostep-self status 2>&1 | grep -q "self-service is turned off" ||
+    fail "twostep-self is not off by default, or not setuid: $(setpriv --reuid=65534 --regid=65534 --clear-groups twostep-self status 2>&1)"
 for d in /var/lib/twostep/secrets /var/lib/twostep/state; do
     [ "$(stat -c '%a %U' "$d")" = "700 root" ] || fail "$d is $(stat -c '%a %U' "$d"), not 700 root"
 done
@@ -157,6 +175,7 @@ echo "== deb: dpkg -P"
 dpkg -P libpam-twostep >"$work/purge.log" 2>&1 || { cat "$work/purge.log" >&2; fail "dpkg -P"; }
 [ -z "$(twostep_lines)" ] || fail "twostep lines left after purge in: $(twostep_lines)"
 [ ! -e /etc/twostep ] || fail "/etc/twostep left after purge"
+[ ! -e /etc/pam.d/twostep-self ] || fail "/etc/pam.d/twostep-self left after purge"
 [ ! -e /var/lib/twostep ] || fail "/var/lib/twostep left after purge"
 for f in "$backup"/pam.d/common-*; do
     cmp -s "$f" "/etc/pam.d/$(basename "$f")" || fail "/etc/pam.d/$(basename "$f") differs from before the test"

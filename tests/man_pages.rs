@@ -9,7 +9,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const PAGES: [&str; 3] = ["pam_twostep.8", "twostep.1", "twostep.toml.5"];
+const PAGES: [&str; 4] = [
+    "pam_twostep.8",
+    "twostep.1",
+    "twostep-self.1",
+    "twostep.toml.5",
+];
 
 fn source(page: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("man/{page}.scd"))
@@ -113,14 +118,11 @@ fn pam_twostep_8_covers_the_stacks_and_sshd_config() {
     }
 }
 
-#[test]
-fn twostep_1_documents_every_subcommand() {
-    let out = Command::new(common::twostep_bin())
-        .arg("--help")
-        .output()
-        .unwrap();
+/// The subcommands `--help` of `bin` lists.
+fn subcommands(bin: &Path) -> Vec<String> {
+    let out = Command::new(bin).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    let commands: Vec<&str> = help
+    let commands: Vec<String> = help
         .split("Commands:")
         .nth(1)
         .expect("a Commands: section")
@@ -129,14 +131,57 @@ fn twostep_1_documents_every_subcommand() {
         .take_while(|l| l.starts_with("  "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
+        .map(str::to_string)
         .collect();
-    assert!(commands.contains(&"enroll"), "{help}");
+    assert!(commands.iter().any(|c| c == "enroll"), "{help}");
+    commands
+}
+
+#[test]
+fn twostep_1_documents_every_subcommand() {
     let page = std::fs::read_to_string(source("twostep.1")).unwrap();
-    for c in commands {
+    for c in subcommands(&common::twostep_bin()) {
         assert!(
             page.contains(&format!("\n*{c}*")),
             "twostep(1) does not document `{c}`"
         );
+    }
+}
+
+#[test]
+fn twostep_self_1_documents_every_command_and_the_shipped_pam_file() {
+    let page = std::fs::read_to_string(source("twostep-self.1")).unwrap();
+    // Its setuid start refuses to go further without effective uid 0: as
+    // root (as the tests run) --help lists the commands; else the four.
+    let commands = if nix::unistd::geteuid().is_root() {
+        subcommands(Path::new(env!("CARGO_BIN_EXE_twostep-self")))
+    } else {
+        ["status", "enroll", "recovery-codes", "disable"]
+            .map(String::from)
+            .to_vec()
+    };
+    assert_eq!(commands.len(), 4, "{commands:?}");
+    for c in commands {
+        assert!(
+            page.contains(&format!("\n*{c}*")),
+            "twostep-self(1) does not document `{c}`"
+        );
+    }
+    // The stack it shows is the file the package ships, line for line.
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/twostep-self.pam"),
+    )
+    .unwrap();
+    let stack: Vec<&str> = shipped
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert!(!stack.is_empty());
+    for line in stack {
+        assert!(page.contains(line), "twostep-self(1) lacks {line:?}");
+    }
+    for key in ["self_service.enabled", "self_service.allow_disable"] {
+        assert!(page.contains(key), "twostep-self(1) does not name {key}");
     }
 }
 

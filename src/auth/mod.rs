@@ -14,6 +14,8 @@
 //! - `lost_device`: `lost` at an app-code prompt: a code by email, then a
 //!   new app set up at this login
 //! - `recovery`: a recovery code at the prompt
+//! - `confirm`: a change made with twostep-self, confirmed by a current code
+//!   after the password
 //! - `enroll`: enrollment at login (and the new app of a lost device)
 //! - `notify`: the notices the module mails
 //! - `decoy`: the same work for names that are not enrolled accounts, so that
@@ -22,6 +24,7 @@
 
 mod attempt;
 mod code_step;
+pub mod confirm;
 mod decoy;
 mod enroll;
 mod identity;

@@ -60,6 +60,24 @@ impl MethodArg {
     }
 }
 
+/// How the user's codes reach them: `--method`, `--email`, `--phone`, the
+/// same for `twostep enroll` and `twostep-self enroll`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HowCodesCome {
+    /// How the codes reach the user
+    #[arg(long, value_enum, default_value = "totp")]
+    pub method: MethodArg,
+    /// The address email codes go to (default: the email.address template),
+    /// and notices and lost-device codes for every method. One plain
+    /// name@domain
+    #[arg(long, value_name = "ADDRESS", allow_hyphen_values = true)]
+    pub email: Option<EmailAddress>,
+    /// The number text messages go to, in E.164 form (+4915112345678); with
+    /// --method sms
+    #[arg(long, value_name = "NUMBER", allow_hyphen_values = true)]
+    pub phone: Option<PhoneNumber>,
+}
+
 /// Tries the user gets to type the code from the app, or the code sent.
 const CONFIRM_TRIES: u32 = 3;
 
@@ -107,18 +125,8 @@ pub struct Args {
     /// Also write the QR code as an SVG image (mode 0600)
     #[arg(long, value_name = "FILE", conflicts_with = "batch")]
     svg: Option<PathBuf>,
-    /// How the user's codes reach them
-    #[arg(long, value_enum, default_value = "totp")]
-    method: MethodArg,
-    /// The user's address: where email codes go (default: the email.address
-    /// template), and notices and lost-device codes for every method. One
-    /// plain name@domain
-    #[arg(long, value_name = "ADDRESS", allow_hyphen_values = true)]
-    email: Option<EmailAddress>,
-    /// The number text messages go to, in E.164 form (+4915112345678); with
-    /// --method sms
-    #[arg(long, value_name = "NUMBER", allow_hyphen_values = true)]
-    phone: Option<PhoneNumber>,
+    #[command(flatten)]
+    how: HowCodesCome,
     /// Activate without asking for a code from the app (or the code sent)
     #[arg(long)]
     no_confirm: bool,
@@ -193,8 +201,9 @@ pub fn lock_user(ctx: &Ctx, user: &UserName) -> Result<Option<state::Locked>, Cl
         Ok(l) => Ok(Some(l)),
         Err(StateError::Corrupt(why)) => {
             eprintln!(
-                "twostep: note: the state file of {user} is damaged ({why}); \
-                 the module refuses {user} until `twostep unlock {user}`"
+                "{}: note: the state file of {user} is damaged ({why}); \
+                 the module refuses {user} until `twostep unlock {user}`",
+                ctx.tag
             );
             Ok(None)
         }
@@ -253,8 +262,9 @@ pub fn activate(
             && let Err(e) = l.commit(next)
         {
             eprintln!(
-                "twostep: note: could not mark the confirmation code as used \
-                 and forget remembered addresses: {e}"
+                "{}: note: could not mark the confirmation code as used \
+                 and forget remembered addresses: {e}",
+                ctx.tag
             );
         }
     }
@@ -464,6 +474,27 @@ fn ask_until_right<T>(
     ))
 }
 
+impl Args {
+    /// The enrollment twostep-self makes: the caller's own, confirmed by a
+    /// code from the new app (or the code sent), shown on the terminal,
+    /// replacing any enrollment (the caller has proved the current one).
+    pub fn for_self(how: HowCodesCome) -> Args {
+        Args {
+            user: None,
+            secret_file: None,
+            qr: QrStyle::Utf8,
+            png: None,
+            svg: None,
+            how,
+            no_confirm: false,
+            force: true,
+            json: false,
+            batch: None,
+            out_dir: None,
+        }
+    }
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::require_root("enroll")?;
     if let (Some(list), Some(out_dir)) = (&args.batch, &args.out_dir) {
@@ -474,35 +505,55 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .as_deref()
         .ok_or_else(|| CliError::Usage("enroll needs USER, or --batch FILE".into()))?;
     let user = super::existing_user(raw)?;
-    if args.phone.is_some() && args.method != MethodArg::Sms {
+    check(ctx, &args, &user)?;
+    one(ctx, &args, &user, &Keyboard::Stdin)
+}
+
+/// Refuses, before anything is shown or asked, an enrollment that could
+/// not be made: options that do not go together, an existing enrollment
+/// without `--force`, codes that could be sent nowhere.
+pub fn check(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
+    if args.how.phone.is_some() && args.how.method != MethodArg::Sms {
         return Err(CliError::Usage(
             "--phone is for --method sms: app and email users get no text messages".into(),
         ));
     }
-    if is_enrolled(ctx, &user) && !args.force {
-        return Err(already_enrolled(&user));
+    if is_enrolled(ctx, user) && !args.force {
+        return Err(already_enrolled(user));
     }
-    if args.method != MethodArg::Totp {
-        return sent::run(ctx, &args, &user);
+    if args.how.method != MethodArg::Totp {
+        sent::check(ctx, args, user)?;
+    }
+    Ok(())
+}
+
+/// Enrolls `user` as `args` say, after [`check`]: the new secret shown, the
+/// confirmation typed on `keyboard`, the file written, the record and the
+/// notice.
+pub fn one(ctx: &Ctx, args: &Args, user: &UserName, keyboard: &Keyboard) -> CliResult {
+    if args.how.method != MethodArg::Totp {
+        return sent::run(ctx, args, user, keyboard);
     }
     let confirming = !args.no_confirm;
+    let tty;
     let (key, keyboard) = match &args.secret_file {
         Some(source) => {
             let given = secret_input::read(source)?;
             let keyboard = if given.took_stdin && confirming {
-                Keyboard::controlling_terminal().map_err(|_| {
+                tty = Keyboard::controlling_terminal().map_err(|_| {
                     CliError::Usage(
                         "the secret took standard input and there is no terminal to type \
                          the app's code on: add --no-confirm, or give the secret as a file"
                             .into(),
                     )
-                })?
+                })?;
+                &tty
             } else {
-                Keyboard::Stdin
+                keyboard
             };
             (given.key, keyboard)
         }
-        None => (new_key()?, Keyboard::Stdin),
+        None => (new_key()?, keyboard),
     };
     let params = ctx.config.totp;
     let issuer = issuer(ctx);
@@ -527,20 +578,18 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             .as_ref()
             .filter(|_| args.qr != QrStyle::None)
             .map(|c| (c, args.qr));
-        show(
-            &mut out, paint, &user, &issuer, &b32, &params, &uri, drawing,
-        );
+        show(&mut out, paint, user, &issuer, &b32, &params, &uri, drawing);
         let _ = out.flush();
     }
     let confirmed = if confirming {
-        Some(confirm(&keyboard, &user, &key, &params)?)
+        Some(confirm(keyboard, user, &key, &params)?)
     } else {
         None
     };
 
     let (shown, hashes) = new_recovery_codes()?;
     let file = SecretFile {
-        email: args.email.as_ref().map(ToString::to_string),
+        email: args.how.email.as_ref().map(ToString::to_string),
         ..secret_file(&b32, &params, hashes)
     };
     let mut images: Vec<(PathBuf, Zeroizing<Vec<u8>>)> = Vec::new();
@@ -560,14 +609,14 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     // and its recovery codes shown, or nothing is written.
     let hold = HoldSignals::new();
     let written = write_all_private(&images)?;
-    let replaced = match activate(ctx, &user, &file, args.force, confirmed) {
+    let replaced = match activate(ctx, user, &file, args.force, confirmed) {
         Ok(r) => r,
         Err(e) => {
             remove_all(&written);
             return Err(e);
         }
     };
-    ctx.log_admin("enrolled", &user);
+    ctx.log_admin("enrolled", user);
 
     if args.json {
         let out = serde_json::json!({
@@ -580,7 +629,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     } else {
         let paint = Paint::stdout();
         let mut out = std::io::stdout();
-        print_enrolled(&mut out, paint, &user, "", replaced);
+        print_enrolled(&mut out, paint, user, "", replaced);
         for p in &written {
             let _ = writeln!(
                 out,
@@ -588,10 +637,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 p.display()
             );
         }
-        print_recovery_codes(&mut out, paint, &user, &shown);
+        print_recovery_codes(&mut out, paint, user, &shown);
     }
     drop(hold);
-    ctx.notify(Event::Enrolled, &user, args.email.as_ref());
+    ctx.notify(Event::Enrolled, user, args.how.email.as_ref());
     Ok(())
 }
 

@@ -6,15 +6,17 @@
 #![forbid(unsafe_code)]
 
 mod check;
-mod enroll;
+// pub(crate): twostep-self (src/self_service/) reuses the enrollment, the
+// recovery codes, the removal, the status and the terminal of the commands.
+pub(crate) mod enroll;
 // pub: its parser is a fuzz target (fuzz/fuzz_targets/google_authenticator.rs).
 pub mod import_ga;
-mod recovery_codes;
-mod reset;
+pub(crate) mod recovery_codes;
+pub(crate) mod reset;
 mod secret_input;
 mod send_test;
-mod status;
-mod term;
+pub(crate) mod status;
+pub(crate) mod term;
 mod unlock;
 
 use crate::audit::{Record, Severity, Sink, Syslog};
@@ -87,6 +89,12 @@ pub type CliResult = Result<(), CliError>;
 pub struct Ctx {
     pub config: Config,
     pub config_path: PathBuf,
+    /// Who acts, as records and notices name them (`by=`): the
+    /// administrator ([`admin_name`]), or `self` in twostep-self.
+    pub by: String,
+    /// The records' syslog tag, which also begins notes on stderr:
+    /// `twostep`, or `twostep-self`.
+    pub tag: &'static str,
 }
 
 impl Ctx {
@@ -95,24 +103,24 @@ impl Ctx {
         crate::store::open(&self.config)
     }
 
-    /// Where the command's records go (tag `twostep`).
+    /// Where the command's records go (tag [`Ctx::tag`]).
     pub fn syslog(&self) -> Syslog<'_> {
         Syslog {
             socket: &self.config.log_socket,
-            tag: "twostep",
+            tag: self.tag,
         }
     }
 
-    /// Writes an admin record (tag `twostep`).
+    /// Writes an admin record.
     pub fn log(&self, record: Record) {
         self.syslog().emit(record);
     }
 
-    /// `event=<event> user=<user> by=<admin>`, to which more keys may be added.
+    /// `event=<event> user=<user> by=<who>`, to which more keys may be added.
     pub fn admin_record(&self, event: &str, user: &UserName) -> Record {
         Record::new(event, Severity::Notice)
             .with("user", user)
-            .with("by", admin_name())
+            .with("by", &self.by)
     }
 
     /// Writes [`Ctx::admin_record`].
@@ -142,9 +150,8 @@ impl Ctx {
         if !self.wants_notice(event) {
             return;
         }
-        let by = admin_name();
         let details = Details {
-            by: Some(&by),
+            by: Some(&self.by),
             ..Details::default()
         };
         outbox::notify(
@@ -167,7 +174,7 @@ impl Sink for NoticeSink<'_> {
     fn emit(&mut self, record: Record) {
         if record.event() == "delivery_failed" {
             let detail = record.get("detail").unwrap_or("the hand-over failed");
-            eprintln!("twostep: note: not mailed: {}", term::escape(detail));
+            eprintln!("{}: note: not mailed: {}", self.0.tag, term::escape(detail));
         }
         self.0.emit(record);
     }
@@ -251,26 +258,34 @@ fn account(raw: &str) -> Result<Option<UserName>, CliError> {
 /// options: a busy administrator looks for an example first.
 const HELP_TEMPLATE: &str = "{about}{after-help}\n\n{usage-heading} {usage}\n\n{all-args}";
 
-fn parse() -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let command = Cli::command()
+/// Parses the command line as `P`, with examples first in `--help`.
+/// `Err`: how to exit, `--help` or `--version` printed (0) or the usage
+/// error (2). Shared by `twostep` and `twostep-self`.
+pub(crate) fn parse_command_line<P: clap::Parser>() -> Result<P, ExitCode> {
+    let command = P::command()
         .help_template(HELP_TEMPLATE)
         .mut_subcommands(|sub| sub.help_template(HELP_TEMPLATE));
-    Cli::from_arg_matches(&command.try_get_matches()?)
-}
-
-pub fn main() -> ExitCode {
-    let cli = match parse() {
-        Ok(cli) => cli,
+    match command
+        .try_get_matches()
+        .and_then(|m| P::from_arg_matches(&m))
+    {
+        Ok(parsed) => Ok(parsed),
         // --help and --version are not errors.
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::SUCCESS;
+            Err(ExitCode::SUCCESS)
         }
         Err(e) => {
             print_usage_error(&e);
-            return ExitCode::from(2);
+            Err(ExitCode::from(2))
         }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match parse_command_line::<Cli>() {
+        Ok(cli) => cli,
+        Err(exit) => return exit,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -311,6 +326,8 @@ fn run(cli: Cli) -> CliResult {
     let ctx = Ctx {
         config,
         config_path,
+        by: admin_name(),
+        tag: "twostep",
     };
     match cli.command {
         Command::Enroll(a) => enroll::run(&ctx, a),

@@ -3,10 +3,11 @@
 
 use super::enroll;
 use super::{CliError, CliResult, Ctx};
-use crate::delivery::Event;
+use crate::delivery::{EmailAddress, Event};
 use crate::fsutil;
 use crate::lockout::{self, Standing};
 use crate::secret;
+use crate::user::UserName;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -32,34 +33,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let user = super::account_or_name(&args.user)?;
     let dir = &ctx.config.secret_dir;
     let path = secret::path_for(dir, &user);
-    let (removed, email) = {
-        // Under the user's lock, so that a login striking off a recovery code
-        // cannot write the file back after we removed it.
-        let mut locked = enroll::lock_user(ctx, &user)?;
-        // The notice goes to the address in the file being removed.
-        let email = ctx
-            .wants_notice(Event::Reset)
-            .then(|| ctx.file_email(&user))
-            .flatten();
-        let removed = fsutil::remove_durably(dir, &path)
-            .map_err(|e| CliError::Failed(format!("cannot remove {}: {e}", path.display())))?;
-        // Addresses remembered (policy.remember) for a good code of the old
-        // secret prove nothing about the next one: a reset after a stolen
-        // phone or enrollment must not leave the thief's address trusted.
-        if let Some(l) = locked
-            .as_mut()
-            .filter(|l| removed && !l.state.remembered.is_empty())
-        {
-            let mut next = l.state.clone();
-            next.remembered.clear();
-            l.commit(next).map_err(|e| {
-                CliError::Failed(format!(
-                    "removed the enrollment of {user}, but could not forget its remembered addresses: {e}"
-                ))
-            })?;
-        }
-        (removed, email)
-    };
+    let (removed, email) = remove(ctx, &user, Event::Reset)?;
     if !removed {
         return Err(CliError::Failed(format!(
             "{user} is not enrolled (no {}): nothing to reset",
@@ -94,4 +68,42 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
     ctx.notify(Event::Reset, &user, email.as_ref());
     Ok(())
+}
+
+/// Removes the user's secret file durably, under the user's lock, and
+/// forgets the addresses remembered for it. Returns whether there was one,
+/// and its address if `notice` is to be mailed to it.
+pub fn remove(
+    ctx: &Ctx,
+    user: &UserName,
+    notice: Event,
+) -> Result<(bool, Option<EmailAddress>), CliError> {
+    let dir = &ctx.config.secret_dir;
+    let path = secret::path_for(dir, user);
+    // Under the user's lock, so that a login striking off a recovery code
+    // cannot write the file back after we removed it.
+    let mut locked = enroll::lock_user(ctx, user)?;
+    // The notice goes to the address in the file being removed.
+    let email = ctx
+        .wants_notice(notice)
+        .then(|| ctx.file_email(user))
+        .flatten();
+    let removed = fsutil::remove_durably(dir, &path)
+        .map_err(|e| CliError::Failed(format!("cannot remove {}: {e}", path.display())))?;
+    // Addresses remembered (policy.remember) for a good code of the old
+    // secret prove nothing about the next one: a reset after a stolen
+    // phone or enrollment must not leave the thief's address trusted.
+    if let Some(l) = locked
+        .as_mut()
+        .filter(|l| removed && !l.state.remembered.is_empty())
+    {
+        let mut next = l.state.clone();
+        next.remembered.clear();
+        l.commit(next).map_err(|e| {
+            CliError::Failed(format!(
+                "removed the enrollment of {user}, but could not forget its remembered addresses: {e}"
+            ))
+        })?;
+    }
+    Ok((removed, email))
 }

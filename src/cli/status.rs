@@ -42,14 +42,19 @@ pub struct Status {
     /// Set when a file could not be read or trusted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The unused recovery codes, for twostep-self's status (not in the
+    /// admin's JSON, whose keys the contract fixes).
+    #[serde(skip)]
+    pub recovery_codes_left: Option<usize>,
 }
 
 pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
     let mut problems = Vec::new();
-    let (mut method, mut to) = (None, None);
+    let (mut method, mut to, mut codes_left) = (None, None, None);
     let enrolled = match secret::load(&ctx.config.secret_dir, user, &ctx.config.totp) {
         Ok(read) => {
             method = Some(read.method.as_str());
+            codes_left = Some(read.file.recovery_codes.len());
             if read.method != Method::Totp {
                 match outbox::destination(&ctx.config, user, &read, read.method) {
                     Ok(d) => to = Some(d.masked()),
@@ -79,6 +84,7 @@ pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
         tier: 1,
         last_success: None,
         problem: None,
+        recovery_codes_left: codes_left,
     };
     match ctx.store().read(user) {
         Ok(None) => {}

@@ -153,6 +153,28 @@ impl Keyboard {
             .map(Keyboard::Tty)
     }
 
+    /// A terminal to type on, whatever standard input is: standard input if
+    /// it is one, else the controlling terminal.
+    pub fn terminal() -> std::io::Result<Keyboard> {
+        if std::io::stdin().is_terminal() {
+            Ok(Keyboard::Stdin)
+        } else {
+            Keyboard::controlling_terminal()
+        }
+    }
+
+    /// Asks for a password, hidden, on a terminal; never from a pipe
+    /// (`Cancelled` then).
+    pub fn read_password(&self, prompt: &str, max: usize) -> Result<Zeroizing<Vec<u8>>, Cancelled> {
+        match self {
+            Keyboard::Tty(tty) => read_password(tty.as_fd(), prompt, max),
+            Keyboard::Stdin if std::io::stdin().is_terminal() => {
+                read_password(std::io::stdin().as_fd(), prompt, max)
+            }
+            Keyboard::Stdin => Err(Cancelled),
+        }
+    }
+
     /// Asks for a code: hidden, character by character, on a terminal; a
     /// plain line from standard input otherwise.
     pub fn read_code(&self, prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
@@ -208,6 +230,42 @@ pub fn read_hidden(
     prompt: &str,
     max: usize,
 ) -> Result<Zeroizing<String>, Cancelled> {
+    let mut bytes = read_hidden_bytes(tty, prompt, max, Accept::Printable)?;
+    // Printable ASCII only, so always UTF-8: the buffer is moved, not copied.
+    String::from_utf8(std::mem::take(&mut *bytes))
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            zeroize::Zeroize::zeroize(&mut e.into_bytes());
+            Cancelled
+        })
+}
+
+/// Reads a password from the terminal `tty` as [`read_hidden`] reads a
+/// code, but keeps any byte that is not a control character (a password
+/// may be UTF-8), up to `max` bytes; Backspace removes a whole character.
+pub fn read_password(
+    tty: BorrowedFd<'_>,
+    prompt: &str,
+    max: usize,
+) -> Result<Zeroizing<Vec<u8>>, Cancelled> {
+    read_hidden_bytes(tty, prompt, max, Accept::AnyText)
+}
+
+/// Which bytes a hidden answer keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accept {
+    /// Printable ASCII: codes and recovery codes.
+    Printable,
+    /// Anything but control characters: passwords.
+    AnyText,
+}
+
+fn read_hidden_bytes(
+    tty: BorrowedFd<'_>,
+    prompt: &str,
+    max: usize,
+    accept: Accept,
+) -> Result<Zeroizing<Vec<u8>>, Cancelled> {
     let mut err = std::io::stderr();
     let saved = termios::tcgetattr(tty).map_err(|_| Cancelled)?;
     let mut raw = saved.clone();
@@ -221,7 +279,7 @@ pub fn read_hidden(
     termios::tcsetattr(tty, SetArg::TCSANOW, &raw).map_err(|_| Cancelled)?;
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
-    let mut answer = Zeroizing::new(String::with_capacity(max));
+    let mut answer = Zeroizing::new(Vec::with_capacity(max));
     let outcome = loop {
         let mut byte = [0u8; 1];
         match nix::unistd::read(tty, &mut byte) {
@@ -237,14 +295,18 @@ pub fn read_hidden(
                 break Err(Cancelled);
             }
             0x04 if answer.is_empty() => break Err(Cancelled),
+            // Backspace: the last character, with its UTF-8 continuation bytes.
             0x7f | 0x08 => {
-                answer.pop();
+                while let Some(b) = answer.pop() {
+                    if b & 0xc0 != 0x80 {
+                        break;
+                    }
+                }
             }
             // Ctrl-U: start over.
             0x15 => answer.clear(),
-            b if (0x20..0x7f).contains(&b) && answer.len() < max => {
-                answer.push(char::from(b));
-            }
+            b if (0x20..0x7f).contains(&b) && answer.len() < max => answer.push(b),
+            b if b >= 0x80 && accept == Accept::AnyText && answer.len() < max => answer.push(b),
             _ => {}
         }
     };

@@ -28,14 +28,21 @@ use std::time::Instant;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
+/// What [`run`] would refuse before sending anything: options for an app,
+/// an address or number that codes could not go to.
+pub(super) fn check(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
+    prepare(ctx, args, user).map(drop)
+}
+
+/// The new secret file and where its codes go.
+fn prepare(ctx: &Ctx, args: &Args, user: &UserName) -> Result<(SecretFile, Destination), CliError> {
     refuse_app_options(args)?;
     let key = super::new_key()?;
-    let mut file = SecretFile {
+    let file = SecretFile {
         secret: Some(Zeroizing::new(secret::encode_base32(&key).to_string())),
-        method: args.method.method(),
-        email: args.email.as_ref().map(ToString::to_string),
-        phone: args.phone.as_ref().map(ToString::to_string),
+        method: args.how.method.method(),
+        email: args.how.email.as_ref().map(ToString::to_string),
+        phone: args.how.phone.as_ref().map(ToString::to_string),
         digits: None,
         period: None,
         algorithm: None,
@@ -43,6 +50,11 @@ pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
         created: Some(crate::enrollment::now_rfc3339()),
     };
     let to = destination(ctx, user, args, &file)?;
+    Ok((file, to))
+}
+
+pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName, keyboard: &Keyboard) -> CliResult {
+    let (mut file, to) = prepare(ctx, args, user)?;
     let medium = match &to {
         Destination::Email(_) => "email",
         Destination::Sms(_) => "text message",
@@ -52,7 +64,7 @@ pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
         // With --json, stdout is for the one object.
         let paint = Paint::stderr();
         eprintln!("{}", paint.bold(&format!("Enrolling {user}{how}.")));
-        confirm(ctx, &Keyboard::Stdin, user, &to)?;
+        confirm(ctx, keyboard, user, &to)?;
     }
     let (shown, hashes) = super::new_recovery_codes()?;
     file.recovery_codes = hashes;
@@ -88,7 +100,7 @@ pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
         let _ = out.flush();
     }
     drop(hold);
-    ctx.notify(Event::Enrolled, user, args.email.as_ref());
+    ctx.notify(Event::Enrolled, user, args.how.email.as_ref());
     Ok(())
 }
 
@@ -116,13 +128,13 @@ fn destination(
     file: &SecretFile,
 ) -> Result<Destination, CliError> {
     let c = &ctx.config;
-    match args.method {
-        MethodArg::Sms if args.phone.is_none() => {
+    match args.how.method {
+        MethodArg::Sms if args.how.phone.is_none() => {
             return Err(CliError::Usage(
                 "--method sms needs --phone NUMBER (E.164: +4915112345678)".into(),
             ));
         }
-        MethodArg::Email if args.email.is_none() && c.email.address.is_empty() => {
+        MethodArg::Email if args.how.email.is_none() && c.email.address.is_empty() => {
             return Err(CliError::Usage(
                 "--method email needs --email ADDRESS, or an email.address template in the \
                  configuration (\"{user}@example.com\")"
@@ -147,14 +159,14 @@ fn confirm(ctx: &Ctx, keyboard: &Keyboard, user: &UserName, to: &Destination) ->
     let code = codes::new_code(settings.length).map_err(CliError::Failed)?;
     let login = Login {
         user: user.as_str(),
-        service: "twostep enroll",
+        service: &format!("{} enroll", ctx.tag),
         source: "",
     };
     let sent_at = Instant::now();
     let record = |event: &str, severity| {
         Record::new(event, severity)
             .with("user", user)
-            .with("service", "twostep")
+            .with("service", ctx.tag)
             .with("rhost", "")
             .with("method", to.method())
     };
@@ -171,7 +183,7 @@ fn confirm(ctx: &Ctx, keyboard: &Keyboard, user: &UserName, to: &Destination) ->
                 .with("reason", e.reason())
                 .with("to", to.masked())
                 .with("detail", format!("confirmation code: {e}"))
-                .with("by", crate::cli::admin_name()),
+                .with("by", &ctx.by),
         );
         return Err(super::not_enrolled(
             user,
@@ -181,7 +193,7 @@ fn confirm(ctx: &Ctx, keyboard: &Keyboard, user: &UserName, to: &Destination) ->
     ctx.log(
         record("code_sent", Severity::Info)
             .with("to", to.masked())
-            .with("by", crate::cli::admin_name()),
+            .with("by", &ctx.by),
     );
     let valid = humantime::format_duration(settings.valid);
     eprintln!(

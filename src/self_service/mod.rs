@@ -1,0 +1,171 @@
+//! `twostep-self`: a user sets up, replaces, renews the recovery codes of,
+//! and (where allowed) turns off their own second factor. Installed setuid
+//! root (mode 4755), because the secret files are root's; it acts on the
+//! real uid's account only, takes no user name, reads only
+//! `/etc/twostep/twostep.toml`, and does nothing unless
+//! `self_service.enabled` is true. Every change is confirmed by the user's
+//! password through the PAM service `twostep-self`, then, for an enrolled
+//! user, by a current code or a recovery code, under the usual lockout.
+//!
+//! What it took from the programs that have done this for decades:
+//!
+//! - **shadow-utils** (`chsh`, `chfn`, `passwd`): the caller proves who
+//!   they are again through PAM, with the program's own service file,
+//!   `pam_authenticate` then `pam_acct_mgmt`; the account is the real uid's
+//!   (getuid, then its `pw_name`), never a name from the command line or
+//!   the environment; `check_fds()`, which opens /dev/null on a closed
+//!   descriptor 0, 1 or 2; `sanitize_env()`, which drops the environment
+//!   and keeps locale variables only when their value is no path.
+//! - **util-linux** (`chsh`, `chfn`: `pw_init()` before /etc/passwd is
+//!   rewritten): resource limits lifted (the file size above all), the
+//!   signals that would end the program between two writes (SIGHUP,
+//!   SIGINT, SIGQUIT, SIGTERM, SIGTSTP, SIGTTOU...) held off, no core
+//!   dump, umask 077; a new file written whole, then renamed over the old
+//!   (here `fsutil`, through the admin command's own enrollment code).
+//! - **sudo and sudo-rs**: refuse at once, saying why, when the effective
+//!   uid is not 0 (not installed setuid, a `nosuid` mount) and when the
+//!   `no_new_privs` flag is set (the kernel then ignores the setuid bit);
+//!   the environment rebuilt from a short allow-list (`env_reset`); core
+//!   dumps off (`disable_coredump`); from sudo-rs, the binary as a
+//!   one-line shim, unsafe code only in the files that talk to C, each
+//!   block with its `SAFETY:` comment, and its own small PAM bindings whose
+//!   conversation never lets a panic unwind into libpam.
+//!
+//! And of its own: a panic prints one fixed line (the hook is the first
+//! thing set), and the signals are held for the whole run rather than
+//! around each write, so that no signal the caller sends can end it
+//! between the secret file and the records, or before the new recovery
+//! codes are shown (`hygiene`).
+//!
+//! Little runs before the caller is authenticated: the start-up above,
+//! the arguments, the caller's account, the configuration (to know
+//! whether self-service is on), and for `status`, which changes nothing
+//! and needs no password, the reading of the caller's own files.
+//!
+//! Where each part lives: `hygiene` (the setuid start), `pam_client` (libpam
+//! as an application), `proof` (password, then code, under the lockout),
+//! `commands` (what each command does, reusing the admin command's code).
+#![deny(unsafe_code)]
+
+mod commands;
+#[allow(unsafe_code)]
+mod hygiene;
+#[allow(unsafe_code)]
+mod pam_client;
+mod proof;
+
+use crate::cli::enroll::HowCodesCome;
+use crate::cli::{CliError, Ctx};
+use crate::config::{self, Config};
+use crate::user::UserName;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The PAM service that checks the password (`/etc/pam.d/twostep-self`),
+/// and the `service` of this program's records.
+pub const SERVICE: &str = "twostep-self";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "twostep-self",
+    version,
+    about = "Set up, replace or turn off your own two-step sign-in",
+    after_help = "Examples:\n  twostep-self status                 your method, recovery codes left, lock\n  twostep-self enroll                 an authenticator app: QR code, then a code from it\n  twostep-self enroll --method email --email you@example.com\n  twostep-self enroll --method sms --phone +4915112345678\n  twostep-self recovery-codes         a new set of recovery codes, shown once\n  twostep-self disable                turn it off (only where the administrator allows)\n\nEvery change asks for your password first and, if you are enrolled, a\ncurrent code or a recovery code. It acts on your own account only."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show your method, where codes go (masked), recovery codes left and lock state
+    Status,
+    /// Set up your second factor, or replace it (a new phone, another method)
+    Enroll(HowCodesCome),
+    /// Replace your recovery codes and show the new ones once
+    RecoveryCodes,
+    /// Turn your second factor off (if the administrator allows it)
+    Disable,
+}
+
+/// `twostep-self`'s `main`.
+pub fn main() -> ExitCode {
+    hygiene::quiet_panics();
+    // A panic unwinds to here (it has printed its one line): exit 1.
+    std::panic::catch_unwind(run).unwrap_or(ExitCode::from(1))
+}
+
+fn run() -> ExitCode {
+    if let Err(why) = hygiene::start() {
+        eprintln!("twostep-self: {why}");
+        return ExitCode::from(1);
+    }
+    let cli = match crate::cli::parse_command_line::<Cli>() {
+        Ok(cli) => cli,
+        Err(exit) => return exit,
+    };
+    match command(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twostep-self: {}", crate::cli::term::escape(&e.to_string()));
+            ExitCode::from(match e {
+                CliError::Usage(_) => 2,
+                CliError::Failed(_) => 1,
+            })
+        }
+    }
+}
+
+/// The account of the real uid, by its own name. Root is refused: root
+/// manages every enrollment, its own included, with `twostep`.
+fn caller() -> Result<UserName, CliError> {
+    let uid = nix::unistd::getuid();
+    if uid.is_root() {
+        return Err(CliError::Failed(
+            "root manages its own second factor with twostep(1): `twostep enroll root`".into(),
+        ));
+    }
+    let account = nix::unistd::User::from_uid(uid)
+        .map_err(|e| CliError::Failed(format!("cannot look up uid {uid}: {e}")))?
+        .ok_or_else(|| CliError::Failed(format!("uid {uid} has no account")))?;
+    UserName::parse(&account.name).map_err(|e| {
+        CliError::Failed(format!(
+            "your account's name cannot be used by twostep: {e}"
+        ))
+    })
+}
+
+/// The system configuration, and only it: no `--config`, no
+/// `TWOSTEP_CONFIG` (the environment is gone by now anyway).
+fn system_config() -> Result<Config, CliError> {
+    Config::load(std::path::Path::new(config::DEFAULT_PATH), false).map_err(|e| {
+        CliError::Failed(format!(
+            "the configuration is not usable ({e}): ask your administrator"
+        ))
+    })
+}
+
+fn command(cli: Cli) -> Result<(), CliError> {
+    let user = caller()?;
+    let config = system_config()?;
+    if !config.self_service.enabled {
+        return Err(CliError::Failed(format!(
+            "self-service is turned off on this machine (self_service.enabled in {}): \
+             ask your administrator",
+            config::DEFAULT_PATH
+        )));
+    }
+    let ctx = Ctx {
+        config,
+        config_path: config::DEFAULT_PATH.into(),
+        by: "self".into(),
+        tag: SERVICE,
+    };
+    match cli.command {
+        Command::Status => commands::status(&ctx, &user),
+        Command::Enroll(how) => commands::enroll(&ctx, &user, how),
+        Command::RecoveryCodes => commands::recovery_codes(&ctx, &user),
+        Command::Disable => commands::disable(&ctx, &user),
+    }
+}

@@ -1,0 +1,115 @@
+//! The proof a change needs: the password, checked by PAM through the
+//! service `twostep-self`, then, for an enrolled user, a current code or a
+//! recovery code, judged by the library as the module judges a login.
+//!
+//! The lockout is the module's, step for step, as in the canonical stack:
+//! the attempt is counted (durably, under the user's lock) before the
+//! password is checked, and a locked user is refused before being asked
+//! anything ([`Mode::Preauth`]); a wrong password is recorded as a failure
+//! ([`Mode::Authfail`], `password_fail`); the code is judged against that
+//! same count (`auth::confirm`), a wrong one is an `auth_fail`, a right one
+//! resets the counters. So the PAM service checks the password only, and
+//! the counting does not depend on what an administrator puts in it.
+#![forbid(unsafe_code)]
+
+use super::{SERVICE, pam_client};
+use crate::audit::Syslog;
+use crate::auth::{self, Conversation, Env, Mode, Outcome, Request};
+use crate::cli::term::{self, Keyboard};
+use crate::cli::{CliError, Ctx};
+use crate::user::UserName;
+use zeroize::Zeroizing;
+
+/// The refusal after a failed proof; what went wrong was said above it.
+fn not_confirmed() -> CliError {
+    CliError::Failed("not confirmed: nothing was changed".into())
+}
+
+/// The terminal to type the password and codes on.
+pub fn keyboard() -> Result<Keyboard, CliError> {
+    Keyboard::terminal().map_err(|_| {
+        CliError::Failed(
+            "a change needs your password, typed on a terminal: run it from one".into(),
+        )
+    })
+}
+
+/// The terminal name, as records and pam_unix name it (`pts/3`).
+fn tty_name() -> String {
+    use std::os::fd::AsFd;
+    nix::unistd::ttyname(std::io::stdin().as_fd())
+        .ok()
+        .map(|p| {
+            let p = p.to_string_lossy().into_owned();
+            p.strip_prefix("/dev/").map(str::to_string).unwrap_or(p)
+        })
+        .unwrap_or_default()
+}
+
+/// Asks for the password, then a code if `user` is enrolled. `Ok`: the
+/// change may go ahead. Every failure is counted and recorded, and the
+/// person has been told why.
+pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<(), CliError> {
+    let store = crate::store::open(&ctx.config);
+    let mut audit = Syslog {
+        socket: &ctx.config.log_socket,
+        tag: SERVICE,
+    };
+    let mut conv = TerminalConversation { keyboard };
+    let accounts = crate::pam::SystemAccounts;
+    let tty = tty_name();
+    let req = Request {
+        user: user.as_str().as_bytes().to_vec(),
+        service: SERVICE.into(),
+        rhost: String::new(),
+        tty: tty.clone(),
+    };
+    let mut env = Env {
+        config: &ctx.config,
+        now: auth::system_clock(),
+        clock: auth::system_clock,
+        conv: &mut conv,
+        accounts: &accounts,
+        store: store.as_ref(),
+        audit: &mut audit,
+        debug: false,
+        reservation: None,
+    };
+    if auth::run(&mut env, Mode::Preauth, &req) != Outcome::Success {
+        return Err(not_confirmed());
+    }
+    let checked = pam_client::check_password(SERVICE, user, &tty, keyboard);
+    env.now = auth::system_clock();
+    if let Err(refused) = checked {
+        let _ = auth::run(&mut env, Mode::Authfail, &req);
+        eprintln!("{}", term::escape(&format!("twostep-self: {refused}")));
+        return Err(not_confirmed());
+    }
+    match auth::confirm::second_factor(&mut env, &req, user) {
+        Outcome::Success => Ok(()),
+        Outcome::Denied | Outcome::ConversationFailed => Err(not_confirmed()),
+    }
+}
+
+/// The library's questions and messages, on the terminal: the code is
+/// read hidden, messages go to stderr (escaped, as everything shown is).
+struct TerminalConversation<'a> {
+    keyboard: &'a Keyboard,
+}
+
+impl Conversation for TerminalConversation<'_> {
+    fn ask_hidden(&mut self, prompt: &str) -> Option<Zeroizing<Vec<u8>>> {
+        self.keyboard
+            .read_code(prompt)
+            .ok()
+            .map(|code| Zeroizing::new(code.as_bytes().to_vec()))
+    }
+
+    fn error(&mut self, text: &str) {
+        eprintln!("{}", term::escape(text));
+    }
+
+    fn info(&mut self, text: &str) {
+        eprintln!("{}", term::escape(text));
+    }
+}

@@ -1,0 +1,956 @@
+//! twostep-self, the setuid self-service command, as it is installed: the
+//! built binary copied to a root-owned directory (on a mount that honours
+//! setuid) as root, mode 4755, and run as real non-root users (`setpriv
+//! --reuid --regid --init-groups`) on a real pty (`script`), their
+//! passwords checked by the real pam_unix through the shipped service file
+//! `debian/twostep-self.pam`, codes from oathtool.
+//!
+//! The binary reads /etc/twostep/twostep.toml and /etc/pam.d/twostep-self
+//! and nothing else: it has no switch, variable or build flag that points it
+//! elsewhere, in tests or not. So each run happens in a private mount
+//! namespace (`unshare --mount`) whose /etc is an overlay: the system's
+//! /etc below, and above it this test's `twostep/twostep.toml` and
+//! `pam.d/twostep-self`. The system's own files are never touched, and the
+//! overlay goes with the process.
+//!
+//! Needs root, util-linux (unshare, setpriv, script), oathtool, and exim4's
+//! sendmail for the notices.
+
+mod common;
+#[path = "common/pty.rs"]
+mod pty;
+
+use common::mail::{ensure_mail_user, mailbox, wait_for_messages};
+use common::*;
+use pty::Pty;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The caller in most tests, and another account.
+const USER: &str = "ts-self";
+const OTHER: &str = "ts-self-other";
+/// A member of GROUP, the always_challenge_groups of the disable tests.
+const ADMIN: &str = "ts-self-adm";
+const GROUP: &str = "ts-self-admins";
+const PASSWORD: &str = "self pass-W0rd";
+const STEP: Duration = Duration::from_secs(30);
+/// Self-service on, nothing else.
+const ON: &str = "[self_service]\nenabled = true\n";
+/// What a panic prints (src/self_service/hygiene.rs).
+const PANIC_LINE: &str = "twostep-self: internal error; it stopped here. Ask your administrator.\n";
+
+/// Runs as root in the private namespace: the overlay over /etc, then the
+/// command as the user.
+const ENTER: &str = r#"set -e
+up=$1 work=$2 user=$3 gid=$4
+shift 4
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$up,workdir=$work" /etc
+exec setpriv --reuid="$user" --regid="$gid" --init-groups -- "$@""#;
+
+/// One installation: a rig (config, secret and state directories, syslog
+/// socket), the /etc layer above the system's, and the installed binary.
+struct SelfRig {
+    rig: Rig,
+    upper: PathBuf,
+    work: PathBuf,
+    bin_dir: PathBuf,
+}
+
+impl SelfRig {
+    fn new(name: &str, extra: &str) -> SelfRig {
+        for user in [USER, OTHER] {
+            ensure_user(user, Some(PASSWORD));
+        }
+        let rig = Rig::new(&format!("self-{name}"), extra);
+        let upper = rig.root.join("etc-upper");
+        let work = rig.root.join("etc-work");
+        for d in [upper.join("twostep"), upper.join("pam.d"), work.clone()] {
+            std::fs::create_dir_all(&d).unwrap();
+        }
+        // The merged /etc takes its mode from the upper layer's root.
+        for d in [&upper, &upper.join("twostep"), &upper.join("pam.d")] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/twostep-self.pam");
+        std::fs::copy(&shipped, upper.join("pam.d/twostep-self")).unwrap();
+        let s = SelfRig {
+            bin_dir: install(name),
+            rig,
+            upper,
+            work,
+        };
+        s.sync_config();
+        s
+    }
+
+    /// Rewrites the config (the rig's, then the copy in /etc/twostep).
+    fn configure(&self, extra: &str) {
+        self.rig.write_config(extra);
+        self.sync_config();
+    }
+
+    fn sync_config(&self) {
+        std::fs::copy(&self.rig.config, self.upper.join("twostep/twostep.toml")).unwrap();
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.bin_dir.join("twostep-self")
+    }
+
+    /// The command line that runs `wrapper` + the binary + `args` as `user`.
+    fn argv(&self, user: &str, wrapper: &[&str], args: &[&str]) -> Vec<String> {
+        let gid = nix::unistd::User::from_name(user)
+            .unwrap()
+            .unwrap()
+            .gid
+            .to_string();
+        let mut v: Vec<String> = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            ENTER,
+            "sh",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.push(self.upper.display().to_string());
+        v.push(self.work.display().to_string());
+        v.push(user.into());
+        v.push(gid);
+        v.extend(wrapper.iter().map(|s| s.to_string()));
+        v.push(self.bin().display().to_string());
+        v.extend(args.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// On a pty, to be answered.
+    fn spawn(&self, user: &str, wrapper: &[&str], args: &[&str]) -> Pty {
+        let argv = self.argv(user, wrapper, args);
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        Pty::spawn(&refs)
+    }
+
+    /// Without a terminal (stdin /dev/null), for what asks nothing.
+    fn command(&self, user: &str, wrapper: &[&str], args: &[&str]) -> Command {
+        let argv = self.argv(user, wrapper, args);
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn run(&self, user: &str, args: &[&str]) -> Output {
+        self.command(user, &[], args).output().unwrap()
+    }
+
+    /// The records of twostep-self since the last call.
+    fn records(&mut self) -> Vec<Event> {
+        self.rig
+            .events()
+            .into_iter()
+            .filter(|e| e.tag == "twostep-self")
+            .collect()
+    }
+
+    fn secret_key(&self, user: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.rig.secret_path(user)).ok()?;
+        let doc: toml::Table = text.parse().unwrap();
+        doc.get("secret")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+
+    /// `twostep status USER --json` (the admin command) of `key`.
+    fn status(&self, user: &str, key: &str) -> serde_json::Value {
+        self.rig.status_json(user)[key].clone()
+    }
+}
+
+impl Drop for SelfRig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.bin_dir);
+    }
+}
+
+/// Copies the built binary to a root-owned 0755 directory on a mount that
+/// honours setuid bits, as root, mode 4755 (as the package installs it).
+/// /tmp unless it is mounted nosuid, else /usr/local/libexec.
+fn install(name: &str) -> PathBuf {
+    let leaf = format!("twostep-self-test-{name}-{}", std::process::id());
+    let tmp = Path::new("/tmp");
+    let nosuid = nix::sys::statvfs::statvfs(tmp)
+        .unwrap()
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_NOSUID);
+    let dir = if nosuid {
+        Path::new("/usr/local/libexec").join(leaf)
+    } else {
+        tmp.join(leaf)
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("twostep-self");
+    std::fs::copy(env!("CARGO_BIN_EXE_twostep-self"), &bin).unwrap();
+    std::os::unix::fs::chown(&bin, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    assert_eq!(mode_of(&bin), 0o4755);
+    dir
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Waits for `what` on the pty, or fails with what was shown.
+fn expect(pty: &mut Pty, what: &str) {
+    assert_eq!(
+        pty.expect(&[what], STEP),
+        Some(0),
+        "waiting for {what:?}:\n{}",
+        pty.output()
+    );
+}
+
+/// The secret of the otpauth:// URI shown last.
+fn shown_secret(pty: &Pty) -> String {
+    let out = pty.output();
+    let at = out.rfind("secret=").expect("an otpauth URI") + "secret=".len();
+    out[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_uppercase() || ('2'..='7').contains(c))
+        .collect()
+}
+
+/// The recovery codes shown last (`xxxxx-xxxxx`), in order.
+fn shown_recovery_codes(pty: &Pty) -> Vec<String> {
+    let out = pty.output();
+    let last = out
+        .rfind("Recovery codes for")
+        .expect("recovery codes shown");
+    let mut numbered: Vec<(u32, String)> = Vec::new();
+    let words: Vec<&str> = out[last..].split_whitespace().collect();
+    for pair in words.windows(2) {
+        let code = pair[1];
+        let plain = code.len() == 11
+            && code.as_bytes()[5] == b'-'
+            && code
+                .chars()
+                .all(|c| c == '-' || c.is_ascii_lowercase() || c.is_ascii_digit());
+        if let (Some(n), true) = (pair[0].strip_suffix('.'), plain) {
+            numbered.push((n.parse().unwrap(), code.to_string()));
+        }
+    }
+    numbered.sort();
+    numbered.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The password prompt, answered.
+fn password(pty: &mut Pty, password: &str) {
+    expect(pty, "Password: ");
+    pty.send_line(password);
+}
+
+/// Confirms a new app: the code of the secret shown, at the prompt.
+fn confirm_new_app(pty: &mut Pty) -> String {
+    expect(pty, "Code from the app (6 digits): ");
+    let secret = shown_secret(pty);
+    fresh_step(5);
+    pty.send_line(&oath_code(&secret, 0));
+    secret
+}
+
+/// A rig where USER is enrolled with SECRET (by the admin command), with
+/// the records so far drained.
+fn enrolled_rig(name: &str, extra: &str) -> SelfRig {
+    let mut s = SelfRig::new(name, extra);
+    s.rig.enroll(USER, SECRET);
+    s.records();
+    s
+}
+
+/// `args` as USER on a pty, the password given, up to the code prompt.
+fn up_to_the_code(s: &SelfRig, wrapper: &[&str], args: &[&str]) -> Pty {
+    let mut pty = s.spawn(USER, wrapper, args);
+    password(&mut pty, PASSWORD);
+    expect(&mut pty, "Verification code: ");
+    pty
+}
+
+fn events_named<'a>(records: &'a [Event], event: &str) -> Vec<&'a Event> {
+    records.iter().filter(|e| e.event() == event).collect()
+}
+
+/// Records never carry a code, a secret or a recovery code.
+fn assert_no_secrets(records: &[Event], secrets: &[&str]) {
+    for r in records {
+        for s in secrets {
+            assert!(!r.raw.contains(s), "{s} in {}", r.raw);
+        }
+    }
+}
+
+// ---- policy -----------------------------------------------------------------
+
+#[test]
+fn self_service_is_off_by_default_and_says_so_in_one_line() {
+    let mut s = SelfRig::new("off", "");
+    s.records();
+    for args in [
+        &["status"][..],
+        &["enroll"],
+        &["recovery-codes"],
+        &["disable"],
+    ] {
+        let out = s.run(USER, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("self-service is turned off"), "{err}");
+        assert!(err.contains("self_service.enabled"), "{err}");
+    }
+    assert!(!s.rig.state_path(USER).exists(), "nothing counted");
+    assert!(s.rig.secret_files().is_empty());
+    assert!(s.records().is_empty());
+}
+
+#[test]
+fn another_users_name_is_bad_usage_and_nothing_is_written() {
+    let mut s = SelfRig::new("other-name", ON);
+    s.records();
+    for args in [
+        &["status", OTHER][..],
+        &["enroll", OTHER],
+        &["recovery-codes", OTHER],
+        &["disable", OTHER],
+        &[OTHER],
+        &["enroll", "--user", OTHER],
+    ] {
+        let out = s.run(USER, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+    }
+    assert_eq!(s.rig.files(), [".twostep-secret-dir"], "nothing written");
+    assert!(s.records().is_empty());
+}
+
+#[test]
+fn no_config_but_the_systems_is_ever_read() {
+    // The system's config (the overlay's /etc/twostep/twostep.toml) has
+    // self-service off; the user's own turns it on, over directories the
+    // user owns.
+    let s = SelfRig::new("user-config", "");
+    let uid = nix::unistd::User::from_name(USER).unwrap().unwrap().uid;
+    let own = PathBuf::from(format!(
+        "/tmp/twostep-self-user-config-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&own);
+    std::fs::create_dir_all(own.join("secrets")).unwrap();
+    std::fs::write(own.join("secrets/.twostep-secret-dir"), "").unwrap();
+    let config = own.join("twostep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "secret_dir = \"{0}/secrets\"\nstate_dir = \"{0}/state\"\n{ON}",
+            own.display()
+        ),
+    )
+    .unwrap();
+    for p in [&own, &own.join("secrets"), &config] {
+        std::os::unix::fs::chown(p, Some(uid.as_raw()), None).unwrap();
+    }
+    let path = config.display().to_string();
+
+    for args in [
+        &["--config", &path, "status"][..],
+        &["status", "--config", &path],
+        &["enroll", "--config", &path],
+    ] {
+        let out = s.run(USER, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    let env = format!("TWOSTEP_CONFIG={path}");
+    for args in [&["status"][..], &["enroll"]] {
+        let out = s.command(USER, &["env", &env], args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("self-service is turned off"),
+            "TWOSTEP_CONFIG was honoured: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!own.join("state").exists(), "the user's state_dir was used");
+    let _ = std::fs::remove_dir_all(&own);
+}
+
+#[test]
+fn disable_is_refused_by_default_and_for_always_challenge_groups_members() {
+    ensure_user(ADMIN, Some(PASSWORD));
+    ensure_group(GROUP, &[ADMIN]);
+    let mut s = SelfRig::new("disable-refused", ON);
+    s.rig.enroll(USER, SECRET);
+    s.rig.enroll(ADMIN, SECRET);
+    s.records();
+
+    let out = s.run(USER, &["disable"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("self_service.allow_disable"),
+        "{}",
+        stderr(&out)
+    );
+
+    s.configure(&format!(
+        "{ON}allow_disable = true\n[policy]\nalways_challenge_groups = [\"{GROUP}\"]\n"
+    ));
+    let out = s.run(ADMIN, &["disable"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("policy.always_challenge_groups"),
+        "{}",
+        stderr(&out)
+    );
+    // Refused before the password: nothing counted, nothing removed.
+    for user in [USER, ADMIN] {
+        assert_eq!(s.secret_key(user).as_deref(), Some(SECRET), "{user}");
+        assert_eq!(s.status(user, "failures"), 0, "{user}");
+    }
+    assert!(s.records().is_empty());
+}
+
+#[test]
+fn disable_when_allowed_takes_the_password_and_a_code() {
+    ensure_user(ADMIN, Some(PASSWORD));
+    ensure_group(GROUP, &[ADMIN]);
+    let mut s = enrolled_rig(
+        "disable",
+        &format!("{ON}allow_disable = true\n[policy]\nalways_challenge_groups = [\"{GROUP}\"]\n"),
+    );
+    let mut pty = up_to_the_code(&s, &[], &["disable"]);
+    fresh_step(5);
+    let code = oath_code(SECRET, 0);
+    pty.send_line(&code);
+    expect(&mut pty, "Turned off two-step sign-in for ts-self");
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    assert!(!s.rig.secret_path(USER).exists());
+    let r = s.records();
+    let ok = events_named(&r, "auth_ok");
+    assert_eq!(ok.len(), 1, "{r:#?}");
+    assert_eq!(ok[0].get("service"), Some("twostep-self"));
+    assert_eq!(ok[0].get("method"), Some("totp"));
+    let disabled = events_named(&r, "disabled");
+    assert_eq!(disabled.len(), 1, "{r:#?}");
+    assert_eq!(
+        (disabled[0].get("user"), disabled[0].get("by")),
+        (Some(USER), Some("self"))
+    );
+    assert_no_secrets(&r, &[SECRET, &code]);
+}
+
+// ---- enrollment ---------------------------------------------------------------
+
+#[test]
+fn first_set_up_asks_the_password_only_and_writes_a_root_0600_file() {
+    let mut s = SelfRig::new("first", ON);
+    s.records();
+    let mut pty = s.spawn(USER, &[], &["enroll"]);
+    password(&mut pty, PASSWORD);
+    // No code to ask for yet: straight to the new app. A wrong code from
+    // it first (3 tries), then the right one.
+    expect(&mut pty, "Code from the app (6 digits): ");
+    let secret = shown_secret(&pty);
+    pty.send_line("000000");
+    let secret_again = confirm_new_app(&mut pty);
+    assert_eq!(secret, secret_again);
+    expect(&mut pty, "Enrolled ts-self.");
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    assert!(!pty.output().contains("Verification code"));
+    assert_eq!(shown_recovery_codes(&pty).len(), 10, "{}", pty.output());
+
+    let path = s.rig.secret_path(USER);
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0), "root's");
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    assert_eq!(s.secret_key(USER).as_deref(), Some(secret.as_str()));
+    assert_eq!(s.rig.stored_recovery_hashes(USER).len(), 10);
+    // The attempt counted before the password was given back.
+    assert_eq!(s.status(USER, "failures"), 0);
+    let r = s.records();
+    let enrolled = events_named(&r, "enrolled");
+    assert_eq!(enrolled.len(), 1, "{r:#?}");
+    assert_eq!(enrolled[0].get("by"), Some("self"));
+    assert!(events_named(&r, "password_fail").is_empty(), "{r:#?}");
+    assert_no_secrets(&r, &[&secret]);
+}
+
+#[test]
+fn a_secret_dir_without_its_marker_is_no_first_set_up() {
+    // An unmounted volume looks like "nobody is enrolled": that must not
+    // let the password alone set up (or replace) a second factor.
+    let mut s = SelfRig::new("no-marker", ON);
+    std::fs::remove_file(s.rig.secret_dir.join(".twostep-secret-dir")).unwrap();
+    s.records();
+    let mut pty = s.spawn(USER, &[], &["enroll"]);
+    password(&mut pty, PASSWORD);
+    expect(&mut pty, "cannot be checked right now");
+    assert_eq!(pty.wait(STEP), Some(1), "{}", pty.output());
+    assert!(!pty.output().contains("otpauth://"));
+    assert!(s.rig.secret_files().is_empty());
+    let r = s.records();
+    let fail = events_named(&r, "auth_fail");
+    assert_eq!(fail.len(), 1, "{r:#?}");
+    assert_eq!(fail[0].get("reason"), Some("bad_secret_file"));
+}
+
+#[test]
+fn a_replacement_needs_a_right_current_code() {
+    let mut s = enrolled_rig("replace", ON);
+
+    // A wrong current code: refused, counted, nothing written.
+    let mut pty = up_to_the_code(&s, &[], &["enroll"]);
+    fresh_step(5);
+    let wrong = wrong_code();
+    pty.send_line(&wrong);
+    expect(&mut pty, "not confirmed: nothing was changed");
+    assert_eq!(pty.wait(STEP), Some(1), "{}", pty.output());
+    assert!(!pty.output().contains("otpauth://"), "no new secret shown");
+    assert_eq!(s.secret_key(USER).as_deref(), Some(SECRET));
+    assert_eq!(s.status(USER, "failures"), 1);
+    let r = s.records();
+    let fail = events_named(&r, "auth_fail");
+    assert_eq!(fail.len(), 1, "{r:#?}");
+    assert_eq!(fail[0].get("reason"), Some("bad_code"));
+    assert_eq!(fail[0].get("failures"), Some("1"));
+    assert_eq!(fail[0].get("service"), Some("twostep-self"));
+    assert!(events_named(&r, "enrolled").is_empty());
+
+    // The right one: the new app is set up, the old secret is gone.
+    let mut pty = up_to_the_code(&s, &[], &["enroll"]);
+    fresh_step(8);
+    let current = oath_code(SECRET, 0);
+    pty.send_line(&current);
+    let new = confirm_new_app(&mut pty);
+    expect(
+        &mut pty,
+        "The previous secret and recovery codes of ts-self no longer work.",
+    );
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    assert_ne!(new, SECRET);
+    assert_eq!(s.secret_key(USER).as_deref(), Some(new.as_str()));
+    assert_eq!(s.status(USER, "failures"), 0, "a success resets the count");
+    let r = s.records();
+    let names: Vec<&str> = r.iter().map(Event::event).collect();
+    assert_eq!(names, ["auth_ok", "enrolled"], "{r:#?}");
+    assert_eq!(r[0].get("method"), Some("totp"));
+    assert_eq!(
+        (r[1].get("user"), r[1].get("by")),
+        (Some(USER), Some("self"))
+    );
+    assert_no_secrets(&r, &[SECRET, &new, &current, &wrong]);
+}
+
+#[test]
+fn a_wrong_password_counts_and_a_locked_user_is_refused_unasked() {
+    let tiers = "[lockout]\ntiers = [{failures = 2, lock = \"5m\"}]\n";
+    let mut s = enrolled_rig("lockout", &format!("{ON}{tiers}"));
+    for n in 1..=2 {
+        let mut pty = s.spawn(USER, &[], &["recovery-codes"]);
+        password(&mut pty, "not the password");
+        expect(&mut pty, "the password was not accepted");
+        assert_eq!(pty.wait(STEP), Some(1), "{}", pty.output());
+        assert!(!pty.output().contains("Verification code"));
+        assert_eq!(s.status(USER, "failures"), n);
+    }
+    let r = s.records();
+    let fails = events_named(&r, "password_fail");
+    assert_eq!(fails.len(), 2, "{r:#?}");
+    assert_eq!(fails[1].get("failures"), Some("2"));
+    assert_eq!(fails[1].get("service"), Some("twostep-self"));
+    let locked = events_named(&r, "locked");
+    assert_eq!(locked.len(), 1, "{r:#?}");
+    let until = locked[0].get("until").unwrap().to_string();
+
+    // Locked: told until when, asked nothing, nothing counted.
+    let mut pty = s.spawn(USER, &[], &["enroll"]);
+    expect(&mut pty, "this account is locked until");
+    assert_eq!(pty.wait(STEP), Some(1), "{}", pty.output());
+    assert!(!pty.output().contains("Password:"), "{}", pty.output());
+    assert_eq!(s.status(USER, "failures"), 2);
+    let r = s.records();
+    let denied = events_named(&r, "lock_denied");
+    assert_eq!(denied.len(), 1, "{r:#?}");
+    assert_eq!(denied[0].get("until"), Some(until.as_str()));
+
+    // status needs no password, and says so too.
+    let out = s.run(USER, &["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("locked until {until}")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn recovery_codes_confirmed_by_a_recovery_code() {
+    let mut s = SelfRig::new("recovery", ON);
+    let enrolled = s.rig.enroll_json_secret(USER, SECRET, &["--force"]);
+    let old: Vec<String> = enrolled["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let old_hashes = s.rig.stored_recovery_hashes(USER);
+    s.records();
+    let mut pty = s.spawn(USER, &[], &["recovery-codes"]);
+    password(&mut pty, PASSWORD);
+    expect(&mut pty, "Verification code: ");
+    pty.send_line(&old[3]);
+    expect(&mut pty, "Replaced the recovery codes of ts-self");
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    let new = shown_recovery_codes(&pty);
+    assert_eq!(new.len(), 10, "{}", pty.output());
+    assert!(new.iter().all(|c| !old.contains(c)));
+    let hashes = s.rig.stored_recovery_hashes(USER);
+    assert_eq!(hashes.len(), 10);
+    assert!(hashes.iter().all(|h| !old_hashes.contains(h)));
+    assert_eq!(
+        s.secret_key(USER).as_deref(),
+        Some(SECRET),
+        "the secret stays"
+    );
+    let r = s.records();
+    let names: Vec<&str> = r.iter().map(Event::event).collect();
+    assert_eq!(names, ["auth_ok", "recovery_regenerated"], "{r:#?}");
+    assert_eq!(r[0].get("method"), Some("recovery"));
+    assert_eq!(r[1].get("by"), Some("self"));
+    let mut secrets: Vec<&str> = old.iter().chain(&new).map(String::as_str).collect();
+    secrets.push(SECRET);
+    assert_no_secrets(&r, &secrets);
+}
+
+#[test]
+fn the_notify_events_are_mailed_by_self() {
+    let user = "ts-self-mail";
+    ensure_mail_user(user);
+    ensure_user(user, Some(PASSWORD));
+    let issuer = format!("self-notify-{}", std::process::id());
+    let mut s = SelfRig::new(
+        "notify",
+        &format!(
+            "issuer = \"{issuer}\"\n{ON}allow_disable = true\n[email]\naddress = \"{{user}}@localhost\"\n\
+             [notify]\nevents = [\"enrolled\", \"recovery_regenerated\", \"disabled\"]\n"
+        ),
+    );
+    s.records();
+    // Set up; then new recovery codes and turning off, each confirmed by a
+    // recovery code (the app's code of this step is used up).
+    let mut pty = s.spawn(user, &[], &["enroll"]);
+    password(&mut pty, PASSWORD);
+    confirm_new_app(&mut pty);
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    let codes = shown_recovery_codes(&pty);
+    let mut pty = s.spawn(user, &[], &["recovery-codes"]);
+    password(&mut pty, PASSWORD);
+    expect(&mut pty, "Verification code: ");
+    pty.send_line(&codes[0]);
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    let codes = shown_recovery_codes(&pty);
+    let mut pty = s.spawn(user, &[], &["disable"]);
+    password(&mut pty, PASSWORD);
+    expect(&mut pty, "Verification code: ");
+    pty.send_line(&codes[0]);
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+
+    for subject in [
+        "two-step sign-in set up",
+        "new recovery codes",
+        "two-step sign-in turned off",
+    ] {
+        let m = wait_for_messages(&mailbox(user), &format!("{issuer}: {subject}"), 1)
+            .pop()
+            .unwrap();
+        assert_eq!(m["to"], format!("{user}@localhost"));
+        let body = m["body"].as_str().unwrap();
+        assert!(body.contains("you (twostep-self)"), "{body}");
+    }
+    let r = s.records();
+    assert!(events_named(&r, "delivery_failed").is_empty(), "{r:#?}");
+    for event in ["enrolled", "recovery_regenerated", "disabled"] {
+        let e = events_named(&r, event);
+        assert_eq!(e.len(), 1, "{event}: {r:#?}");
+        assert_eq!(e[0].get("by"), Some("self"));
+    }
+}
+
+// ---- setuid hygiene ---------------------------------------------------------------
+
+#[test]
+fn without_the_setuid_rights_it_says_why() {
+    let s = SelfRig::new("rights", ON);
+    // Under no_new_privs the kernel ignores the setuid bit.
+    let out = s
+        .command(USER, &["setpriv", "--no-new-privs", "--"], &["status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no_new_privs"), "{}", stderr(&out));
+    // Not installed setuid.
+    std::fs::set_permissions(s.bin(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = s.run(USER, &["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not installed setuid root"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(s.bin(), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    // Root has twostep(1).
+    let out = s.run("root", &["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("twostep enroll root"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_panic_prints_one_fixed_line_whatever_rust_backtrace_says() {
+    // `status` printing to a pipe nobody reads panics in println!: a
+    // panic from outside, with RUST_BACKTRACE asking for everything.
+    let s = SelfRig::new("panic", ON);
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = s
+        .command(
+            USER,
+            &["env", "RUST_BACKTRACE=full", "RUST_LIB_BACKTRACE=1"],
+            &["status"],
+        )
+        .stdout(Stdio::from(write))
+        .output()
+        .unwrap();
+    assert_eq!(stderr(&out), PANIC_LINE);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_hostile_environment_changes_nothing() {
+    let tiers = "[lockout]\ntiers = [{failures = 1, lock = \"1h\"}]\n";
+    let mut s = enrolled_rig("environment", &format!("{ON}{tiers}"));
+    // One wrong password locks: status then shows a time.
+    let hostile = [
+        "env",
+        "TZ=XYZ-7:30",
+        "LANG=../../../../tmp/evil",
+        "LC_ALL=/tmp/evil",
+        "LANGUAGE=../../tmp/evil",
+        "LC_MESSAGES=%n%n%n",
+        "COLUMNS=3",
+        "RUST_BACKTRACE=full",
+        "RUST_MIN_STACK=1",
+        "TMPDIR=/nonexistent",
+        "TWOSTEP_CONFIG=/nonexistent",
+        "PATH=/nonexistent",
+    ];
+    let mut pty = s.spawn(USER, &hostile, &["recovery-codes"]);
+    password(&mut pty, "not the password");
+    assert_eq!(pty.wait(STEP), Some(1), "{}", pty.output());
+    let until = events_named(&s.records(), "locked")[0]
+        .get("until")
+        .unwrap()
+        .to_string();
+    let plain = s.run(USER, &["status"]);
+    let odd = s.command(USER, &hostile, &["status"]).output().unwrap();
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    assert_eq!(odd.status.code(), Some(0), "{}", stderr(&odd));
+    assert_eq!(stdout(&plain), stdout(&odd));
+    assert_eq!(stderr(&odd), "");
+    assert!(
+        stdout(&odd).contains(&format!("locked until {until}")),
+        "the time in UTC, as records have it: {}",
+        stdout(&odd)
+    );
+}
+
+#[test]
+fn a_closed_stdout_goes_nowhere_else() {
+    // Descriptor 1 closed: the files opened as root must not take its
+    // number, or the codes printed next would be written into them.
+    let mut s = enrolled_rig("closed-stdout", ON);
+    let mut pty = up_to_the_code(
+        &s,
+        &["sh", "-c", r#"exec "$0" "$@" >&-"#],
+        &["recovery-codes"],
+    );
+    fresh_step(5);
+    pty.send_line(&oath_code(SECRET, 0));
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    assert!(
+        !pty.output().contains("Recovery codes for"),
+        "stdout was closed"
+    );
+    assert_eq!(s.rig.stored_recovery_hashes(USER).len(), 10);
+    assert!(files_containing(&s.rig.secret_dir, "Recovery codes").is_empty());
+    assert!(files_containing(&s.rig.state_dir, "Recovery codes").is_empty());
+    let r = s.records();
+    assert_eq!(events_named(&r, "recovery_regenerated").len(), 1, "{r:#?}");
+}
+
+/// Whether root here may raise a hard resource limit: CAP_SYS_RESOURCE
+/// in the bounding set (some containers and VMs drop it).
+fn root_may_raise_hard_limits() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    bounding & (1 << 24) != 0
+}
+
+#[test]
+fn a_file_size_limit_cannot_cut_a_write_short() {
+    // The state file is 2,048 bytes, the secret file about 1,100; dash's
+    // `ulimit -f 1` is 512 bytes. A soft limit is lifted: the enrollment
+    // is written whole.
+    let mut s = SelfRig::new("ulimit", ON);
+    s.records();
+    let mut pty = s.spawn(
+        USER,
+        &["sh", "-c", r#"ulimit -S -f 1 && exec "$0" "$@""#],
+        &["enroll"],
+    );
+    password(&mut pty, PASSWORD);
+    let secret = confirm_new_app(&mut pty);
+    expect(&mut pty, "Enrolled ts-self.");
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    assert_eq!(s.secret_key(USER).as_deref(), Some(secret.as_str()));
+    assert_eq!(s.rig.stored_recovery_hashes(USER).len(), 10);
+    assert_eq!(s.status(USER, "failures"), 0);
+    assert_eq!(events_named(&s.records(), "enrolled").len(), 1);
+
+    // `ulimit -f 1` sets the hard limit too. Root lifts that where it has
+    // CAP_SYS_RESOURCE; where it has not, nothing is attempted, and the
+    // enrollment stays as it was, whole.
+    let before = std::fs::read(s.rig.secret_path(USER)).unwrap();
+    let mut pty = s.spawn(
+        USER,
+        &["sh", "-c", r#"ulimit -f 1 && exec "$0" "$@""#],
+        &["enroll"],
+    );
+    if root_may_raise_hard_limits() {
+        password(&mut pty, PASSWORD);
+        expect(&mut pty, "Verification code: ");
+        fresh_step(8);
+        pty.send_line(&oath_code(&secret, 0));
+        let newer = confirm_new_app(&mut pty);
+        assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+        assert_eq!(s.secret_key(USER).as_deref(), Some(newer.as_str()));
+        assert_eq!(s.rig.stored_recovery_hashes(USER).len(), 10);
+    } else {
+        expect(&mut pty, "cannot be lifted here");
+        assert_eq!(pty.wait(STEP), Some(1), "{}", pty.output());
+        assert!(!pty.output().contains("Password:"));
+        assert_eq!(std::fs::read(s.rig.secret_path(USER)).unwrap(), before);
+        assert!(s.records().is_empty());
+    }
+    assert_eq!(s.rig.secret_files().len(), 1, "no temporary file left");
+}
+
+/// The pid of the running installed binary of `s`.
+fn running_pid(s: &SelfRig) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let exe = std::fs::read_link(e.path().join("exe")).ok()?;
+        (exe == s.bin()).then_some(pid)
+    })
+}
+
+#[test]
+fn sigterm_from_the_caller_cannot_stop_it_between_writes() {
+    let mut s = enrolled_rig("sigterm", ON);
+    let mut pty = up_to_the_code(&s, &[], &["enroll"]);
+    fresh_step(10);
+    pty.send_line(&oath_code(SECRET, 0));
+    expect(&mut pty, "Code from the app (6 digits): ");
+    let new = shown_secret(&pty);
+    let pid = running_pid(&s).expect("twostep-self running");
+    // Meanwhile: no core file, and no file-size limit (the test's own).
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let limit = |name: &str| {
+        let line = limits.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(limit("Max core file size"), ["0", "0"], "{limits}");
+    assert_eq!(
+        limit("Max file size"),
+        ["unlimited", "unlimited"],
+        "{limits}"
+    );
+
+    // From before the code is typed until it has ended: SIGTERM, as the
+    // user (whose real uid lets them signal it), every 2 ms, through the
+    // recovery codes' hashing, the writes and the records.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let (stop2, sent2) = (stop.clone(), sent.clone());
+    let uid = nix::unistd::User::from_name(USER).unwrap().unwrap().uid;
+    let killer = std::thread::spawn(move || {
+        // setuid(2) in this thread alone would change the whole process:
+        // a child does it.
+        while !stop2.load(Ordering::Relaxed) {
+            let ok = Command::new("setpriv")
+                .args([&format!("--reuid={uid}"), "--regid=65534", "--clear-groups"])
+                .args(["kill", "-TERM", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status()
+                .map(|st| st.success())
+                .unwrap_or(false);
+            if ok {
+                sent2.fetch_add(1, Ordering::Relaxed);
+            } else if !Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    while sent.load(Ordering::Relaxed) == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fresh_step(3);
+    pty.send_line(&oath_code(&new, 0));
+    let exit = pty.wait(STEP);
+    stop.store(true, Ordering::Relaxed);
+    killer.join().unwrap();
+    assert!(sent.load(Ordering::Relaxed) > 1);
+    assert_eq!(exit, Some(0), "{}", pty.output());
+    // Whole: the new secret with its codes, shown, recorded.
+    assert_eq!(s.secret_key(USER).as_deref(), Some(new.as_str()));
+    assert_eq!(s.rig.stored_recovery_hashes(USER).len(), 10);
+    assert_eq!(shown_recovery_codes(&pty).len(), 10, "{}", pty.output());
+    assert_eq!(s.rig.secret_files().len(), 1, "no temporary file left");
+    let r = s.records();
+    assert_eq!(events_named(&r, "enrolled").len(), 1, "{r:#?}");
+}
