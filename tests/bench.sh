@@ -310,6 +310,8 @@ print("  app user, wrong code      %8.0f us" % app)
 print("  email user, wrong code    %8.0f us  (a code made, kept and handed to sendmail: +%.0f us)" % (email, email - app))
 EOF2
     rm -f "/var/mail/$mailuser"
+    # Made above for this run only, like the tsbench users.
+    userdel -r "$mailuser" 2>/dev/null || userdel "$mailuser"
 fi
 if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     echo "module size: $(stat -c %s "$module") bytes; baseline $(stat -c %s "$TWOSTEP_BENCH_BASELINE") bytes"
