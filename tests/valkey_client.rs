@@ -14,8 +14,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_redis::{Redis, acl_user, free_port};
 
 const PASSWORD: &str = "correct horse battery staple";
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -35,84 +35,37 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A private redis-server with the ACL users `twostep` (what a host
+/// needs) and `noevalsha` (EVAL only); `default` stays open for the tests'
+/// own housekeeping.
+fn start(name: &str) -> Redis {
+    start_with(name, &[])
 }
 
-/// A private redis-server, killed and reaped when dropped.
-struct Redis {
-    child: Child,
-    dir: PathBuf,
-    socket: PathBuf,
-    port: u16,
-}
-
-impl Redis {
-    /// On a unix socket and a loopback port, with the ACL users `twostep`
-    /// (what a host needs) and `noevalsha` (EVAL only); `default` stays
-    /// open for the tests' own housekeeping.
-    fn start(name: &str) -> Redis {
-        let port = free_port();
-        Redis::start_with(name, &["--port", &port.to_string()], port)
-    }
-
-    fn start_with(name: &str, extra: &[&str], port: u16) -> Redis {
-        let dir = scratch(name);
-        let socket = dir.join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--unixsocket"])
-            .arg(&socket)
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .args(["--dir"])
-            .arg(&dir)
-            .args([
-                "--user",
+fn start_with(name: &str, extra: &[&str]) -> Redis {
+    Redis::start_with_users(
+        name,
+        &[
+            acl_user(
                 "twostep",
-                "on",
-                &format!(">{PASSWORD}"),
-                "~twostep:*",
-            ])
-            .args(["+eval", "+evalsha", "+ping", "+get", "+set"])
-            .args([
-                "--user",
-                "noevalsha",
-                "on",
-                &format!(">{PASSWORD}"),
-                "~twostep:*",
-                "+eval",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("redis-server (packages.sh test installs it)");
-        let redis = Redis {
-            child,
-            dir,
-            socket,
-            port,
-        };
-        let ready = Instant::now() + Duration::from_secs(10);
-        while !redis.socket.exists() {
-            assert!(Instant::now() < ready, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        redis
-    }
+                PASSWORD,
+                &["+eval", "+evalsha", "+ping", "+get", "+set"],
+            ),
+            acl_user("noevalsha", PASSWORD, &["+eval"]),
+        ],
+        extra,
+    )
+}
 
+/// What these tests ask of the shared test server.
+trait Endpoints {
+    fn unix(&self) -> StoreUrl;
+    fn tcp(&self) -> StoreUrl;
+    /// The `default` user on the unix socket, for housekeeping.
+    fn admin(&self) -> Client;
+}
+
+impl Endpoints for Redis {
     fn unix(&self) -> StoreUrl {
         StoreUrl::Unix(self.socket.clone())
     }
@@ -125,33 +78,8 @@ impl Redis {
         }
     }
 
-    /// The `default` user on the unix socket, for housekeeping.
     fn admin(&self) -> Client {
         Client::connect(&self.unix(), "", None, None, deadline()).unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    /// A password file as the module wants it: root's, 0600.
-    fn password_file(&self, text: &str, mode: u32) -> PathBuf {
-        let path = self.dir.join(format!("password-{mode:o}"));
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        path
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -188,7 +116,7 @@ const ECHO: &str =
 
 #[test]
 fn round_trips_on_a_unix_socket_and_tcp() {
-    let redis = Redis::start("round-trip");
+    let redis = start("round-trip");
     for url in [redis.unix(), redis.tcp()] {
         let mut c = Client::connect(&url, "", None, None, deadline()).unwrap();
         assert_eq!(
@@ -233,7 +161,7 @@ fn round_trips_on_a_unix_socket_and_tcp() {
 
 #[test]
 fn acl_user_and_password_file() {
-    let redis = Redis::start("acl");
+    let redis = start("acl");
     let good = redis.password_file(&format!("{PASSWORD}\n"), 0o600);
     for url in [redis.unix(), redis.tcp()] {
         let mut c = Client::open(
@@ -270,7 +198,7 @@ fn acl_user_and_password_file() {
 
 #[test]
 fn an_acl_without_evalsha_is_refused() {
-    let redis = Redis::start("noevalsha");
+    let redis = start("noevalsha");
     let pw = redis.password_file(PASSWORD, 0o600);
     let mut c = Client::open(&store(redis.unix(), "noevalsha", Some(pw)), deadline()).unwrap();
     let err = c
@@ -282,7 +210,7 @@ fn an_acl_without_evalsha_is_refused() {
 
 #[test]
 fn evalsha_falls_back_to_eval_on_noscript() {
-    let redis = Redis::start("noscript");
+    let redis = start("noscript");
     let mut admin = redis.admin();
     let script = Script::new("return ARGV[1] .. '!'");
     let sha = script.sha1_hex().as_bytes().to_vec();
@@ -324,13 +252,10 @@ fn tls_with_the_test_ca() {
     let certs = scratch("certs");
     test_redis::make_certs(&certs);
     let tls_port = free_port();
-    let plain_port = free_port();
     let file = |f: &str| certs.join(f).to_str().unwrap().to_string();
-    let redis = Redis::start_with(
+    let redis = start_with(
         "tls",
         &[
-            "--port",
-            &plain_port.to_string(),
             "--tls-port",
             &tls_port.to_string(),
             "--bind",
@@ -344,8 +269,8 @@ fn tls_with_the_test_ca() {
             "--tls-auth-clients",
             "no",
         ],
-        plain_port,
     );
+    let plain_port = redis.port;
     let rediss = |host: &str, port: u16| StoreUrl::Tcp {
         host: host.into(),
         port,
@@ -425,7 +350,7 @@ fn tls_with_the_test_ca() {
 
 #[test]
 fn a_stopped_server_is_a_timeout_at_the_deadline() {
-    let redis = Redis::start("stopped");
+    let redis = start("stopped");
     let pw = redis.password_file(PASSWORD, 0o600);
     let mut before = Client::connect(&redis.tcp(), "", None, None, deadline()).unwrap();
     redis.signal("-STOP");
@@ -450,10 +375,9 @@ fn a_stopped_server_is_a_timeout_at_the_deadline() {
 
 #[test]
 fn a_killed_server_is_a_connect_error() {
-    let mut redis = Redis::start("killed");
+    let mut redis = start("killed");
     let mut open = Client::connect(&redis.unix(), "", None, None, deadline()).unwrap();
-    redis.child.kill().unwrap();
-    redis.child.wait().unwrap();
+    redis.kill();
     for url in [redis.unix(), redis.tcp()] {
         let (err, _) = within_deadline(|d| Client::connect(&url, "", None, None, d));
         assert_eq!(err.reason(), "connect", "{url:?}: {err}");

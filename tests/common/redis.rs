@@ -33,31 +33,45 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// One `--user` rule list for redis-server: the name, `on`, the password,
+/// the key pattern, then `rules` (commands).
+pub fn acl_user(name: &str, password: &str, rules: &[&str]) -> Vec<String> {
+    [name, "on", &format!(">{password}"), "~twostep:*"]
+        .iter()
+        .chain(rules)
+        .map(|r| r.to_string())
+        .collect()
+}
+
 impl Redis {
     /// Users: `twostep-host` (HOST_COMMANDS and ADMIN_COMMANDS on
     /// `~twostep:*`) and `twostep-noeval` (no scripts), both with PASSWORD.
     pub fn start(name: &str, extra: &[&str]) -> Redis {
+        let mut host = vec!["resetchannels", "-@all"];
+        host.extend(HOST_COMMANDS.iter().chain(ADMIN_COMMANDS));
+        Redis::start_with_users(
+            name,
+            &[
+                acl_user("twostep-host", PASSWORD, &host),
+                acl_user("twostep-noeval", PASSWORD, &["+hmget"]),
+            ],
+            extra,
+        )
+    }
+
+    /// On a unix socket and a free loopback port, with these ACL users
+    /// (each from [`acl_user`]); `default` stays open for the tests' own
+    /// housekeeping. `extra` comes last, so it may override (`--bind`) or
+    /// add (TLS) settings.
+    pub fn start_with_users(name: &str, users: &[Vec<String>], extra: &[&str]) -> Redis {
         let dir = PathBuf::from(format!("/tmp/twostep-redis-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let socket = dir.join("redis.sock");
         let port = free_port();
-        let mut host_acl = vec![
-            "twostep-host".to_string(),
-            "on".into(),
-            format!(">{PASSWORD}"),
-            "~twostep:*".into(),
-            "resetchannels".into(),
-            "-@all".into(),
-        ];
-        host_acl.extend(
-            HOST_COMMANDS
-                .iter()
-                .chain(ADMIN_COMMANDS)
-                .map(|c| c.to_string()),
-        );
-        let child = Command::new("redis-server")
+        let mut server = Command::new("redis-server");
+        server
             .arg("--unixsocket")
             .arg(&socket)
             .args([
@@ -70,20 +84,14 @@ impl Redis {
             ])
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .arg("--dir")
-            .arg(&dir)
-            .arg("--user")
-            .args(&host_acl)
-            .args([
-                "--user",
-                "twostep-noeval",
-                "on",
-                &format!(">{PASSWORD}"),
-                "~twostep:*",
-                "+hmget",
-            ])
+            .arg(&dir);
+        for user in users {
+            server.arg("--user").args(user);
+        }
+        let child = server
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("redis-server (packages.sh test installs it)");
         let redis = Redis {
@@ -100,6 +108,12 @@ impl Redis {
         redis
     }
 
+    /// Kills the server and reaps it: gone when this returns.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -112,11 +126,11 @@ impl Redis {
         assert!(ok.success(), "kill {sig}");
     }
 
-    /// A password file as the module wants it: root's, 0600.
-    pub fn password_file(&self, text: &str) -> PathBuf {
-        let path = self.dir.join("store.password");
+    /// A password file of root's with this mode (the module wants 0600).
+    pub fn password_file(&self, text: &str, mode: u32) -> PathBuf {
+        let path = self.dir.join(format!("password-{mode:o}"));
         std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         path
     }
 
@@ -146,7 +160,7 @@ impl Drop for Redis {
 /// The `[store]` section for this server: `url` (unix or tcp), the host's
 /// ACL user and its password file, a prefix unique to `name`.
 pub fn store_section(redis: &Redis, url: &str, name: &str, extra: &str) -> String {
-    let password = redis.password_file(PASSWORD);
+    let password = redis.password_file(PASSWORD, 0o600);
     format!(
         "[store]\nurl = \"{url}\"\nuser = \"twostep-host\"\npassword_file = \"{}\"\nprefix = \"twostep:{name}:\"\n{extra}\n",
         password.display()
