@@ -6,9 +6,8 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 // Group names: Debian's groupadd allows 32 characters.
@@ -363,73 +362,6 @@ fn a_remembered_source_never_lets_a_locked_user_or_an_admin_through() {
 
 // ---- enrollment at login ------------------------------------------------------
 
-/// One pamdrive run answered as it goes, as a person at a terminal would:
-/// what the module shows is read line by line up to each prompt.
-struct Live {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    out: BufReader<ChildStdout>,
-    seen: String,
-}
-
-impl Live {
-    fn start(rig: &Rig, user: &str, rhost: &str) -> Live {
-        let mut child = Command::new(pamdrive())
-            .arg("--confdir")
-            .arg(&rig.confdir)
-            .args(["--service", "twostep", "--user", user, "--nodelay"])
-            .args(["--rhost", rhost, "--tty", "ssh"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Live {
-            child,
-            stdin,
-            out,
-            seen: String::new(),
-        }
-    }
-
-    /// Reads up to the next prompt (or the end); returns what was read.
-    fn until_prompt(&mut self) -> String {
-        let mut chunk = String::new();
-        loop {
-            let mut line = String::new();
-            if self.out.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            chunk.push_str(&line);
-            if line.starts_with("PROMPT_") {
-                break;
-            }
-        }
-        self.seen.push_str(&chunk);
-        chunk
-    }
-
-    fn answer(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(format!("{text}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) -> Login {
-        drop(self.stdin.take());
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
-        self.seen.push_str(&rest);
-        let code = self.child.wait().unwrap().code().unwrap_or(-1);
-        Login {
-            code,
-            out: self.seen,
-        }
-    }
-}
-
 /// The otpauth URI in what the module showed.
 fn shown_uri(text: &str) -> String {
     let at = text
@@ -465,7 +397,7 @@ fn enrollment_at_login_shows_the_secret_and_activates_it_with_a_right_code() {
     rig.events();
 
     fresh_step(5);
-    let mut live = Live::start(&rig, user, "192.0.2.90");
+    let mut live = rig.live_login("twostep", user, &[("rhost", "192.0.2.90"), ("tty", "ssh")]);
     let shown = live.until_prompt();
     assert!(
         shown.trim_end().ends_with("PROMPT_OFF: Verification code:"),
@@ -563,7 +495,7 @@ fn a_wrong_code_at_enrollment_writes_nothing_and_counts() {
     let mut rig = enroll_rig("pol-enroll-wrong", "");
     rig.events();
     fresh_step(5);
-    let mut live = Live::start(&rig, user, "192.0.2.91");
+    let mut live = rig.live_login("twostep", user, &[("rhost", "192.0.2.91"), ("tty", "ssh")]);
     let secret = uri_secret(&shown_uri(&live.until_prompt()));
     let right = oath_code(&secret, 0);
     let wrong = format!(
@@ -582,7 +514,7 @@ fn a_wrong_code_at_enrollment_writes_nothing_and_counts() {
     assert!(!rig.secret_path(user).exists());
     assert!(files_containing(&rig.root, &secret).is_empty());
     // A new attempt shows a new secret.
-    let mut live = Live::start(&rig, user, "192.0.2.91");
+    let mut live = rig.live_login("twostep", user, &[("rhost", "192.0.2.91"), ("tty", "ssh")]);
     let second = uri_secret(&shown_uri(&live.until_prompt()));
     assert_ne!(second, secret);
     live.answer("");
@@ -630,8 +562,8 @@ fn two_first_logins_at_once_enroll_one_secret() {
     let mut rig = enroll_rig("pol-enroll-race", "");
     rig.events();
     fresh_step(8);
-    let mut first = Live::start(&rig, user, "192.0.2.94");
-    let mut second = Live::start(&rig, user, "192.0.2.95");
+    let mut first = rig.live_login("twostep", user, &[("rhost", "192.0.2.94"), ("tty", "ssh")]);
+    let mut second = rig.live_login("twostep", user, &[("rhost", "192.0.2.95"), ("tty", "ssh")]);
     let s1 = uri_secret(&shown_uri(&first.until_prompt()));
     let s2 = uri_secret(&shown_uri(&second.until_prompt()));
     assert_ne!(s1, s2);

@@ -308,50 +308,17 @@ fn login_answering_later(
 ) -> Login {
     let offset_file = rig.root.join("faketime-offset");
     std::fs::write(&offset_file, "+0\n").unwrap();
-    let mut child = Command::new(pamdrive())
-        .arg("--confdir")
-        .arg(&rig.confdir)
-        .args([
-            "--service",
-            "twostep",
-            "--user",
-            user,
-            "--nodelay",
-            "--rhost",
-            "192.0.2.20",
-        ])
-        .env("LD_PRELOAD", FAKETIME_LIB)
+    let mut cmd = rig.login_command(&[], "twostep", user, &[("rhost", "192.0.2.20")]);
+    cmd.env("LD_PRELOAD", FAKETIME_LIB)
         .env("FAKETIME_TIMESTAMP_FILE", &offset_file)
         .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    use std::io::BufRead;
-    while out.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.starts_with("PROMPT_") {
-            break;
-        }
-        line.clear();
-    }
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    let mut live = LiveLogin::spawn(cmd);
+    let seen = live.until_prompt();
     assert!(seen.contains("PROMPT_OFF"), "{seen}");
     std::fs::write(&offset_file, format!("+{offset_at_answer}\n")).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{}", answer()).unwrap();
-    drop(stdin);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    Login {
-        code: status.code().unwrap_or(-1),
-        out: seen + &rest,
-    }
+    live.answer(&answer());
+    live.finish()
 }
 
 #[test]

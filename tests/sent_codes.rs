@@ -9,64 +9,13 @@
 mod common;
 use common::mail::{code_in, ensure_mail_user, mailbox, wait_for_messages};
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant};
 
-/// A login in progress through pamdrive, answered one prompt at a time.
-struct Session {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    out: BufReader<ChildStdout>,
-    seen: String,
-}
-
-impl Session {
-    fn start(rig: &Rig, service: &str, user: &str) -> Session {
-        let mut child = rig.spawn_login(service, user, &[("rhost", "192.0.2.31"), ("tty", "ssh")]);
-        let stdin = child.stdin.take();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Session {
-            child,
-            stdin,
-            out,
-            seen: String::new(),
-        }
-    }
-
-    /// Reads until the next prompt (or the result); returns what came.
-    fn until_prompt(&mut self) -> String {
-        let mut chunk = String::new();
-        let mut line = String::new();
-        while self.out.read_line(&mut line).unwrap() > 0 {
-            chunk.push_str(&line);
-            let done = line.starts_with("PROMPT_") || line.starts_with("RESULT:");
-            line.clear();
-            if done {
-                break;
-            }
-        }
-        self.seen.push_str(&chunk);
-        chunk
-    }
-
-    fn answer(&mut self, text: &str) {
-        let _ = writeln!(self.stdin.as_mut().unwrap(), "{text}");
-    }
-
-    fn finish(mut self) -> Login {
-        drop(self.stdin.take());
-        let mut rest = String::new();
-        let _ = self.out.read_to_string(&mut rest);
-        self.seen.push_str(&rest);
-        let code = self.child.wait().unwrap().code().unwrap_or(-1);
-        Login {
-            code,
-            out: self.seen,
-        }
-    }
+/// A login through pamdrive from an ssh-like source, answered as it goes.
+fn session(rig: &Rig, service: &str, user: &str) -> LiveLogin {
+    rig.live_login(service, user, &[("rhost", "192.0.2.31"), ("tty", "ssh")])
 }
 
 /// A token unique to this run, for the issuer (and so the subjects).
@@ -105,7 +54,7 @@ fn write_secret(rig: &Rig, user: &str, text: &str) {
 /// A login of an email user: the prompt, the code from the n-th message with
 /// `token`, the result.
 fn email_login(rig: &Rig, user: &str, issuer: &str, nth: usize) -> (Login, String) {
-    let mut s = Session::start(rig, "twostep", user);
+    let mut s = session(rig, "twostep", user);
     let before = s.until_prompt();
     assert!(before.contains("PROMPT_OFF"), "{before}");
     let messages = wait_for_messages(&mailbox(user), issuer, nth);
@@ -148,14 +97,14 @@ fn an_email_code_logs_in_once() {
     assert!(ev.iter().all(|e| !e.raw.contains(&code)), "{ev:#?}");
 
     // The same code again: a new one is sent, the old one is refused.
-    let mut s = Session::start(&rig, "twostep", u);
+    let mut s = session(&rig, "twostep", u);
     s.until_prompt();
     wait_for_messages(&mailbox(u), &issuer, 2);
     s.answer(&code);
     let again = s.finish();
     assert_eq!(again.code, PAM_AUTH_ERR, "{}", again.out);
     // A wrong code.
-    let mut s = Session::start(&rig, "twostep", u);
+    let mut s = session(&rig, "twostep", u);
     s.until_prompt();
     let third = code_in(&wait_for_messages(&mailbox(u), &issuer, 3)[2]);
     let wrong = format!("{:06}", (third.parse::<u32>().unwrap() + 1) % 1_000_000);
@@ -185,27 +134,13 @@ fn an_expired_email_code_is_refused_as_expired() {
         .env("FAKETIME_TIMESTAMP_FILE", &offset)
         .env("FAKETIME_NO_CACHE", "1")
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-    let mut child = cmd.spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.starts_with("PROMPT_") {
-            break;
-        }
-        line.clear();
-    }
+    let mut live = LiveLogin::spawn(cmd);
+    live.until_prompt();
     let code = code_in(&wait_for_messages(&mailbox(u), &issuer, 1)[0]);
     std::fs::write(&offset, "+40\n").unwrap();
-    writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).unwrap();
-    assert_eq!(
-        child.wait().unwrap().code(),
-        Some(PAM_AUTH_ERR),
-        "{seen}{rest}"
-    );
+    live.answer(&code);
+    let login = live.finish();
+    assert_eq!(login.code, PAM_AUTH_ERR, "{}", login.out);
     let ev = rig.module_events();
     let fail = ev.iter().find(|e| e.event() == "auth_fail").unwrap();
     assert_eq!(fail.get("reason"), Some("expired"), "{ev:#?}");
@@ -221,7 +156,7 @@ fn codes_are_not_resent_too_soon_nor_too_often() {
     );
     rig.events();
     let answer_nothing = |rig: &Rig| {
-        let mut s = Session::start(rig, "twostep", u);
+        let mut s = session(rig, "twostep", u);
         let shown = s.until_prompt();
         s.answer("");
         (shown, s.finish())
@@ -233,7 +168,7 @@ fn codes_are_not_resent_too_soon_nor_too_often() {
     assert!(second.contains("use that one"), "{second}");
     // ... and that code still logs in.
     let code = code_in(&wait_for_messages(&mailbox(u), &issuer, 1)[0]);
-    let mut s = Session::start(&rig, "twostep", u);
+    let mut s = session(&rig, "twostep", u);
     s.until_prompt();
     s.answer(&code);
     assert_eq!(s.finish().code, PAM_SUCCESS);
@@ -304,7 +239,7 @@ fn a_failing_or_hanging_sendmail_denies_in_bounded_time_and_leaves_nothing() {
         );
         rig.events();
         let start = Instant::now();
-        let mut s = Session::start(&rig, "twostep", u);
+        let mut s = session(&rig, "twostep", u);
         let shown = s.until_prompt();
         let took = start.elapsed();
         assert!(took < Duration::from_secs(4), "{what}: {took:?}");
@@ -331,7 +266,7 @@ fn a_failing_or_hanging_sendmail_denies_in_bounded_time_and_leaves_nothing() {
         assert!(left.stdout.is_empty(), "{what}: left running: {:?}", left);
     }
     // Only a recovery code can succeed then.
-    let mut s = Session::start(&rig, "twostep", u);
+    let mut s = session(&rig, "twostep", u);
     s.until_prompt();
     s.answer(&codes[0]);
     assert_eq!(s.finish().code, PAM_SUCCESS);
@@ -358,7 +293,7 @@ fn an_sms_code_goes_to_the_command_with_nothing_else() {
         &format!("secret = \"{SECRET}\"\nmethod = \"sms\"\nphone = \"+4915112345678\"\n"),
     );
     rig.events();
-    let mut s = Session::start(&rig, "twostep", u);
+    let mut s = session(&rig, "twostep", u);
     let shown = s.until_prompt();
     assert!(shown.contains("+*********5678"), "{shown}");
     let text = std::fs::read_to_string(&record).unwrap();
@@ -427,7 +362,7 @@ fn a_lost_device_is_replaced_with_the_code_from_the_mail() {
         &format!("secret = \"{SECRET}\"\nemail = \"{u}@localhost\"\n"),
     );
     rig.events();
-    let mut s = Session::start(&rig, "twostep", u);
+    let mut s = session(&rig, "twostep", u);
     s.until_prompt();
     s.answer("lost");
     let shown = s.until_prompt();
@@ -494,7 +429,7 @@ fn a_wrong_new_app_code_after_a_lost_device_writes_nothing() {
     );
     let before = std::fs::read(rig.secret_path(u)).unwrap();
     rig.events();
-    let mut s = Session::start(&rig, "twostep", u);
+    let mut s = session(&rig, "twostep", u);
     s.until_prompt();
     s.answer("lost");
     s.until_prompt();
@@ -509,7 +444,7 @@ fn a_wrong_new_app_code_after_a_lost_device_writes_nothing() {
         "nothing written"
     );
     // The mailed code is spent.
-    let mut s = Session::start(&rig, "twostep", u);
+    let mut s = session(&rig, "twostep", u);
     s.until_prompt();
     s.answer("lost");
     s.until_prompt();

@@ -413,6 +413,11 @@ impl Rig {
             .unwrap()
     }
 
+    /// A login through pamdrive, answered one prompt at a time.
+    pub fn live_login(&self, service: &str, user: &str, items: &[(&str, &str)]) -> LiveLogin {
+        LiveLogin::spawn(self.login_command(&[], service, user, items))
+    }
+
     /// The pamdrive command of a login, run through `wrapper` (a command
     /// that ends by exec'ing its arguments, such as `sh -c '...; exec "$@"'
     /// sh`), with stdin and stdout piped and stderr discarded.
@@ -525,6 +530,67 @@ impl Drop for Rig {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// One pamdrive run answered as it goes, as a person at a terminal would:
+/// what the module shows is read line by line up to each prompt.
+pub struct LiveLogin {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    seen: String,
+}
+
+impl LiveLogin {
+    /// Starts `cmd`, a login command (see [`Rig::login_command`]).
+    pub fn spawn(mut cmd: Command) -> LiveLogin {
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        LiveLogin {
+            child,
+            stdin,
+            out,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads up to the next prompt (or the end); returns what was read.
+    pub fn until_prompt(&mut self) -> String {
+        use std::io::BufRead;
+        let mut chunk = String::new();
+        loop {
+            let mut line = String::new();
+            if self.out.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            chunk.push_str(&line);
+            if line.starts_with("PROMPT_") || line.starts_with("RESULT:") {
+                break;
+            }
+        }
+        self.seen.push_str(&chunk);
+        chunk
+    }
+
+    pub fn answer(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{text}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes stdin, reads the rest and waits for the result.
+    pub fn finish(mut self) -> Login {
+        drop(self.stdin.take());
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        self.seen.push_str(&rest);
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        Login {
+            code,
+            out: self.seen,
+        }
     }
 }
 
