@@ -12,7 +12,7 @@ use super::attempt;
 use super::code_step::{Target, conversation_failed, deny_after_prompt};
 use super::judge::{self, Expecting};
 use super::{Env, Outcome, Reason, Request};
-use crate::audit::{Record, Severity};
+use crate::audit::Severity;
 use crate::codes::{self, Plan};
 use crate::delivery::Login;
 use crate::delivery::outbox::{self, Destination};
@@ -111,20 +111,14 @@ pub(super) fn issue(
             Ok(())
         }
         Plan::Throttled { until } => {
-            env.emit(
-                Record::new("delivery_failed", Severity::Warning)
-                    .with("user", user)
-                    .with("method", to.method())
-                    .with("reason", "throttled")
-                    .with(
-                        "detail",
-                        format!(
-                            "codes.max_per_hour ({}) reached until {}",
-                            env.config.codes.max_per_hour,
-                            crate::audit::rfc3339(until)
-                        ),
-                    ),
-            );
+            env.emit(outbox::failure_record(user, to.method(), "throttled").with(
+                "detail",
+                format!(
+                    "codes.max_per_hour ({}) reached until {}",
+                    env.config.codes.max_per_hour,
+                    crate::audit::rfc3339(until)
+                ),
+            ));
             env.conv.error(&format!(
                 "Too many codes were sent in the last hour: no new one before {}. \
                  A code you already have, or a recovery code, still works.",
@@ -172,13 +166,7 @@ fn fail_to_send(
     reason: &str,
     detail: String,
 ) -> Outcome {
-    env.emit(
-        Record::new("delivery_failed", Severity::Warning)
-            .with("user", user)
-            .with("method", to.method())
-            .with("reason", reason)
-            .with("detail", detail),
-    );
+    env.emit(outbox::failure_record(user, to.method(), reason).with("detail", detail));
     env.conv.error(&format!(
         "No code could be sent to {}. Only a recovery code works now; try again later \
          or ask your administrator.",

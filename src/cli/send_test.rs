@@ -8,8 +8,8 @@
 
 use super::term;
 use super::{CliError, CliResult, Ctx};
+use crate::delivery;
 use crate::delivery::outbox::{self, Destination};
-use crate::delivery::{self, Sender};
 use crate::secret::{self, Method, SecretError};
 use std::time::SystemTime;
 
@@ -67,14 +67,8 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         method => outbox::destination(c, &user, &read, method)
             .map_err(|why| CliError::Failed(format!("{user}: {why}")))?,
     };
-    let host = crate::enrollment::hostname();
-    let from = outbox::from_address(c, &host).map_err(|e| CliError::Usage(e.to_string()))?;
-    let issuer = crate::enrollment::issuer(c);
-    let sender = Sender {
-        from: &from,
-        host: &host,
-        issuer: &issuer,
-    };
+    let origin = outbox::Origin::new(c).map_err(|e| CliError::Usage(e.to_string()))?;
+    let sender = origin.sender();
     let (program, result) = match &to {
         Destination::Email(address) => {
             let email = delivery::test_email(&sender, address, user.as_str(), SystemTime::now());

@@ -84,14 +84,46 @@ pub fn destination(
     }
 }
 
-/// This host's name, for messages.
-fn host() -> String {
-    crate::enrollment::hostname()
+/// Who a message is from, owned: this host's name, `email.from` (or its
+/// default) and the issuer. [`Origin::sender`] lends it as a [`Sender`].
+pub struct Origin {
+    host: String,
+    from: EmailAddress,
+    issuer: String,
+}
+
+impl Origin {
+    pub fn new(config: &Config) -> Result<Origin, DeliveryError> {
+        let host = crate::enrollment::hostname();
+        let from = from_address(config, &host)?;
+        Ok(Origin {
+            host,
+            from,
+            issuer: crate::enrollment::issuer(config),
+        })
+    }
+
+    pub fn sender(&self) -> Sender<'_> {
+        Sender {
+            from: &self.from,
+            host: &self.host,
+            issuer: &self.issuer,
+        }
+    }
+}
+
+/// A `delivery_failed` record with its user, method and reason; the caller
+/// adds `to` and `detail`.
+pub fn failure_record(user: &UserName, method: &str, reason: &str) -> Record {
+    Record::new("delivery_failed", Severity::Warning)
+        .with("user", user)
+        .with("method", method)
+        .with("reason", reason)
 }
 
 /// `email.from`, else `twostep@<host name>` (else `twostep@localhost`, for a
 /// host name that is no domain).
-pub fn from_address(config: &Config, host: &str) -> Result<EmailAddress, DeliveryError> {
+fn from_address(config: &Config, host: &str) -> Result<EmailAddress, DeliveryError> {
     if let Some(from) = &config.email.from {
         return Ok(from.clone());
     }
@@ -109,14 +141,8 @@ pub fn send_code(
     purpose: Purpose,
     valid: Duration,
 ) -> Result<(), DeliveryError> {
-    let host = host();
-    let from = from_address(config, &host)?;
-    let issuer = crate::enrollment::issuer(config);
-    let sender = Sender {
-        from: &from,
-        host: &host,
-        issuer: &issuer,
-    };
+    let origin = Origin::new(config)?;
+    let sender = origin.sender();
     let code = Code {
         code,
         purpose,
@@ -169,38 +195,20 @@ pub fn notify(
         to.push(copy.clone());
     }
     if to.is_empty() {
-        audit.emit(
-            Record::new("delivery_failed", Severity::Warning)
-                .with("user", user)
-                .with("method", "email")
-                .with("reason", "no_address")
-                .with(
-                    "detail",
-                    format!("no address to notify of {}", event.name()),
-                ),
-        );
+        audit.emit(failure_record(user, "email", "no_address").with(
+            "detail",
+            format!("no address to notify of {}", event.name()),
+        ));
         return;
     }
-    let host = host();
-    let from = match from_address(config, &host) {
-        Ok(from) => from,
+    let origin = match Origin::new(config) {
+        Ok(origin) => origin,
         Err(e) => {
-            audit.emit(
-                Record::new("delivery_failed", Severity::Warning)
-                    .with("user", user)
-                    .with("method", "email")
-                    .with("reason", e.reason())
-                    .with("detail", e),
-            );
+            audit.emit(failure_record(user, "email", e.reason()).with("detail", e));
             return;
         }
     };
-    let issuer = crate::enrollment::issuer(config);
-    let sender = Sender {
-        from: &from,
-        host: &host,
-        issuer: &issuer,
-    };
+    let sender = origin.sender();
     let notice = Notice {
         event,
         user: user.as_str(),
@@ -214,10 +222,7 @@ pub fn notify(
         let email = notice_email(&sender, address, &notice);
         if let Err(e) = send_email(&config.email.sendmail, &email, config.codes.timeout) {
             audit.emit(
-                Record::new("delivery_failed", Severity::Warning)
-                    .with("user", user)
-                    .with("method", "email")
-                    .with("reason", e.reason())
+                failure_record(user, "email", e.reason())
                     .with("to", address.masked())
                     .with("detail", format!("notice of {}: {e}", event.name())),
             );
