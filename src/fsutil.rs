@@ -122,6 +122,14 @@ pub fn check_private_file(meta: &Metadata, owner: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether someone other than root could change what a directory holds:
+/// it is not root's, or group or others can write it without the sticky
+/// bit (a sticky world-writable directory such as /tmp does not let others
+/// rename root's entries).
+pub fn others_can_change_dir(meta: &Metadata) -> bool {
+    meta.uid() != 0 || (meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0)
+}
+
 /// Whether `path` still names the open file whose metadata is `held` (it was
 /// not removed or replaced between our open and our lock).
 pub fn still_at(held: &fs::Metadata, path: &Path) -> io::Result<bool> {
@@ -323,6 +331,36 @@ mod tests {
         let err =
             check_private_file(&f.metadata().unwrap(), f.metadata().unwrap().uid()).unwrap_err();
         assert_eq!(err, "is not a regular file");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn directories_others_can_change() {
+        let d = scratch("dirs");
+        let root_owned = fs::metadata(&d).unwrap().uid() == 0;
+        for (mode, changeable) in [
+            (0o700, false),
+            (0o755, false),
+            (0o775, true),
+            (0o757, true),
+            (0o777, true),
+            (0o1777, false),
+            (0o1775, false),
+        ] {
+            fs::set_permissions(&d, fs::Permissions::from_mode(mode)).unwrap();
+            let meta = fs::metadata(&d).unwrap();
+            // Not root's: changeable whatever the mode.
+            assert_eq!(
+                others_can_change_dir(&meta),
+                changeable || !root_owned,
+                "mode {mode:o}"
+            );
+        }
+        if root_owned {
+            std::os::unix::fs::chown(&d, Some(65534), None).unwrap();
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+            assert!(others_can_change_dir(&fs::metadata(&d).unwrap()));
+        }
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -6,6 +6,7 @@ use super::term;
 use super::{CliError, CliResult, Ctx};
 use crate::config::{Config, LostDeviceMethod};
 use crate::delivery::{self, outbox};
+use crate::fsutil;
 use crate::secret::{self, Method};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -56,10 +57,8 @@ pub fn dir_problems(what: &str, dir: &Path) -> Vec<String> {
     // could swap the directory.
     let mut parent = dir.parent();
     while let Some(p) = parent {
-        // A sticky world-writable parent (/tmp) cannot have root's entries
-        // renamed by others.
         if let Ok(m) = std::fs::metadata(p)
-            && (m.uid() != 0 || (m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0))
+            && fsutil::others_can_change_dir(&m)
         {
             out.push(format!(
                 "{what} {}: parent {} is writable by non-root users",

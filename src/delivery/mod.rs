@@ -189,8 +189,7 @@ fn unsafe_directory(path: &Path) -> Option<String> {
             Ok(m) => m,
             Err(e) => return Some(format!("{}: {e}", dir.display())),
         };
-        let writable = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
-        (meta.uid() != 0 || writable).then(|| {
+        crate::fsutil::others_can_change_dir(&meta).then(|| {
             format!(
                 "the directory {} can be changed by users other than root",
                 dir.display()
