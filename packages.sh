@@ -25,6 +25,7 @@ bench=(
     libpam-google-authenticator   # the baseline measured in the same run
     python3                       # the benchmark's report
     redis-server                  # TWOSTEP_BENCH_STORE=1: the shared store
+    exim4-daemon-light            # TWOSTEP_BENCH_EMAIL=1: the real /usr/sbin/sendmail
 )
 test=(
     "${demo[@]}"
