@@ -103,6 +103,10 @@ for p in twostep twostep-preauth twostep-authfail; do
     dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/pam-configs/$p" | grep -qx 'Default: no' \
         || fail "profile $p is not Default: no"
 done
+suggests=$(dpkg-deb -f "$deb" Suggests)
+for p in mail-transport-agent libssl3; do
+    grep -q "$p" <<<"$suggests" || fail "the package does not suggest $p: Suggests: $suggests"
+done
 
 echo "== deb: dpkg -i"
 dpkg -i "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "dpkg -i"; }
