@@ -87,6 +87,40 @@ pub enum Plan {
     Throttled { until: u64 },
 }
 
+/// Whether something may be sent outside a login (a confirmation code), as
+/// far as one set of sends goes: a user's, or a destination's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowance {
+    /// May be sent: count it.
+    Send,
+    /// The last send was less than `resend_after` ago: none before `until`.
+    TooSoon { until: u64 },
+    /// `max_per_hour` were sent in the last hour: none before `until`.
+    Throttled { until: u64 },
+}
+
+/// Decides [`Allowance`] from the times of past sends: at most
+/// `max_per_hour` in any hour, and `resend_after` seconds apart (0: no gap
+/// asked for).
+pub fn allowance(sends: &[u64], now: u64, max_per_hour: u32, resend_after: u64) -> Allowance {
+    let recent = recent_sends(sends, now);
+    if let Some(&last) = recent.last()
+        && now - last < resend_after
+    {
+        return Allowance::TooSoon {
+            until: last.saturating_add(resend_after),
+        };
+    }
+    let max = max_per_hour as usize;
+    if recent.len() >= max {
+        let oldest = recent.len() - max;
+        return Allowance::Throttled {
+            until: recent.get(oldest).map_or(now, |t| t.saturating_add(HOUR)),
+        };
+    }
+    Allowance::Send
+}
+
 /// The sends of the last hour, oldest first.
 pub fn recent_sends(sends: &[u64], now: u64) -> Vec<u64> {
     let mut recent: Vec<u64> = sends
@@ -129,8 +163,6 @@ pub fn after_send(
     now: u64,
     valid: u64,
 ) -> UserState {
-    let mut sends = recent_sends(&state.sends, now);
-    sends.push(now);
     UserState {
         sent: Some(SentCode {
             purpose,
@@ -138,6 +170,16 @@ pub fn after_send(
             expires: now.saturating_add(valid),
             sent_at: now,
         }),
+        ..with_send(state, now)
+    }
+}
+
+/// The state with a send at `now` counted, and sends older than an hour
+/// forgotten.
+pub fn with_send(state: &UserState, now: u64) -> UserState {
+    let mut sends = recent_sends(&state.sends, now);
+    sends.push(now);
+    UserState {
         sends,
         ..state.clone()
     }
@@ -245,6 +287,63 @@ mod tests {
             keyed_hash(b"k", &alice, Purpose::SignIn, b"123457"),
         ] {
             assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn what_may_be_sent_outside_a_login() {
+        let now = 10_000;
+        // (sends, per hour, resend_after) -> allowance
+        type Case = (Vec<u64>, u32, u64, Allowance);
+        let table: &[Case] = &[
+            (vec![], 5, 60, Allowance::Send),
+            (vec![], 0, 0, Allowance::Throttled { until: now }),
+            (
+                vec![now - 30],
+                5,
+                60,
+                Allowance::TooSoon { until: now + 30 },
+            ),
+            (vec![now - 60], 5, 60, Allowance::Send),
+            (vec![now], 5, 0, Allowance::Send),
+            // The newest send decides the gap, whatever the order kept.
+            (
+                vec![now - 10, now - 3000],
+                5,
+                60,
+                Allowance::TooSoon { until: now + 50 },
+            ),
+            (
+                vec![now - 3000, now - 2000, now - 1000, now - 500, now - 100],
+                5,
+                60,
+                Allowance::Throttled {
+                    until: now - 3000 + HOUR,
+                },
+            ),
+            (
+                vec![now - 3600, now - 2000, now - 1000, now - 500, now - 100],
+                5,
+                60,
+                Allowance::Send,
+            ),
+            // Sends in the future (a clock set back) do not count.
+            (vec![now + 100; 5], 5, 60, Allowance::Send),
+            (
+                vec![now - 100, now - 200],
+                2,
+                0,
+                Allowance::Throttled {
+                    until: now - 200 + HOUR,
+                },
+            ),
+        ];
+        for (sends, per_hour, resend, want) in table {
+            assert_eq!(
+                allowance(sends, now, *per_hour, *resend),
+                *want,
+                "{sends:?} {per_hour} {resend}"
+            );
         }
     }
 

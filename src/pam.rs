@@ -225,6 +225,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
 mod reservation {
     use crate::auth::Reservation;
     use crate::lockout::NewLock;
+    use crate::store::Origin;
     use crate::user::{self, UserName};
     use pam::module::PamHandle;
 
@@ -238,6 +239,8 @@ mod reservation {
     pub struct Data {
         present: u8,
         has_lock: u8,
+        /// 1: counted in this host's state_dir, 2: in the shared store.
+        origin: u8,
         user_len: u16,
         user: [u8; user::MAX_LEN],
         epoch: u32,
@@ -250,6 +253,7 @@ mod reservation {
         let mut d = Data {
             present: 0,
             has_lock: 0,
+            origin: 0,
             user_len: 0,
             user: [0; user::MAX_LEN],
             epoch: 0,
@@ -260,6 +264,10 @@ mod reservation {
         if let Some(r) = r {
             let name = r.user.as_str().as_bytes();
             d.present = 1;
+            d.origin = match r.origin {
+                Origin::Local => 1,
+                Origin::Shared => 2,
+            };
             d.user[..name.len()].copy_from_slice(name);
             d.user_len = u16::try_from(name.len()).unwrap_or(0);
             d.epoch = r.epoch;
@@ -278,7 +286,13 @@ mod reservation {
             return None;
         }
         let name = d.user.get(..usize::from(d.user_len))?;
+        let origin = match d.origin {
+            1 => Origin::Local,
+            2 => Origin::Shared,
+            _ => return None,
+        };
         Some(Reservation {
+            origin,
             user: UserName::parse_bytes(name).ok()?,
             epoch: d.epoch,
             failures: d.failures,
@@ -318,6 +332,7 @@ mod reservation {
                     epoch: 7,
                     failures: 3,
                     new_lock: None,
+                    origin: Origin::Local,
                 }),
                 Some(Reservation {
                     user: longest,
@@ -327,6 +342,7 @@ mod reservation {
                         tier: 2,
                         until: u64::MAX,
                     }),
+                    origin: Origin::Shared,
                 }),
             ] {
                 assert_eq!(decode(&encode(r.as_ref())), r);

@@ -282,6 +282,62 @@ pub fn mark_dir(secret_dir: &Path) -> io::Result<()> {
     }
 }
 
+/// The host's key for the hashes of codes sent to users whose secret file
+/// has no `secret` (the contract allows it for `method = "email"` and
+/// `"sms"`): 32 random bytes, root-owned, mode 0600, in `secret_dir` beside
+/// the secret files (a name no user can have), made on first need. With a
+/// shared store, distribute it with the secret files: a code sent on one
+/// host is then good on another.
+pub const CODE_KEY: &str = ".twostep-code-key";
+const CODE_KEY_BYTES: usize = 32;
+
+/// The key a sent code's hash is made with: the user's own `secret`, else
+/// this host's [`CODE_KEY`]. Never empty: an unkeyed hash of a six-digit
+/// code gives the code back to anyone who reads the state (a backup, a
+/// store dump) after a million hashes, a fraction of a second.
+pub fn code_key(secret_dir: &Path, secret: &UserSecret) -> Result<Zeroizing<Vec<u8>>, String> {
+    if !secret.key.is_empty() {
+        return Ok(secret.key.clone());
+    }
+    let path = secret_dir.join(CODE_KEY);
+    let shown = path.display();
+    for _ in 0..2 {
+        match read_code_key(&path) {
+            Ok(key) => return Ok(key),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{shown}: {e}")),
+        }
+        let mut key = Zeroizing::new(vec![0u8; CODE_KEY_BYTES]);
+        getrandom::fill(&mut key).map_err(|e| format!("{shown}: no randomness: {e}"))?;
+        // Linked into place whole, never over one that a parallel login
+        // made first: then that one is read.
+        match fsutil::with_file_size_limit_lifted(|| {
+            fsutil::create_complete(secret_dir, &path, &key)
+        }) {
+            Ok(()) => return Ok(key),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("{shown}: cannot create it: {e}")),
+        }
+    }
+    Err(format!("{shown}: keeps changing"))
+}
+
+fn read_code_key(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut file = fsutil::open_nofollow(path, false)?;
+    let meta = file.metadata()?;
+    fsutil::check_private_file(&meta, fsutil::expected_owner()).map_err(io::Error::other)?;
+    if meta.len() != CODE_KEY_BYTES as u64 {
+        return Err(io::Error::other(format!(
+            "is {} bytes, not {CODE_KEY_BYTES}",
+            meta.len()
+        )));
+    }
+    let mut key = Zeroizing::new(vec![0u8; CODE_KEY_BYTES]);
+    file.read_exact(&mut key)?;
+    Ok(key)
+}
+
 /// No file at a user's path. Only when `secret_dir` itself is there does
 /// that mean "not enrolled": without the directory (an unmounted file
 /// system, a typo in the config) every user would look unenrolled, and

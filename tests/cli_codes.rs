@@ -660,3 +660,72 @@ fn private_file(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+// ---- throttles -----------------------------------------------------------------
+
+/// Issue 21, item 3: an enrollment's confirmation code counts toward the
+/// user's limits (`codes.max_per_hour`, `codes.resend_after`) as a login's
+/// codes do, and toward the destination's, which every account's sends to
+/// that number share. Enrolling again and again (an unenrolled user of
+/// twostep-self pressing Ctrl-C at the prompt, through the same code) sent
+/// a code each time, to any number.
+#[test]
+fn confirmation_codes_count_toward_the_users_and_the_destinations_limits() {
+    let other = "ts-clicodes-thr";
+    ensure_user(other, None);
+    let mut rig = rig_with_sms(
+        "cc-thr",
+        "[codes]\nresend_after = \"0s\"\nmax_per_hour = 3\n",
+    );
+    rig.events();
+    let abandon = |user: &str, phone: &str| {
+        let child = rig.cli_spawn(&["enroll", user, "--method", "sms", "--phone", phone]);
+        answer(child, &[])
+    };
+    // The user's hourly limit: three codes, then none.
+    let mut said = Vec::new();
+    for _ in 0..5 {
+        let out = abandon(USER, PHONE);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        said.push(stderr(&out));
+    }
+    assert!(said[4].contains("codes.max_per_hour"), "{}", said[4]);
+    // Another account, the same number: the number has had its three.
+    let out = abandon(other, PHONE);
+    assert!(
+        stderr(&out).contains("from any account"),
+        "{}",
+        stderr(&out)
+    );
+    // Its own number is fine.
+    let own = "+4915112340000";
+    let out = abandon(other, own);
+    assert!(
+        !stderr(&out).contains("no code was sent"),
+        "{}",
+        stderr(&out)
+    );
+    // And resend_after keeps its codes apart.
+    configure(
+        &rig,
+        &format!(
+            "[codes]\nresend_after = \"60s\"\nmax_per_hour = 3\n[sms]\ncommand = \"{}\"\n",
+            rig.root.join("bin/sms").display()
+        ),
+    );
+    let out = abandon(other, own);
+    assert!(
+        stderr(&out).contains("codes.resend_after"),
+        "{}",
+        stderr(&out)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = texts(&rig, 4);
+    assert_eq!(sent.len(), 4, "three to {PHONE}, one to {own}");
+    let ev = rig.events();
+    let refused: Vec<_> = records_of(&ev, "delivery_failed")
+        .into_iter()
+        .filter(|e| e.get("reason") == Some("throttled"))
+        .collect();
+    assert_eq!(refused.len(), 4, "{ev:?}");
+}

@@ -20,6 +20,21 @@ fn host(name: &str, store: &str, extra: &str) -> Rig {
     Rig::new(name, &format!("{extra}\n{store}"))
 }
 
+/// Writes `user`'s secret file on `host` as an email user of
+/// `user@localhost` (with `secret`, if given), root's, mode 0600.
+fn email_user(host: &Rig, user: &str, secret: Option<&str>) {
+    let path = host.secret_path(user);
+    let key = secret
+        .map(|s| format!("secret = \"{s}\"\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        &path,
+        format!("{key}method = \"email\"\nemail = \"{user}@localhost\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
 fn count_all(hosts: &mut [&mut Rig], event: &str) -> usize {
     hosts
         .iter_mut()
@@ -323,14 +338,7 @@ fn the_email_throttle_holds_across_hosts() {
     let mut a = host("fleet-mail-a", &store, extra);
     let mut b = host("fleet-mail-b", &store, extra);
     for h in [&a, &b] {
-        let path = h.secret_path(u);
-        std::fs::write(
-            &path,
-            format!("secret = \"{SECRET}\"\nmethod = \"email\"\nemail = \"{u}@localhost\"\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
+        email_user(h, u, Some(SECRET));
     }
     a.events();
     b.events();
@@ -412,4 +420,246 @@ fn check_reports_what_the_store_lacks() {
     assert!(said.contains("did not answer in time"), "{said}");
     assert!(start.elapsed() < Duration::from_secs(3));
     redis.signal("-CONT");
+}
+
+/// Issue 21, item 5: a reservation that `preauth` made in the local
+/// fallback (the store was slow then) must not stand in the shared store on
+/// the next line: there the user's fleet-wide lock is checked as usual.
+/// Without the store's name on the reservation, the store took a local
+/// count of epoch 0 for its own (most accounts are at epoch 0 in both), and
+/// a right code logged in during a fleet-wide lock.
+#[test]
+fn a_local_fallback_reservation_does_not_count_in_the_store() {
+    let u = "ts-fleet-resv";
+    let password = "resv pass-W0rd";
+    ensure_user(u, Some(password));
+    let redis = Redis::start("resv", &[]);
+    let store = store_section(
+        &redis,
+        &unix_url(&redis),
+        "resv",
+        "on_unavailable = \"local\"\ntimeout = \"300ms\"",
+    );
+    let tiers = "[lockout]\ntiers = [{failures = 3, lock = \"1h\"}]";
+    let mut a = host("fleet-resv", &store, tiers);
+    a.enroll(u, SECRET);
+    // Locked in the store, fleet-wide: three wrong codes.
+    for _ in 0..3 {
+        assert_eq!(a.login(u, "000000").code, PAM_AUTH_ERR);
+    }
+    assert_eq!(a.status_json(u)["locked"].as_bool(), Some(true));
+    a.events();
+    // preauth meets a stopped store and counts locally; the store is back
+    // by the time the password has been typed.
+    redis.signal("-STOP");
+    let mut login = a.live_login("stack", u, &[("rhost", "192.0.2.42"), ("tty", "ssh")]);
+    let shown = login.until_prompt();
+    redis.signal("-CONT");
+    assert!(shown.contains("PROMPT_"), "{shown}");
+    login.answer(password);
+    fresh_step(5);
+    let shown = login.until_prompt();
+    if shown.contains("PROMPT_") {
+        login.answer(&oath_code(SECRET, 0));
+    }
+    let l = login.finish();
+    assert_eq!(
+        l.code, PAM_AUTH_ERR,
+        "logged in during a fleet-wide lock: {}",
+        l.out
+    );
+    let ev = a.module_events();
+    assert_eq!(count(&ev, "auth_ok"), 0, "{ev:#?}");
+    assert!(count(&ev, "lock_denied") >= 1, "{ev:#?}");
+}
+
+/// Issue 21, item 6: a sent code's expiry is the store's, kept in the
+/// store's time; the store refuses it once past that, whatever the host's
+/// clock says. Here the host's clock (libfaketime in the login) falls two
+/// minutes behind between the send and the answer, typed after the code
+/// expired: the host takes it for good, the store must not.
+#[test]
+fn a_sent_code_past_its_expiry_on_the_stores_clock_is_refused() {
+    let u = "tsfleet-exp";
+    common::mail::ensure_mail_user(u);
+    let _ = std::fs::remove_file(common::mail::mailbox(u));
+    let redis = Redis::start("exp", &[]);
+    let store = store_section(&redis, &unix_url(&redis), "exp", "");
+    let issuer = format!("fleet-exp-{}", std::process::id());
+    let extra = format!(
+        "issuer = \"{issuer}\"\n[codes]\nvalid = \"30s\"\nresend_after = \"10s\"\n[email]\nfrom = \"twostep@localhost\""
+    );
+    let mut a = host("fleet-exp", &store, &extra);
+    email_user(&a, u, Some(SECRET));
+    a.events();
+    let offset = a.root.join("offset");
+    let sent = Instant::now();
+    let items = [("rhost", "192.0.2.43"), ("tty", "ssh")];
+    let mut live = login_with_moving_clock(&a, u, &offset, &items);
+    let shown = live.until_prompt();
+    assert!(shown.contains("A code was sent"), "{shown}");
+    let mbox = common::mail::mailbox(u);
+    let code = common::mail::code_in(&common::mail::wait_for_messages(&mbox, &issuer, 1)[0]);
+    std::fs::write(&offset, "-120\n").unwrap();
+    std::thread::sleep(Duration::from_secs(32).saturating_sub(sent.elapsed()));
+    live.answer(&code);
+    let l = live.finish();
+    assert_eq!(l.code, PAM_AUTH_ERR, "an expired code logged in: {}", l.out);
+    let ev = a.module_events();
+    let fail = ev.iter().find(|e| e.event() == "auth_fail").unwrap();
+    assert_eq!(fail.get("reason"), Some("expired"), "{ev:#?}");
+}
+
+/// Issue 21, item 7: whoever reads the store (a dump, a backup, a replica)
+/// must not get a sent code back by trying the million codes against its
+/// hash. An email user whose secret file has no `secret` (the contract
+/// allows it) had the hash unkeyed; now it is keyed with the host's key.
+#[test]
+fn a_sent_code_hash_in_the_store_does_not_give_the_code_back() {
+    use pam_twostep::codes::keyed_hash;
+    use pam_twostep::state::Purpose;
+    use pam_twostep::user::UserName;
+    let u = "tsfleet-keyed";
+    common::mail::ensure_mail_user(u);
+    let _ = std::fs::remove_file(common::mail::mailbox(u));
+    let redis = Redis::start("keyed", &[]);
+    let store = store_section(&redis, &unix_url(&redis), "keyed", "");
+    let issuer = format!("fleet-keyed-{}", std::process::id());
+    let extra = format!("issuer = \"{issuer}\"\n[email]\nfrom = \"twostep@localhost\"");
+    let a = host("fleet-keyed", &store, &extra);
+    email_user(&a, u, None);
+    let mut live = a.live_login("twostep", u, &[("rhost", "192.0.2.44"), ("tty", "ssh")]);
+    assert!(live.until_prompt().contains("A code was sent"));
+    let mbox = common::mail::mailbox(u);
+    let code = common::mail::code_in(&common::mail::wait_for_messages(&mbox, &issuer, 1)[0]);
+    // What a dump of the store holds: the hash, in hex.
+    let stored = redis.cli(&["HGET", &format!("twostep:keyed:{{{u}}}"), "sh"]);
+    let stored = stored.trim();
+    assert_eq!(stored.len(), 64, "{stored:?}");
+    let stored: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&stored[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let name = UserName::parse(u).unwrap();
+    let found = (0..1_000_000u32).find(|n| {
+        let mut digits = [b'0'; 6];
+        let mut rest = *n;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        keyed_hash(b"", &name, Purpose::SignIn, &digits)[..] == stored[..]
+    });
+    assert_eq!(found, None, "the store's hash gave the code back");
+    // The code itself still logs in.
+    live.answer(&code);
+    let l = live.finish();
+    assert_eq!(l.code, PAM_SUCCESS, "{}", l.out);
+    let key = a.secret_dir.join(".twostep-code-key");
+    assert_eq!(std::fs::metadata(&key).unwrap().len(), 32);
+    assert_eq!(mode_of(&key) & 0o777, 0o600);
+}
+
+/// Issue 21, item 8: with a shared store, a login that strikes off a used
+/// recovery code writes the secret file under the same local lock that
+/// `twostep recovery-codes` and `enroll` write it under, and reads it
+/// again under that lock. Here the login is held at the argon2 gate (the
+/// test holds every slot) after it has read the file; the administrator
+/// replaces the codes meanwhile. Without the lock the login then wrote its
+/// stale copy back: the old codes, but the one used, worked again.
+#[test]
+fn a_recovery_code_struck_off_in_fleet_mode_never_writes_back_an_old_file() {
+    let u = "ts-fleet-strike";
+    ensure_user(u, None);
+    let redis = Redis::start("strike", &[]);
+    let store = store_section(&redis, &unix_url(&redis), "strike", "");
+    let a = host("fleet-strike", &store, "");
+    let old = a.enroll_json_secret(u, SECRET, &["--force"]);
+    let old_codes: Vec<String> = old["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    // Every argon2 slot taken: the login waits there, its copy read.
+    let slots: Vec<std::fs::File> = (0..4)
+        .map(|k| {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(a.state_dir.join(format!(".argon2-slot-{k}")))
+                .unwrap();
+            f.try_lock().unwrap();
+            f
+        })
+        .collect();
+    let mut login = a.spawn_login("twostep", u, &[("rhost", "192.0.2.45")]);
+    writeln!(login.stdin.take().unwrap(), "{}", old_codes[0]).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // The administrator's new set, under the user's lock.
+    let admin = a.cli_spawn(&["recovery-codes", u, "--json"]);
+    std::thread::sleep(Duration::from_millis(800));
+    drop(slots);
+    let login = login.wait_with_output().unwrap();
+    let admin = admin.wait_with_output().unwrap();
+    assert!(
+        admin.status.success(),
+        "{}",
+        String::from_utf8_lossy(&admin.stderr)
+    );
+    let new: serde_json::Value = serde_json::from_slice(&admin.stdout).unwrap();
+    let new_codes = new["recovery_codes"].as_array().unwrap().len();
+    assert_eq!(new_codes, 10);
+    // Whichever came first, the file is the administrator's whole new set.
+    let login_ok = login.status.code() == Some(PAM_SUCCESS);
+    assert_eq!(
+        a.stored_recovery_hashes(u).len(),
+        10,
+        "the old set came back (the login {} with an old code)",
+        if login_ok { "succeeded" } else { "failed" }
+    );
+    // And no old code works any more.
+    let l = a.login(u, &old_codes[1]);
+    assert_eq!(
+        l.code, PAM_AUTH_ERR,
+        "an old recovery code still works: {}",
+        l.out
+    );
+}
+
+/// Issue 21, item 3, with a store: an enrollment's confirmation codes count
+/// toward the user's hourly limit fleet-wide, and toward the address's.
+#[test]
+fn confirmation_codes_count_toward_the_fleet_wide_limits() {
+    let (u, v) = ("tsfleet-conf", "tsfleet-conf2");
+    common::mail::ensure_mail_user(u);
+    ensure_user(v, None);
+    let _ = std::fs::remove_file(common::mail::mailbox(u));
+    let redis = Redis::start("conf", &[]);
+    let store = store_section(&redis, &unix_url(&redis), "conf", "");
+    let issuer = format!("fleet-conf-{}", std::process::id());
+    let extra = format!(
+        "issuer = \"{issuer}\"\n[codes]\nresend_after = \"0s\"\nmax_per_hour = 2\n[email]\nfrom = \"twostep@localhost\""
+    );
+    let a = host("fleet-conf-a", &store, &extra);
+    let b = host("fleet-conf-b", &store, &extra);
+    let address = format!("{u}@localhost");
+    let abandon = |h: &Rig, user: &str| {
+        let mut child = h.cli_spawn(&["enroll", user, "--method", "email", "--email", &address]);
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    abandon(&a, u);
+    abandon(&b, u);
+    let third = abandon(&a, u);
+    assert!(third.contains("codes.max_per_hour"), "{third}");
+    // Another account, the same address: the address has had its two.
+    let other = abandon(&b, v);
+    assert!(other.contains("from any account"), "{other}");
+    let mbox = common::mail::mailbox(u);
+    common::mail::wait_for_messages(&mbox, &issuer, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(common::mail::parsed_messages(&mbox, &issuer).len(), 2);
 }

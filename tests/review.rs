@@ -307,13 +307,7 @@ fn login_answering_later(
     answer: impl FnOnce() -> String,
 ) -> Login {
     let offset_file = rig.root.join("faketime-offset");
-    std::fs::write(&offset_file, "+0\n").unwrap();
-    let mut cmd = rig.login_command(&[], "twostep", user, &[("rhost", "192.0.2.20")]);
-    cmd.env("LD_PRELOAD", FAKETIME_LIB)
-        .env("FAKETIME_TIMESTAMP_FILE", &offset_file)
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-    let mut live = LiveLogin::spawn(cmd);
+    let mut live = login_with_moving_clock(rig, user, &offset_file, &[("rhost", "192.0.2.20")]);
     let seen = live.until_prompt();
     assert!(seen.contains("PROMPT_OFF"), "{seen}");
     std::fs::write(&offset_file, format!("+{offset_at_answer}\n")).unwrap();

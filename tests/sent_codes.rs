@@ -128,13 +128,7 @@ fn an_expired_email_code_is_refused_as_expired() {
     rig.events();
     // The clock moves 40 s on between the prompt and the answer.
     let offset = rig.root.join("offset");
-    std::fs::write(&offset, "+0\n").unwrap();
-    let mut cmd = rig.login_command(&[], "twostep", u, &[("rhost", "192.0.2.32")]);
-    cmd.env("LD_PRELOAD", FAKETIME_LIB)
-        .env("FAKETIME_TIMESTAMP_FILE", &offset)
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-    let mut live = LiveLogin::spawn(cmd);
+    let mut live = login_with_moving_clock(&rig, u, &offset, &[("rhost", "192.0.2.32")]);
     live.until_prompt();
     let code = code_in(&wait_for_messages(&mailbox(u), &issuer, 1)[0]);
     std::fs::write(&offset, "+40\n").unwrap();

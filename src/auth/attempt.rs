@@ -66,6 +66,7 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
                 epoch: counted.epoch,
                 failures: counted.failures,
                 new_lock: counted.new_lock,
+                origin: store.origin(),
             });
             Outcome::Success
         }
@@ -101,7 +102,7 @@ pub(super) fn held(env: &Env<'_>, user: &UserName) -> Option<Held> {
     env.reservation
         .as_ref()
         .filter(|r| r.user == *user)
-        .map(|r| Held { epoch: r.epoch })
+        .map(Reservation::held)
 }
 
 /// Whether this attempt holds a reservation that still counts in `state`.
@@ -109,7 +110,7 @@ pub(super) fn held(env: &Env<'_>, user: &UserName) -> Option<Held> {
 /// one) has since set off a lock: it was counted while the account was
 /// open.
 pub(super) fn holds_reservation(env: &Env<'_>, user: &UserName, state: &UserState) -> bool {
-    held(env, user).is_some_and(|h| h.epoch == state.epoch)
+    held(env, user).is_some_and(|h| h.origin == env.store.origin() && h.epoch == state.epoch)
 }
 
 /// What failed, for the record.
@@ -139,7 +140,7 @@ impl<'a> Judging<'a> {
         user: &UserName,
     ) -> Result<Judging<'a>, Outcome> {
         let reservation = env.reservation.take().filter(|r| r.user == *user);
-        let held = reservation.as_ref().map(|r| Held { epoch: r.epoch });
+        let held = reservation.as_ref().map(Reservation::held);
         let store = env.store;
         let attempt = match store.begin(user, env.now, &env.config.lockout.tiers, held, false) {
             Ok(Begun::Open(a)) => a,
@@ -209,17 +210,23 @@ impl<'a> Judging<'a> {
         success: &Success,
     ) -> Result<(), Outcome> {
         let reservation = self.reservation.clone();
-        let (reason, counted) = match self.attempt.succeed(env.now, success) {
+        let meanwhile = "used meanwhile by another attempt";
+        let (reason, detail, counted) = match self.attempt.succeed(env.now, success) {
             Ok(Committed::Done) => return Ok(()),
             Ok(Committed::Locked { until }) => return Err(env.refuse_locked(req, until)),
             Ok(Committed::Refused { why, counted }) => match why {
-                Refusal::Replay => (Reason::Replay, counted),
-                Refusal::CodeGone | Refusal::RecoveryUsed => (Reason::BadCode, counted),
+                Refusal::Replay => (Reason::Replay, meanwhile, counted),
+                Refusal::Expired => (
+                    Reason::Expired,
+                    "past its expiry by the store's clock",
+                    counted,
+                ),
+                Refusal::CodeGone | Refusal::RecoveryUsed => (Reason::BadCode, meanwhile, counted),
             },
             Err(e) => return Err(env.refuse_store(req, user, &e)),
         };
         let (failures, new_lock) = Judging::told_by(reservation.as_ref(), counted);
-        let detail = Some("used meanwhile by another attempt".to_string());
+        let detail = Some(detail.to_string());
         Err(record_failure(
             env,
             req,

@@ -16,7 +16,7 @@ use crate::codes::{self, Verdict};
 use crate::delivery::Event;
 use crate::secret::{self, SecretError, UserSecret};
 use crate::state::{Purpose, UserState};
-use crate::store::Success;
+use crate::store::{Origin, Success};
 use crate::totp::{self, Code};
 use crate::user::UserName;
 
@@ -72,10 +72,15 @@ pub(super) fn current_secret(
         return Ok(before);
     }
     drop(before);
-    secret::load(&env.config.secret_dir, user, &env.config.totp).map_err(|e| match e {
+    secret::load(&env.config.secret_dir, user, &env.config.totp).map_err(changed_secret)
+}
+
+/// Why a secret file read again during an attempt cannot be judged against.
+pub(super) fn changed_secret(e: SecretError) -> (Reason, String) {
+    match e {
         SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
         e => (Reason::BadSecretFile, e.to_string()),
-    })
+    }
 }
 
 /// Judges `answer` and answers the login: success (durably recorded before
@@ -118,7 +123,9 @@ pub(super) fn answer(
     let (verdict, current) = match (verdict, current) {
         (Err(Reason::BadCode), Ok(secret)) => {
             let email = secret.email.clone();
-            let verdict = match recovery::use_code(env.config, user, secret, answer) {
+            // The file store's attempt holds the user's lock already.
+            let relock = env.store.origin() != Origin::Local;
+            let verdict = match recovery::use_code(env.config, user, secret, answer, relock) {
                 Ok(Some((left, digest))) => {
                     used_recovery = Some(digest);
                     Ok(Accepted::Recovery { left })
@@ -237,7 +244,11 @@ fn sent_verdict(
     let Some(digits) = codes::normalize(answer, env.config.codes.length) else {
         return (Err(Reason::BadCode), None);
     };
-    let hash = codes::keyed_hash(&secret.key, user, purpose, &digits);
+    let key = match secret::code_key(&env.config.secret_dir, secret) {
+        Ok(k) => k,
+        Err(_) => return (Err(Reason::BadSecretFile), None),
+    };
+    let hash = codes::keyed_hash(&key, user, purpose, &digits);
     let verdict = match codes::judge(state.sent.as_ref(), purpose, &hash, env.now) {
         Verdict::Right => Ok(Accepted::Sent { method }),
         Verdict::Expired => Err(Reason::Expired),

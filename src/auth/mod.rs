@@ -124,6 +124,18 @@ pub struct Reservation {
     /// The lock this reservation set off, told to the user if the attempt
     /// fails (and lifted if it succeeds).
     pub new_lock: Option<NewLock>,
+    /// The store that counted it: in any other it counts for nothing.
+    pub origin: crate::store::Origin,
+}
+
+impl Reservation {
+    /// As the store is told of it.
+    pub fn held(&self) -> crate::store::Held {
+        crate::store::Held {
+            epoch: self.epoch,
+            origin: self.origin,
+        }
+    }
 }
 
 /// Everything one attempt works with.

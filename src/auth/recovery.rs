@@ -3,7 +3,9 @@
 
 use super::{Reason, decoy};
 use crate::config::Config;
+use crate::recovery;
 use crate::secret::{self, UserSecret};
+use crate::state;
 use crate::user::UserName;
 
 /// Checks `answer` against the user's recovery codes and, if it is one,
@@ -16,7 +18,40 @@ use crate::user::UserName;
 pub(super) type Used = (usize, [u8; 32]);
 
 /// `Ok(None)`: not a recovery code.
+///
+/// `relock`: the attempt does not hold the user's lock in `state_dir` (a
+/// shared store keeps the state elsewhere). The secret file is then
+/// written under that lock all the same, and read again under it, as
+/// `twostep recovery-codes` and `enroll` write it under it: a login
+/// striking a code off a copy read before their change would put the old
+/// secret and codes back.
 pub(super) fn use_code(
+    config: &Config,
+    user: &UserName,
+    current: UserSecret,
+    answer: &[u8],
+    relock: bool,
+) -> Result<Option<Used>, (Reason, String)> {
+    if !relock {
+        return strike_off(config, user, current, answer);
+    }
+    if recovery::normalize(answer).is_none() {
+        // Not the shape of a code: nothing to strike off, nothing to lock.
+        return Ok(None);
+    }
+    let _locked = state::lock(&config.state_dir, user).map_err(|e| {
+        (
+            Reason::BadSecretFile,
+            format!("cannot lock {user}'s state to strike off a recovery code: {e}"),
+        )
+    })?;
+    drop(current);
+    let current = secret::load(&config.secret_dir, user, &config.totp)
+        .map_err(super::judge::changed_secret)?;
+    strike_off(config, user, current, answer)
+}
+
+fn strike_off(
     config: &Config,
     user: &UserName,
     mut current: UserSecret,

@@ -83,7 +83,11 @@ pub(super) fn issue(
         Ok(c) => c,
         Err(why) => return Err(fail_to_send(env, user, to, "random", why)),
     };
-    let hash = codes::keyed_hash(&secret.key, user, purpose, code.as_bytes());
+    let key = match secret::code_key(&env.config.secret_dir, secret) {
+        Ok(k) => k,
+        Err(why) => return Err(fail_to_send(env, user, to, "key", why)),
+    };
+    let hash = codes::keyed_hash(&key, user, purpose, code.as_bytes());
     let now = env.now;
     let held = attempt::held(env, user);
     let store = env.store;

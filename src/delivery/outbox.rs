@@ -37,6 +37,23 @@ impl Destination {
             Destination::Sms(_) => "sms",
         }
     }
+
+    /// The name under which sends to this address or number are counted,
+    /// every account's together (`Store::count_send`): a hex digest of it,
+    /// so that no state file or store key names an address. An address is
+    /// taken in lower case: mail systems deliver `Victim@` to `victim@`.
+    pub fn throttle_key(&self) -> String {
+        use blake2::{Blake2b256, Digest};
+        let text = match self {
+            Destination::Email(a) => format!("email:{}", a.as_str().to_ascii_lowercase()),
+            Destination::Sms(p) => format!("sms:{}", p.as_str()),
+        };
+        let digest = Blake2b256::new()
+            .chain_update(b"twostep destination v1\0")
+            .chain_update(text.as_bytes())
+            .finalize();
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// The user's email address: the secret file's `email` (given as

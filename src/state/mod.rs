@@ -229,6 +229,18 @@ pub fn lock(state_dir: &Path, user: &UserName) -> Result<Locked, StateError> {
     lock_at(state_dir, &path_for(state_dir, user))
 }
 
+/// The state file of a destination's sends (`.dest-<key>`, `key` the hex
+/// digest `outbox::Destination::throttle_key` makes): a name no user can
+/// have, locked and kept as a user's is; only its sends are used.
+pub fn lock_destination(state_dir: &Path, key: &str) -> Result<Locked, StateError> {
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StateError::Io(io::Error::other(
+            "a destination key is a hex digest",
+        )));
+    }
+    lock_at(state_dir, &state_dir.join(format!(".dest-{key}")))
+}
+
 fn lock_at(state_dir: &Path, path: &Path) -> Result<Locked, StateError> {
     // The file can be removed (twostep reset) between our open and our lock:
     // after locking, make sure the path still names the file we hold.

@@ -12,7 +12,7 @@
 
 use super::file::FileStore;
 use super::shared::SharedStore;
-use super::{Begun, Held, Issued, NewCode, Store, StoreError, UserState};
+use super::{Begun, Held, Issued, NewCode, Origin, Sendable, Store, StoreError, UserState};
 use crate::audit::{Record, Severity, Sink, Syslog};
 use crate::config::{Codes, Tier};
 use crate::user::UserName;
@@ -81,6 +81,14 @@ macro_rules! either {
 }
 
 impl Store for Fallback {
+    fn origin(&self) -> Origin {
+        if self.fell.get() {
+            Origin::Local
+        } else {
+            Origin::Shared
+        }
+    }
+
     fn read(&self, user: &UserName) -> Result<Option<UserState>, StoreError> {
         either!(self, user.as_str(), |s| s.read(user))
     }
@@ -111,6 +119,21 @@ impl Store for Fallback {
     ) -> Result<Issued, StoreError> {
         either!(self, user.as_str(), |s| s
             .issue(user, now, code, codes, held))
+    }
+
+    fn count_send(
+        &self,
+        user: &UserName,
+        destination: &str,
+        now: u64,
+        codes: &Codes,
+    ) -> Result<Sendable, StoreError> {
+        either!(self, user.as_str(), |s| s.count_send(
+            user,
+            destination,
+            now,
+            codes
+        ))
     }
 
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {

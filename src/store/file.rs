@@ -6,10 +6,10 @@
 #![forbid(unsafe_code)]
 
 use super::{
-    Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Purpose, Refusal, Store,
-    StoreError, Success, UserState,
+    Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Origin, Purpose, Refusal,
+    Sendable, Store, StoreError, Success, UserState,
 };
-use crate::codes::{self, Plan};
+use crate::codes::{self, Allowance, Plan};
 use crate::config::{Codes, Tier};
 use crate::lockout::{self, Standing};
 use crate::policy;
@@ -33,9 +33,10 @@ impl FileStore {
     }
 }
 
-/// Whether `held` still counts in `state`: same epoch, no reset since.
+/// Whether `held` still counts in `state`: made in this store, same epoch,
+/// no reset since.
 fn still_counts(held: Option<Held>, state: &UserState) -> bool {
-    held.is_some_and(|h| h.epoch == state.epoch)
+    held.is_some_and(|h| h.origin == Origin::Local && h.epoch == state.epoch)
 }
 
 /// An attempt on a locked file.
@@ -149,6 +150,10 @@ pub fn apply(reset: UserState, now: u64, success: &Success) -> UserState {
 }
 
 impl Store for FileStore {
+    fn origin(&self) -> Origin {
+        Origin::Local
+    }
+
     fn read(&self, user: &UserName) -> Result<Option<UserState>, StoreError> {
         Ok(state::read(&self.state_dir, user)?)
     }
@@ -229,6 +234,35 @@ impl Store for FileStore {
             locked.commit(next)?;
         }
         Ok(Issued::Planned(plan))
+    }
+
+    fn count_send(
+        &self,
+        user: &UserName,
+        destination: &str,
+        now: u64,
+        codes: &Codes,
+    ) -> Result<Sendable, StoreError> {
+        // Always the user first, then the destination: no two of these
+        // wait on each other.
+        let mut mine = self.lock(user)?;
+        let gap = codes.resend_after.as_secs();
+        let allowed = codes::allowance(&mine.state.sends, now, codes.max_per_hour, gap);
+        if allowed != Allowance::Send {
+            return Ok(Sendable::User(allowed));
+        }
+        let mut theirs = state::lock_destination(&self.state_dir, destination)?;
+        match codes::allowance(&theirs.state.sends, now, codes.max_per_hour, 0) {
+            Allowance::Send => {}
+            Allowance::TooSoon { until } | Allowance::Throttled { until } => {
+                return Ok(Sendable::Destination { until });
+            }
+        }
+        let counted = codes::with_send(&theirs.state, now);
+        theirs.commit(counted)?;
+        let counted = codes::with_send(&mine.state, now);
+        mine.commit(counted)?;
+        Ok(Sendable::Yes)
     }
 
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
@@ -324,6 +358,7 @@ mod tests {
         let counted = a.counted().unwrap();
         let held = Held {
             epoch: counted.epoch,
+            origin: Origin::Local,
         };
         assert!(counted.new_lock.is_some());
         drop(a);

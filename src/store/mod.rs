@@ -21,7 +21,7 @@ pub mod file;
 pub mod shared;
 pub mod valkey;
 
-use crate::codes::Plan;
+use crate::codes::{Allowance, Plan};
 use crate::config::{Codes, Config, OnUnavailable, StoreUrl, Tier};
 use crate::lockout::NewLock;
 use crate::user::UserName;
@@ -81,11 +81,24 @@ impl From<StateError> for StoreError {
     }
 }
 
+/// Where an attempt was counted: this host's `state_dir`, or the shared
+/// store. A reservation is good only where it was made: epochs are counted
+/// per store (most accounts are at epoch 0 in both), so a count that
+/// `on_unavailable = "local"` made in `state_dir` must not pass for one in
+/// the store, whose lock it never checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Local,
+    Shared,
+}
+
 /// An attempt that an earlier line of the stack (`preauth`) counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
     /// The epoch it was counted in: a reset since has wiped it.
     pub epoch: u32,
+    /// The store it was counted in: elsewhere it counts for nothing.
+    pub origin: Origin,
 }
 
 /// How an attempt was counted.
@@ -154,6 +167,9 @@ pub enum Refusal {
     Replay,
     /// The sent code was used or replaced meanwhile.
     CodeGone,
+    /// The sent code is past its expiry by the store's clock (a host whose
+    /// clock lags took it for good).
+    Expired,
     /// The recovery code was used meanwhile.
     RecoveryUsed,
 }
@@ -211,8 +227,25 @@ pub enum Issued {
     Planned(Plan),
 }
 
+/// What [`Store::count_send`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sendable {
+    /// Counted toward the user's limits and the destination's: send it.
+    Yes,
+    /// The user's own limits (`codes.resend_after`, `codes.max_per_hour`)
+    /// refuse it; nothing was counted.
+    User(Allowance),
+    /// The destination has had `codes.max_per_hour` in the last hour, from
+    /// any accounts: none before `until`. The user's count stands.
+    Destination { until: u64 },
+}
+
 /// Where per-user state lives. See the module documentation.
 pub trait Store {
+    /// Where this store keeps state now (a fallback that has fallen back:
+    /// `Local`). Counts made here are reservations only here.
+    fn origin(&self) -> Origin;
+
     /// The user's state, or `None` if there is none yet.
     fn read(&self, user: &UserName) -> Result<Option<UserState>, StoreError>;
 
@@ -247,6 +280,20 @@ pub trait Store {
         codes: &Codes,
         held: Option<Held>,
     ) -> Result<Issued, StoreError>;
+
+    /// A code sent outside a login (an enrollment's confirmation code) to
+    /// `destination` (`outbox::Destination::throttle_key`): counted toward
+    /// the user's limits, as every code a twostep program sends is, and
+    /// toward the destination's hourly limit, which every account's sends
+    /// to that address or number share, so that no account floods an
+    /// address or number that it does not own.
+    fn count_send(
+        &self,
+        user: &UserName,
+        destination: &str,
+        now: u64,
+        codes: &Codes,
+    ) -> Result<Sendable, StoreError>;
 
     /// Forgets the sent code if it is still `hash` (a hand-over that
     /// failed: the code must not work if it arrives after all).

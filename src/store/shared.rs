@@ -9,10 +9,10 @@
 
 use super::valkey::{Client, Reply, Script, StoreError as ClientError, scripts};
 use super::{
-    Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Purpose, Refusal,
-    Remembered, SentCode, Store, StoreError, Success, UserState,
+    Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Origin, Purpose, Refusal,
+    Remembered, Sendable, SentCode, Store, StoreError, Success, UserState,
 };
-use crate::codes::Plan;
+use crate::codes::{Allowance, Plan};
 use crate::config::{self, Codes, Tier};
 use crate::lockout::{Counters, NewLock};
 use crate::user::UserName;
@@ -192,6 +192,24 @@ fn decode(fields: &[Reply]) -> Option<UserState> {
     })
 }
 
+/// A `COUNT_SEND` reply.
+fn allowance_of(reply: &Reply) -> Result<Allowance, StoreError> {
+    let Reply::Array(v) = reply else {
+        return Err(garbled("a send count"));
+    };
+    let until = || {
+        v.get(1)
+            .and_then(int)
+            .ok_or_else(|| garbled("a send count"))
+    };
+    match v.first().and_then(text) {
+        Some(b"send") => Ok(Allowance::Send),
+        Some(b"soon") => Ok(Allowance::TooSoon { until: until()? }),
+        Some(b"throttled") => Ok(Allowance::Throttled { until: until()? }),
+        _ => Err(garbled("a send count")),
+    }
+}
+
 /// `failures:lock,failures:lock`
 fn tiers_arg(tiers: &[Tier]) -> String {
     tiers
@@ -201,8 +219,12 @@ fn tiers_arg(tiers: &[Tier]) -> String {
         .join(",")
 }
 
+/// The held epoch for a script, or '' (nothing held): a reservation made
+/// in the local fallback is nothing here.
 fn held_arg(held: Option<Held>) -> String {
-    held.map(|h| h.epoch.to_string()).unwrap_or_default()
+    held.filter(|h| h.origin == Origin::Shared)
+        .map(|h| h.epoch.to_string())
+        .unwrap_or_default()
 }
 
 /// An attempt on the shared store. After a durable `begin` (preauth) it is
@@ -334,6 +356,7 @@ impl Attempt for SharedAttempt<'_> {
             }
             Some(b"replay") => Refusal::Replay,
             Some(b"gone") => Refusal::CodeGone,
+            Some(b"expired") => Refusal::Expired,
             Some(b"used") => Refusal::RecoveryUsed,
             _ => return Err(garbled("a success")),
         };
@@ -360,6 +383,10 @@ impl Attempt for SharedAttempt<'_> {
 }
 
 impl Store for SharedStore {
+    fn origin(&self) -> Origin {
+        Origin::Shared
+    }
+
     fn read(&self, user: &UserName) -> Result<Option<UserState>, StoreError> {
         let key = self.key(user.as_str());
         let mut args: Vec<&[u8]> = vec![b"HMGET", &key];
@@ -455,6 +482,36 @@ impl Store for SharedStore {
         }
     }
 
+    fn count_send(
+        &self,
+        user: &UserName,
+        destination: &str,
+        _now: u64,
+        codes: &Codes,
+    ) -> Result<Sendable, StoreError> {
+        // Two keys, two scripts (they may live in different cluster slots):
+        // the user's first, so that a destination's refusal leaves the
+        // user's send counted, never the other way round.
+        let max = codes.max_per_hour.to_string();
+        let gap = codes.resend_after.as_secs().to_string();
+        let user_key = self.key(user.as_str());
+        let dest_key = self.key(&format!(".dest-{destination}"));
+        self.forget_snapshot();
+        let script = &scripts::all().count_send;
+        let mine = self.run(script, &[&user_key], &[max.as_bytes(), gap.as_bytes()])?;
+        match allowance_of(&mine)? {
+            Allowance::Send => {}
+            refused => return Ok(Sendable::User(refused)),
+        }
+        let theirs = self.run(script, &[&dest_key], &[max.as_bytes(), b"0"])?;
+        Ok(match allowance_of(&theirs)? {
+            Allowance::Send => Sendable::Yes,
+            Allowance::TooSoon { until } | Allowance::Throttled { until } => {
+                Sendable::Destination { until }
+            }
+        })
+    }
+
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
         let key = self.key(user.as_str());
         self.forget_snapshot();
@@ -542,7 +599,7 @@ impl SharedStore {
         let s = scripts::all();
         // (what it is for, the script, its keys, its arguments)
         type Check<'a> = (&'a str, &'a Script, Vec<&'a [u8]>, Vec<&'a [u8]>);
-        let checks: [Check; 7] = [
+        let checks: [Check; 8] = [
             (
                 "counting an attempt",
                 &s.begin,
@@ -579,6 +636,12 @@ impl SharedStore {
                 vec![b"3", b"00", b"1", b"0", b"30", b""],
             ),
             ("withdrawing a code", &s.withdraw, vec![&key], vec![b"00"]),
+            (
+                "counting a confirmation code",
+                &s.count_send,
+                vec![&key],
+                vec![b"30", b"0"],
+            ),
             ("spending a code", &s.spend, vec![&key], vec![b"3", b"00"]),
             ("unlocking", &s.unlock, vec![&key], vec![b"0"]),
         ];

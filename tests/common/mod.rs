@@ -918,6 +918,24 @@ pub fn qr_drawing_to_png(lines: &[impl AsRef<str>], light_glyph: bool, path: &Pa
 
 pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// A code-step login whose clock libfaketime reads from `offset_file` at
+/// every call: the file is made with `+0`, and the test moves the clock
+/// while the login runs by writing `+40`, `-120`...
+pub fn login_with_moving_clock(
+    rig: &Rig,
+    user: &str,
+    offset_file: &Path,
+    items: &[(&str, &str)],
+) -> LiveLogin {
+    std::fs::write(offset_file, "+0\n").unwrap();
+    let mut cmd = rig.login_command(&[], "twostep", user, items);
+    cmd.env("LD_PRELOAD", FAKETIME_LIB)
+        .env("FAKETIME_TIMESTAMP_FILE", offset_file)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    LiveLogin::spawn(cmd)
+}
+
 /// One login through the code step with the module's clock starting at
 /// `unix` (libfaketime), whatever the real time.
 pub fn login_at(rig: &Rig, user: &str, answer: &str, unix: u64) -> Login {

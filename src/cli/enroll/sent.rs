@@ -18,10 +18,11 @@ use super::{Args, Asking, MethodArg};
 use crate::audit::{Record, Severity};
 use crate::cli::term::{HoldSignals, Keyboard, Paint};
 use crate::cli::{CliError, CliResult, Ctx};
-use crate::codes;
+use crate::codes::{self, Allowance};
 use crate::delivery::outbox::{self, Destination};
 use crate::delivery::{Event, Login, Purpose};
 use crate::secret::{self, SecretFile};
+use crate::store::Sendable;
 use crate::user::UserName;
 use std::io::Write;
 use std::time::Instant;
@@ -170,6 +171,19 @@ fn confirm(ctx: &Ctx, keyboard: &Keyboard, user: &UserName, to: &Destination) ->
             .with("rhost", "")
             .with("method", to.method())
     };
+    if let Err(why) = count_toward_throttles(ctx, user, to) {
+        ctx.log(
+            record("delivery_failed", Severity::Warning)
+                .with("reason", "throttled")
+                .with("to", to.masked())
+                .with("detail", format!("confirmation code: {why}"))
+                .with("by", &ctx.by),
+        );
+        return Err(super::not_enrolled(
+            user,
+            &format!("no code was sent: {why}"),
+        ));
+    }
     if let Err(e) = outbox::send_code(
         &ctx.config,
         to,
@@ -213,6 +227,45 @@ fn confirm(ctx: &Ctx, keyboard: &Keyboard, user: &UserName, to: &Destination) ->
             .filter(|typed| bool::from(typed.as_slice().ct_eq(code.as_bytes())))
             .map(|_| ()))
     })
+}
+
+/// Counts the confirmation code toward the user's limits and the
+/// destination's (`Store::count_send`): the same `codes.max_per_hour` and
+/// `codes.resend_after` as a login's codes, so that enrolling again and
+/// again (or pressing Ctrl-C at the prompt) sends no more than logins
+/// would, and no account floods an address or number that is not its own.
+/// `Err`: why nothing may be sent now.
+fn count_toward_throttles(ctx: &Ctx, user: &UserName, to: &Destination) -> Result<(), String> {
+    let store = crate::store::open(&ctx.config);
+    let codes = &ctx.config.codes;
+    let at = |until: u64| {
+        crate::audit::rfc3339(until)
+            .replace('T', " ")
+            .replace('Z', " UTC")
+    };
+    match store.count_send(user, &to.throttle_key(), crate::cli::unix_now(), codes) {
+        Ok(Sendable::Yes) => Ok(()),
+        Ok(Sendable::User(Allowance::TooSoon { until })) => Err(format!(
+            "a code was sent to {user} less than {} ago (codes.resend_after); try again after {}",
+            humantime::format_duration(codes.resend_after),
+            at(until)
+        )),
+        Ok(Sendable::User(Allowance::Throttled { until })) => Err(format!(
+            "{} codes were sent to {user} in the last hour (codes.max_per_hour); \
+             try again after {}",
+            codes.max_per_hour,
+            at(until)
+        )),
+        Ok(Sendable::User(Allowance::Send)) => Ok(()),
+        Ok(Sendable::Destination { until }) => Err(format!(
+            "{} codes went to {} in the last hour, from any account (codes.max_per_hour); \
+             try again after {}",
+            codes.max_per_hour,
+            to.masked(),
+            at(until)
+        )),
+        Err(e) => Err(format!("the codes sent could not be counted ({e})")),
+    }
 }
 
 /// The address or number, in full: the administrator typed it, or the

@@ -98,8 +98,10 @@ return snapshot(k, c)
 /// purpose or '', spend hash, recovery digest or '', remember address or
 /// '', remember seconds, new secret ('1'/'0'), the most sources kept,
 /// tiers (or '': counted already), the held epoch or ''. Returns
-/// `{'done'}`, `{'locked', until}`, or `{'replay'|'gone'|'used', failures,
-/// new lock's tier, its until, epoch, reserved}`.
+/// `{'done'}`, `{'locked', until}`, or `{'replay'|'gone'|'expired'|'used',
+/// failures, new lock's tier, its until, epoch, reserved}`. A sent code's
+/// expiry is judged here, by the server's clock that set it: a host whose
+/// clock lags must not stretch it.
 const SUCCEED: &str = concat!(
     prelude!(),
     r#"
@@ -115,8 +117,9 @@ local ls = num(redis.call('HGET', k, 'ls'))
 local newsecret = ARGV[7] == '1'
 if ARGV[1] ~= '' and not newsecret and tonumber(ARGV[1]) <= ls then return refused('replay') end
 if ARGV[2] ~= '' then
-  local cur = redis.call('HMGET', k, 'sp', 'sh')
+  local cur = redis.call('HMGET', k, 'sp', 'sh', 'se')
   if cur[1] ~= ARGV[2] or cur[2] ~= ARGV[3] then return refused('gone') end
+  if n >= num(cur[3]) then return refused('expired') end
 end
 if ARGV[4] ~= '' then
   if redis.call('SADD', rk, ARGV[4]) == 0 then return refused('used') end
@@ -187,6 +190,35 @@ return {'send', n}
 "#
 );
 
+/// Counts a send made outside a login, if the limits allow (the Lua of
+/// `codes::allowance`). KEYS: a user's hash or a destination's. ARGV: max
+/// per hour, the least gap in seconds (0: none). Returns `{'send'}`
+/// (counted), `{'soon', until}` or `{'throttled', until}`.
+const COUNT_SEND: &str = concat!(
+    prelude!(),
+    r#"
+local k = KEYS[1]
+local n = now()
+local max, gap = tonumber(ARGV[1]), tonumber(ARGV[2])
+local recent = {}
+for _, t in ipairs(split(redis.call('HGET', k, 'sn') or '', ',')) do
+  local v = tonumber(t)
+  if v and v <= n and n - v < 3600 then recent[#recent + 1] = v end
+end
+table.sort(recent)
+if #recent > 0 and n - recent[#recent] < gap then return {'soon', recent[#recent] + gap} end
+if #recent >= max then
+  local oldest = recent[#recent - max + 1]
+  return {'throttled', oldest and (oldest + 3600) or n}
+end
+recent[#recent + 1] = n
+local sn = {}
+for _, v in ipairs(recent) do sn[#sn + 1] = string.format('%d', v) end
+redis.call('HSET', k, 'sn', table.concat(sn, ','))
+return {'send'}
+"#
+);
+
 /// Forgets the sent code if it is still ARGV[1] (its hash).
 const WITHDRAW: &str = r#"
 if redis.call('HGET', KEYS[1], 'sh') == ARGV[1] then
@@ -195,11 +227,12 @@ end
 return 'ok'
 "#;
 
-/// Spends the sent code if it is still (ARGV[1] purpose, ARGV[2] hash).
-/// Returns 1 if it was, 0 if not.
+/// Spends the sent code if it is still (ARGV[1] purpose, ARGV[2] hash) and
+/// unexpired by the server's clock. Returns 1 if it was, 0 if not.
 const SPEND: &str = r#"
-local c = redis.call('HMGET', KEYS[1], 'sp', 'sh')
-if c[1] == ARGV[1] and c[2] == ARGV[2] then
+local c = redis.call('HMGET', KEYS[1], 'sp', 'sh', 'se')
+local t = redis.call('TIME')
+if c[1] == ARGV[1] and c[2] == ARGV[2] and tonumber(t[1]) < (tonumber(c[3]) or 0) then
   redis.call('HDEL', KEYS[1], 'sp', 'sh', 'se', 'sa')
   return 1
 end
@@ -229,6 +262,7 @@ pub struct Scripts {
     pub give_back: Script,
     pub issue: Script,
     pub withdraw: Script,
+    pub count_send: Script,
     pub spend: Script,
     pub unlock: Script,
 }
@@ -241,6 +275,7 @@ pub fn all() -> &'static Scripts {
         give_back: Script::new(GIVE_BACK),
         issue: Script::new(ISSUE),
         withdraw: Script::new(WITHDRAW),
+        count_send: Script::new(COUNT_SEND),
         spend: Script::new(SPEND),
         unlock: Script::new(UNLOCK),
     })
