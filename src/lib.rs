@@ -5,6 +5,8 @@
 //!
 //! - `pam`: the PAM entry points and the mapping of outcomes to PAM codes
 //! - `auth`: the login flow (code step, preauth, authfail) over small traits
+//! - `caller`: in a setuid host (su, twostep-self), the caller kept from
+//!   stopping or starving the process while it holds locks others wait on
 //! - `config`: TOML to a validated [`config::Config`]
 //! - `user`: the validated user name, the only way a name reaches a path
 //! - `secret`, `state`, `fsutil`: the files, opened and written safely
@@ -28,6 +30,10 @@
 
 pub mod audit;
 pub mod auth;
+// What a setuid host's caller may do to it while it holds what others wait
+// for: the scheduler and priority calls have no safe wrapper.
+#[allow(unsafe_code)]
+pub mod caller;
 pub mod cli;
 pub mod codes;
 pub mod config;

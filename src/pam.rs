@@ -198,7 +198,12 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         debug: args.debug,
         reservation,
     };
+    // In a setuid host (su, sudo), the caller must not be able to stop or
+    // starve this process while it holds a user's lock or an argon2 slot
+    // that other logins wait on (`caller`).
+    let shield = crate::caller::Shield::raise();
     let outcome = auth::run(&mut env, args.mode, &req);
+    drop(shield);
     let kept = env.reservation.take();
     drop(env);
     if kept != held && reservation::put(pamh, kept.as_ref()).is_err() {

@@ -15,6 +15,7 @@
 use super::{SERVICE, pam_client};
 use crate::audit::Syslog;
 use crate::auth::{self, Conversation, Env, Mode, Outcome, Request};
+use crate::caller::Shield;
 use crate::cli::term::{self, Keyboard};
 use crate::cli::{CliError, Ctx};
 use crate::user::UserName;
@@ -75,10 +76,20 @@ pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<(), CliE
         debug: false,
         reservation: None,
     };
-    if auth::run(&mut env, Mode::Preauth, &req) != Outcome::Success {
+    // The count is made under the user's lock, which the caller must not be
+    // able to hold by stopping this process (`caller`); PAM checks the
+    // password with the caller's real uid, as the administrator's PAM file
+    // expects of any setuid program (pam_rootok must not see root there).
+    let shield = Shield::raise();
+    let counted = auth::run(&mut env, Mode::Preauth, &req);
+    drop(shield);
+    if counted != Outcome::Success {
         return Err(not_confirmed());
     }
     let checked = pam_client::check_password(SERVICE, user, &tty, keyboard);
+    // From here on, nothing is the caller's to stop or slow: the code is
+    // judged under the lockout, and the change written, out of their reach.
+    Shield::raise().keep();
     env.now = auth::system_clock();
     if let Err(refused) = checked {
         let _ = auth::run(&mut env, Mode::Authfail, &req);

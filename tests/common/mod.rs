@@ -64,6 +64,13 @@ pub fn pamdrive() -> &'static Path {
     P.get_or_init(|| compile_c("pamdrive"))
 }
 
+/// tests/c/stopper.c: what a local user does to stop a setuid program at
+/// the moment it holds locks (tests/stopped_caller.rs).
+pub fn stopper() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| compile_c("stopper"))
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
