@@ -121,6 +121,30 @@ pub fn allowance(sends: &[u64], now: u64, max_per_hour: u32, resend_after: u64) 
     Allowance::Send
 }
 
+/// Whether a lock notice may be mailed at `now`, at most one per
+/// `min_interval` seconds (`notify.min_interval`; 0: every one). Returns the
+/// state to keep and, if it may, how many were held back since the last
+/// one mailed (the notice says so, and the count starts again).
+pub fn lock_notice(state: &UserState, now: u64, min_interval: u64) -> (UserState, Option<u32>) {
+    let last = state.lock_notice_at;
+    // A last notice in the future (a clock set back) does not hold others.
+    let due = last == 0 || last > now || now - last >= min_interval;
+    if due {
+        let next = UserState {
+            lock_notice_at: now,
+            lock_notices_held: 0,
+            ..state.clone()
+        };
+        (next, Some(state.lock_notices_held))
+    } else {
+        let next = UserState {
+            lock_notices_held: state.lock_notices_held.saturating_add(1),
+            ..state.clone()
+        };
+        (next, None)
+    }
+}
+
 /// The sends of the last hour, oldest first.
 pub fn recent_sends(sends: &[u64], now: u64) -> Vec<u64> {
     let mut recent: Vec<u64> = sends
@@ -287,6 +311,38 @@ mod tests {
             keyed_hash(b"k", &alice, Purpose::SignIn, b"123457"),
         ] {
             assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn lock_notices_are_held_to_one_per_interval() {
+        let now = 100_000;
+        let state = |at: u64, held: u32| UserState {
+            lock_notice_at: at,
+            lock_notices_held: held,
+            ..UserState::default()
+        };
+        // (last mailed, held back, min_interval) -> (mailed now with this
+        // count held back, or held back; the state after)
+        type Case = (u64, u32, u64, Option<u32>, (u64, u32));
+        let table: &[Case] = &[
+            (0, 0, 600, Some(0), (now, 0)),
+            (now - 100, 0, 600, None, (now - 100, 1)),
+            (now - 100, 4, 600, None, (now - 100, 5)),
+            (now - 600, 4, 600, Some(4), (now, 0)),
+            (now - 601, 2, 600, Some(2), (now, 0)),
+            (now, 0, 0, Some(0), (now, 0)),
+            (now + 50, 3, 600, Some(3), (now, 0)),
+            (now - 1, u32::MAX, 600, None, (now - 1, u32::MAX)),
+        ];
+        for &(at, held, interval, want, (next_at, next_held)) in table {
+            let (next, got) = lock_notice(&state(at, held), now, interval);
+            assert_eq!(got, want, "{at} {held} {interval}");
+            assert_eq!(
+                (next.lock_notice_at, next.lock_notices_held),
+                (next_at, next_held),
+                "{at} {held} {interval}"
+            );
         }
     }
 

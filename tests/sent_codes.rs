@@ -482,3 +482,44 @@ fn a_lock_mails_the_user() {
     );
     assert!(!notice["body"].as_str().unwrap().contains("000000"));
 }
+
+/// Issue 21, item 11: anyone who can reach a login prompt can lock an
+/// account, and every lock mailed the user (and notify.copy_to) without
+/// limit. Lock notices are held to one per notify.min_interval (10m by
+/// default), and the next one says how many were held back. The module's
+/// clock is set with libfaketime: locks of 1 s at T, T+2 and T+4, then one
+/// at T+700.
+#[test]
+fn lock_notices_are_held_to_one_per_min_interval() {
+    let u = "tssent-lockmany";
+    ensure_mail_user(u);
+    let _ = std::fs::remove_file(mailbox(u));
+    let issuer = token("lockmany");
+    let mut rig = Rig::new(
+        "sent-lockmany",
+        &format!(
+            "issuer = \"{issuer}\"\n[lockout]\ntiers = [{{failures = 1, lock = \"1s\"}}]\n\
+             [email]\nfrom = \"twostep@localhost\"\naddress = \"{{user}}@localhost\"\n\
+             [notify]\nevents = [\"locked\"]"
+        ),
+    );
+    rig.enroll(u, SECRET);
+    rig.events();
+    let start = now() + 3600;
+    for at in [0, 2, 4, 700] {
+        assert_eq!(login_at(&rig, u, "000000", start + at).code, PAM_AUTH_ERR);
+    }
+    let ev = rig.module_events();
+    assert_eq!(count(&ev, "locked"), 4, "{ev:#?}");
+    let held: Vec<_> = ev
+        .iter()
+        .filter(|e| e.event() == "delivery_failed" && e.get("reason") == Some("throttled"))
+        .collect();
+    assert_eq!(held.len(), 2, "{ev:#?}");
+    wait_for_messages(&mailbox(u), &issuer, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let notices = common::mail::parsed_messages(&mailbox(u), &issuer);
+    assert_eq!(notices.len(), 2, "{notices:#?}");
+    let last = notices[1]["body"].as_str().unwrap();
+    assert!(last.contains("2 earlier locks"), "{last}");
+}

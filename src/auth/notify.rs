@@ -25,6 +25,29 @@ pub(super) fn event(
     if !env.config.notify.wants(event) {
         return;
     }
+    // Anyone who reaches a login prompt can lock an account: its notices
+    // are held to one per notify.min_interval, the next saying how many
+    // were held back. A throttle that cannot be read or kept mails it:
+    // one notice too many rather than none.
+    let mut held_back = 0;
+    if event == Event::Locked {
+        let interval = env.config.notify.min_interval;
+        match env.store.lock_notice(user, env.now, interval.as_secs()) {
+            Ok(Some(n)) => held_back = n,
+            Ok(None) => {
+                env.emit(outbox::failure_record(user, "email", "throttled").with(
+                    "detail",
+                    format!(
+                        "notice of locked held back: one was mailed less than {} ago \
+                         (notify.min_interval)",
+                        humantime::format_duration(interval)
+                    ),
+                ));
+                return;
+            }
+            Err(_) => {}
+        }
+    }
     let loaded;
     let email = match email {
         Some(e) => Some(e),
@@ -40,6 +63,7 @@ pub(super) fn event(
         service: Some(&req.service),
         source: Some(&req.rhost),
         until: until.map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t)),
+        held_back,
     };
     outbox::notify(env.config, env.audit, event, user, email, &details);
 }

@@ -92,11 +92,25 @@ impl Default for LostDevice {
 /// The events that can be mailed to the user (`notify.events`).
 pub use crate::delivery::Event as NotifyEvent;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notify {
     pub events: Vec<NotifyEvent>,
     /// An address that gets a copy of every notification.
     pub copy_to: Option<EmailAddress>,
+    /// Lock notices, which anyone who reaches a login prompt can cause,
+    /// are mailed at most once per this, per user; the next one says how
+    /// many were held back. Zero: every one.
+    pub min_interval: Duration,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            events: Vec::new(),
+            copy_to: None,
+            min_interval: Duration::from_secs(10 * 60),
+        }
+    }
 }
 
 impl Notify {
@@ -194,6 +208,7 @@ impl RawLostDevice {
 pub(super) struct RawNotify {
     events: Option<Vec<EventName>>,
     copy_to: Option<AddressText>,
+    min_interval: Option<NoticeInterval>,
 }
 
 impl RawNotify {
@@ -207,6 +222,9 @@ impl RawNotify {
         Notify {
             events,
             copy_to: self.copy_to.and_then(|a| a.0),
+            min_interval: self
+                .min_interval
+                .map_or(Notify::default().min_interval, |i| i.0),
         }
     }
 }
@@ -296,3 +314,9 @@ duration_newtype!(CodeValid, 30, 3600, "a sent code is good from 30s to 1h");
 duration_newtype!(ResendAfter, 0, 3600, "from 0s to 1h");
 duration_newtype!(SendTimeout, 1, 60, "from 1s to 60s");
 duration_newtype!(LostValid, 60, 86_400, "from 1m to 24h");
+duration_newtype!(
+    NoticeInterval,
+    0,
+    86_400,
+    "from 0s (every lock notice mailed) to 24h"
+);

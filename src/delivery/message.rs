@@ -208,6 +208,9 @@ pub struct Notice<'a> {
     pub source: Option<&'a str>,
     /// For `locked`: until when.
     pub until: Option<SystemTime>,
+    /// For `locked`: the earlier lock notices held back since the last one
+    /// mailed (`notify.min_interval`).
+    pub held_back: u32,
     pub when: SystemTime,
 }
 
@@ -281,6 +284,17 @@ pub fn notice_email(sender: &Sender, to: &EmailAddress, notice: &Notice) -> Emai
     }
     if let Some(until) = notice.until {
         let _ = writeln!(body, "Until:   {}", human_time(until));
+    }
+    match notice.held_back {
+        0 => {}
+        1 => body
+            .push_str("\n1 earlier lock of this account since the last notice was not mailed.\n"),
+        n => {
+            let _ = writeln!(
+                body,
+                "\n{n} earlier locks of this account since the last notice were not mailed."
+            );
+        }
     }
     body.push_str("\nIf you did not expect this, tell your administrator now.\n");
     compose(sender, to, &subject, &body, notice.when)
@@ -759,6 +773,7 @@ mod tests {
             service: Some("sshd"),
             source: Some("198.51.100.7"),
             until: (event == Event::Locked).then(|| at("2026-11-26T15:47:18Z")),
+            held_back: 0,
             when: at(NOW),
         };
         notice_email(&sender, &address("alice@example.com"), &notice)

@@ -188,6 +188,8 @@ pub struct Details<'a> {
     pub service: Option<&'a str>,
     pub source: Option<&'a str>,
     pub until: Option<SystemTime>,
+    /// Lock notices held back since the last one mailed.
+    pub held_back: u32,
 }
 
 /// Mails `event` to the user (the secret file's `email`, given as
@@ -233,6 +235,7 @@ pub fn notify(
         service: details.service,
         source: details.source,
         until: details.until,
+        held_back: details.held_back,
         when: SystemTime::now(),
     };
     for address in &to {

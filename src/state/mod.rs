@@ -51,6 +51,10 @@ pub struct UserState {
     /// When codes were sent (Unix seconds), the last hour's at most:
     /// `codes.max_per_hour` counts these.
     pub sends: Vec<u64>,
+    /// When the last lock notice was mailed (Unix seconds; 0: never), and
+    /// how many have been held back since (`notify.min_interval`).
+    pub lock_notice_at: u64,
+    pub lock_notices_held: u32,
 }
 
 /// A code that was emailed or texted: only a keyed hash of it is kept.

@@ -7,6 +7,11 @@
 //!   is outstanding, the sent code (48 bytes), then the times of the codes
 //!   sent in the last hour (8 bytes each). The checksum covers the bytes in
 //!   use and the rest must be zero: an app user's slot is one BLAKE2b block.
+//!   The header's last five bytes, once padding, hold the lock-notice
+//!   throttle (`notify.min_interval`): byte 59 the notices held back
+//!   (saturating at 255), bytes 60-63 when the last one was mailed (Unix
+//!   seconds, u32). A version that predates them reads past them and
+//!   writes zeros: it forgets the throttle, nothing else.
 //! - `TWOSTEP3` and `TWOSTEP2` (read): 512-byte slots, a 1024-byte file,
 //!   without sent codes; TWOSTEP2 checksums all 480 bytes before the sum.
 //!   A file of the earlier format is read as is and rewritten in this one the
@@ -104,6 +109,12 @@ pub fn encode(state: &UserState, seq: u64) -> [u8; SLOT] {
     b[56] = u8::try_from(remembered.len()).unwrap_or(0);
     b[57] = u8::try_from(sends.len()).unwrap_or(0);
     b[58] = state.sent.as_ref().map_or(0, |s| purpose_byte(s.purpose));
+    b[59] = u8::try_from(state.lock_notices_held).unwrap_or(u8::MAX);
+    b[60..64].copy_from_slice(
+        &u32::try_from(state.lock_notice_at)
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     let mut at = HEADER;
     for r in remembered {
         let v6 = match r.addr {
@@ -214,6 +225,10 @@ pub fn decode(b: &[u8]) -> Option<(u64, UserState)> {
         epoch: u32_at(b, 28),
         sent,
         sends,
+        // Header bytes that earlier versions wrote as zero and read past:
+        // a downgrade forgets the notice throttle, nothing more.
+        lock_notice_at: if v4 { u64::from(u32_at(b, 60)) } else { 0 },
+        lock_notices_held: if v4 { u32::from(b[59]) } else { 0 },
     };
     Some((u64_at(b, 8), state))
 }
@@ -258,6 +273,8 @@ pub fn encode_v3(state: &UserState, seq: u64) -> Vec<u8> {
         &UserState {
             sent: None,
             sends: Vec::new(),
+            lock_notice_at: 0,
+            lock_notices_held: 0,
             ..state.clone()
         },
         seq,
@@ -305,6 +322,8 @@ mod tests {
                 sent_at: 1_800_000_000,
             }),
             sends: vec![1_799_999_000, 1_800_000_000],
+            lock_notice_at: 1_799_999_500,
+            lock_notices_held: 3,
         }
     }
 
@@ -378,6 +397,8 @@ mod tests {
         let s = UserState {
             sent: None,
             sends: vec![],
+            lock_notice_at: 0,
+            lock_notices_held: 0,
             ..sample()
         };
         // TWOSTEP3: the checksum covers the bytes in use.

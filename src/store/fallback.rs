@@ -136,6 +136,19 @@ impl Store for Fallback {
         ))
     }
 
+    fn lock_notice(
+        &self,
+        user: &UserName,
+        now: u64,
+        min_interval: u64,
+    ) -> Result<Option<u32>, StoreError> {
+        either!(self, user.as_str(), |s| s.lock_notice(
+            user,
+            now,
+            min_interval
+        ))
+    }
+
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
         either!(self, user.as_str(), |s| s.withdraw(user, hash))
     }

@@ -265,6 +265,18 @@ impl Store for FileStore {
         Ok(Sendable::Yes)
     }
 
+    fn lock_notice(
+        &self,
+        user: &UserName,
+        now: u64,
+        min_interval: u64,
+    ) -> Result<Option<u32>, StoreError> {
+        let mut locked = self.lock(user)?;
+        let (next, mailed) = codes::lock_notice(&locked.state, now, min_interval);
+        locked.commit(next)?;
+        Ok(mailed)
+    }
+
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
         let mut locked = self.lock(user)?;
         if locked.state.sent.as_ref().is_some_and(|s| s.hash == *hash) {

@@ -295,6 +295,17 @@ pub trait Store {
         codes: &Codes,
     ) -> Result<Sendable, StoreError>;
 
+    /// A lock notice for `user` is due (`codes::lock_notice`): `Some(n)`
+    /// if it may be mailed now, `n` being how many were held back since
+    /// the last one; `None` if one was mailed less than `min_interval`
+    /// seconds ago (this one is counted as held back).
+    fn lock_notice(
+        &self,
+        user: &UserName,
+        now: u64,
+        min_interval: u64,
+    ) -> Result<Option<u32>, StoreError>;
+
     /// Forgets the sent code if it is still `hash` (a hand-over that
     /// failed: the code must not work if it arrives after all).
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError>;

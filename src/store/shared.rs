@@ -137,7 +137,7 @@ fn unhex(text: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// A state from the 13 fields of `scripts::FIELDS`, as HMGET returns them.
+/// A state from the 15 fields of `scripts::FIELDS`, as HMGET returns them.
 fn decode(fields: &[Reply]) -> Option<UserState> {
     if fields.len() != scripts::FIELDS.len() {
         return None;
@@ -176,7 +176,10 @@ fn decode(fields: &[Reply]) -> Option<UserState> {
         .split(',')
         .filter_map(|t| t.parse().ok())
         .collect();
+    let held = n(14)?;
     Some(UserState {
+        lock_notice_at: n(13)?,
+        lock_notices_held: u32::try_from(held).unwrap_or(u32::MAX),
         counters: Counters {
             failures: u32::try_from(n(0)?).ok()?,
             tier_failures: u32::try_from(n(1)?).ok()?,
@@ -512,6 +515,32 @@ impl Store for SharedStore {
         })
     }
 
+    fn lock_notice(
+        &self,
+        user: &UserName,
+        _now: u64,
+        min_interval: u64,
+    ) -> Result<Option<u32>, StoreError> {
+        let key = self.key(user.as_str());
+        let interval = min_interval.to_string();
+        self.forget_snapshot();
+        let reply = self.run(&scripts::all().lock_notice, &[&key], &[interval.as_bytes()])?;
+        let Reply::Array(v) = reply else {
+            return Err(garbled("a lock notice"));
+        };
+        match v.first().and_then(text) {
+            Some(b"mail") => {
+                let held = v
+                    .get(1)
+                    .and_then(int)
+                    .ok_or_else(|| garbled("a lock notice"))?;
+                Ok(Some(u32::try_from(held).unwrap_or(u32::MAX)))
+            }
+            Some(b"hold") => Ok(None),
+            _ => Err(garbled("a lock notice")),
+        }
+    }
+
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
         let key = self.key(user.as_str());
         self.forget_snapshot();
@@ -599,7 +628,7 @@ impl SharedStore {
         let s = scripts::all();
         // (what it is for, the script, its keys, its arguments)
         type Check<'a> = (&'a str, &'a Script, Vec<&'a [u8]>, Vec<&'a [u8]>);
-        let checks: [Check; 8] = [
+        let checks: [Check; 9] = [
             (
                 "counting an attempt",
                 &s.begin,
@@ -643,6 +672,12 @@ impl SharedStore {
                 vec![b"30", b"0"],
             ),
             ("spending a code", &s.spend, vec![&key], vec![b"3", b"00"]),
+            (
+                "holding back lock notices",
+                &s.lock_notice,
+                vec![&key],
+                vec![b"600"],
+            ),
             ("unlocking", &s.unlock, vec![&key], vec![b"0"]),
         ];
         let mut problems = Vec::new();

@@ -15,6 +15,7 @@
 //! | `rm` | remembered sources: `addr=until;addr=until` |
 //! | `sp` `sh` `se` `sa` | the sent code: purpose (1 sign-in, 2 lost device, 3 confirm), hash (hex), expires, sent at |
 //! | `sn` | the sends of the last hour: `t,t,t` |
+//! | `na` `nq` | the last lock notice mailed, the notices held back since |
 //!
 //! The tier arithmetic is `crate::lockout`'s, in Lua; `tests/fleet.rs`
 //! drives both through the same tiers.
@@ -24,8 +25,8 @@ use super::Script;
 use std::sync::OnceLock;
 
 /// The fields a snapshot of the state reads, in this order.
-pub const FIELDS: [&str; 13] = [
-    "f", "tf", "t", "lu", "ls", "lok", "e", "rm", "sp", "sh", "se", "sa", "sn",
+pub const FIELDS: [&str; 15] = [
+    "f", "tf", "t", "lu", "ls", "lok", "e", "rm", "sp", "sh", "se", "sa", "sn", "na", "nq",
 ];
 
 macro_rules! prelude {
@@ -40,8 +41,9 @@ local function split(s, sep)
   return out
 end
 local function snapshot(k, out)
-  local s = redis.call('HMGET', k, 'f','tf','t','lu','ls','lok','e','rm','sp','sh','se','sa','sn')
-  for i = 1, 13 do out[#out + 1] = s[i] end
+  local s = redis.call('HMGET', k, 'f','tf','t','lu','ls','lok','e','rm','sp','sh','se','sa','sn',
+    'na','nq')
+  for i = 1, 15 do out[#out + 1] = s[i] end
   return out
 end
 local function count(k, n, tiers_arg, held)
@@ -219,6 +221,25 @@ return {'send'}
 "#
 );
 
+/// A lock notice is due (the Lua of `codes::lock_notice`). ARGV: the least
+/// interval in seconds. Returns `{'mail', held back since the last}` or
+/// `{'hold'}`.
+const LOCK_NOTICE: &str = concat!(
+    prelude!(),
+    r#"
+local k = KEYS[1]
+local n = now()
+local h = redis.call('HMGET', k, 'na', 'nq')
+local last, held = num(h[1]), num(h[2])
+if last == 0 or last > n or n - last >= tonumber(ARGV[1]) then
+  redis.call('HSET', k, 'na', n, 'nq', 0)
+  return {'mail', held}
+end
+redis.call('HSET', k, 'nq', held + 1)
+return {'hold'}
+"#
+);
+
 /// Forgets the sent code if it is still ARGV[1] (its hash).
 const WITHDRAW: &str = r#"
 if redis.call('HGET', KEYS[1], 'sh') == ARGV[1] then
@@ -263,6 +284,7 @@ pub struct Scripts {
     pub issue: Script,
     pub withdraw: Script,
     pub count_send: Script,
+    pub lock_notice: Script,
     pub spend: Script,
     pub unlock: Script,
 }
@@ -276,6 +298,7 @@ pub fn all() -> &'static Scripts {
         issue: Script::new(ISSUE),
         withdraw: Script::new(WITHDRAW),
         count_send: Script::new(COUNT_SEND),
+        lock_notice: Script::new(LOCK_NOTICE),
         spend: Script::new(SPEND),
         unlock: Script::new(UNLOCK),
     })
