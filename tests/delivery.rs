@@ -13,8 +13,10 @@ use common::mail::{ensure_mail_user, parsed_messages};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
+use pam_twostep::delivery::child::Identity;
 use pam_twostep::delivery::{
-    self, Code, DeliveryError, EmailAddress, Login, PhoneNumber, RunError, Sender, message, spawn,
+    self, Code, DeliveryError, EmailAddress, Login, PhoneNumber, Program, RunError, Sender,
+    message, spawn,
 };
 use std::ffi::OsStr;
 use std::fs;
@@ -28,6 +30,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn root() -> Identity {
+    Identity::root()
 }
 
 /// A fresh root-owned 0755 directory under /tmp (sticky, so acceptable to
@@ -137,7 +143,7 @@ fn the_program_gets_its_argv_and_stdin_and_nothing_else() {
     usr1.thread_block().unwrap();
 
     let text = "493817 is your sign-in code\n";
-    let result = delivery::send_sms(&prog, &phone(), text, TIMEOUT);
+    let result = delivery::send_sms(Program::root(&prog), &phone(), text, TIMEOUT);
 
     usr1.thread_unblock().unwrap();
     // SAFETY: the host's own previous action.
@@ -149,9 +155,12 @@ fn the_program_gets_its_argv_and_stdin_and_nothing_else() {
     let rec = dir.join("record");
     assert_eq!(read(&rec.join("argv")), format!("{SMS_NUMBER}\n"));
     assert_eq!(read(&rec.join("stdin")), text);
-    // The whole environment: PATH, fixed. (This test process has HOME,
-    // CARGO_*, RUST_* and more.)
-    assert_eq!(read(&rec.join("env")), format!("PATH={}\n", spawn::PATH));
+    // The whole environment: HOME and PATH, fixed. (This test process has
+    // its own HOME, CARGO_*, RUST_* and more.)
+    assert_eq!(
+        read(&rec.join("env")),
+        format!("HOME={}\nPATH={}\n", spawn::HOME, spawn::PATH)
+    );
     assert!(std::env::var_os("HOME").is_some() || std::env::vars().count() > 1);
 
     let fds = read(&rec.join("fds"));
@@ -217,7 +226,7 @@ fn sendmail_gets_exactly_i_dashdash_address_and_the_message() {
         },
         SystemTime::now(),
     );
-    delivery::send_email(&prog, &email, TIMEOUT).unwrap();
+    delivery::send_email(Program::root(&prog), &email, TIMEOUT).unwrap();
     let rec = dir.join("record");
     assert_eq!(read(&rec.join("argv")), "-i\n--\nalice@example.com\n");
     assert_eq!(fs::read(rec.join("stdin")).unwrap(), email.as_bytes());
@@ -236,7 +245,13 @@ fn a_failing_program_reports_its_status_and_stderr_without_the_message() {
         "echo 'gateway: no route for number' >&2\necho \"sent: $(cat)\" >&2\nexit 3\n",
     );
     let started = Instant::now();
-    let err = delivery::send_sms(&prog, &phone(), "493817 is your code\n", TIMEOUT).unwrap_err();
+    let err = delivery::send_sms(
+        Program::root(&prog),
+        &phone(),
+        "493817 is your code\n",
+        TIMEOUT,
+    )
+    .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(err.reason(), "exit");
     match &err {
@@ -263,7 +278,7 @@ fn a_failing_program_reports_its_status_and_stderr_without_the_message() {
         "flood",
         "head -c 1000000 /dev/zero | tr '\\0' x >&2\nexit 1\n",
     );
-    let err = delivery::send_sms(&prog, &phone(), "x\n", TIMEOUT).unwrap_err();
+    let err = delivery::send_sms(Program::root(&prog), &phone(), "x\n", TIMEOUT).unwrap_err();
     match err {
         DeliveryError::Run {
             error: RunError::Exit(1, stderr),
@@ -275,7 +290,7 @@ fn a_failing_program_reports_its_status_and_stderr_without_the_message() {
     }
     // Killed by a signal it sent itself.
     let prog = script(&dir, "segv", "kill -SEGV $$\n");
-    let err = delivery::send_sms(&prog, &phone(), "x\n", TIMEOUT).unwrap_err();
+    let err = delivery::send_sms(Program::root(&prog), &phone(), "x\n", TIMEOUT).unwrap_err();
     assert!(
         matches!(
             err,
@@ -294,7 +309,14 @@ fn a_failing_program_reports_its_status_and_stderr_without_the_message() {
 #[test]
 fn a_program_that_cannot_start_is_a_spawn_error_and_leaves_nothing() {
     let _g = serial();
-    let err = spawn::run(Path::new("/nonexistent/sendmail"), &[], b"x", TIMEOUT).unwrap_err();
+    let err = spawn::run(
+        Path::new("/nonexistent/sendmail"),
+        &[],
+        b"x",
+        TIMEOUT,
+        &root(),
+    )
+    .unwrap_err();
     assert_eq!(err.reason(), "spawn");
     assert!(err.to_string().contains("No such file"), "{err}");
     let dir = scratch("noexec");
@@ -303,7 +325,7 @@ fn a_program_that_cannot_start_is_a_spawn_error_and_leaves_nothing() {
     let p = dir.join("badinterp");
     fs::write(&p, "#!/nonexistent/interpreter\n").unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-    let err = spawn::run(&p, &[], b"x", TIMEOUT).unwrap_err();
+    let err = spawn::run(&p, &[], b"x", TIMEOUT, &root()).unwrap_err();
     assert_eq!(err.reason(), "spawn", "{err}");
     assert_no_children();
     fs::remove_dir_all(&dir).unwrap();
@@ -315,7 +337,7 @@ fn expect_timeout(name: &str, body: &str, input: &[u8]) {
     let prog = script(&dir, "prog", body);
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
-    let err = spawn::run(&prog, &[OsStr::new(SMS_NUMBER)], input, timeout).unwrap_err();
+    let err = spawn::run(&prog, &[OsStr::new(SMS_NUMBER)], input, timeout, &root()).unwrap_err();
     let took = started.elapsed();
     assert!(
         matches!(err, RunError::TimedOut(t) if t == timeout),
@@ -395,7 +417,7 @@ fn a_program_that_exits_without_reading_does_not_kill_the_host_with_sigpipe() {
     let big = vec![b'm'; 8 << 20];
     let mut results = Vec::new();
     for _ in 0..5 {
-        results.push(spawn::run(&prog, &[], &big, TIMEOUT));
+        results.push(spawn::run(&prog, &[], &big, TIMEOUT, &root()));
     }
     // Read before the disposition goes back: a SIGPIPE of ours left pending
     // would hit the host later.
@@ -448,7 +470,7 @@ fn sigchld_ignored_or_handled_by_the_host_is_default_during_the_run_and_restored
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::SA_RESTART, SigSet::empty());
     // SAFETY: SIG_IGN installs no handler.
     unsafe { signal::sigaction(Signal::SIGCHLD, &ignore) }.unwrap();
-    expect_exit_3(spawn::run(&prog, &[], b"x", TIMEOUT));
+    expect_exit_3(spawn::run(&prog, &[], b"x", TIMEOUT, &root()));
     let after = current_sigchld();
     assert!(matches!(after.handler(), SigHandler::SigIgn));
     assert_eq!(after.flags() & SaFlags::SA_RESTART, SaFlags::SA_RESTART);
@@ -464,7 +486,7 @@ fn sigchld_ignored_or_handled_by_the_host_is_default_during_the_run_and_restored
     // SAFETY: the handler only counts and calls waitpid (async-signal-safe).
     unsafe { signal::sigaction(Signal::SIGCHLD, &handled) }.unwrap();
     HANDLER_RUNS.store(0, Ordering::SeqCst);
-    expect_exit_3(spawn::run(&prog, &[], b"x", TIMEOUT));
+    expect_exit_3(spawn::run(&prog, &[], b"x", TIMEOUT, &root()));
     let after = current_sigchld();
     assert!(
         matches!(after.handler(), SigHandler::Handler(h) if h as usize == reaping_handler as *const () as usize)
@@ -490,7 +512,7 @@ fn a_quick_program_is_not_waited_on_past_its_exit() {
     let prog = script(&dir, "prog", "cat > /dev/null\n");
     let started = Instant::now();
     for _ in 0..20 {
-        delivery::send_sms(&prog, &phone(), "x\n", TIMEOUT).unwrap();
+        delivery::send_sms(Program::root(&prog), &phone(), "x\n", TIMEOUT).unwrap();
     }
     // 20 runs of sh: a few ms each, nowhere near a timeout or a tick.
     assert!(
@@ -575,11 +597,11 @@ fn only_root_owned_programs_that_only_root_can_change_are_run() {
     }
     // send_sms and send_email refuse them without running anything.
     for (path, _) in &cases {
-        let err = delivery::send_sms(path, &phone(), "x\n", TIMEOUT).unwrap_err();
+        let err = delivery::send_sms(Program::root(path), &phone(), "x\n", TIMEOUT).unwrap_err();
         assert_eq!(err.reason(), "program", "{err}");
     }
     assert!(!dir.join("ran").exists() && !open_dir.join("ran").exists());
-    delivery::send_sms(&link_ok, &phone(), "x\n", TIMEOUT).unwrap();
+    delivery::send_sms(Program::root(&link_ok), &phone(), "x\n", TIMEOUT).unwrap();
     assert!(dir.join("ran").exists());
     fs::remove_dir_all(&dir).unwrap();
 }
@@ -637,7 +659,7 @@ fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {
         },
         now,
     );
-    delivery::send_email(sendmail, &email, TIMEOUT).unwrap();
+    delivery::send_email(Program::root(sendmail), &email, TIMEOUT).unwrap();
     // A notice from a host with a non-ASCII name: a quoted-printable body.
     let notice = message::notice_email(
         &Sender {
@@ -656,7 +678,7 @@ fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {
             when: now,
         },
     );
-    delivery::send_email(sendmail, &notice, TIMEOUT).unwrap();
+    delivery::send_email(Program::root(sendmail), &notice, TIMEOUT).unwrap();
     assert_no_children();
 
     // exim's default (Debian, "local" config, no daemon) forks the delivery
@@ -820,7 +842,7 @@ fn the_example_sms_sender_posts_to_a_gateway_and_fails_unless_2xx() {
                 Not you? Don't share it; tell your admin.\n";
     let send = || {
         let started = Instant::now();
-        let r = delivery::send_sms(&command, &phone(), text, TIMEOUT);
+        let r = delivery::send_sms(Program::root(&command), &phone(), text, TIMEOUT);
         (r, started.elapsed())
     };
     let failure = |r: Result<(), DeliveryError>| match r {

@@ -41,17 +41,13 @@ fn private_pam_dir(rig: &Rig) -> PathBuf {
 
 /// `argv` in a private mount namespace that sees `pam_dir` as /etc/pam.d.
 fn in_private_pam(pam_dir: &std::path::Path, argv: &[&str]) -> Pty {
-    let mut full = vec![
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
+    let mut full = PRIVATE_MOUNTS.to_vec();
+    full.extend([
         "sh",
         "-c",
         r#"mount --bind "$0" /etc/pam.d && exec "$@""#,
         pam_dir.to_str().unwrap(),
-    ];
+    ]);
     full.extend_from_slice(argv);
     Pty::spawn(&full)
 }

@@ -8,20 +8,21 @@
 //! The binary reads /etc/twostep/twostep.toml and /etc/pam.d/twostep-self
 //! and nothing else: it has no switch, variable or build flag that points it
 //! elsewhere, in tests or not. So each run happens in a private mount
-//! namespace (`unshare --mount`) whose /etc is an overlay: the system's
-//! /etc below, and above it this test's `twostep/twostep.toml` and
-//! `pam.d/twostep-self`. The system's own files are never touched, and the
-//! overlay goes with the process.
+//! namespace whose /etc is an overlay holding this test's
+//! `twostep/twostep.toml` and `pam.d/twostep-self` (tests/common/etc_overlay.rs).
 //!
 //! Needs root, util-linux (unshare, setpriv, script), oathtool, and exim4's
 //! sendmail for the notices.
 
 mod common;
+#[path = "common/etc_overlay.rs"]
+mod etc_overlay;
 #[path = "common/pty.rs"]
 mod pty;
 
 use common::mail::{ensure_mail_user, mailbox, wait_for_messages};
 use common::*;
+use etc_overlay::{EtcOverlay, install_twostep_self, root_may_raise_hard_limits};
 use pty::Pty;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -43,20 +44,11 @@ const ON: &str = "[self_service]\nenabled = true\n";
 /// What a panic prints (src/self_service/hygiene.rs).
 const PANIC_LINE: &str = "twostep-self: internal error; it stopped here. Ask your administrator.\n";
 
-/// Runs as root in the private namespace: the overlay over /etc, then the
-/// command as the user.
-const ENTER: &str = r#"set -e
-up=$1 work=$2 user=$3 gid=$4
-shift 4
-mount -t overlay overlay -o "lowerdir=/etc,upperdir=$up,workdir=$work" /etc
-exec setpriv --reuid="$user" --regid="$gid" --init-groups -- "$@""#;
-
 /// One installation: a rig (config, secret and state directories, syslog
 /// socket), the /etc layer above the system's, and the installed binary.
 struct SelfRig {
     rig: Rig,
-    upper: PathBuf,
-    work: PathBuf,
+    etc: EtcOverlay,
     bin_dir: PathBuf,
 }
 
@@ -66,22 +58,13 @@ impl SelfRig {
             ensure_user(user, Some(PASSWORD));
         }
         let rig = Rig::new(&format!("self-{name}"), extra);
-        let upper = rig.root.join("etc-upper");
-        let work = rig.root.join("etc-work");
-        for d in [upper.join("twostep"), upper.join("pam.d"), work.clone()] {
-            std::fs::create_dir_all(&d).unwrap();
-        }
-        // The merged /etc takes its mode from the upper layer's root.
-        for d in [&upper, &upper.join("twostep"), &upper.join("pam.d")] {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let etc = EtcOverlay::new(&rig.root);
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/twostep-self.pam");
-        std::fs::copy(&shipped, upper.join("pam.d/twostep-self")).unwrap();
+        etc.put("pam.d/twostep-self", &std::fs::read(shipped).unwrap());
         let s = SelfRig {
-            bin_dir: install(name),
+            bin_dir: install_twostep_self(name),
             rig,
-            upper,
-            work,
+            etc,
         };
         s.sync_config();
         s
@@ -94,60 +77,37 @@ impl SelfRig {
     }
 
     fn sync_config(&self) {
-        std::fs::copy(&self.rig.config, self.upper.join("twostep/twostep.toml")).unwrap();
+        self.etc.put(
+            "twostep/twostep.toml",
+            &std::fs::read(&self.rig.config).unwrap(),
+        );
     }
 
     fn bin(&self) -> PathBuf {
         self.bin_dir.join("twostep-self")
     }
 
-    /// The command line that runs `wrapper` + the binary + `args` as `user`.
-    fn argv(&self, user: &str, wrapper: &[&str], args: &[&str]) -> Vec<String> {
-        let gid = nix::unistd::User::from_name(user)
-            .unwrap()
-            .unwrap()
-            .gid
-            .to_string();
-        let mut v: Vec<String> = [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            ENTER,
-            "sh",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.push(self.upper.display().to_string());
-        v.push(self.work.display().to_string());
-        v.push(user.into());
-        v.push(gid);
-        v.extend(wrapper.iter().map(|s| s.to_string()));
-        v.push(self.bin().display().to_string());
+    /// `wrapper` + the binary + `args`.
+    fn command_line(&self, wrapper: &[&str], args: &[&str]) -> Vec<String> {
+        let bin = self.bin().display().to_string();
+        let mut v: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        v.push(bin);
         v.extend(args.iter().map(|s| s.to_string()));
         v
     }
 
     /// On a pty, to be answered.
     fn spawn(&self, user: &str, wrapper: &[&str], args: &[&str]) -> Pty {
-        let argv = self.argv(user, wrapper, args);
-        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-        Pty::spawn(&refs)
+        let line = self.command_line(wrapper, args);
+        let refs: Vec<&str> = line.iter().map(String::as_str).collect();
+        self.etc.spawn(user, &refs)
     }
 
     /// Without a terminal (stdin /dev/null), for what asks nothing.
     fn command(&self, user: &str, wrapper: &[&str], args: &[&str]) -> Command {
-        let argv = self.argv(user, wrapper, args);
-        let mut c = Command::new(&argv[0]);
-        c.args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
+        let line = self.command_line(wrapper, args);
+        let refs: Vec<&str> = line.iter().map(String::as_str).collect();
+        self.etc.command(user, &refs)
     }
 
     fn run(&self, user: &str, args: &[&str]) -> Output {
@@ -183,32 +143,6 @@ impl Drop for SelfRig {
     }
 }
 
-/// Copies the built binary to a root-owned 0755 directory on a mount that
-/// honours setuid bits, as root, mode 4755 (as the package installs it).
-/// /tmp unless it is mounted nosuid, else /usr/local/libexec.
-fn install(name: &str) -> PathBuf {
-    let leaf = format!("twostep-self-test-{name}-{}", std::process::id());
-    let tmp = Path::new("/tmp");
-    let nosuid = nix::sys::statvfs::statvfs(tmp)
-        .unwrap()
-        .flags()
-        .contains(nix::sys::statvfs::FsFlags::ST_NOSUID);
-    let dir = if nosuid {
-        Path::new("/usr/local/libexec").join(leaf)
-    } else {
-        tmp.join(leaf)
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.join("twostep-self");
-    std::fs::copy(env!("CARGO_BIN_EXE_twostep-self"), &bin).unwrap();
-    std::os::unix::fs::chown(&bin, Some(0), Some(0)).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    assert_eq!(mode_of(&bin), 0o4755);
-    dir
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -219,12 +153,7 @@ fn stderr(out: &Output) -> String {
 
 /// Waits for `what` on the pty, or fails with what was shown.
 fn expect(pty: &mut Pty, what: &str) {
-    assert_eq!(
-        pty.expect(&[what], STEP),
-        Some(0),
-        "waiting for {what:?}:\n{}",
-        pty.output()
-    );
+    pty.expect_or_fail(what, STEP);
 }
 
 /// The secret of the otpauth:// URI shown last.
@@ -813,18 +742,6 @@ fn a_closed_stdout_goes_nowhere_else() {
     assert!(files_containing(&s.rig.state_dir, "Recovery codes").is_empty());
     let r = s.records();
     assert_eq!(events_named(&r, "recovery_regenerated").len(), 1, "{r:#?}");
-}
-
-/// Whether root here may raise a hard resource limit: CAP_SYS_RESOURCE
-/// in the bounding set (some containers and VMs drop it).
-fn root_may_raise_hard_limits() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-        .unwrap();
-    bounding & (1 << 24) != 0
 }
 
 #[test]

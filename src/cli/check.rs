@@ -20,8 +20,9 @@ use std::path::Path;
                   Also checks email.sendmail when anything mails (notify.events, lost_device.method\n\
                   = \"email\", a user whose method is email) and sms.command when it is set: each\n\
                   must be an absolute path to an executable owned by root that no one else can\n\
-                  change, through every directory and link. And that each email or SMS user's\n\
-                  codes can go somewhere: an address (or email.address), and sms.command.\n\n\
+                  change, through every directory and link. That each email or SMS user's\n\
+                  codes can go somewhere: an address (or email.address), and sms.command. And\n\
+                  that the accounts email.user and sms.user name, if any, exist.\n\n\
                   With a shared store (store.url): its password file, and that it answers,\n\
                   accepts the credentials and lets this host run every script and command.\n\n\
                   Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed)."
@@ -178,6 +179,15 @@ fn delivery_problems(c: &Config) -> Result<Vec<String>, CliError> {
         && let Some(why) = delivery::program_problem(command)
     {
         out.push(format!("sms.command: {why}"));
+    }
+    for (key, user) in [("email.user", &c.email.user), ("sms.user", &c.sms.user)] {
+        if let Some(name) = user
+            && let Err(why) = delivery::child::Identity::account(name)
+        {
+            out.push(format!(
+                "{key}: {why}; the program would not run at all (\"\" runs it as root)"
+            ));
+        }
     }
     Ok(out)
 }

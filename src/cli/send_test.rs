@@ -73,14 +73,19 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         Destination::Email(address) => {
             let email = delivery::test_email(&sender, address, user.as_str(), SystemTime::now());
             let program = c.email.sendmail.clone();
-            let result = delivery::send_email(&program, &email, c.codes.timeout);
+            let result = delivery::send_email(c.email.program(), &email, c.codes.timeout);
             (program, result)
         }
         Destination::Sms(number) => {
             // outbox::destination has made sure that SMS is on.
             let program = c.sms.command.clone().unwrap_or_default();
             let text = delivery::test_sms(&sender, user.as_str());
-            let result = delivery::send_sms(&program, number, &text, c.codes.timeout);
+            let result = match c.sms.program() {
+                Some(command) => delivery::send_sms(command, number, &text, c.codes.timeout),
+                None => Err(delivery::DeliveryError::Message(
+                    "sms.command is not set".into(),
+                )),
+            };
             (program, result)
         }
     };

@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 use super::values::{AbsPath, duration_in, ranged};
+use crate::delivery::Program;
 use crate::delivery::address::EmailAddress;
+use crate::user::UserName;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use std::path::PathBuf;
@@ -18,6 +20,8 @@ pub struct Email {
     /// A template for users whose file has no `email`: `{user}@example.com`.
     /// Empty: none.
     pub address: String,
+    /// The account sendmail runs as; `None`: root.
+    pub user: Option<UserName>,
 }
 
 impl Default for Email {
@@ -26,6 +30,17 @@ impl Default for Email {
             sendmail: PathBuf::from("/usr/sbin/sendmail"),
             from: None,
             address: String::new(),
+            user: None,
+        }
+    }
+}
+
+impl Email {
+    /// sendmail, and the account it runs as.
+    pub fn program(&self) -> Program<'_> {
+        Program {
+            path: &self.sendmail,
+            user: self.user.as_ref(),
         }
     }
 }
@@ -35,6 +50,18 @@ pub struct Sms {
     /// The site's sender: argv[1] the number, the message on stdin. `None`:
     /// SMS is off.
     pub command: Option<PathBuf>,
+    /// The account the command runs as; `None`: root.
+    pub user: Option<UserName>,
+}
+
+impl Sms {
+    /// The command and the account it runs as; `None`: SMS is off.
+    pub fn program(&self) -> Option<Program<'_>> {
+        self.command.as_deref().map(|path| Program {
+            path,
+            user: self.user.as_ref(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +154,7 @@ pub(super) struct RawEmail {
     sendmail: Option<AbsPath>,
     from: Option<AddressText>,
     address: Option<Template>,
+    user: Option<AccountName>,
 }
 
 impl RawEmail {
@@ -136,6 +164,7 @@ impl RawEmail {
             sendmail: self.sendmail.map_or(d.sendmail, |p| p.0),
             from: self.from.and_then(|a| a.0),
             address: self.address.map_or(d.address, |t| t.0),
+            user: self.user.and_then(|u| u.0),
         }
     }
 }
@@ -144,12 +173,14 @@ impl RawEmail {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSms {
     command: Option<OptionalPath>,
+    user: Option<AccountName>,
 }
 
 impl RawSms {
     pub(super) fn into_section(self) -> Sms {
         Sms {
             command: self.command.and_then(|p| p.0),
+            user: self.user.and_then(|u| u.0),
         }
     }
 }
@@ -237,14 +268,20 @@ impl RawNotify {
 pub(super) struct AddressText(Option<EmailAddress>);
 impl<'de> Deserialize<'de> for AddressText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.is_empty() {
-            return Ok(AddressText(None));
-        }
-        EmailAddress::parse(&s)
-            .map(|a| AddressText(Some(a)))
-            .map_err(de::Error::custom)
+        none_if_empty(d, |s| EmailAddress::parse(s).map_err(|e| e.to_string())).map(AddressText)
     }
+}
+
+/// A string value whose `""` means none, else `parse`'s value or error.
+fn none_if_empty<'de, D: Deserializer<'de>, T>(
+    d: D,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    parse(&s).map(Some).map_err(de::Error::custom)
 }
 
 /// `email.address`: `""`, or a template with `{user}` that makes an address.
@@ -270,6 +307,19 @@ impl<'de> Deserialize<'de> for EventName {
             let names: Vec<&str> = NotifyEvent::ALL.iter().map(|e| e.name()).collect();
             de::Error::custom(format!("{s:?} is not one of {}", names.join(", ")))
         })
+    }
+}
+
+/// `email.user`, `sms.user`: an account name (validated as a login name,
+/// not looked up: the account may be made after the config), or `""` for
+/// root.
+pub(super) struct AccountName(Option<UserName>);
+impl<'de> Deserialize<'de> for AccountName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        none_if_empty(d, |s| {
+            UserName::parse(s).map_err(|e| format!("{e}; \"\" runs it as root"))
+        })
+        .map(AccountName)
     }
 }
 

@@ -313,8 +313,10 @@ fn the_outbound_fleet_and_self_service_keys_are_read() {
 sendmail = "/usr/lib/sendmail"
 from = "mfa@example.com"
 address = "{user}@example.com"
+user = "mail-relay"
 [sms]
 command = "/usr/local/sbin/send-sms"
+user = "sms-gateway"
 [codes]
 length = 8
 valid = "10m"
@@ -348,8 +350,21 @@ allow_disable = true
     );
     assert_eq!(cfg.email.address, "{user}@example.com");
     assert_eq!(
+        cfg.email.user.as_ref().map(|u| u.as_str()),
+        Some("mail-relay")
+    );
+    assert_eq!(
         cfg.sms.command,
         Some(PathBuf::from("/usr/local/sbin/send-sms"))
+    );
+    assert_eq!(
+        cfg.sms.user.as_ref().map(|u| u.as_str()),
+        Some("sms-gateway")
+    );
+    let program = cfg.sms.program().unwrap();
+    assert_eq!(
+        (program.path, program.user.map(|u| u.as_str())),
+        (Path::new("/usr/local/sbin/send-sms"), Some("sms-gateway"))
     );
     assert_eq!(
         cfg.codes,
@@ -428,6 +443,11 @@ fn bad_outbound_and_fleet_values_name_their_key() {
             "[sms]\ncommand = \"send-sms\"\n",
             &["sms.command", "absolute"],
         ),
+        ("[email]\nuser = \"-oQ\"\n", &["email.user", "'-'"]),
+        ("[email]\nuser = \"../root\"\n", &["email.user", "root"]),
+        ("[sms]\nuser = \"a b\"\n", &["sms.user", "letters, digits"]),
+        ("[sms]\nuser = 0\n", &["sms.user", "string"]),
+        ("[sms]\nusers = \"x\"\n", &["users"]),
         ("[codes]\nlength = 5\n", &["codes.length", "6 to 10"]),
         ("[codes]\nlength = 11\n", &["codes.length"]),
         ("[codes]\nvalid = \"10s\"\n", &["codes.valid"]),

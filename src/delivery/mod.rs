@@ -13,9 +13,17 @@
 //! - It is run only if it is an absolute path to a regular executable file
 //!   owned by root that no one else can change, through every directory and
 //!   link on the way ([`program_problem`], also what `twostep check` shows).
-//! - It inherits no environment (only a fixed PATH), no descriptor but its
-//!   stdin, stdout (/dev/null) and stderr, and no ignored or blocked signal;
-//!   it leads a process group of its own.
+//! - It runs wholly as root (real, effective and saved uid and gid 0, no
+//!   supplementary groups), or wholly as the account `email.user` or
+//!   `sms.user` names, with that account's groups, looked up at each run
+//!   (an account that does not exist is a failure, never root). Nothing of
+//!   a setuid host's caller reaches it: its limits are [`child::LIMITS`],
+//!   its umask 022, its working directory `/`, its priority the default,
+//!   and it has no controlling terminal.
+//! - It inherits no environment (only `HOME=/` and a fixed PATH), no
+//!   descriptor but its stdin, stdout (/dev/null) and stderr, and no
+//!   ignored or blocked signal; it leads a session and process group of
+//!   its own.
 //! - The call returns within `timeout` (plus the time to kill and reap): a
 //!   program that has not exited by then is killed with its process group.
 //!   It never leaves a zombie, and the host's SIGCHLD disposition is the
@@ -27,6 +35,8 @@
 #![deny(unsafe_code)]
 
 pub mod address;
+pub mod child;
+mod excerpt;
 pub mod message;
 pub mod outbox;
 // The one file of this module that talks to C: fork and exec, signal
@@ -40,6 +50,8 @@ pub use message::{
     test_email, test_sms,
 };
 pub use spawn::RunError;
+
+use crate::user::UserName;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -56,14 +68,18 @@ pub enum DeliveryError {
     Run { program: PathBuf, error: RunError },
     /// No message could be made (no From address, no SMS command).
     Message(String),
+    /// The account the program is to run as cannot be used (there is no
+    /// such account): it is not run at all.
+    Account(String),
 }
 
 impl DeliveryError {
     /// One word for the `delivery_failed` record's `reason`: `program`,
-    /// `spawn`, `exit`, `signal`, `timeout` or `io`.
+    /// `account`, `spawn`, `exit`, `signal`, `timeout` or `io`.
     pub fn reason(&self) -> &'static str {
         match self {
             DeliveryError::UnsafeProgram(_) => "program",
+            DeliveryError::Account(_) => "account",
             DeliveryError::Message(_) => "message",
             DeliveryError::Run { error, .. } => error.reason(),
         }
@@ -73,7 +89,9 @@ impl DeliveryError {
 impl fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeliveryError::UnsafeProgram(why) | DeliveryError::Message(why) => f.write_str(why),
+            DeliveryError::UnsafeProgram(why)
+            | DeliveryError::Message(why)
+            | DeliveryError::Account(why) => f.write_str(why),
             DeliveryError::Run { program, error } => write!(f, "{} {error}", program.display()),
         }
     }
@@ -81,9 +99,28 @@ impl fmt::Display for DeliveryError {
 
 impl std::error::Error for DeliveryError {}
 
+/// A program that hands messages on (`email.sendmail`, `sms.command`) and
+/// the account it runs as (`email.user`, `sms.user`; `None`: root).
+#[derive(Debug, Clone, Copy)]
+pub struct Program<'a> {
+    pub path: &'a Path,
+    pub user: Option<&'a UserName>,
+}
+
+impl<'a> Program<'a> {
+    /// `path`, run as root.
+    pub fn root(path: &'a Path) -> Program<'a> {
+        Program { path, user: None }
+    }
+}
+
 /// Hands `email` to `sendmail` as `sendmail -i -- ADDRESS`, the address
 /// being the one the message is addressed to.
-pub fn send_email(sendmail: &Path, email: &Email, timeout: Duration) -> Result<(), DeliveryError> {
+pub fn send_email(
+    sendmail: Program<'_>,
+    email: &Email,
+    timeout: Duration,
+) -> Result<(), DeliveryError> {
     let args: [&OsStr; 3] = ["-i".as_ref(), "--".as_ref(), email.to().as_str().as_ref()];
     run_checked(sendmail, &args, email.as_bytes(), timeout)
 }
@@ -91,7 +128,7 @@ pub fn send_email(sendmail: &Path, email: &Email, timeout: Duration) -> Result<(
 /// Hands `text` to the site's SMS command as `command NUMBER`, the text on
 /// its stdin; exit status 0 means accepted.
 pub fn send_sms(
-    command: &Path,
+    command: Program<'_>,
     to: &PhoneNumber,
     text: &str,
     timeout: Duration,
@@ -101,16 +138,23 @@ pub fn send_sms(
 }
 
 fn run_checked(
-    program: &Path,
+    program: Program<'_>,
     args: &[&OsStr],
     input: &[u8],
     timeout: Duration,
 ) -> Result<(), DeliveryError> {
-    if let Some(why) = program_problem(program) {
+    let path = program.path;
+    if let Some(why) = program_problem(path) {
         return Err(DeliveryError::UnsafeProgram(why));
     }
-    spawn::run(program, args, input, timeout).map_err(|error| DeliveryError::Run {
-        program: program.to_path_buf(),
+    let identity = match program.user {
+        None => child::Identity::root(),
+        Some(name) => child::Identity::account(name).map_err(|why| {
+            DeliveryError::Account(format!("{} was not run as {name}: {why}", path.display()))
+        })?,
+    };
+    spawn::run(path, args, input, timeout, &identity).map_err(|error| DeliveryError::Run {
+        program: path.to_path_buf(),
         error,
     })
 }

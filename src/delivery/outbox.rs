@@ -169,11 +169,11 @@ pub fn send_code(
     match to {
         Destination::Email(address) => {
             let email = code_email(&sender, address, login, &code, SystemTime::now());
-            send_email(&config.email.sendmail, &email, timeout)
+            send_email(config.email.program(), &email, timeout)
         }
         Destination::Sms(number) => {
             let text = code_sms(&sender, login, &code);
-            match &config.sms.command {
+            match config.sms.program() {
                 Some(command) => send_sms(command, number, &text, timeout),
                 None => Err(DeliveryError::Message("sms.command is not set".into())),
             }
@@ -240,7 +240,7 @@ pub fn notify(
     };
     for address in &to {
         let email = notice_email(&sender, address, &notice);
-        if let Err(e) = send_email(&config.email.sendmail, &email, config.codes.timeout) {
+        if let Err(e) = send_email(config.email.program(), &email, config.codes.timeout) {
             audit.emit(
                 failure_record(user, "email", e.reason())
                     .with("to", address.masked())

@@ -4,12 +4,31 @@
 //! The one module of `delivery` that talks to C (its declaration in
 //! `delivery/mod.rs` allows unsafe code here alone). What it guarantees:
 //!
-//! - **Environment:** cleared. The program gets `PATH=/usr/sbin:/usr/bin:/sbin:/bin`
-//!   and nothing else: not the host's variables, not the user's (`su` keeps
-//!   much of the caller's). The PATH is fixed rather than absent because a
-//!   program without one falls back to a default of its own choosing (dash's
-//!   includes /usr/local); these four directories are root's alone. No locale
-//!   variable: without one a program runs in the C locale already.
+//! - **Identity:** nothing of the caller's. The host may be setuid (`su`,
+//!   `chsh`, polkit's helper, `twostep-self`), where only the effective uid
+//!   is root's and the real uid, the groups, the limits, the umask, the
+//!   working directory and the scheduling are the caller's. Between fork
+//!   and exec the child takes, in this order and each call checked (a
+//!   failure aborts the exec, and the run is a [`RunError::Spawn`]): a
+//!   session of its own (`setsid`: no controlling terminal, so it cannot
+//!   open the caller's /dev/tty, and its own process group); nice 0,
+//!   SCHED_OTHER and the default I/O priority (a caller's `nice`, `chrt -i`
+//!   or `ionice -c3` could starve it past its deadline); every resource
+//!   limit from [`LIMITS`], soft and hard, set while it is still root so
+//!   that a lowered hard limit can be raised again; the supplementary
+//!   groups, then real, effective and saved gid, then uid, of [`Identity`]
+//!   (root with no groups, or a named account with its own); umask 022; and
+//!   `/` as its working directory. std's `Command::uid` is not used: it
+//!   clears the groups only when the *real* uid is 0, which it is not in a
+//!   setuid host.
+//! - **Environment:** cleared. The program gets `HOME=/` and
+//!   `PATH=/usr/sbin:/usr/bin:/sbin:/bin` and nothing else: not the host's
+//!   variables, not the user's (`su` keeps much of the caller's; msmtp
+//!   would read the caller's `~/.msmtprc`). The PATH is fixed rather than
+//!   absent because a program without one falls back to a default of its
+//!   own choosing (dash's includes /usr/local); these four directories are
+//!   root's alone. No locale variable: without one a program runs in the C
+//!   locale already.
 //! - **Descriptors:** stdin is a pipe carrying the message, stdout is
 //!   /dev/null, stderr is a pipe of which the first [`STDERR_KEPT`] bytes are
 //!   kept for the error. Every other descriptor is closed at exec, including
@@ -25,13 +44,13 @@
 //!   thread while the message is written, so a program that exits without
 //!   reading cannot kill a host that did not ignore SIGPIPE (login, su); a
 //!   SIGPIPE of ours is taken back before the mask is restored (libpq's way).
-//! - **Process group:** the program leads a group of its own. Past the
-//!   deadline the whole group is killed (SIGKILL) and the program reaped: the
-//!   writing, the waiting and the killing all fit in the one `timeout`, with
-//!   no thread. Descendants that outlive a program which exited by itself are
-//!   its own business (exim's background delivery is one); a descendant that
-//!   left the group on purpose (setsid) is beyond reach, as for any
-//!   supervisor without cgroups.
+//! - **Process group:** the program leads a group (and a session) of its
+//!   own. Past the deadline the whole group is killed (SIGKILL) and the
+//!   program reaped: the writing, the waiting and the killing all fit in the
+//!   one `timeout`, with no thread. Descendants that outlive a program
+//!   which exited by itself are its own business (exim's background
+//!   delivery is one); a descendant that left the group on purpose (setsid)
+//!   is beyond reach, as for any supervisor without cgroups.
 //! - **Reaping:** the program is waited for on every path, early errors
 //!   included, so it never stays a zombie of the host.
 //! - **The error** names what happened (exit status and the start of
@@ -39,14 +58,18 @@
 //!   six or more digits in stderr are hidden, so a program that echoes its
 //!   input cannot put a code into syslog.
 
+use super::child::{self, Identity, LIMITS};
+use super::excerpt::Excerpt;
+pub use super::excerpt::STDERR_KEPT;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::resource::setrlimit;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, setgroups, setresgid, setresuid};
 use std::ffi::OsStr;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -54,15 +77,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The program's whole environment.
+/// The program's whole environment: this PATH and [`HOME`].
 pub const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
-/// How much of the program's stderr is kept for the error.
-pub const STDERR_KEPT: usize = 4096;
+/// Also its working directory: nothing of a caller's home.
+pub const HOME: &str = "/";
+/// Its umask: the files it makes (a spool file, a log) are root's to
+/// write and everyone's to read, as they would be made from a root shell.
+const UMASK: libc::mode_t = 0o022;
 /// Without a pidfd (kernels before 5.3), how often the child is looked at.
 const TICK: Duration = Duration::from_millis(10);
-/// After the program exits, how much more of its stderr is read: what it
-/// left in the pipe, not what a descendant keeps writing.
-const DRAIN_AFTER_EXIT: usize = 64 * 1024;
 
 /// Why a run did not end in exit status 0.
 #[derive(Debug)]
@@ -116,14 +139,16 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Runs `program` with `args`, `input` on its stdin, and waits at most
-/// `timeout` for it to exit; `Ok` only for exit status 0. See the module
-/// documentation for what the program inherits (nothing) and how it ends.
+/// Runs `program` with `args` as `identity`, `input` on its stdin, and
+/// waits at most `timeout` for it to exit; `Ok` only for exit status 0.
+/// See the module documentation for what the program inherits (nothing)
+/// and how it ends.
 pub fn run(
     program: &Path,
     args: &[&OsStr],
     input: &[u8],
     timeout: Duration,
+    identity: &Identity,
 ) -> Result<(), RunError> {
     let started = Instant::now();
     let deadline = started
@@ -136,19 +161,24 @@ pub fn run(
     command
         .args(args)
         .env_clear()
+        .env("HOME", HOME)
         .env("PATH", PATH)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+    // Owned by the closure: the child reads it and allocates nothing.
+    let identity = identity.clone();
     // The closure runs in the child between fork and exec, where only
     // async-signal-safe calls are allowed.
-    // SAFETY: `in_child` makes plain system calls on integers and its own
-    // stack: no allocation, no lock, nothing shared with other threads.
-    unsafe { command.pre_exec(move || in_child(fd_limit)) };
+    // SAFETY: `in_child` makes plain system calls on integers, its own
+    // stack and the groups vector allocated before the fork (only read):
+    // no allocation, no lock, nothing shared with other threads.
+    unsafe { command.pre_exec(move || in_child(fd_limit, &identity)) };
     // Spawn returns once the child has exec'd (or failed to): std waits on
     // its own CLOEXEC pipe, which CLOSE_RANGE_CLOEXEC leaves working.
-    let child = command.spawn().map_err(RunError::Spawn)?;
+    let child = command
+        .spawn()
+        .map_err(|e| RunError::Spawn(child::explain_refusal(e)))?;
     let mut running = Running::new(child);
     running.supervise(input, deadline, timeout)
     // `running` is dropped here, before `_sigchld`: a program still
@@ -163,9 +193,13 @@ fn descriptor_limit() -> libc::c_int {
     libc::c_int::try_from(soft.min(1 << 20)).unwrap_or(1024)
 }
 
-/// In the child, after std has set up fds 0-2, the process group and an
-/// empty signal mask, just before exec.
-fn in_child(fd_limit: libc::c_int) -> io::Result<()> {
+/// In the child, after std has set up fds 0-2 and an empty signal mask,
+/// just before exec. The order matters: the session first (it must not
+/// be a group leader yet); priority and limits while it is still root
+/// (lowering a nice value and raising a hard limit need the privilege);
+/// the groups before the gids before the uid (each needs root, which the
+/// last call gives up).
+fn in_child(fd_limit: libc::c_int, identity: &Identity) -> io::Result<()> {
     // Ignored signals stay ignored across exec (handlers do not): a host
     // that ignores SIGTERM or SIGHUP must not pass that on.
     for sig in 1..=libc::SIGRTMAX() {
@@ -175,7 +209,50 @@ fn in_child(fd_limit: libc::c_int) -> io::Result<()> {
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
     }
+    // A session of its own: it leaves the caller's controlling terminal
+    // (it cannot open /dev/tty, and a hang-up there does not reach it), and
+    // it leads a process group whose id is its pid, for the deadline's
+    // killpg.
+    nix::unistd::setsid()?;
+    default_scheduling()?;
+    for limit in &LIMITS {
+        setrlimit(limit.resource, limit.soft, limit.hard)?;
+    }
+    setgroups(&identity.groups)?;
+    setresgid(identity.gid, identity.gid, identity.gid)?;
+    setresuid(identity.uid, identity.uid, identity.uid)?;
+    // SAFETY: umask only sets this process's mask and cannot fail.
+    unsafe { libc::umask(UMASK) };
+    // SAFETY: a NUL-terminated literal; chdir only reads it.
+    if unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     mark_cloexec_from(3, fd_limit);
+    Ok(())
+}
+
+/// Nice 0, SCHED_OTHER, and the I/O priority that follows from them: what
+/// a caller set on a setuid host before it ran us (`nice -n 19`, `chrt -i
+/// 0`, `ionice -c3`) would otherwise slow the program past its deadline.
+fn default_scheduling() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is this process; the parameter is a value on our stack
+    // that the call only reads.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: integers only; PRIO_PROCESS with who 0 is this process.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // IOPRIO_CLASS_NONE (0): the I/O priority derives from the nice value
+    // again (best effort, level 4 at nice 0), as for a fresh process.
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_DEFAULT: libc::c_int = 0;
+    // SAFETY: ioprio_set takes three integers and changes only this process.
+    if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_DEFAULT) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
@@ -371,89 +448,6 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The start of the program's stderr.
-#[derive(Default)]
-struct Excerpt {
-    kept: Vec<u8>,
-    cut: bool,
-}
-
-impl Excerpt {
-    /// One read; the bytes past [`STDERR_KEPT`] are read and dropped, so the
-    /// program never blocks on a full stderr pipe.
-    fn read_from(&mut self, mut pipe: impl Read) -> io::Result<usize> {
-        let mut buf = [0u8; 4096];
-        let n = pipe.read(&mut buf)?;
-        let room = STDERR_KEPT.saturating_sub(self.kept.len());
-        self.kept.extend_from_slice(&buf[..n.min(room)]);
-        self.cut |= n > room;
-        Ok(n)
-    }
-
-    /// What is left in the pipe once the program has exited.
-    fn drain(&mut self, mut pipe: impl Read) {
-        let mut total = 0;
-        while total < DRAIN_AFTER_EXIT {
-            match self.read_from(&mut pipe) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
-    }
-
-    fn text(mut self) -> String {
-        if self.cut {
-            // A number cut in two would show its first digits.
-            while self.kept.last().is_some_and(u8::is_ascii_digit) {
-                self.kept.pop();
-            }
-        }
-        let mut text = escape_stderr(&self.kept);
-        if self.cut {
-            text.push_str(" ...");
-        }
-        text
-    }
-}
-
-/// One line of printable ASCII: line breaks become `; `, other control and
-/// non-ASCII bytes `\xNN`, and every run of six or more digits `[number]`
-/// (a code, a phone number) so that the program cannot echo one into a log.
-pub fn escape_stderr(raw: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(raw.len());
-    let mut line_break = false;
-    let mut i = 0;
-    while i < raw.len() {
-        let digits = raw[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-        let len = digits.max(1);
-        let b = raw[i];
-        if matches!(b, b'\n' | b'\r') {
-            line_break = true;
-        } else if !(line_break && matches!(b, b' ' | b'\t')) {
-            if line_break {
-                out.truncate(out.trim_end().len());
-                if !out.is_empty() {
-                    out.push_str("; ");
-                }
-                line_break = false;
-            }
-            match b {
-                _ if digits >= 6 => out.push_str("[number]"),
-                _ if digits > 0 => out.extend(raw[i..i + digits].iter().map(|&d| char::from(d))),
-                b'\t' => out.push(' '),
-                b' '..=b'~' => out.push(char::from(b)),
-                _ => {
-                    let _ = write!(out, "\\x{b:02x}");
-                }
-            }
-        }
-        i += len;
-    }
-    out.truncate(out.trim_end().len());
-    out
-}
-
 /// SIGCHLD is SIG_DFL while at least one run is under way in this process;
 /// the host's disposition is put back when the last one ends. Counted, so
 /// that two threads running programs at once (a threaded PAM host) neither
@@ -569,46 +563,6 @@ fn take_pending_sigpipe() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stderr_is_one_line_without_codes() {
-        let cases: &[(&[u8], &str)] = &[
-            (b"", ""),
-            (
-                b"sendmail: fatal: no such user\n",
-                "sendmail: fatal: no such user",
-            ),
-            (b"line one\nline two\n\n", "line one; line two"),
-            (b"crlf\r\nnext\r\n", "crlf; next"),
-            (b"tab\there", "tab here"),
-            (b"bell\x07 esc\x1b[31m", "bell\\x07 esc\\x1b[31m"),
-            (b"caf\xc3\xa9", "caf\\xc3\\xa9"),
-            (b"your code is 123456", "your code is [number]"),
-            (b"code 1234567890!", "code [number]!"),
-            (b"to +4915112345678 failed", "to +[number] failed"),
-            (
-                b"HTTP 500 at 12:30 on 2026-11-26",
-                "HTTP 500 at 12:30 on 2026-11-26",
-            ),
-            (b"12345 ok", "12345 ok"),
-            (b"a123456b", "a[number]b"),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(escape_stderr(raw), *want, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn a_cut_excerpt_shows_no_part_of_a_number() {
-        let mut e = Excerpt::default();
-        let mut raw = vec![b'x'; STDERR_KEPT - 3];
-        raw.extend_from_slice(b"123456 more");
-        let mut rest = &raw[..];
-        while e.read_from(&mut rest).unwrap() > 0 {}
-        let text = e.text();
-        assert!(text.ends_with("x ..."), "{}", &text[text.len() - 20..]);
-        assert!(!text.contains('1'));
-    }
 
     #[test]
     fn the_fallback_marks_inherited_descriptors_close_on_exec() {

@@ -19,6 +19,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+/// The start of a command line run in a private mount namespace, whose
+/// mounts go with the process and never reach the system's.
+pub const PRIVATE_MOUNTS: [&str; 5] = ["unshare", "--mount", "--propagation", "private", "--"];
 pub const PAM_SUCCESS: i32 = 0;
 pub const PAM_AUTH_ERR: i32 = 7;
 pub const PAM_CONV_ERR: i32 = 19;
@@ -43,7 +46,7 @@ pub fn twostep_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_twostep"))
 }
 
-fn compile_c(name: &str) -> PathBuf {
+pub fn compile_c(name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let tmp = out.with_extension(format!("tmp{}", std::process::id()));

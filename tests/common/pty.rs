@@ -99,6 +99,16 @@ impl Pty {
         }
     }
 
+    /// Waits until `what` appears, or fails the test with what was shown.
+    pub fn expect_or_fail(&mut self, what: &str, limit: Duration) {
+        assert_eq!(
+            self.expect(&[what], limit),
+            Some(0),
+            "waiting for {what:?}:\n{}",
+            self.output()
+        );
+    }
+
     /// Types `text` and Enter.
     pub fn send_line(&mut self, text: &str) {
         if let Some(stdin) = self.stdin.as_mut() {
