@@ -233,7 +233,7 @@ fn an_unavailable_store_denies_in_bounded_time_with_the_records() {
 fn local_fallback_uses_state_dir_and_says_so() {
     let u = "ts-fleet-local";
     ensure_user(u, None);
-    let redis = Redis::start("local", &[]);
+    let mut redis = Redis::start("local", &[]);
     let store = store_section(
         &redis,
         &unix_url(&redis),
@@ -243,7 +243,9 @@ fn local_fallback_uses_state_dir_and_says_so() {
     let mut a = host("fleet-local", &store, "");
     a.enroll(u, SECRET);
     a.events();
-    drop(redis);
+    // The server gone (its password file stays: a missing one is a
+    // configuration fault, which denies rather than falling back).
+    redis.kill();
     fresh_step(5);
     let l = a.login(u, &oath_code(SECRET, 0));
     assert_eq!(l.code, PAM_SUCCESS, "{}", l.out);
@@ -323,6 +325,23 @@ fn tls_with_a_test_ca() {
     a.write_config(&store);
     let ev = denied_in_time(&mut a, u, Duration::from_secs(3));
     assert_eq!(store_failure(&ev).0, "tls");
+    // Issue 21, item 11: a certificate refused is no outage, and whoever
+    // can get between host and store can cause one: even with
+    // on_unavailable = "local" it denies rather than counting on this
+    // host alone, where each host would allow the whole tier.
+    let store = store_section(
+        &redis,
+        &url,
+        "tls",
+        &format!(
+            "ca_file = \"{}\"\non_unavailable = \"local\"",
+            c("other-ca.crt")
+        ),
+    );
+    a.write_config(&store);
+    let ev = denied_in_time(&mut a, u, Duration::from_secs(3));
+    assert_eq!(store_failure(&ev).0, "tls");
+    assert!(ev.iter().all(|e| e.get("fallback").is_none()), "{ev:#?}");
     let _ = std::fs::remove_dir_all(&certs);
 }
 
@@ -395,6 +414,18 @@ fn check_reports_what_the_store_lacks() {
     );
     // The check key is gone again.
     assert_eq!(redis.cli(&["KEYS", "*check*"]).trim(), "");
+    // Issue 21, item 11: the socket is root's (unixsocketperm 700), so no
+    // other local user can hold its connections; on loopback TCP any can.
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!said.contains("warning"), "{said}");
+    a.write_config(&store_section(&redis, &tcp_url(&redis), "check", ""));
+    let out = a.cli(&["check"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("warning: store.url: any local user can connect to the store"),
+        "{said}"
+    );
     // A user whose ACL has no scripts, and a stopped server.
     let pw = redis.dir.join("pw-noeval");
     std::fs::write(&pw, redis::PASSWORD).unwrap();

@@ -13,7 +13,12 @@
 //! right recovery code must then still log in at once.
 
 mod common;
+#[path = "common/etc_overlay.rs"]
+mod etc_overlay;
+#[path = "common/pty.rs"]
+mod pty;
 use common::*;
+use etc_overlay::root_dir;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -27,18 +32,7 @@ const GROUP: &str = "ts-stop";
 /// pamdrive, root's, mode 4755, in a root:GROUP 0750 directory on a mount
 /// that honours setuid bits: only the test users can run it.
 fn setuid_pamdrive(name: &str) -> PathBuf {
-    let leaf = format!("twostep-test-{name}-bin-{}", std::process::id());
-    let nosuid = nix::sys::statvfs::statvfs("/tmp")
-        .unwrap()
-        .flags()
-        .contains(nix::sys::statvfs::FsFlags::ST_NOSUID);
-    let dir = if nosuid {
-        Path::new("/usr/local/libexec").join(leaf)
-    } else {
-        Path::new("/tmp").join(leaf)
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = root_dir(&format!("twostep-test-{name}-bin-{}", std::process::id()));
     let gid = nix::unistd::Group::from_name(GROUP).unwrap().unwrap().gid;
     std::os::unix::fs::chown(&dir, Some(0), Some(gid.as_raw())).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();

@@ -24,7 +24,8 @@ use std::path::Path;
                   codes can go somewhere: an address (or email.address), and sms.command. And\n\
                   that the accounts email.user and sms.user name, if any, exist.\n\n\
                   With a shared store (store.url): its password file, and that it answers,\n\
-                  accepts the credentials and lets this host run every script and command.\n\n\
+                  accepts the credentials and lets this host run every script and command;\n\
+                  a warning (exit status unchanged) when any local user can connect to it.\n\n\
                   Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed)."
 )]
 pub struct Args {}
@@ -101,6 +102,9 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
     }
     problems.extend(delivery_problems(c)?);
     problems.extend(store_problems(c));
+    for w in store_warnings(c) {
+        println!("warning: {}", term::escape(&w));
+    }
     if problems.is_empty() {
         println!("{}: OK", ctx.config_path.display());
         return Ok(());
@@ -135,6 +139,84 @@ fn store_problems(c: &Config) -> Vec<String> {
     }
     problems.extend(crate::store::shared::SharedStore::new(store).problems());
     problems
+}
+
+/// The user the probe runs as: `nobody` on Debian, and a uid that owns
+/// nothing whether or not an account has it.
+const NOBODY: u32 = 65534;
+
+/// What `twostep check` says about the store without counting it a
+/// problem: whether any local user can connect to it. Each connection
+/// holds one of the server's `maxclients`; a local user who holds them all
+/// refuses every login on every host (with `on_unavailable = "deny"`).
+/// Learned by connecting as uid 65534: a unix socket's permissions and an
+/// owner-match firewall rule are what it meets.
+fn store_warnings(c: &Config) -> Vec<String> {
+    use crate::config::StoreUrl;
+    let target = match &c.store.url {
+        StoreUrl::Local => return Vec::new(),
+        StoreUrl::Tcp { host, port, .. } => format!("tcp:{host}:{port}"),
+        StoreUrl::Unix(path) => format!("unix:{}", path.display()),
+    };
+    let probe = std::env::current_exe().and_then(|exe| {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(exe)
+            .args(["probe-store-as-nobody", &target])
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .env_clear()
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+    });
+    let fix = "a unix socket that only root can use (unixsocketperm 700), or a firewall \
+               rule by owner for TCP (iptables -A OUTPUT -p tcp -d HOST --dport PORT -m owner \
+               ! --uid-owner 0 -j REJECT); see pam_twostep(8), FLEET";
+    match probe {
+        Ok(status) if status.success() => vec![format!(
+            "store.url: any local user can connect to the store (uid {NOBODY} did), and by \
+             holding connections use up its maxclients, which refuses every login on every \
+             host; limit it with {fix}"
+        )],
+        Ok(_) => Vec::new(),
+        Err(e) if matches!(c.store.url, StoreUrl::Tcp { .. }) => vec![format!(
+            "store.url: could not test whether other local users can connect ({e}); over \
+             TCP they can unless a firewall rule says otherwise: {fix}"
+        )],
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `twostep probe-store-as-nobody TARGET` (internal).
+#[derive(clap::Args, Debug)]
+pub struct ProbeArgs {
+    /// `tcp:HOST:PORT` or `unix:PATH`
+    target: String,
+}
+
+/// Exit 0 if a connection to the target opens within a second, 1 if not.
+pub fn probe(args: &ProbeArgs) -> CliResult {
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(1);
+    let reached = if let Some(path) = args.target.strip_prefix("unix:") {
+        std::os::unix::net::UnixStream::connect(path).is_ok()
+    } else if let Some(rest) = args.target.strip_prefix("tcp:") {
+        let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().unwrap_or(0);
+        (host, port).to_socket_addrs().is_ok_and(|mut addrs| {
+            addrs.any(|a| std::net::TcpStream::connect_timeout(&a, timeout).is_ok())
+        })
+    } else {
+        false
+    };
+    if reached {
+        Ok(())
+    } else {
+        Err(CliError::Failed("not reached".into()))
+    }
 }
 
 fn delivery_problems(c: &Config) -> Result<Vec<String>, CliError> {

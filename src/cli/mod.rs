@@ -55,6 +55,10 @@ enum Command {
     Status(status::Args),
     Unlock(unlock::Args),
     Check(check::Args),
+    /// Internal: `twostep check` runs it as nobody to learn whether any
+    /// local user can connect to the store (and so use up its clients).
+    #[command(name = "probe-store-as-nobody", hide = true)]
+    ProbeStore(check::ProbeArgs),
 }
 
 /// A failed command: what to print and how to exit.
@@ -314,6 +318,10 @@ fn print_usage_error(e: &clap::Error) {
 }
 
 fn run(cli: Cli) -> CliResult {
+    // Run as nobody, with no configuration to read.
+    if let Command::ProbeStore(a) = &cli.command {
+        return check::probe(a);
+    }
     let (config_path, explicit) = match cli
         .config
         .or_else(|| std::env::var_os("TWOSTEP_CONFIG").map(PathBuf::from))
@@ -338,5 +346,6 @@ fn run(cli: Cli) -> CliResult {
         Command::Status(a) => status::run(&ctx, a),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
+        Command::ProbeStore(a) => check::probe(&a),
     }
 }

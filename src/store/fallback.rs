@@ -7,7 +7,9 @@
 //! What it trades: while the store is away, each host counts and remembers
 //! on its own (as without a store), so lockout, replay and throttles hold
 //! per host only. `"deny"` (the default) keeps them fleet-wide by refusing
-//! logins instead.
+//! logins instead. Only an outage (no answer in time, no connection, a
+//! refusal or garbled reply from the server) falls back; TLS, credential
+//! and configuration faults deny.
 #![forbid(unsafe_code)]
 
 use super::file::FileStore;
@@ -37,10 +39,19 @@ impl Fallback {
     }
 
     /// Which store to use now, given the shared one's answer to `first`.
+    /// Only an outage falls back: a certificate refused, credentials
+    /// refused or a configuration that cannot work are faults that a
+    /// working deployment never has, and someone between the host and the
+    /// store can cause the first. Falling back on them would end the
+    /// fleet-wide guarantees quietly and for good (each host then allows
+    /// the whole tier); they deny, as with `"deny"`.
     fn fall_back(&self, user: &str, err: &StoreError) -> bool {
         let StoreError::Unavailable { reason, detail } = err else {
             return false;
         };
+        if matches!(*reason, "tls" | "auth" | "config") {
+            return false;
+        }
         Syslog {
             socket: &self.log_socket,
             tag: "pam_twostep",
