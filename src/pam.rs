@@ -197,6 +197,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         audit: &mut audit,
         debug: args.debug,
         reservation,
+        judged: None,
     };
     let outcome = auth::run(&mut env, args.mode, &req);
     let kept = env.reservation.take();

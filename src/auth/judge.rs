@@ -14,7 +14,7 @@ use super::{Env, Outcome, Reason, Request, notify, recovery};
 use crate::audit::Severity;
 use crate::codes::{self, Verdict};
 use crate::delivery::Event;
-use crate::secret::{self, SecretError, UserSecret};
+use crate::secret::{self, Fingerprint, SecretError, UserSecret};
 use crate::state::{Purpose, UserState};
 use crate::store::Success;
 use crate::totp::{self, Code};
@@ -61,21 +61,24 @@ impl Accepted {
 /// The secret file as it is now, under the lock, not as it was before the
 /// prompt: a reset or a re-enrollment (a lost phone) made while someone sat
 /// at the prompt applies to their answer too (tests/faults.rs). An
-/// unchanged file (one lstat tells) is not read and parsed again.
+/// unchanged file (one lstat tells) is not read and parsed again. With the
+/// fingerprint of the file it is.
 pub(super) fn current_secret(
     env: &Env<'_>,
     user: &UserName,
     read_before: (UserSecret, secret::Version),
-) -> Result<UserSecret, (Reason, String)> {
+) -> Result<(UserSecret, Fingerprint), (Reason, String)> {
     let (before, version) = read_before;
     if secret::unchanged(&env.config.secret_dir, user, &version) {
-        return Ok(before);
+        return Ok((before, version.fingerprint()));
     }
     drop(before);
-    secret::load(&env.config.secret_dir, user, &env.config.totp).map_err(|e| match e {
-        SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
-        e => (Reason::BadSecretFile, e.to_string()),
-    })
+    secret::load_versioned(&env.config.secret_dir, user, &env.config.totp)
+        .map(|(now, version)| (now, version.fingerprint()))
+        .map_err(|e| match e {
+            SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
+            e => (Reason::BadSecretFile, e.to_string()),
+        })
 }
 
 /// Judges `answer` and answers the login: success (durably recorded before
@@ -100,7 +103,7 @@ pub(super) fn answer(
             detail = Some(why.clone());
             Err(*reason)
         }
-        Ok(secret) => match expecting {
+        Ok((secret, _)) => match expecting {
             Expecting::Totp => totp_verdict(env, req, secret, judging.state(), answer),
             Expecting::Sent { purpose, method } => {
                 let (verdict, hash) =
@@ -115,23 +118,27 @@ pub(super) fn answer(
     // file store still under the lock; with a shared store, the success
     // below is refused if the code was used meanwhile anywhere.
     let mut used_recovery = None;
-    let (verdict, current) = match (verdict, current) {
-        (Err(Reason::BadCode), Ok(secret)) => {
-            let email = secret.email.clone();
-            let verdict = match recovery::use_code(env.config, user, secret, answer) {
-                Ok(Some((left, digest))) => {
-                    used_recovery = Some(digest);
-                    Ok(Accepted::Recovery { left })
+    let (verdict, current, judged) = match (verdict, current) {
+        (Err(Reason::BadCode), Ok((mut secret, _))) => {
+            let (verdict, judged) = match recovery::use_code(env.config, user, &mut secret, answer)
+            {
+                Ok(Some(used)) => {
+                    used_recovery = Some(used.digest);
+                    (
+                        Ok(Accepted::Recovery { left: used.left }),
+                        Some(used.file_now),
+                    )
                 }
-                Ok(None) => Err(Reason::BadCode),
+                Ok(None) => (Err(Reason::BadCode), None),
                 Err((reason, why)) => {
                     detail = Some(why);
-                    Err(reason)
+                    (Err(reason), None)
                 }
             };
-            (verdict, email)
+            (verdict, secret.email, judged)
         }
-        (other, current) => (other, current.ok().and_then(|s| s.email)),
+        (other, Ok((secret, judged))) => (other, secret.email, Some(judged)),
+        (other, Err(_)) => (other, None, None),
     };
     let accepted = match verdict {
         Ok(accepted) => accepted,
@@ -157,6 +164,7 @@ pub(super) fn answer(
     if let Err(refused) = judging.succeed(env, req, user, &success) {
         return refused;
     }
+    env.judged = judged;
     if let Accepted::Recovery { left } = accepted {
         env.conv.info(&recovery::recovery_message(left));
     }

@@ -6,20 +6,27 @@ use crate::config::Config;
 use crate::secret::{self, UserSecret};
 use crate::user::UserName;
 
-/// Checks `answer` against the user's recovery codes and, if it is one,
-/// removes its hash from the secret file before returning: a used code never
-/// works again, even after a crash. Called with the user's state lock held,
-/// with `current` as the code step read (or re-checked) under that lock, so a
-/// code a parallel attempt used is already gone from it.
-/// A recovery code used: the codes that remain, and a digest of its stored
-/// hash, by which a shared store refuses it on every other host.
-pub(super) type Used = (usize, [u8; 32]);
+/// A recovery code used.
+pub(super) struct Used {
+    /// The user's codes that remain.
+    pub left: usize,
+    /// A digest of its stored hash, by which a shared store refuses it on
+    /// every other host.
+    pub digest: [u8; 32],
+    /// The secret file as it was written without it.
+    pub file_now: secret::Fingerprint,
+}
 
-/// `Ok(None)`: not a recovery code.
+/// Checks `answer` against the user's recovery codes and, if it is one,
+/// removes its hash from the secret file (and from `current`) before
+/// returning: a used code never works again, even after a crash. Called
+/// with the user's state lock held, with `current` as the code step read
+/// (or re-checked) under that lock, so a code a parallel attempt used is
+/// already gone from it. `Ok(None)`: not a recovery code.
 pub(super) fn use_code(
     config: &Config,
     user: &UserName,
-    mut current: UserSecret,
+    current: &mut UserSecret,
     answer: &[u8],
 ) -> Result<Option<Used>, (Reason, String)> {
     if current.file.recovery_codes.is_empty() {
@@ -36,13 +43,17 @@ pub(super) fn use_code(
     let used = current.file.recovery_codes.remove(index);
     let digest = crate::state::checksum(used.as_bytes());
     // If the code cannot be struck off, it must not be accepted.
-    secret::store(&config.secret_dir, user, &current.file, true).map_err(|e| {
+    let file_now = secret::store(&config.secret_dir, user, &current.file, true).map_err(|e| {
         (
             Reason::BadSecretFile,
             format!("cannot remove the used recovery code: {e}"),
         )
     })?;
-    Ok(Some((current.file.recovery_codes.len(), digest)))
+    Ok(Some(Used {
+        left: current.file.recovery_codes.len(),
+        digest,
+        file_now,
+    }))
 }
 
 /// Told to the user after a recovery code let them in.
