@@ -375,7 +375,7 @@ fn ask_until_right<T>(
                     user,
                     &format!(
                         "no answer within {} of your confirmation",
-                        humantime::format_duration(proven::GOOD_FOR)
+                        proven::good_for_words()
                     ),
                 ),
             })?;

@@ -27,6 +27,11 @@ use std::time::{Duration, Instant, SystemTime};
 /// (`codes.valid`): time to scan a QR code, or for a mail to arrive.
 pub const GOOD_FOR: Duration = Duration::from_secs(5 * 60);
 
+/// [`GOOD_FOR`] in words: "5 minutes".
+pub fn good_for_words() -> String {
+    format!("{} minutes", GOOD_FOR.as_secs() / 60)
+}
+
 /// What a write may replace.
 #[derive(Clone, Copy)]
 pub enum Over<'a> {
@@ -68,7 +73,7 @@ impl Proven {
 /// [`GOOD_FOR`] less the time since the proof, by whichever clock says
 /// more; `None` once nothing is left. A wall clock set back (`None`, or
 /// less) counts for nothing: the monotonic one still counts.
-pub fn time_left(monotonic: Duration, wall: Option<Duration>) -> Option<Duration> {
+fn time_left(monotonic: Duration, wall: Option<Duration>) -> Option<Duration> {
     let elapsed = monotonic.max(wall.unwrap_or(Duration::ZERO));
     GOOD_FOR.checked_sub(elapsed).filter(|left| !left.is_zero())
 }
@@ -199,7 +204,7 @@ fn refusal_message(refused: &Refusal, change: Change) -> String {
         ),
         Refusal::TooLate => format!(
             "more than {} passed since you confirmed: {undone}. Run it again",
-            humantime::format_duration(GOOD_FOR)
+            good_for_words()
         ),
         Refusal::CannotCheck(why) => format!(
             "cannot tell whether your two-step sign-in is still as you confirmed it \
@@ -241,6 +246,7 @@ mod tests {
             assert_eq!(time_left(*mono, *wall), *want, "{mono:?} {wall:?}");
         }
         assert_eq!(GOOD_FOR, s(300), "the man page says five minutes");
+        assert_eq!(good_for_words(), "5 minutes");
     }
 
     #[test]
@@ -276,17 +282,110 @@ mod tests {
         }
     }
 
+    /// A proof made `ago`, against `judged`.
+    fn made(judged: Fingerprint, ago: Duration) -> Proven {
+        Proven {
+            judged,
+            at: Instant::now() - ago,
+            at_wall: SystemTime::now() - ago,
+        }
+    }
+
+    #[test]
+    fn a_write_on_a_stale_or_late_proof_is_refused_recorded_and_undone() {
+        // The real lock, files and record (a datagram socket of its own):
+        // only the proof's age is made up. Secret files must be root's.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root, as the secret files it reads must be root's");
+            return;
+        }
+        let root = std::env::temp_dir().join(format!("twostep-proven-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let config = crate::config::Config {
+            secret_dir: root.join("secrets"),
+            state_dir: root.join("state"),
+            log_socket: root.join("log"),
+            ..crate::config::Config::default()
+        };
+        super::super::enroll::ensure_private_dir(&config.secret_dir).unwrap();
+        secret::mark_dir(&config.secret_dir).unwrap();
+        let log = std::os::unix::net::UnixDatagram::bind(&config.log_socket).unwrap();
+        log.set_nonblocking(true).unwrap();
+        let records = || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = log.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            got
+        };
+        let ctx = Ctx {
+            config,
+            config_path: root.join("twostep.toml"),
+            by: "self".into(),
+            tag: "twostep-self",
+        };
+        let user = UserName::parse("ts-sv-unit").unwrap();
+        let write = |proven: &Proven, change| {
+            lock_for_write(&ctx, &user, Over::Proven(proven), change).map(drop)
+        };
+        let refused = |got: Result<(), CliError>, words: &str, reason: &str| {
+            let message = got.unwrap_err().to_string();
+            assert!(message.contains(words), "{message}");
+            let lines = records();
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(
+                lines[0].contains(&format!(
+                    "event=change_refused user=ts-sv-unit by=self change=enrolled reason={reason}"
+                )),
+                "{lines:?}"
+            );
+        };
+        let second = Duration::from_secs(1);
+
+        // Nobody enrolled, and nobody meanwhile: in time, written; late, not.
+        assert!(write(&made(Fingerprint::Absent, second), Change::Enrolled).is_ok());
+        refused(
+            write(&made(Fingerprint::Absent, GOOD_FOR), Change::Enrolled),
+            "more than 5 minutes passed since you confirmed: nothing was written",
+            "too_late",
+        );
+        // The administrator enrolls meanwhile.
+        let file = crate::enrollment::secret_file(
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+            &ctx.config.totp,
+            vec![],
+        );
+        let theirs = secret::store(&ctx.config.secret_dir, &user, &file, false).unwrap();
+        refused(
+            write(&made(Fingerprint::Absent, second), Change::Enrolled),
+            "changed after you confirmed",
+            "changed_meanwhile",
+        );
+        // A proof of theirs: in time, written; late, not.
+        assert!(write(&made(theirs, second), Change::Enrolled).is_ok());
+        refused(
+            write(&made(theirs, GOOD_FOR + second), Change::Enrolled),
+            "more than 5 minutes passed",
+            "too_late",
+        );
+        // Nothing was written by any of it, and the administrator writes as ever.
+        assert_eq!(
+            secret::fingerprint(&ctx.config.secret_dir, &user).unwrap(),
+            theirs
+        );
+        assert!(lock_for_write(&ctx, &user, Over::Anything, Change::Enrolled).is_ok());
+        assert!(records().is_empty());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     #[test]
     fn the_administrator_has_no_prompt_limit_and_a_proof_has_its_own() {
         assert_eq!(Over::Anything.prompt_limit(), None);
         let fresh = Proven::now(Fingerprint::Absent);
         let limit = Over::Proven(&fresh).prompt_limit().unwrap();
         assert!(limit > GOOD_FOR - Duration::from_secs(5) && limit <= GOOD_FOR);
-        let old = Proven {
-            judged: Fingerprint::Absent,
-            at: Instant::now() - GOOD_FOR,
-            at_wall: SystemTime::now() - GOOD_FOR,
-        };
+        let old = made(Fingerprint::Absent, GOOD_FOR);
         assert_eq!(Over::Proven(&old).prompt_limit(), Some(Duration::ZERO));
         assert_eq!(old.time_left(), None);
     }
