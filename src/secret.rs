@@ -229,13 +229,13 @@ impl SecretFile {
 /// Writers of an existing user's file (the module consuming a recovery code,
 /// the CLI) hold that user's state lock, so that none overwrites another's
 /// change with a stale copy.
-/// Returns the fingerprint of what it wrote.
+/// Returns what it wrote.
 pub fn store(
     secret_dir: &Path,
     user: &UserName,
     file: &SecretFile,
     replace: bool,
-) -> io::Result<Fingerprint> {
+) -> io::Result<Held> {
     let path = path_for(secret_dir, user);
     let text = file.to_toml();
     // Every enrollment marks the directory as the real one.
@@ -245,7 +245,7 @@ pub fn store(
     } else {
         fsutil::create_complete(secret_dir, &path, text.as_bytes())?;
     }
-    Ok(Fingerprint::of(text.as_bytes()))
+    Ok(Held::Text(text))
 }
 
 /// The empty file that says "this is the real secret_dir" (INTERFACE.md,
@@ -313,11 +313,10 @@ pub fn load(
 
 /// Which file, in which state, a secret was read from: any change to the file
 /// (a write, a chmod or chown, a replacement) changes its inode or ctime. And
-/// what it held, exactly ([`Fingerprint`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// what it held, exactly ([`Held`]).
 pub struct Version {
     stat: Stat,
-    held: Fingerprint,
+    held: Held,
 }
 
 /// What one `lstat` tells of a file, for [`unchanged`].
@@ -343,9 +342,27 @@ impl Stat {
 }
 
 impl Version {
-    /// The bytes the secret was read from, as a [`Fingerprint`].
-    pub fn fingerprint(&self) -> Fingerprint {
+    /// The bytes the secret was read from.
+    pub fn held(self) -> Held {
         self.held
+    }
+}
+
+/// What a user's secret file held: its text, or that there was none. Kept
+/// (and wiped when dropped) rather than digested at once: its
+/// [`Fingerprint`] is worked out only when asked for, by twostep-self, so
+/// that a login pays nothing for it.
+pub enum Held {
+    Absent,
+    Text(Zeroizing<String>),
+}
+
+impl Held {
+    pub fn fingerprint(&self) -> Fingerprint {
+        match self {
+            Held::Absent => Fingerprint::Absent,
+            Held::Text(text) => Fingerprint::of(text.as_bytes()),
+        }
     }
 }
 
@@ -381,11 +398,12 @@ pub fn load_versioned(
     defaults: &TotpParams,
 ) -> Result<(UserSecret, Version), SecretError> {
     let (text, meta) = read(secret_dir, user)?;
+    let secret = parse(&text, defaults)?;
     let version = Version {
         stat: Stat::of(&meta),
-        held: Fingerprint::of(text.as_bytes()),
+        held: Held::Text(text),
     };
-    parse(&text, defaults).map(|secret| (secret, version))
+    Ok((secret, version))
 }
 
 /// The [`Fingerprint`] of `<secret_dir>/<user>` as it is now, read as

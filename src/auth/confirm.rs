@@ -21,7 +21,7 @@ use super::{Accounts, Env, Outcome, Reason, Request, judge, sent_code};
 use crate::config::Config;
 use crate::lockout::{self, Standing};
 use crate::policy::Groups;
-use crate::secret::{self, Fingerprint, Method, SecretError};
+use crate::secret::{self, Held, Method, SecretError};
 use crate::user::UserName;
 
 /// After a right password: asks an enrolled user for a current code or a
@@ -54,7 +54,7 @@ pub fn second_factor(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outco
         Err(SecretError::Missing) => {
             return match attempt::give_back(env, req, user) {
                 Ok(()) => {
-                    env.judged = Some(Fingerprint::Absent);
+                    env.judged = Some(Held::Absent);
                     Outcome::Success
                 }
                 Err(refused) => refused,

@@ -14,7 +14,7 @@ use super::{Env, Outcome, Reason, Request, notify, recovery};
 use crate::audit::Severity;
 use crate::codes::{self, Verdict};
 use crate::delivery::Event;
-use crate::secret::{self, Fingerprint, SecretError, UserSecret};
+use crate::secret::{self, Held, SecretError, UserSecret};
 use crate::state::{Purpose, UserState};
 use crate::store::Success;
 use crate::totp::{self, Code};
@@ -61,20 +61,20 @@ impl Accepted {
 /// The secret file as it is now, under the lock, not as it was before the
 /// prompt: a reset or a re-enrollment (a lost phone) made while someone sat
 /// at the prompt applies to their answer too (tests/faults.rs). An
-/// unchanged file (one lstat tells) is not read and parsed again. With the
-/// fingerprint of the file it is.
+/// unchanged file (one lstat tells) is not read and parsed again. With what
+/// the file held.
 pub(super) fn current_secret(
     env: &Env<'_>,
     user: &UserName,
     read_before: (UserSecret, secret::Version),
-) -> Result<(UserSecret, Fingerprint), (Reason, String)> {
+) -> Result<(UserSecret, Held), (Reason, String)> {
     let (before, version) = read_before;
     if secret::unchanged(&env.config.secret_dir, user, &version) {
-        return Ok((before, version.fingerprint()));
+        return Ok((before, version.held()));
     }
     drop(before);
     secret::load_versioned(&env.config.secret_dir, user, &env.config.totp)
-        .map(|(now, version)| (now, version.fingerprint()))
+        .map(|(now, version)| (now, version.held()))
         .map_err(|e| match e {
             SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
             e => (Reason::BadSecretFile, e.to_string()),

@@ -150,7 +150,7 @@ pub struct Env<'a> {
     /// judged against, as the answer left it (a used recovery code struck
     /// off); `Absent` when a user with none was let through. twostep-self
     /// writes its change only over that same file (`cli::proven`).
-    pub judged: Option<crate::secret::Fingerprint>,
+    pub judged: Option<crate::secret::Held>,
 }
 
 /// Unix seconds now.

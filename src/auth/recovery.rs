@@ -14,7 +14,7 @@ pub(super) struct Used {
     /// every other host.
     pub digest: [u8; 32],
     /// The secret file as it was written without it.
-    pub file_now: secret::Fingerprint,
+    pub file_now: secret::Held,
 }
 
 /// Checks `answer` against the user's recovery codes and, if it is one,

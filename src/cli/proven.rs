@@ -356,7 +356,9 @@ mod tests {
             &ctx.config.totp,
             vec![],
         );
-        let theirs = secret::store(&ctx.config.secret_dir, &user, &file, false).unwrap();
+        let theirs = secret::store(&ctx.config.secret_dir, &user, &file, false)
+            .unwrap()
+            .fingerprint();
         refused(
             write(&made(Fingerprint::Absent, second), Change::Enrolled),
             "changed after you confirmed",

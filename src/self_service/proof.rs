@@ -91,7 +91,10 @@ pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<Proven, 
     match auth::confirm::second_factor(&mut env, &req, user) {
         // Every success names the file it was judged against; should one
         // not, nothing may be written.
-        Outcome::Success => env.judged.map(Proven::now).ok_or_else(not_confirmed),
+        Outcome::Success => env
+            .judged
+            .map(|held| Proven::now(held.fingerprint()))
+            .ok_or_else(not_confirmed),
         Outcome::Denied | Outcome::ConversationFailed => Err(not_confirmed()),
     }
 }
