@@ -71,7 +71,7 @@ pub fn secret_file(b32: &str, params: &TotpParams, recovery_codes: Vec<String>) 
 /// then `AlreadyExists`), so that of two enrollments racing, one wins whole.
 /// The caller holds the user's state lock.
 pub fn write_new(secret_dir: &Path, user: &UserName, file: &SecretFile) -> std::io::Result<()> {
-    secret::store(secret_dir, user, file, false)
+    secret::store(secret_dir, user, file, false).map(drop)
 }
 
 #[cfg(test)]

@@ -197,6 +197,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         audit: &mut audit,
         debug: args.debug,
         reservation,
+        judged: None,
     };
     // In a setuid host (su, sudo), the caller must not be able to stop or
     // starve this process while it holds a user's lock or an argon2 slot

@@ -229,21 +229,23 @@ impl SecretFile {
 /// Writers of an existing user's file (the module consuming a recovery code,
 /// the CLI) hold that user's state lock, so that none overwrites another's
 /// change with a stale copy.
+/// Returns what it wrote.
 pub fn store(
     secret_dir: &Path,
     user: &UserName,
     file: &SecretFile,
     replace: bool,
-) -> io::Result<()> {
+) -> io::Result<Held> {
     let path = path_for(secret_dir, user);
     let text = file.to_toml();
     // Every enrollment marks the directory as the real one.
     mark_dir(secret_dir)?;
     if replace {
-        fsutil::replace_complete(secret_dir, &path, text.as_bytes())
+        fsutil::replace_complete(secret_dir, &path, text.as_bytes())?;
     } else {
-        fsutil::create_complete(secret_dir, &path, text.as_bytes())
+        fsutil::create_complete(secret_dir, &path, text.as_bytes())?;
     }
+    Ok(Held::Text(text))
 }
 
 /// The empty file that says "this is the real secret_dir" (INTERFACE.md,
@@ -366,9 +368,16 @@ pub fn load(
 }
 
 /// Which file, in which state, a secret was read from: any change to the file
-/// (a write, a chmod or chown, a replacement) changes its inode or ctime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (a write, a chmod or chown, a replacement) changes its inode or ctime. And
+/// what it held, exactly ([`Held`]).
 pub struct Version {
+    stat: Stat,
+    held: Held,
+}
+
+/// What one `lstat` tells of a file, for [`unchanged`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
     dev: u64,
     ino: u64,
     size: u64,
@@ -376,9 +385,9 @@ pub struct Version {
     ctime_nsec: i64,
 }
 
-impl Version {
-    fn of(meta: &std::fs::Metadata) -> Version {
-        Version {
+impl Stat {
+    fn of(meta: &std::fs::Metadata) -> Stat {
+        Stat {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
@@ -388,11 +397,54 @@ impl Version {
     }
 }
 
+impl Version {
+    /// The bytes the secret was read from.
+    pub fn held(self) -> Held {
+        self.held
+    }
+}
+
+/// What a user's secret file held: its text, or that there was none. Kept
+/// (and wiped when dropped) rather than digested at once: its
+/// [`Fingerprint`] is worked out only when asked for, by twostep-self, so
+/// that a login pays nothing for it.
+pub enum Held {
+    Absent,
+    Text(Zeroizing<String>),
+}
+
+impl Held {
+    pub fn fingerprint(&self) -> Fingerprint {
+        match self {
+            Held::Absent => Fingerprint::Absent,
+            Held::Text(text) => Fingerprint::of(text.as_bytes()),
+        }
+    }
+}
+
+/// What a user's secret file held, exactly: a digest of its bytes
+/// (BLAKE2b-256), or that there was none. Unlike [`Version`]'s `lstat`, it
+/// cannot be fooled by a file replaced within the same clock tick by one of
+/// the same size that got a reused inode number. twostep-self writes a
+/// change only over the file its proof was judged against (`cli::proven`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fingerprint {
+    /// No file: not enrolled.
+    Absent,
+    Digest([u8; 32]),
+}
+
+impl Fingerprint {
+    fn of(bytes: &[u8]) -> Fingerprint {
+        Fingerprint::Digest(crate::state::checksum(bytes))
+    }
+}
+
 /// Whether `<secret_dir>/<user>` is still exactly the file `version` was read
 /// from: one `lstat` instead of reading and parsing it again.
 pub fn unchanged(secret_dir: &Path, user: &UserName, version: &Version) -> bool {
     std::fs::symlink_metadata(path_for(secret_dir, user))
-        .is_ok_and(|meta| meta.file_type().is_file() && Version::of(&meta) == *version)
+        .is_ok_and(|meta| meta.file_type().is_file() && Stat::of(&meta) == version.stat)
 }
 
 /// [`load`], and the version of the file it read.
@@ -401,6 +453,31 @@ pub fn load_versioned(
     user: &UserName,
     defaults: &TotpParams,
 ) -> Result<(UserSecret, Version), SecretError> {
+    let (text, meta) = read(secret_dir, user)?;
+    let secret = parse(&text, defaults)?;
+    let version = Version {
+        stat: Stat::of(&meta),
+        held: Held::Text(text),
+    };
+    Ok((secret, version))
+}
+
+/// The [`Fingerprint`] of `<secret_dir>/<user>` as it is now, read as
+/// [`load`] reads it (a file that [`load`] would refuse is an error).
+pub fn fingerprint(secret_dir: &Path, user: &UserName) -> Result<Fingerprint, SecretError> {
+    match read(secret_dir, user) {
+        Ok((text, _)) => Ok(Fingerprint::of(text.as_bytes())),
+        Err(SecretError::Missing) => Ok(Fingerprint::Absent),
+        Err(e) => Err(e),
+    }
+}
+
+/// The text of `<secret_dir>/<user>`, opened without following links, its
+/// owner, mode and size checked on the descriptor.
+fn read(
+    secret_dir: &Path,
+    user: &UserName,
+) -> Result<(Zeroizing<String>, std::fs::Metadata), SecretError> {
     let path = path_for(secret_dir, user);
     let file = match fsutil::open_nofollow(&path, false) {
         Ok(f) => f,
@@ -428,7 +505,7 @@ pub fn load_versioned(
             _ => SecretError::Io(e),
         })?,
     );
-    parse(&text, defaults).map(|secret| (secret, Version::of(&meta)))
+    Ok((text, meta))
 }
 
 /// Parses and validates the text of a secret file.

@@ -596,6 +596,94 @@ fn a_failing_notice_does_not_change_the_outcome() {
     }
 }
 
+/// Output into a pipe nobody reads (`twostep recovery-codes alice | head -0`):
+/// new codes that cannot be shown are not made; a reset is made, recorded
+/// and mailed all the same. Its own user, beside the others of this file.
+#[test]
+fn admin_output_into_a_closed_pipe_changes_nothing_half_way() {
+    const SV_ADMIN: &str = "ts-sv-admin";
+    ensure_mail_user(SV_ADMIN);
+    let mut rig = rig(
+        "cc-sv-closed",
+        &format!(
+            "{TEMPLATE}[notify]\nevents = [\"enrolled\", \"reset\", \"unlocked\", \
+             \"recovery_regenerated\"]\n"
+        ),
+    );
+    rig.enroll(SV_ADMIN, SECRET);
+    let old = rig.stored_recovery_hashes(SV_ADMIN);
+    rig.events();
+    let closed_pipe = || {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        Stdio::from(write)
+    };
+    let config = rig.config.clone();
+    let run = |args: &[&str]| {
+        Command::new(twostep_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("TWOSTEP_CONFIG")
+            .stdout(closed_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["recovery-codes", SV_ADMIN][..],
+        &["recovery-codes", SV_ADMIN, "--json"],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            rig.stored_recovery_hashes(SV_ADMIN),
+            old,
+            "{args:?}: the old codes were replaced by codes never shown: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("could not be shown"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let ev = rig.events();
+    assert!(records_of(&ev, "recovery_regenerated").is_empty(), "{ev:?}");
+
+    // What is done whatever is shown: done, recorded and mailed all the same.
+    let ga = rig.root.join("sv-ga");
+    std::fs::write(&ga, format!("{SECRET}\n\" TOTP_AUTH\n")).unwrap();
+    std::fs::set_permissions(&ga, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ga = ga.display().to_string();
+    for (args, event, subject) in [
+        (vec!["unlock", SV_ADMIN], "unlocked", "account unlocked"),
+        (vec!["reset", SV_ADMIN], "reset", "two-step sign-in removed"),
+        (
+            vec!["import-google-authenticator", SV_ADMIN, &ga],
+            "enrolled",
+            "two-step sign-in set up",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        the_one(&rig.events(), event, &[("user", SV_ADMIN)]);
+        let m = wait_for_messages(
+            &mailbox(SV_ADMIN),
+            &format!("{}: {subject}", issuer(&rig)),
+            1,
+        );
+        assert_eq!(m[0]["to"], format!("{SV_ADMIN}@localhost"));
+    }
+    assert!(rig.secret_path(SV_ADMIN).exists(), "imported");
+}
+
 // ---- check ---------------------------------------------------------------------
 
 #[test]

@@ -21,14 +21,14 @@ use super::{Accounts, Env, Outcome, Reason, Request, judge, sent_code};
 use crate::config::Config;
 use crate::lockout::{self, Standing};
 use crate::policy::Groups;
-use crate::secret::{self, Method, SecretError};
+use crate::secret::{self, Held, Method, SecretError};
 use crate::user::UserName;
 
 /// After a right password: asks an enrolled user for a current code or a
 /// recovery code and judges it under the lockout (a failure counts, a
 /// success resets the counters, a locked user is refused unasked); gives
 /// the attempt's count back for a user with no enrollment. `Success`: the
-/// change may go ahead.
+/// change may go ahead, over the secret file `env.judged` names, no other.
 pub fn second_factor(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome {
     let req = &req.for_account(user);
     let store = env.store;
@@ -53,7 +53,10 @@ pub fn second_factor(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outco
         Ok(read) => read,
         Err(SecretError::Missing) => {
             return match attempt::give_back(env, req, user) {
-                Ok(()) => Outcome::Success,
+                Ok(()) => {
+                    env.judged = Some(Held::Absent);
+                    Outcome::Success
+                }
                 Err(refused) => refused,
             };
         }

@@ -102,7 +102,7 @@ pub(super) fn set_up(env: &mut Env<'_>, req: &Request, user: &UserName, how: Set
                 SetUp::Replace(old) => {
                     file.email = old.email.clone();
                     file.phone = old.phone.clone();
-                    secret::store(&env.config.secret_dir, user, &file, true)
+                    secret::store(&env.config.secret_dir, user, &file, true).map(drop)
                 }
             };
             match written {

@@ -14,7 +14,7 @@ use super::{Env, Outcome, Reason, Request, notify, recovery};
 use crate::audit::Severity;
 use crate::codes::{self, Verdict};
 use crate::delivery::Event;
-use crate::secret::{self, SecretError, UserSecret};
+use crate::secret::{self, Held, SecretError, UserSecret};
 use crate::state::{Purpose, UserState};
 use crate::store::{Origin, Success};
 use crate::totp::{self, Code};
@@ -61,18 +61,21 @@ impl Accepted {
 /// The secret file as it is now, under the lock, not as it was before the
 /// prompt: a reset or a re-enrollment (a lost phone) made while someone sat
 /// at the prompt applies to their answer too (tests/faults.rs). An
-/// unchanged file (one lstat tells) is not read and parsed again.
+/// unchanged file (one lstat tells) is not read and parsed again. With what
+/// the file held.
 pub(super) fn current_secret(
     env: &Env<'_>,
     user: &UserName,
     read_before: (UserSecret, secret::Version),
-) -> Result<UserSecret, (Reason, String)> {
+) -> Result<(UserSecret, Held), (Reason, String)> {
     let (before, version) = read_before;
     if secret::unchanged(&env.config.secret_dir, user, &version) {
-        return Ok(before);
+        return Ok((before, version.held()));
     }
     drop(before);
-    secret::load(&env.config.secret_dir, user, &env.config.totp).map_err(changed_secret)
+    secret::load_versioned(&env.config.secret_dir, user, &env.config.totp)
+        .map(|(now, version)| (now, version.held()))
+        .map_err(changed_secret)
 }
 
 /// Why a secret file read again during an attempt cannot be judged against.
@@ -105,7 +108,7 @@ pub(super) fn answer(
             detail = Some(why.clone());
             Err(*reason)
         }
-        Ok(secret) => match expecting {
+        Ok((secret, _)) => match expecting {
             Expecting::Totp => totp_verdict(env, req, secret, judging.state(), answer),
             Expecting::Sent { purpose, method } => {
                 let (verdict, hash) =
@@ -120,25 +123,29 @@ pub(super) fn answer(
     // file store still under the lock; with a shared store, the success
     // below is refused if the code was used meanwhile anywhere.
     let mut used_recovery = None;
-    let (verdict, current) = match (verdict, current) {
-        (Err(Reason::BadCode), Ok(secret)) => {
-            let email = secret.email.clone();
+    let (verdict, current, judged) = match (verdict, current) {
+        (Err(Reason::BadCode), Ok((mut secret, _))) => {
             // The file store's attempt holds the user's lock already.
             let relock = env.store.origin() != Origin::Local;
-            let verdict = match recovery::use_code(env.config, user, secret, answer, relock) {
-                Ok(Some((left, digest))) => {
-                    used_recovery = Some(digest);
-                    Ok(Accepted::Recovery { left })
-                }
-                Ok(None) => Err(Reason::BadCode),
-                Err((reason, why)) => {
-                    detail = Some(why);
-                    Err(reason)
-                }
-            };
-            (verdict, email)
+            let (verdict, judged) =
+                match recovery::use_code(env.config, user, &mut secret, answer, relock) {
+                    Ok(Some(used)) => {
+                        used_recovery = Some(used.digest);
+                        (
+                            Ok(Accepted::Recovery { left: used.left }),
+                            Some(used.file_now),
+                        )
+                    }
+                    Ok(None) => (Err(Reason::BadCode), None),
+                    Err((reason, why)) => {
+                        detail = Some(why);
+                        (Err(reason), None)
+                    }
+                };
+            (verdict, secret.email, judged)
         }
-        (other, current) => (other, current.ok().and_then(|s| s.email)),
+        (other, Ok((secret, judged))) => (other, secret.email, Some(judged)),
+        (other, Err(_)) => (other, None, None),
     };
     let accepted = match verdict {
         Ok(accepted) => accepted,
@@ -164,6 +171,7 @@ pub(super) fn answer(
     if let Err(refused) = judging.succeed(env, req, user, &success) {
         return refused;
     }
+    env.judged = judged;
     if let Accepted::Recovery { left } = accepted {
         env.conv.info(&recovery::recovery_message(left));
     }

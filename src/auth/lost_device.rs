@@ -68,7 +68,7 @@ pub(super) fn run(
         Err(refused) => return refused,
     };
     let current = match judge::current_secret(env, user, read_before) {
-        Ok(s) => s,
+        Ok((s, _)) => s,
         Err((reason, why)) => {
             return judging.fail(env, req, user, Failure::Code(reason, Some(why)));
         }

@@ -158,6 +158,11 @@ pub struct Env<'a> {
     /// attempt, if any. Out: the one to keep for the next line (`pam.rs`
     /// stores it). Taken when used, so it serves one judgement only.
     pub reservation: Option<Reservation>,
+    /// Out: after a successful code step, the secret file the answer was
+    /// judged against, as the answer left it (a used recovery code struck
+    /// off); `Absent` when a user with none was let through. twostep-self
+    /// writes its change only over that same file (`cli::proven`).
+    pub judged: Option<crate::secret::Held>,
 }
 
 /// Unix seconds now.

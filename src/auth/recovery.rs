@@ -8,36 +8,39 @@ use crate::secret::{self, UserSecret};
 use crate::state;
 use crate::user::UserName;
 
-/// Checks `answer` against the user's recovery codes and, if it is one,
-/// removes its hash from the secret file before returning: a used code never
-/// works again, even after a crash. Called with the user's state lock held,
-/// with `current` as the code step read (or re-checked) under that lock, so a
-/// code a parallel attempt used is already gone from it.
-/// A recovery code used: the codes that remain, and a digest of its stored
-/// hash, by which a shared store refuses it on every other host.
-pub(super) type Used = (usize, [u8; 32]);
+/// A recovery code used.
+pub(super) struct Used {
+    /// The user's codes that remain.
+    pub left: usize,
+    /// A digest of its stored hash, by which a shared store refuses it on
+    /// every other host.
+    pub digest: [u8; 32],
+    /// The secret file as it was written without it.
+    pub file_now: secret::Held,
+}
 
-/// `Ok(None)`: not a recovery code.
+/// Checks `answer` against the user's recovery codes and, if it is one,
+/// removes its hash from the secret file (and from `current`) before
+/// returning: a used code never works again, even after a crash. Called
+/// with the user's state lock held, with `current` as the code step read
+/// (or re-checked) under that lock, so a code a parallel attempt used is
+/// already gone from it. `Ok(None)`: not a recovery code.
 ///
 /// `relock`: the attempt does not hold the user's lock in `state_dir` (a
-/// shared store keeps the state elsewhere). The secret file is then
-/// written under that lock all the same, and read again under it, as
-/// `twostep recovery-codes` and `enroll` write it under it: a login
-/// striking a code off a copy read before their change would put the old
-/// secret and codes back.
+/// shared store keeps the state elsewhere). The secret file is then read
+/// again and written under that lock all the same, as `twostep
+/// recovery-codes` and `enroll` write it under it: a login striking a code
+/// off a copy read before their change would put the old secret and codes
+/// back.
 pub(super) fn use_code(
     config: &Config,
     user: &UserName,
-    current: UserSecret,
+    current: &mut UserSecret,
     answer: &[u8],
     relock: bool,
 ) -> Result<Option<Used>, (Reason, String)> {
-    if !relock {
+    if !relock || recovery::normalize(answer).is_none() {
         return strike_off(config, user, current, answer);
-    }
-    if recovery::normalize(answer).is_none() {
-        // Not the shape of a code: nothing to strike off, nothing to lock.
-        return Ok(None);
     }
     let _locked = state::lock(&config.state_dir, user).map_err(|e| {
         (
@@ -45,8 +48,7 @@ pub(super) fn use_code(
             format!("cannot lock {user}'s state to strike off a recovery code: {e}"),
         )
     })?;
-    drop(current);
-    let current = secret::load(&config.secret_dir, user, &config.totp)
+    *current = secret::load(&config.secret_dir, user, &config.totp)
         .map_err(super::judge::changed_secret)?;
     strike_off(config, user, current, answer)
 }
@@ -54,7 +56,7 @@ pub(super) fn use_code(
 fn strike_off(
     config: &Config,
     user: &UserName,
-    mut current: UserSecret,
+    current: &mut UserSecret,
     answer: &[u8],
 ) -> Result<Option<Used>, (Reason, String)> {
     if current.file.recovery_codes.is_empty() {
@@ -71,13 +73,17 @@ fn strike_off(
     let used = current.file.recovery_codes.remove(index);
     let digest = crate::state::checksum(used.as_bytes());
     // If the code cannot be struck off, it must not be accepted.
-    secret::store(&config.secret_dir, user, &current.file, true).map_err(|e| {
+    let file_now = secret::store(&config.secret_dir, user, &current.file, true).map_err(|e| {
         (
             Reason::BadSecretFile,
             format!("cannot remove the used recovery code: {e}"),
         )
     })?;
-    Ok(Some((current.file.recovery_codes.len(), digest)))
+    Ok(Some(Used {
+        left: current.file.recovery_codes.len(),
+        digest,
+        file_now,
+    }))
 }
 
 /// Told to the user after a recovery code let them in.

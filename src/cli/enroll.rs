@@ -1,19 +1,23 @@
 //! `twostep enroll USER`: a new secret, shown as a QR code, the key and the
-//! URI; activated only once the user's app gives a right code; then ten
-//! recovery codes, shown once. `--batch` enrolls a list of users for
-//! distribution ([`batch`]). `--method email|sms` is in [`sent`].
+//! URI; activated only once the user's app gives a right code, and once its
+//! ten recovery codes have been shown. `--batch` enrolls a list of users for
+//! distribution ([`batch`]). `--method email|sms` is in [`sent`]; what is
+//! shown, in [`shown`]. twostep-self runs the same code on its proof
+//! ([`super::proven`]).
 //!
 //! Nothing is written until the very end: an enrollment that is refused,
-//! interrupted or fails leaves no secret file, no image and no temporary file.
-//! The helpers that write an enrollment are shared with `recovery-codes` and
-//! `import-google-authenticator`.
+//! interrupted, cannot be shown or fails leaves no secret file, no image and
+//! no temporary file. The helpers that write an enrollment are shared with
+//! `recovery-codes` and `import-google-authenticator`.
 #![forbid(unsafe_code)]
 
 mod batch;
 mod sent;
+mod shown;
 
+use super::proven::{self, Change, Over};
 use super::secret_input;
-use super::term::{self, HoldSignals, Keyboard, Paint};
+use super::term::{self, HoldSignals, Keyboard, NoAnswer, Paint};
 use super::{CliError, CliResult, Ctx};
 use crate::config::TotpParams;
 use crate::delivery::{EmailAddress, Event, PhoneNumber};
@@ -24,6 +28,7 @@ use crate::secret::{self, SecretFile};
 use crate::state::{self, StateError};
 use crate::totp::{self, Code};
 use crate::user::UserName;
+use shown::{codes_shown_in_vain, print_enrolled, show, show_codes};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -155,6 +160,7 @@ pub struct Args {
 
 // The parts of an enrollment the module shares (enrollment at login).
 pub use crate::enrollment::{grouped, secret_file};
+pub use shown::print_recovery_codes;
 
 /// A fresh 160-bit secret, the size RFC 4226 recommends.
 pub fn new_key() -> Result<Zeroizing<Vec<u8>>, CliError> {
@@ -200,11 +206,11 @@ pub fn lock_user(ctx: &Ctx, user: &UserName) -> Result<Option<state::Locked>, Cl
     match state::lock(&ctx.config.state_dir, user) {
         Ok(l) => Ok(Some(l)),
         Err(StateError::Corrupt(why)) => {
-            eprintln!(
+            term::note(&format!(
                 "{}: note: the state file of {user} is damaged ({why}); \
                  the module refuses {user} until `twostep unlock {user}`",
                 ctx.tag
-            );
+            ));
             Ok(None)
         }
         Err(e) => Err(CliError::Failed(format!(
@@ -226,20 +232,22 @@ fn already_enrolled(user: &UserName) -> CliError {
     ))
 }
 
-/// Writes the secret file under the user's lock. Without `replace`, an
-/// existing enrollment is an error. `confirmed_step_time`: the step of the
-/// code that confirmed the enrollment, recorded as used so that it cannot
-/// log in as well. Returns whether an enrollment was replaced.
+/// Writes the secret file under the user's lock, over what `over` allows.
+/// Without `replace`, an existing enrollment is an error.
+/// `confirmed_step_time`: the step of the code that confirmed the
+/// enrollment, recorded as used so that it cannot log in as well. Returns
+/// whether an enrollment was replaced.
 pub fn activate(
     ctx: &Ctx,
     user: &UserName,
     file: &SecretFile,
     replace: bool,
     confirmed_step_time: Option<u64>,
+    over: Over<'_>,
 ) -> Result<bool, CliError> {
     let dir = &ctx.config.secret_dir;
     ensure_private_dir(dir)?;
-    let mut locked = lock_user(ctx, user)?;
+    let mut locked = proven::lock_for_write(ctx, user, over, Change::Enrolled)?;
     let existed = is_enrolled(ctx, user);
     if existed && !replace {
         return Err(already_enrolled(user));
@@ -261,11 +269,11 @@ pub fn activate(
         if next != l.state
             && let Err(e) = l.commit(next)
         {
-            eprintln!(
+            term::note(&format!(
                 "{}: note: could not mark the confirmation code as used \
                  and forget remembered addresses: {e}",
                 ctx.tag
-            );
+            ));
         }
     }
     Ok(existed)
@@ -308,100 +316,7 @@ fn remove_all(paths: &[PathBuf]) {
     }
 }
 
-/// The recovery codes, two columns, numbered.
-pub fn print_recovery_codes(
-    out: &mut dyn Write,
-    paint: Paint,
-    user: &UserName,
-    codes: &[Zeroizing<String>],
-) {
-    let _ = writeln!(
-        out,
-        "\n{}",
-        paint.bold(&format!(
-            "Recovery codes for {user}: each one logs in once, in place of a code."
-        ))
-    );
-    let _ = writeln!(
-        out,
-        "Keep them somewhere safe, away from the phone. They are not shown again.\n"
-    );
-    let half = codes.len().div_ceil(2);
-    for i in 0..half {
-        let left = format!("{:>4}. {}", i + 1, codes[i].as_str());
-        match codes.get(i + half) {
-            Some(right) => {
-                let _ = writeln!(out, "{left:<20}{:>4}. {}", i + half + 1, right.as_str());
-            }
-            None => {
-                let _ = writeln!(out, "{left}");
-            }
-        }
-    }
-}
-
 // ---- one user ------------------------------------------------------------------
-
-/// What the person enrolling is shown: QR code, key, account and URI.
-#[allow(clippy::too_many_arguments)]
-fn show(
-    out: &mut dyn Write,
-    paint: Paint,
-    user: &UserName,
-    issuer: &str,
-    b32: &str,
-    params: &TotpParams,
-    uri: &str,
-    code: Option<(&Qr, QrStyle)>,
-) {
-    let _ = writeln!(
-        out,
-        "{}\n",
-        paint.bold(&format!("Enrolling {user} (issuer \"{issuer}\")."))
-    );
-    if let Some((qr, style)) = code {
-        let style = match style {
-            QrStyle::Ansi => qr::Style::Ansi,
-            _ => qr::Style::Utf8,
-        };
-        match qr.terminal(style) {
-            Ok(drawing) => {
-                let _ = writeln!(out, "{}", drawing.as_str());
-            }
-            Err(e) => {
-                let _ = writeln!(
-                    out,
-                    "{}\n",
-                    paint.yellow(&format!("No QR code shown: {e}."))
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "Scan the QR code with an authenticator app (Google Authenticator, Microsoft\n\
-         Authenticator, Authy...), or add the account by hand:\n"
-    );
-    let _ = write!(
-        out,
-        "{}",
-        term::aligned(&[
-            ("Key", paint.bold(&grouped(b32))),
-            ("Account", format!("{issuer}:{user}")),
-            (
-                "Type",
-                format!(
-                    "time-based, {}, {} digits, every {} seconds",
-                    params.algorithm.as_str(),
-                    params.digits,
-                    params.period
-                ),
-            ),
-            ("URI", uri.to_string()),
-        ])
-    );
-    let _ = writeln!(out);
-}
 
 /// Asks for the app's code, up to [`CONFIRM_TRIES`] times. Returns the start
 /// of the matched time step.
@@ -410,13 +325,14 @@ fn confirm(
     user: &UserName,
     key: &[u8],
     params: &TotpParams,
+    over: Over<'_>,
 ) -> Result<u64, CliError> {
     let asking = Asking {
         prompt: format!("Code from the app ({} digits): ", params.digits),
         wrong: "That is not the app's current code for this account",
         last: "is the phone's clock set automatically?",
     };
-    ask_until_right(keyboard, user, &asking, |answer| {
+    ask_until_right(keyboard, user, &asking, over, |answer| {
         Ok(Code::parse(answer, params.digits)
             .and_then(|code| totp::matching_step(key, params, &code, super::unix_now()))
             .map(|step| step.saturating_mul(u64::from(params.period))))
@@ -440,18 +356,29 @@ fn not_enrolled(user: &UserName, why: &str) -> CliError {
 }
 
 /// Asks up to [`CONFIRM_TRIES`] times until `check` finds an answer right
-/// (`Ok(Some(_))`). `Err(why)` from `check` ends the enrollment at once.
+/// (`Ok(Some(_))`). `Err(why)` from `check` ends the enrollment at once;
+/// so does the end of the time a proof gives (`over`).
 fn ask_until_right<T>(
     keyboard: &Keyboard,
     user: &UserName,
     asking: &Asking,
+    over: Over<'_>,
     mut check: impl FnMut(&[u8]) -> Result<Option<T>, String>,
 ) -> Result<T, CliError> {
     let paint = Paint::stderr();
     for attempt in 1..=CONFIRM_TRIES {
         let answer = keyboard
-            .read_code(&asking.prompt)
-            .map_err(|term::Cancelled| not_enrolled(user, "cancelled"))?;
+            .read_code_within(&asking.prompt, over.prompt_limit())
+            .map_err(|no| match no {
+                NoAnswer::Cancelled => not_enrolled(user, "cancelled"),
+                NoAnswer::TimedOut => not_enrolled(
+                    user,
+                    &format!(
+                        "no answer within {} of your confirmation",
+                        proven::good_for_words()
+                    ),
+                ),
+            })?;
         if let Some(right) = check(answer.as_bytes()).map_err(|why| not_enrolled(user, &why))? {
             eprintln!("{}", paint.green("Code accepted."));
             return Ok(right);
@@ -506,7 +433,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .ok_or_else(|| CliError::Usage("enroll needs USER, or --batch FILE".into()))?;
     let user = super::existing_user(raw)?;
     check(ctx, &args, &user)?;
-    one(ctx, &args, &user, &Keyboard::Stdin)
+    one(ctx, &args, &user, &Keyboard::Stdin, Over::Anything)
 }
 
 /// Refuses, before anything is shown or asked, an enrollment that could
@@ -528,11 +455,18 @@ pub fn check(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
 }
 
 /// Enrolls `user` as `args` say, after [`check`]: the new secret shown, the
-/// confirmation typed on `keyboard`, the file written, the record and the
-/// notice.
-pub fn one(ctx: &Ctx, args: &Args, user: &UserName, keyboard: &Keyboard) -> CliResult {
+/// confirmation typed on `keyboard`, the recovery codes shown, the file
+/// written over what `over` allows, the record and the notice. What cannot
+/// be shown is not made.
+pub fn one(
+    ctx: &Ctx,
+    args: &Args,
+    user: &UserName,
+    keyboard: &Keyboard,
+    over: Over<'_>,
+) -> CliResult {
     if args.how.method != MethodArg::Totp {
-        return sent::run(ctx, args, user, keyboard);
+        return sent::run(ctx, args, user, keyboard, over);
     }
     let confirming = !args.no_confirm;
     let tty;
@@ -569,20 +503,23 @@ pub fn one(ctx: &Ctx, args: &Args, user: &UserName, keyboard: &Keyboard) -> CliR
     // With --json, stdout is for the one object: the person confirming reads
     // stderr.
     if !args.json || confirming {
-        let (mut out, paint): (Box<dyn Write>, Paint) = if args.json {
-            (Box::new(std::io::stderr()), Paint::stderr())
-        } else {
-            (Box::new(std::io::stdout()), Paint::stdout())
-        };
         let drawing = code
             .as_ref()
             .filter(|_| args.qr != QrStyle::None)
             .map(|c| (c, args.qr));
-        show(&mut out, paint, user, &issuer, &b32, &params, &uri, drawing);
-        let _ = out.flush();
+        let show_on = |out: &mut dyn Write, paint| {
+            show(out, paint, user, &issuer, &b32, &params, &uri, drawing)
+        };
+        let shown = if args.json {
+            let mut err = std::io::stderr();
+            show_on(&mut err, Paint::stderr()).and_then(|()| err.flush())
+        } else {
+            term::to_stdout(|out| show_on(out, Paint::stdout()))
+        };
+        shown.map_err(|e| not_enrolled(user, &format!("the new key could not be shown ({e})")))?;
     }
     let confirmed = if confirming {
-        Some(confirm(keyboard, user, &key, &params)?)
+        Some(confirm(keyboard, user, &key, &params, over)?)
     } else {
         None
     };
@@ -605,53 +542,42 @@ pub fn one(ctx: &Ctx, args: &Args, user: &UserName, keyboard: &Keyboard) -> CliR
         }
     }
 
-    // From here to the end, Ctrl-C waits: the enrollment is written whole
-    // and its recovery codes shown, or nothing is written.
+    // From here to the end, Ctrl-C waits: the enrollment is shown and
+    // written whole, or nothing is written.
     let hold = HoldSignals::new();
-    let written = write_all_private(&images)?;
-    let replaced = match activate(ctx, user, &file, args.force, confirmed) {
-        Ok(r) => r,
-        Err(e) => {
-            remove_all(&written);
-            return Err(e);
-        }
-    };
-    ctx.log_admin("enrolled", user);
-
-    if args.json {
-        let out = serde_json::json!({
+    let json = args.json.then(|| {
+        serde_json::json!({
             "user": user.as_str(),
             "secret": b32.as_str(),
             "uri": uri.as_str(),
             "recovery_codes": shown.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-        });
-        println!("{out}");
-    } else {
-        let paint = Paint::stdout();
-        let mut out = std::io::stdout();
-        print_enrolled(&mut out, paint, user, "", replaced);
-        for p in &written {
-            let _ = writeln!(
-                out,
-                "Wrote {} (mode 0600: it holds the secret).",
-                p.display()
-            );
+        })
+    });
+    show_codes(user, json.as_ref(), &shown)?;
+    let written = write_all_private(&images).map_err(|e| codes_shown_in_vain(user, e))?;
+    let replaced = match activate(ctx, user, &file, args.force, confirmed, over) {
+        Ok(r) => r,
+        Err(e) => {
+            remove_all(&written);
+            return Err(codes_shown_in_vain(user, e));
         }
-        print_recovery_codes(&mut out, paint, user, &shown);
+    };
+    ctx.log_admin("enrolled", user);
+    if !args.json {
+        // Done and recorded: the notice goes out even if this cannot be shown.
+        let _ = term::to_stdout(|out| {
+            print_enrolled(out, Paint::stdout(), user, "", replaced)?;
+            for p in &written {
+                writeln!(
+                    out,
+                    "Wrote {} (mode 0600: it holds the secret).",
+                    p.display()
+                )?;
+            }
+            Ok(())
+        });
     }
     drop(hold);
     ctx.notify(Event::Enrolled, user, args.how.email.as_ref());
     Ok(())
-}
-
-/// "Enrolled USER`how`." and, if an enrollment was replaced, that its
-/// secret and recovery codes no longer work.
-fn print_enrolled(out: &mut dyn Write, paint: Paint, user: &UserName, how: &str, replaced: bool) {
-    let _ = writeln!(out, "{}", paint.green(&format!("Enrolled {user}{how}.")));
-    if replaced {
-        let _ = writeln!(
-            out,
-            "The previous secret and recovery codes of {user} no longer work."
-        );
-    }
 }

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 use super::enroll;
+use super::proven::Over;
 use super::term::{self, HoldSignals, Paint};
 use super::{CliError, CliResult, Ctx};
 use crate::config::{Algorithm, TotpParams};
@@ -325,15 +326,20 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .map(|s| s.saturating_mul(u64::from(step)));
 
     let hold = HoldSignals::new();
-    let replaced = enroll::activate(ctx, &user, &file, args.force, used_until)?;
+    let replaced = enroll::activate(ctx, &user, &file, args.force, used_until, Over::Anything)?;
     ctx.log_admin("enrolled", &user);
-    print_report(ctx, &user, &path, &ga, &params, key.len() * 8, replaced);
+    // Done and recorded: the notice goes out even if this cannot be shown.
+    let bits = key.len() * 8;
+    let _ =
+        term::to_stdout(|out| print_report(out, ctx, &user, &path, &ga, &params, bits, replaced));
     drop(hold);
     ctx.notify(crate::delivery::Event::Enrolled, &user, None);
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn print_report(
+    out: &mut dyn std::io::Write,
     ctx: &Ctx,
     user: &crate::user::UserName,
     path: &std::path::Path,
@@ -341,9 +347,10 @@ fn print_report(
     params: &TotpParams,
     bits: usize,
     replaced: bool,
-) {
+) -> std::io::Result<()> {
     let paint = Paint::stdout();
-    println!(
+    writeln!(
+        out,
         "{}{}",
         paint.green(&format!("Imported {} for {user}.", term::escape_path(path))),
         if replaced {
@@ -351,7 +358,7 @@ fn print_report(
         } else {
             ""
         }
-    );
+    )?;
     let skew = ctx.config.totp.skew;
     let mut rows = vec![
         (
@@ -412,11 +419,12 @@ fn print_report(
             format!("unknown options: {}", term::escape(&ga.unknown.join(" "))),
         ));
     }
-    print!("{}", term::aligned(&rows));
-    println!(
+    write!(out, "{}", term::aligned(&rows))?;
+    writeln!(
+        out,
         "The file was left in place: its scratch codes still work with pam_google_authenticator.\n\
          Remove it once that module is out of the PAM stack."
-    );
+    )
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod check;
 // pub(crate): twostep-self (src/self_service/) reuses the enrollment, the
 // recovery codes, the removal, the status and the terminal of the commands.
 pub(crate) mod enroll;
+pub(crate) mod proven;
 // pub: its parser is a fuzz target (fuzz/fuzz_targets/google_authenticator.rs).
 pub mod import_ga;
 pub(crate) mod recovery_codes;
@@ -178,7 +179,11 @@ impl Sink for NoticeSink<'_> {
     fn emit(&mut self, record: Record) {
         if record.event() == "delivery_failed" {
             let detail = record.get("detail").unwrap_or("the hand-over failed");
-            eprintln!("{}: note: not mailed: {}", self.0.tag, term::escape(detail));
+            term::note(&format!(
+                "{}: note: not mailed: {}",
+                self.0.tag,
+                term::escape(detail)
+            ));
         }
         self.0.emit(record);
     }

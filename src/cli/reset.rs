@@ -1,7 +1,8 @@
 //! `twostep reset USER`: remove a user's enrollment.
 #![forbid(unsafe_code)]
 
-use super::enroll;
+use super::proven::{self, Change, Over};
+use super::term;
 use super::{CliError, CliResult, Ctx};
 use crate::delivery::{EmailAddress, Event};
 use crate::fsutil;
@@ -33,7 +34,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let user = super::account_or_name(&args.user)?;
     let dir = &ctx.config.secret_dir;
     let path = secret::path_for(dir, &user);
-    let (removed, email) = remove(ctx, &user, Event::Reset)?;
+    let (removed, email) = remove(ctx, &user, Event::Reset, Over::Anything)?;
     if !removed {
         return Err(CliError::Failed(format!(
             "{user} is not enrolled (no {}): nothing to reset",
@@ -41,7 +42,10 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         )));
     }
     ctx.log_admin("reset", &user);
-    println!("Removed the enrollment of {user} ({}).", path.display());
+    let mut said = vec![format!(
+        "Removed the enrollment of {user} ({}).",
+        path.display()
+    )];
     let now = super::unix_now();
     match ctx.store().read(&user) {
         Ok(Some(s)) if s.counters.failures > 0 || s.counters.locked_until > now => {
@@ -51,38 +55,42 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
                 }
                 Standing::Open => String::new(),
             };
-            println!(
+            said.push(format!(
                 "Kept the lockout state: {} failure(s){lock}. `twostep unlock {user}` clears it.",
                 s.counters.failures
-            );
+            ));
         }
         Ok(_) => {}
-        Err(e) => println!(
+        Err(e) => said.push(format!(
             "Kept the state file, which is damaged ({e}): `twostep unlock {user}` replaces it."
-        ),
+        )),
     }
     if ctx.config.unenrolled == crate::config::Unenrolled::Deny {
-        println!(
+        said.push(format!(
             "{user} cannot log in where the code is required until enrolled again (unenrolled = \"deny\")."
-        );
+        ));
     }
+    // Done and recorded: the notice goes out even if this cannot be shown.
+    let _ = term::to_stdout(|out| said.iter().try_for_each(|line| writeln!(out, "{line}")));
     ctx.notify(Event::Reset, &user, email.as_ref());
     Ok(())
 }
 
-/// Removes the user's secret file durably, under the user's lock, and
-/// forgets the addresses remembered for it. Returns whether there was one,
-/// and its address if `notice` is to be mailed to it.
+/// Removes the user's secret file durably, under the user's lock, if `over`
+/// allows, and forgets the addresses remembered for it. Returns whether
+/// there was one, and its address if `notice` is to be mailed to it.
 pub fn remove(
     ctx: &Ctx,
     user: &UserName,
     notice: Event,
+    over: Over<'_>,
 ) -> Result<(bool, Option<EmailAddress>), CliError> {
     let dir = &ctx.config.secret_dir;
     let path = secret::path_for(dir, user);
     // Under the user's lock, so that a login striking off a recovery code
-    // cannot write the file back after we removed it.
-    let mut locked = enroll::lock_user(ctx, user)?;
+    // cannot write the file back after we removed it. On a proof, this is
+    // twostep-self's `disable`.
+    let mut locked = proven::lock_for_write(ctx, user, over, Change::Disabled)?;
     // The notice goes to the address in the file being removed.
     let email = ctx
         .wants_notice(notice)

@@ -141,12 +141,17 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     if let Some(raw) = &args.user {
         let user = super::account_or_name(raw)?;
         let s = status_of(ctx, &user, now);
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-        } else {
-            print_table(&[s]);
-        }
-        return Ok(());
+        return shown(term::to_stdout(|out| {
+            if args.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&s).unwrap_or_default()
+                )
+            } else {
+                print_table(out, &[s])
+            }
+        }));
     }
     let mut users = BTreeSet::new();
     names_in(&ctx.config.secret_dir, &mut users)?;
@@ -156,17 +161,27 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         .map_err(|e| CliError::Failed(format!("cannot list the users with state: {e}")))?;
     users.extend(with_state.iter().filter_map(|n| UserName::parse(n).ok()));
     let all: Vec<Status> = users.iter().map(|u| status_of(ctx, u, now)).collect();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-    } else if all.is_empty() {
-        println!("No user is enrolled or has failed a login yet.");
-    } else {
-        print_table(&all);
-    }
-    Ok(())
+    shown(term::to_stdout(|out| {
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&all).unwrap_or_default()
+            )
+        } else if all.is_empty() {
+            writeln!(out, "No user is enrolled or has failed a login yet.")
+        } else {
+            print_table(out, &all)
+        }
+    }))
 }
 
-fn print_table(rows: &[Status]) {
+/// A status that could not be written is a failure: one line says so.
+pub fn shown(written: std::io::Result<()>) -> CliResult {
+    written.map_err(|e| CliError::Failed(format!("cannot write to standard output: {e}")))
+}
+
+fn print_table(out: &mut dyn std::io::Write, rows: &[Status]) -> std::io::Result<()> {
     let header = [
         "USER",
         "ENROLLED",
@@ -217,13 +232,14 @@ fn print_table(rows: &[Status]) {
             .trim_end()
             .to_string()
     };
-    println!("{}", line(&header.map(String::from)));
+    writeln!(out, "{}", line(&header.map(String::from)))?;
     for row in &cells {
-        println!("{}", line(row));
+        writeln!(out, "{}", line(row))?;
     }
     for s in rows {
         if let Some(p) = &s.problem {
-            println!("{}: {}", term::escape(&s.user), term::escape(p));
+            writeln!(out, "{}: {}", term::escape(&s.user), term::escape(p))?;
         }
     }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// ANSI styling for one output stream: a no-op unless it is a terminal and
@@ -133,6 +134,76 @@ pub fn aligned(rows: &[(&str, String)]) -> String {
 #[derive(Debug)]
 pub struct Cancelled;
 
+/// Why a prompt with a time limit got no answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// As [`Cancelled`].
+    Cancelled,
+    /// The time was up first.
+    TimedOut,
+}
+
+impl From<NoAnswer> for Cancelled {
+    fn from(_: NoAnswer) -> Cancelled {
+        Cancelled
+    }
+}
+
+/// Writes what `show` writes to standard output and flushes it: `Ok` only
+/// if all of it went out. `println!` panics instead (twostep-self, which
+/// blocks SIGPIPE, and `twostep`, whose runtime ignores it, get EPIPE from
+/// a pipe whose reader has gone), and a panic would stop a change half
+/// made: after its write, before its record and notice.
+pub fn to_stdout(show: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    show(&mut out)?;
+    out.flush()
+}
+
+/// A line on stderr, come what may: `eprintln!` panics when stderr cannot
+/// be written, and a note must never stop a change half made.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Whether standard output is a pipe or socket whose reader has gone
+/// (`poll` says POLLERR or POLLHUP): whatever is written there is lost.
+/// A file on a full disk is not seen here; [`to_stdout`] sees it.
+pub fn stdout_gone() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)),
+        Err(_) => false,
+    }
+}
+
+/// Waits until `fd` has something to read or the time is up (`false`);
+/// without a time, at once.
+fn readable_by(fd: BorrowedFd<'_>, until: Option<Instant>) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let Some(until) = until else {
+        return true;
+    };
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = u32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
+        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+            // Readable, or an error that the read will meet and report.
+            Ok(_) | Err(_) => return true,
+        }
+    }
+}
+
 /// Where the person enrolling types the app's code.
 pub enum Keyboard {
     /// Standard input: a terminal, or lines from a script.
@@ -178,9 +249,19 @@ impl Keyboard {
     /// Asks for a code: hidden, character by character, on a terminal; a
     /// plain line from standard input otherwise.
     pub fn read_code(&self, prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
+        Ok(self.read_code_within(prompt, None)?)
+    }
+
+    /// [`Keyboard::read_code`], giving up after `limit` (none: no limit).
+    pub fn read_code_within(
+        &self,
+        prompt: &str,
+        limit: Option<Duration>,
+    ) -> Result<Zeroizing<String>, NoAnswer> {
+        let until = limit.map(|l| Instant::now() + l);
         match self {
-            Keyboard::Tty(tty) => read_hidden(tty.as_fd(), prompt, MAX_ANSWER),
-            Keyboard::Stdin => read_stdin(prompt),
+            Keyboard::Tty(tty) => read_hidden_by(tty.as_fd(), prompt, MAX_ANSWER, until),
+            Keyboard::Stdin => read_stdin(prompt, until),
         }
     }
 }
@@ -201,19 +282,23 @@ const MAX_ANSWER: usize = 64;
 
 /// Asks for a code on standard input: hidden on a terminal (see
 /// [`read_hidden`]), a plain line otherwise.
-fn read_stdin(prompt: &str) -> Result<Zeroizing<String>, Cancelled> {
+fn read_stdin(prompt: &str, until: Option<Instant>) -> Result<Zeroizing<String>, NoAnswer> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return read_hidden(stdin.as_fd(), prompt, MAX_ANSWER);
+        return read_hidden_by(stdin.as_fd(), prompt, MAX_ANSWER, until);
     }
     let mut err = std::io::stderr();
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
+    if !readable_by(stdin.as_fd(), until) {
+        let _ = writeln!(err);
+        return Err(NoAnswer::TimedOut);
+    }
     let mut line = Zeroizing::new(String::new());
     match stdin.read_line(&mut line) {
         Ok(0) | Err(_) => {
             let _ = writeln!(err);
-            Err(Cancelled)
+            Err(NoAnswer::Cancelled)
         }
         Ok(_) => Ok(Zeroizing::new(line.trim().to_string())),
     }
@@ -230,13 +315,23 @@ pub fn read_hidden(
     prompt: &str,
     max: usize,
 ) -> Result<Zeroizing<String>, Cancelled> {
-    let mut bytes = read_hidden_bytes(tty, prompt, max, Accept::Printable)?;
+    Ok(read_hidden_by(tty, prompt, max, None)?)
+}
+
+/// [`read_hidden`], giving up at `until` (none: never).
+fn read_hidden_by(
+    tty: BorrowedFd<'_>,
+    prompt: &str,
+    max: usize,
+    until: Option<Instant>,
+) -> Result<Zeroizing<String>, NoAnswer> {
+    let mut bytes = read_hidden_bytes(tty, prompt, max, Accept::Printable, until)?;
     // Printable ASCII only, so always UTF-8: the buffer is moved, not copied.
     String::from_utf8(std::mem::take(&mut *bytes))
         .map(Zeroizing::new)
         .map_err(|e| {
             zeroize::Zeroize::zeroize(&mut e.into_bytes());
-            Cancelled
+            NoAnswer::Cancelled
         })
 }
 
@@ -248,7 +343,7 @@ pub fn read_password(
     prompt: &str,
     max: usize,
 ) -> Result<Zeroizing<Vec<u8>>, Cancelled> {
-    read_hidden_bytes(tty, prompt, max, Accept::AnyText)
+    Ok(read_hidden_bytes(tty, prompt, max, Accept::AnyText, None)?)
 }
 
 /// Which bytes a hidden answer keeps.
@@ -260,14 +355,17 @@ enum Accept {
     AnyText,
 }
 
+/// The hidden read itself; with `until`, the answer must be complete by
+/// then (the keys typed are read as they come, the time is for them all).
 fn read_hidden_bytes(
     tty: BorrowedFd<'_>,
     prompt: &str,
     max: usize,
     accept: Accept,
-) -> Result<Zeroizing<Vec<u8>>, Cancelled> {
+    until: Option<Instant>,
+) -> Result<Zeroizing<Vec<u8>>, NoAnswer> {
     let mut err = std::io::stderr();
-    let saved = termios::tcgetattr(tty).map_err(|_| Cancelled)?;
+    let saved = termios::tcgetattr(tty).map_err(|_| NoAnswer::Cancelled)?;
     let mut raw = saved.clone();
     raw.local_flags
         .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
@@ -276,25 +374,28 @@ fn read_hidden_bytes(
     let restore = RestoreTerminal { fd: tty, saved };
     // Keys typed ahead are kept (TCSANOW). The prompt appears only once
     // Ctrl-C is a key: whoever sees it can interrupt cleanly.
-    termios::tcsetattr(tty, SetArg::TCSANOW, &raw).map_err(|_| Cancelled)?;
+    termios::tcsetattr(tty, SetArg::TCSANOW, &raw).map_err(|_| NoAnswer::Cancelled)?;
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
     let mut answer = Zeroizing::new(Vec::with_capacity(max));
     let outcome = loop {
+        if !readable_by(tty, until) {
+            break Err(NoAnswer::TimedOut);
+        }
         let mut byte = [0u8; 1];
         match nix::unistd::read(tty, &mut byte) {
             Ok(1) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            _ => break Err(Cancelled),
+            _ => break Err(NoAnswer::Cancelled),
         }
         match byte[0] {
             b'\r' | b'\n' => break Ok(()),
             // Ctrl-C, Ctrl-\ ; Ctrl-D on an empty line.
             0x03 | 0x1c => {
                 let _ = write!(err, "^C");
-                break Err(Cancelled);
+                break Err(NoAnswer::Cancelled);
             }
-            0x04 if answer.is_empty() => break Err(Cancelled),
+            0x04 if answer.is_empty() => break Err(NoAnswer::Cancelled),
             // Backspace: the last character, with its UTF-8 continuation bytes.
             0x7f | 0x08 => {
                 while let Some(b) = answer.pop() {
@@ -353,6 +454,46 @@ impl Drop for HoldSignals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prompt_with_a_time_limit_gives_up_then() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let tty = pty.slave.as_fd();
+        let within = |ms| Some(Instant::now() + Duration::from_millis(ms));
+        // Nothing typed: no answer, once the time is up and not before.
+        let start = Instant::now();
+        assert_eq!(
+            read_hidden_by(tty, "", 8, within(300)).err(),
+            Some(NoAnswer::TimedOut)
+        );
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+        // Typed in time: read.
+        nix::unistd::write(&pty.master, b"123456\r").unwrap();
+        assert_eq!(
+            read_hidden_by(tty, "", 8, within(10_000)).unwrap().as_str(),
+            "123456"
+        );
+        // Begun but not ended in time: no answer; the time is for it all.
+        nix::unistd::write(&pty.master, b"123").unwrap();
+        assert_eq!(
+            read_hidden_by(tty, "", 8, within(300)).err(),
+            Some(NoAnswer::TimedOut)
+        );
+        // Without a time: waits for the answer, however long.
+        nix::unistd::write(&pty.master, b"\x15654321\r").unwrap();
+        assert_eq!(read_hidden_by(tty, "", 8, None).unwrap().as_str(), "654321");
+        // The time already up: asked, not waited for.
+        let start = Instant::now();
+        assert_eq!(
+            read_hidden_by(tty, "", 8, within(0)).err(),
+            Some(NoAnswer::TimedOut)
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn outside_text_is_escaped() {

@@ -2,6 +2,7 @@
 //! accepted step that lies in the future.
 #![forbid(unsafe_code)]
 
+use super::term;
 use super::{CliError, CliResult, Ctx};
 use crate::audit::rfc3339;
 use crate::config::TotpParams;
@@ -59,9 +60,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
             state::replace(&ctx.config.state_dir, &user, &UserState::default()).map_err(|e| {
                 CliError::Failed(format!("cannot replace the damaged state of {user}: {e}"))
             })?;
-            eprintln!(
+            term::note(&format!(
                 "twostep: the state file of {user} was damaged ({why}); replaced it with a fresh one"
-            );
+            ));
             None
         }
         Err(e) => return Err(CliError::Failed(format!("cannot unlock {user}: {e}"))),
@@ -71,14 +72,19 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
         record = record.with("future_step_cleared", rfc3339(step));
     }
     ctx.log(record);
-    println!("Unlocked {user}.");
-    if let Some(step) = future_step {
-        println!(
-            "Cleared the last accepted code's time step, {}, which lies in the future (was \
-             the clock set forward?): {user}'s right codes are accepted again.",
-            rfc3339(step)
-        );
-    }
+    // Done and recorded: the notice goes out even if this cannot be shown.
+    let _ = term::to_stdout(|out| {
+        writeln!(out, "Unlocked {user}.")?;
+        match future_step {
+            Some(step) => writeln!(
+                out,
+                "Cleared the last accepted code's time step, {}, which lies in the future (was \
+                 the clock set forward?): {user}'s right codes are accepted again.",
+                rfc3339(step)
+            ),
+            None => Ok(()),
+        }
+    });
     ctx.notify(Event::Unlocked, &user, email.as_ref());
     Ok(())
 }

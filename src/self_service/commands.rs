@@ -8,6 +8,7 @@
 
 use super::proof;
 use crate::cli::enroll::{self, HowCodesCome};
+use crate::cli::proven::Over;
 use crate::cli::term::{self, Paint};
 use crate::cli::{CliError, Ctx, recovery_codes, reset};
 use crate::config::Unenrolled;
@@ -43,10 +44,6 @@ pub fn status(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
         (false, _) => "not locked".to_string(),
     };
     let paint = Paint::stdout();
-    println!(
-        "{}",
-        paint.bold(&format!("Two-step sign-in of {user} on this machine:"))
-    );
     let mut rows = vec![
         ("Method", method),
         ("Recovery codes", codes),
@@ -55,7 +52,26 @@ pub fn status(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
     if let Some(problem) = &s.problem {
         rows.push(("Problem", term::escape(problem).into_owned()));
     }
-    print!("{}", term::aligned(&rows));
+    crate::cli::status::shown(term::to_stdout(|out| {
+        writeln!(
+            out,
+            "{}",
+            paint.bold(&format!("Two-step sign-in of {user} on this machine:"))
+        )?;
+        write!(out, "{}", term::aligned(&rows))
+    }))
+}
+
+/// Refuses, before the password is asked, a change whose new secret or
+/// codes would go to a standard output whose reader has gone (`| head -0`):
+/// they could not be shown, so the change would not be made anyway.
+fn refuse_if_unseen(what: &str) -> Result<(), CliError> {
+    if term::stdout_gone() {
+        return Err(CliError::Failed(format!(
+            "standard output is a pipe that nobody reads, so {what} could not be shown: \
+             nothing was asked or changed"
+        )));
+    }
     Ok(())
 }
 
@@ -64,9 +80,10 @@ pub fn status(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
 pub fn enroll(ctx: &Ctx, user: &UserName, how: HowCodesCome) -> Result<(), CliError> {
     let args = enroll::Args::for_self(how);
     enroll::check(ctx, &args, user)?;
+    refuse_if_unseen("your new key and recovery codes")?;
     let keyboard = proof::keyboard()?;
-    proof::prove(ctx, user, &keyboard)?;
-    enroll::one(ctx, &args, user, &keyboard)
+    let proven = proof::prove(ctx, user, &keyboard)?;
+    enroll::one(ctx, &args, user, &keyboard, Over::Proven(&proven))
 }
 
 /// `recovery-codes`: a new set, shown once.
@@ -78,10 +95,10 @@ pub fn recovery_codes(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
                 .into(),
         ));
     }
+    refuse_if_unseen("your new recovery codes")?;
     let keyboard = proof::keyboard()?;
-    proof::prove(ctx, user, &keyboard)?;
-    let (shown, email) = recovery_codes::replace(ctx, user)?;
-    recovery_codes::print(user, &shown);
+    let proven = proof::prove(ctx, user, &keyboard)?;
+    let email = recovery_codes::replace(ctx, user, Over::Proven(&proven), false)?;
     ctx.notify(Event::RecoveryRegenerated, user, email.as_ref());
     Ok(())
 }
@@ -119,27 +136,32 @@ pub fn disable(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
         ));
     }
     if ctx.config.unenrolled == Unenrolled::Deny {
-        eprintln!(
+        term::note(
             "Note: on this machine, logins that ask for a code refuse users who have none \
-             (unenrolled = \"deny\"): you will not get in there until you set it up again."
+             (unenrolled = \"deny\"): you will not get in there until you set it up again.",
         );
     }
     let keyboard = proof::keyboard()?;
-    proof::prove(ctx, user, &keyboard)?;
-    let (removed, email) = reset::remove(ctx, user, Event::Disabled)?;
+    let proven = proof::prove(ctx, user, &keyboard)?;
+    let (removed, email) = reset::remove(ctx, user, Event::Disabled, Over::Proven(&proven))?;
     if !removed {
         return Err(CliError::Failed(
             "two-step sign-in was removed meanwhile: nothing to turn off".into(),
         ));
     }
     ctx.log_admin("disabled", user);
-    println!(
-        "{}",
-        Paint::stdout().green(&format!(
-            "Turned off two-step sign-in for {user}: your app's codes and your recovery \
-             codes no longer work."
-        ))
-    );
+    // Done and recorded: the notice goes out whatever becomes of this line
+    // (`twostep-self disable | true`); a line that could not be shown is
+    // said on stderr instead.
+    let said = Paint::stdout().green(&format!(
+        "Turned off two-step sign-in for {user}: your app's codes and your recovery \
+         codes no longer work."
+    ));
+    if term::to_stdout(|out| writeln!(out, "{said}")).is_err() {
+        term::note(&format!(
+            "twostep-self: turned off two-step sign-in for {user}"
+        ));
+    }
     ctx.notify(Event::Disabled, user, email.as_ref());
     Ok(())
 }

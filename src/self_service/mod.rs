@@ -108,7 +108,10 @@ fn run() -> ExitCode {
     match command(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("twostep-self: {}", crate::cli::term::escape(&e.to_string()));
+            crate::cli::term::note(&format!(
+                "twostep-self: {}",
+                crate::cli::term::escape(&e.to_string())
+            ));
             ExitCode::from(match e {
                 CliError::Usage(_) => 2,
                 CliError::Failed(_) => 1,
@@ -167,5 +170,36 @@ fn command(cli: Cli) -> Result<(), CliError> {
         Command::Enroll(how) => commands::enroll(&ctx, &user, how),
         Command::RecoveryCodes => commands::recovery_codes(&ctx, &user),
         Command::Disable => commands::disable(&ctx, &user),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    const NAME: &str = "self_service::tests::a_panic_prints_one_fixed_line_and_nothing_of_it";
+    const HERE: &str = "TWOSTEP_TEST_PANIC_HERE";
+
+    /// The hook is the whole process's: the panic happens in a copy of this
+    /// test binary that runs this test alone, with `RUST_BACKTRACE=full`.
+    /// (Nothing from outside makes twostep-self panic any more: its writes
+    /// to standard output are all checked.)
+    #[test]
+    fn a_panic_prints_one_fixed_line_and_nothing_of_it() {
+        if std::env::var_os(HERE).is_some() {
+            super::hygiene::quiet_panics();
+            let _ = std::panic::catch_unwind(|| panic!("code 123456 in the message"));
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(HERE, "1")
+            .env("RUST_BACKTRACE", "full")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            super::hygiene::PANIC_LINE
+        );
     }
 }

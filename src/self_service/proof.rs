@@ -16,6 +16,7 @@ use super::{SERVICE, pam_client};
 use crate::audit::Syslog;
 use crate::auth::{self, Conversation, Env, Mode, Outcome, Request};
 use crate::caller::Shield;
+use crate::cli::proven::Proven;
 use crate::cli::term::{self, Keyboard};
 use crate::cli::{CliError, Ctx};
 use crate::user::UserName;
@@ -48,9 +49,10 @@ fn tty_name() -> String {
 }
 
 /// Asks for the password, then a code if `user` is enrolled. `Ok`: the
-/// change may go ahead. Every failure is counted and recorded, and the
-/// person has been told why.
-pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<(), CliError> {
+/// change may go ahead, over the secret file the proof was judged against
+/// and within the time it gives (`cli::proven`). Every failure is counted
+/// and recorded, and the person has been told why.
+pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<Proven, CliError> {
     let store = crate::store::open(&ctx.config);
     let mut audit = Syslog {
         socket: &ctx.config.log_socket,
@@ -75,6 +77,7 @@ pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<(), CliE
         audit: &mut audit,
         debug: false,
         reservation: None,
+        judged: None,
     };
     // The count is made under the user's lock, which the caller must not be
     // able to hold by stopping this process (`caller`); PAM checks the
@@ -93,11 +96,16 @@ pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<(), CliE
     env.now = auth::system_clock();
     if let Err(refused) = checked {
         let _ = auth::run(&mut env, Mode::Authfail, &req);
-        eprintln!("{}", term::escape(&format!("twostep-self: {refused}")));
+        term::note(&term::escape(&format!("twostep-self: {refused}")));
         return Err(not_confirmed());
     }
     match auth::confirm::second_factor(&mut env, &req, user) {
-        Outcome::Success => Ok(()),
+        // Every success names the file it was judged against; should one
+        // not, nothing may be written.
+        Outcome::Success => env
+            .judged
+            .map(|held| Proven::now(held.fingerprint()))
+            .ok_or_else(not_confirmed),
         Outcome::Denied | Outcome::ConversationFailed => Err(not_confirmed()),
     }
 }
@@ -117,10 +125,12 @@ impl Conversation for TerminalConversation<'_> {
     }
 
     fn error(&mut self, text: &str) {
-        eprintln!("{}", term::escape(text));
+        term::note(&term::escape(text));
     }
 
+    // After a recovery code, this comes once the proof is committed: a
+    // stderr that cannot be written must not stop what follows.
     fn info(&mut self, text: &str) {
-        eprintln!("{}", term::escape(text));
+        term::note(&term::escape(text));
     }
 }

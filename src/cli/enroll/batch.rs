@@ -6,6 +6,7 @@
 
 use super::{Args, activate, ensure_private_dir, is_enrolled, issuer, new_key};
 use super::{new_recovery_codes, remove_all, secret_file, write_all_private};
+use crate::cli::proven::Over;
 use crate::cli::term::{self, HoldSignals, Paint};
 use crate::cli::{CliError, CliResult, Ctx};
 use crate::delivery::Event;
@@ -85,7 +86,8 @@ fn enroll_one(ctx: &Ctx, raw: &str, out_dir: &Path, force: bool) -> Result<bool,
         ),
     ];
     let written = write_all_private(&outputs)?;
-    if let Err(e) = activate(ctx, &user, &secret_file(&b32, &params, hashes), force, None) {
+    let file = secret_file(&b32, &params, hashes);
+    if let Err(e) = activate(ctx, &user, &file, force, None, Over::Anything) {
         remove_all(&written);
         return Err(e);
     }

@@ -16,7 +16,8 @@
 
 use super::{Args, Asking, MethodArg};
 use crate::audit::{Record, Severity};
-use crate::cli::term::{HoldSignals, Keyboard, Paint};
+use crate::cli::proven::Over;
+use crate::cli::term::{self, HoldSignals, Keyboard, Paint};
 use crate::cli::{CliError, CliResult, Ctx};
 use crate::codes::{self, Allowance};
 use crate::delivery::outbox::{self, Destination};
@@ -24,7 +25,6 @@ use crate::delivery::{Event, Login, Purpose};
 use crate::secret::{self, SecretFile};
 use crate::store::Sendable;
 use crate::user::UserName;
-use std::io::Write;
 use std::time::Instant;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -54,7 +54,13 @@ fn prepare(ctx: &Ctx, args: &Args, user: &UserName) -> Result<(SecretFile, Desti
     Ok((file, to))
 }
 
-pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName, keyboard: &Keyboard) -> CliResult {
+pub(super) fn run(
+    ctx: &Ctx,
+    args: &Args,
+    user: &UserName,
+    keyboard: &Keyboard,
+    over: Over<'_>,
+) -> CliResult {
     let (mut file, to) = prepare(ctx, args, user)?;
     let medium = match &to {
         Destination::Email(_) => "email",
@@ -65,17 +71,15 @@ pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName, keyboard: &Keyboard) 
         // With --json, stdout is for the one object.
         let paint = Paint::stderr();
         eprintln!("{}", paint.bold(&format!("Enrolling {user}{how}.")));
-        confirm(ctx, keyboard, user, &to)?;
+        confirm(ctx, keyboard, user, &to, over)?;
     }
     let (shown, hashes) = super::new_recovery_codes()?;
     file.recovery_codes = hashes;
 
-    // From here to the end, Ctrl-C waits: the enrollment is written whole
-    // and its recovery codes shown, or nothing is written.
+    // From here to the end, Ctrl-C waits: the enrollment is shown and
+    // written whole, or nothing is written.
     let hold = HoldSignals::new();
-    let replaced = super::activate(ctx, user, &file, args.force, None)?;
-    ctx.log_admin("enrolled", user);
-    if args.json {
+    let json = args.json.then(|| {
         let mut out = serde_json::json!({
             "user": user.as_str(),
             "method": file.method.as_str(),
@@ -92,13 +96,17 @@ pub(super) fn run(ctx: &Ctx, args: &Args, user: &UserName, keyboard: &Keyboard) 
         if let Some(a) = &file.email {
             out["email"] = a.as_str().into();
         }
-        println!("{out}");
-    } else {
-        let paint = Paint::stdout();
-        let mut out = std::io::stdout();
-        super::print_enrolled(&mut out, paint, user, &how, replaced);
-        super::print_recovery_codes(&mut out, paint, user, &shown);
-        let _ = out.flush();
+        out
+    });
+    super::shown::show_codes(user, json.as_ref(), &shown)?;
+    let replaced = super::activate(ctx, user, &file, args.force, None, over)
+        .map_err(|e| super::shown::codes_shown_in_vain(user, e))?;
+    ctx.log_admin("enrolled", user);
+    if !args.json {
+        // Done and recorded: the notice goes out even if this cannot be shown.
+        let _ = term::to_stdout(|out| {
+            super::shown::print_enrolled(out, Paint::stdout(), user, &how, replaced)
+        });
     }
     drop(hold);
     ctx.notify(Event::Enrolled, user, args.how.email.as_ref());
@@ -154,8 +162,15 @@ fn destination(
 }
 
 /// Sends a confirmation code to `to` and asks for it, up to
-/// [`super::CONFIRM_TRIES`] times, until `codes.valid` runs out.
-fn confirm(ctx: &Ctx, keyboard: &Keyboard, user: &UserName, to: &Destination) -> CliResult {
+/// [`super::CONFIRM_TRIES`] times, until `codes.valid` runs out (or the
+/// time `over`'s proof gives).
+fn confirm(
+    ctx: &Ctx,
+    keyboard: &Keyboard,
+    user: &UserName,
+    to: &Destination,
+    over: Over<'_>,
+) -> CliResult {
     let settings = &ctx.config.codes;
     let code = codes::new_code(settings.length).map_err(CliError::Failed)?;
     let login = Login {
@@ -219,7 +234,7 @@ fn confirm(ctx: &Ctx, keyboard: &Keyboard, user: &UserName, to: &Destination) ->
         wrong: "That is not the code that was sent",
         last: "did it come to the right address or number?",
     };
-    super::ask_until_right(keyboard, user, &asking, |answer| {
+    super::ask_until_right(keyboard, user, &asking, over, |answer| {
         if sent_at.elapsed() >= settings.valid {
             return Err(format!("the code expired after {valid} (codes.valid)"));
         }
