@@ -296,13 +296,16 @@ fn an_sms_code_goes_to_the_command_with_nothing_else() {
         .lines()
         .filter_map(|l| l.strip_prefix("env:"))
         .collect();
+    // Cleared to PATH and HOME=/ (the shell adds PWD, SHLVL and _).
     assert!(
         env.iter().all(|v| v.starts_with("PATH=")
+            || *v == "HOME=/"
             || v.starts_with("PWD=")
             || v.starts_with("SHLVL=")
             || v.starts_with("_=")),
         "a cleared environment: {env:?}"
     );
+    assert!(env.contains(&"HOME=/"), "{env:?}");
     let body: String = text
         .lines()
         .filter_map(|l| l.strip_prefix("stdin:"))
