@@ -48,6 +48,7 @@
 //! as this test did before: the unknown name then pays glibc's first miss.
 
 mod common;
+use common::redis::{Redis, store_section, tcp_url};
 use common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Instant;
@@ -191,15 +192,39 @@ struct Round {
 #[test]
 #[ignore]
 fn unknown_unenrolled_and_wrong_code_are_indistinguishable() {
-    let began = Instant::now();
     let [unknown, unenrolled, enrolled, no_codes] = CASES.each_ref().map(|c| c.user);
     ensure_user(unenrolled, None);
     ensure_user(enrolled, None);
     ensure_user(no_codes, None);
     let _ = std::process::Command::new("userdel").arg(unknown).status();
+    let driver = Driver::from_env();
+    // The state in state_dir (the default), then in a store shared by a
+    // fleet, over TCP with an ACL user and its password, as a fleet has it:
+    // there an account's state, read before the prompt, costs a connection
+    // and round trips.
+    let redis = Redis::start("timing", &[]);
+    let stores = [
+        ("state_dir", String::new()),
+        (
+            "shared store",
+            store_section(&redis, &tcp_url(&redis), "timing", ""),
+        ),
+    ];
+    let mut complaints = Vec::new();
+    for (name, section) in &stores {
+        complaints.extend(judge_store(&driver, name, section));
+    }
+    assert!(complaints.is_empty(), "{}", complaints.join("\n"));
+}
+
+/// Times the cases with the state where `section` says, prints the table,
+/// and returns what is wrong.
+fn judge_store(driver: &Driver, name: &str, section: &str) -> Vec<String> {
+    let began = Instant::now();
+    let [_, _, enrolled, no_codes] = CASES.each_ref().map(|c| c.user);
     let mut rig = Rig::new(
-        "timing",
-        "[lockout]\ntiers = [{failures = 1000, lock = \"1s\"}]",
+        &format!("timing-{}", name.replace(' ', "-")),
+        &format!("[lockout]\ntiers = [{{failures = 1000, lock = \"1s\"}}]\n{section}"),
     );
     rig.enroll(enrolled, SECRET);
     std::fs::write(
@@ -212,7 +237,6 @@ fn unknown_unenrolled_and_wrong_code_are_indistinguishable() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let driver = Driver::from_env();
 
     // Warm up the page cache, the state files and the decoy.
     for _ in 0..3 {
@@ -244,20 +268,12 @@ fn unknown_unenrolled_and_wrong_code_are_indistinguishable() {
     let _ = std::fs::remove_file(rig.state_dir.join(".timing-probe"));
 
     let table = judged.table(&rounds, began.elapsed().as_secs());
-    eprintln!("{table}");
-    let failures: Vec<&Judged> = judged
+    eprintln!("== the state in {name}\n{table}");
+    judged
         .all()
         .filter(|j| j.verdict != Verdict::Same)
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{}",
-        failures
-            .iter()
-            .map(|j| j.complaint())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+        .map(|j| format!("{name}: {}", j.complaint()))
+        .collect()
 }
 
 /// How the logins are driven: pamdrive's flags per case.
