@@ -46,6 +46,12 @@
 //! `--delay-result`), to see the test fail on a known difference.
 //! `TWOSTEP_TIMING_COLD_NSS=1` drives the module without the host's lookup,
 //! as this test did before: the unknown name then pays glibc's first miss.
+//! `TWOSTEP_TIMING_MODULE=PATH` times that build of the module instead of
+//! the debug one `cargo build` left (`sh link/release.sh` makes the one
+//! that is installed: target/release/libpam_twostep.so). The debug build is
+//! the default, and the stricter: its own code runs about ten times slower,
+//! so a difference in the module's work shows ten times larger, while what
+//! the kernel, NSS and the store take is the same.
 
 mod common;
 use common::redis::{Redis, store_section, tcp_url};
@@ -226,6 +232,17 @@ fn judge_store(driver: &Driver, name: &str, section: &str) -> Vec<String> {
         &format!("timing-{}", name.replace(' ', "-")),
         &format!("[lockout]\ntiers = [{{failures = 1000, lock = \"1s\"}}]\n{section}"),
     );
+    let module = std::env::var_os("TWOSTEP_TIMING_MODULE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(module);
+    rig.service(
+        "timed",
+        &format!(
+            "auth required {} config={}\n",
+            module.display(),
+            rig.config.display()
+        ),
+    );
     rig.enroll(enrolled, SECRET);
     std::fs::write(
         rig.secret_path(no_codes),
@@ -268,7 +285,7 @@ fn judge_store(driver: &Driver, name: &str, section: &str) -> Vec<String> {
     let _ = std::fs::remove_file(rig.state_dir.join(".timing-probe"));
 
     let table = judged.table(&rounds, began.elapsed().as_secs());
-    eprintln!("== the state in {name}\n{table}");
+    eprintln!("== {}, the state in {name}\n{table}", module.display());
     judged
         .all()
         .filter(|j| j.verdict != Verdict::Same)
@@ -327,7 +344,7 @@ impl Driver {
 
     fn login(&self, rig: &Rig, case: usize, answer: &str) -> Sample {
         let items = [("rhost", "203.0.113.9"), ("tty", "ssh")];
-        let mut cmd = rig.login_command(&[], "twostep", CASES[case].user, &items);
+        let mut cmd = rig.login_command(&[], "timed", CASES[case].user, &items);
         cmd.args(&self.flags[case]);
         let mut child = cmd.spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
