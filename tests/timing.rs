@@ -112,12 +112,14 @@ const TO_PROMPT: [usize; 2] = [0, 1];
 const TO_RESULT: [usize; 3] = [0, 1, 3];
 
 /// An answer of each shape the module treats differently, and how many
-/// rounds to take of it: first, then per undecided look, and at most.
+/// rounds to take of it: first, and at most. Each undecided look doubles
+/// the rounds taken (a noisier machine needs about four times the rounds
+/// for an interval half as wide), so that a quiet machine decides in one
+/// look and a busy one in a few.
 struct Shape {
     name: &'static str,
     answer: fn() -> String,
     first: usize,
-    more: usize,
     max: usize,
     /// The tolerance after the answer as a fraction of the reference's
     /// median there, when that is more than the write-based one.
@@ -129,8 +131,7 @@ const SHAPES: [Shape; 3] = [
         name: "junk",
         answer: junk,
         first: 120,
-        more: 120,
-        max: 720,
+        max: 1920,
         relative: 0.0,
     },
     // A code of the right length: the window of codes is computed.
@@ -138,8 +139,7 @@ const SHAPES: [Shape; 3] = [
         name: "6 digits",
         answer: wrong_code,
         first: 120,
-        more: 120,
-        max: 720,
+        max: 1920,
         relative: 0.0,
     },
     // Shaped like a recovery code: an argon2 hash is computed, tens of
@@ -151,8 +151,7 @@ const SHAPES: [Shape; 3] = [
         name: "recovery-shaped",
         answer: recovery_shaped,
         first: 30,
-        more: 30,
-        max: 180,
+        max: 240,
         relative: 0.25,
     },
 ];
@@ -494,17 +493,17 @@ impl Judgement {
         self.to_prompt.iter().chain(self.to_result.iter().flatten())
     }
 
-    /// Rounds to take next, per shape: a batch for each shape with an
-    /// undecided comparison after the answer, and one of the cheapest shape
-    /// left for an undecided one to the prompt (which pools every shape).
-    /// None when all is decided or nothing may grow.
+    /// Rounds to take next, per shape: as many again (up to its bound) for
+    /// each shape with an undecided comparison after the answer, and for the
+    /// cheapest shape left when one to the prompt (which pools every shape)
+    /// is undecided. None when all is decided or nothing may grow.
     fn more_rounds(&self, rounds: &[Vec<Round>]) -> Vec<usize> {
-        let room = |s: usize| rounds[s].len() < SHAPES[s].max;
+        let more = |s: usize| rounds[s].len().min(SHAPES[s].max - rounds[s].len());
         let undecided = |v: &[Judged]| v.iter().any(|j| j.verdict == Verdict::Undecided);
         let mut next: Vec<usize> = (0..SHAPES.len())
             .map(|s| {
-                if undecided(&self.to_result[s]) && room(s) {
-                    SHAPES[s].more
+                if undecided(&self.to_result[s]) {
+                    more(s)
                 } else {
                     0
                 }
@@ -512,9 +511,9 @@ impl Judgement {
             .collect();
         if undecided(&self.to_prompt)
             && next.iter().all(|&n| n == 0)
-            && let Some(s) = (0..SHAPES.len()).find(|&s| room(s))
+            && let Some(s) = (0..SHAPES.len()).find(|&s| more(s) > 0)
         {
-            next[s] = SHAPES[s].more;
+            next[s] = more(s);
         }
         next
     }
