@@ -34,9 +34,9 @@ pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
             // contract); made-up names must not create state files. Before
             // the prompt, the work an account's attempt does below: its
             // state read (with a shared store, the connection and a round
-            // trip) and the secret_dir marker, on the decoy's. An unknown
-            // name's prompt otherwise came 0.4 ms sooner with a store, and
-            // its result as much later (tests/timing.rs).
+            // trip) and the secret_dir marker, on the decoy's. Without them
+            // an unknown name's prompt came 0.4 ms sooner with a store (no
+            // connection yet), and its result 0.3 ms later (tests/timing.rs).
             Who::Unknown | Who::Invalid => {
                 let _ = env.store.read_decoy();
                 let _ = secret::check_marker(&env.config.secret_dir);
