@@ -208,8 +208,11 @@ pub fn exists(state_dir: &Path, user: &UserName) -> bool {
 /// Reads a user's state without locking it for writing. `Ok(None)` when the
 /// user has no state file (never failed, never logged in).
 pub fn read(state_dir: &Path, user: &UserName) -> Result<Option<UserState>, StateError> {
-    let path = path_for(state_dir, user);
-    let file = match fsutil::open_nofollow(&path, false) {
+    read_at(&path_for(state_dir, user))
+}
+
+fn read_at(path: &Path) -> Result<Option<UserState>, StateError> {
+    let file = match fsutil::open_nofollow(path, false) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -342,11 +345,24 @@ fn flock_with_timeout(file: &File, exclusive: bool) -> Result<(), StateError> {
     }
 }
 
-/// The same durable write an account's failure costs, to a file no user can
-/// own (names may not start with '.'). Used for made-up user names, so that
-/// their refusal takes as long as a real one. Errors are irrelevant here.
+/// The decoy's state file: a name no user can have (names may not start
+/// with '.').
+fn decoy_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(".decoy")
+}
+
+/// The same read an account's state costs before the prompt ([`read`]), of
+/// the decoy's file. Used for made-up user names, so that their prompt comes
+/// no sooner than an account's.
+pub fn decoy_read(state_dir: &Path) -> Result<(), StateError> {
+    read_at(&decoy_path(state_dir)).map(|_| ())
+}
+
+/// The same durable write an account's failure costs, to the decoy's file.
+/// Used for made-up user names, so that their refusal takes as long as a
+/// real one. Errors are irrelevant here.
 pub fn decoy_write(state_dir: &Path) {
-    let _ = lock_at(state_dir, &state_dir.join(".decoy"))
+    let _ = lock_at(state_dir, &decoy_path(state_dir))
         .and_then(|mut locked| locked.commit(UserState::default()));
 }
 
@@ -372,6 +388,34 @@ pub fn replace(state_dir: &Path, user: &UserName, state: &UserState) -> Result<(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_decoy_is_read_and_written_as_an_account_is_and_nothing_else_appears() {
+        let dir = std::env::temp_dir().join(format!("twostep-state-decoy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Before any unknown name was refused: nothing to read, nothing made.
+        decoy_read(&dir).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        // After: a state file like an account's, read by the same code.
+        decoy_write(&dir);
+        decoy_write(&dir);
+        decoy_read(&dir).unwrap();
+        assert_eq!(
+            read_at(&decoy_path(&dir)).unwrap(),
+            Some(UserState::default())
+        );
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [".decoy"]);
+        // Damaged, it is an error as an account's would be (the caller
+        // ignores it).
+        std::fs::write(decoy_path(&dir), b"not a state file").unwrap();
+        assert!(decoy_read(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_file_of_the_earlier_format_is_read_then_rewritten_when_locked() {

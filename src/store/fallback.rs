@@ -164,6 +164,10 @@ impl Store for Fallback {
         either!(self, user.as_str(), |s| s.withdraw(user, hash))
     }
 
+    fn read_decoy(&self) -> Result<(), StoreError> {
+        either!(self, "", |s| s.read_decoy())
+    }
+
     fn decoy(&self) {
         if self.fell.get() {
             self.local.decoy();

@@ -289,6 +289,10 @@ impl Store for FileStore {
         Ok(())
     }
 
+    fn read_decoy(&self) -> Result<(), StoreError> {
+        Ok(state::decoy_read(&self.state_dir)?)
+    }
+
     fn decoy(&self) {
         state::decoy_write(&self.state_dir);
     }

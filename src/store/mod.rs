@@ -310,6 +310,14 @@ pub trait Store {
     /// failed: the code must not work if it arrives after all).
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError>;
 
+    /// For a name that is not an account, before the prompt: the same cost
+    /// as [`Store::read`] of an account's state (with a shared store, the
+    /// connection and a round trip), of a decoy no account can have. The
+    /// caller denies the name whatever this returns; the result is for
+    /// `on_unavailable = "local"`, which falls back as an account's read
+    /// would.
+    fn read_decoy(&self) -> Result<(), StoreError>;
+
     /// For a name that is not an account: the same cost as counting an
     /// account's attempt, nothing kept. Errors do not matter.
     fn decoy(&self);

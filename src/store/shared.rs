@@ -29,6 +29,9 @@ pub struct SharedStore {
     snapshot: RefCell<Option<(UserName, UserState)>>,
 }
 
+/// The decoy's key: a name no user can have (names may not start with '.').
+const DECOY_KEY: &str = ".decoy";
+
 impl SharedStore {
     /// A store that will connect on first use.
     pub fn new(config: &config::Store) -> SharedStore {
@@ -50,6 +53,20 @@ impl SharedStore {
 
     fn recovery_key(&self, user: &str) -> Vec<u8> {
         format!("{}{{{user}}}:rec", self.config.prefix).into_bytes()
+    }
+
+    /// The state under `key`, one HMGET.
+    fn read_key(&self, key: &[u8]) -> Result<Option<UserState>, StoreError> {
+        let mut args: Vec<&[u8]> = vec![b"HMGET", key];
+        args.extend(scripts::FIELDS.iter().map(|f| f.as_bytes()));
+        let reply = self.with(|c, deadline| c.call(&args, deadline))?;
+        let Reply::Array(fields) = reply else {
+            return Err(garbled("a read"));
+        };
+        if fields.iter().all(|f| matches!(f, Reply::Nil)) {
+            return Ok(None);
+        }
+        Ok(Some(decode(&fields).ok_or_else(|| garbled("a read"))?))
     }
 
     /// Runs `f` on the connection, opening it first if need be. A failed
@@ -391,20 +408,13 @@ impl Store for SharedStore {
     }
 
     fn read(&self, user: &UserName) -> Result<Option<UserState>, StoreError> {
-        let key = self.key(user.as_str());
-        let mut args: Vec<&[u8]> = vec![b"HMGET", &key];
-        args.extend(scripts::FIELDS.iter().map(|f| f.as_bytes()));
-        let reply = self.with(|c, deadline| c.call(&args, deadline))?;
-        let Reply::Array(fields) = reply else {
-            return Err(garbled("a read"));
-        };
-        let state = if fields.iter().all(|f| matches!(f, Reply::Nil)) {
-            None
-        } else {
-            Some(decode(&fields).ok_or_else(|| garbled("a read"))?)
-        };
+        let state = self.read_key(&self.key(user.as_str()))?;
         *self.snapshot.borrow_mut() = Some((user.clone(), state.clone().unwrap_or_default()));
         Ok(state)
+    }
+
+    fn read_decoy(&self) -> Result<(), StoreError> {
+        self.read_key(&self.key(DECOY_KEY)).map(|_| ())
     }
 
     fn begin<'a>(
@@ -549,9 +559,9 @@ impl Store for SharedStore {
     }
 
     fn decoy(&self) {
-        // The same round trip as an account's count, on a key no user can
-        // have (names may not start with '.'), that never locks.
-        let key = self.key(".decoy");
+        // The same round trip as an account's count, on a key that never
+        // locks.
+        let key = self.key(DECOY_KEY);
         let _ = self.run(&scripts::all().begin, &[&key], &[b"1000000:1", b""]);
     }
 

@@ -11,6 +11,7 @@
  * Usage:
  *   pamdrive --confdir DIR --service NAME [--user USER]
  *            [--rhost HOST] [--tty TTY] [--ruser U] [--setcred] [--nodelay]
+ *            [--lookup] [--clock] [--delay-prompt US] [--delay-result US]
  *
  * Conversation:
  *   Every message the module sends is printed on stdout, prefixed by its
@@ -33,6 +34,22 @@
  *   "SETCRED: <n> <text>"). --nodelay installs a PAM_FAIL_DELAY callback that
  *   does nothing, so failed attempts return at once instead of sleeping the
  *   delay modules request (pam_unix: 2 s).
+ *   --lookup looks USER up with getpwnam(3) before pam_start, as sshd does
+ *   before PAM (getpwnamallow): the NSS modules a miss loads are then the
+ *   host's, loaded before any PAM module runs. With --clock, a second
+ *   lookup is timed ("CLOCK: lookup-start <ns>", "CLOCK: lookup-end <ns>"):
+ *   what the host's account database takes to answer a module's lookup.
+ *   --clock prints CLOCK_MONOTONIC readings, in nanoseconds, on lines of
+ *   their own: "CLOCK: start <ns>" just before pam_authenticate, "CLOCK:
+ *   prompt <ns>" on entering the conversation (before the message is
+ *   printed), "CLOCK: answered <ns>" when the answer has been read, and
+ *   "CLOCK: result <ns>" when pam_authenticate returns: the module's own
+ *   time, without process start-up or pipe latency (tests/timing.rs).
+ *   --delay-prompt US spins US microseconds on entering the conversation,
+ *   before the "prompt" reading; --delay-result US spins US microseconds
+ *   after the "answered" reading, before the answer is handed back. Either
+ *   is what a module that worked that much longer would show: the timing
+ *   test injects them to prove it can see such a difference.
  *   The last line printed is "RESULT: <n> <pam_strerror text>", where n is
  *   the authentication result (or the setcred result after a successful
  *   authentication). pam_end is called, and the exit status is n
@@ -40,15 +57,43 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pwd.h>
 #include <security/pam_appl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ANSWER_MAX (1024 * 1024)
 
 static char answer[ANSWER_MAX + 1];
+static int clock_on;
+static long delay_prompt_us, delay_result_us;
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Busy-waits `us` microseconds: exact, unlike a sleep's timer slack. */
+static void spin(long us)
+{
+	long long until = now_ns() + (long long)us * 1000LL;
+	while (now_ns() < until)
+		;
+}
+
+/* A reading taken at `ns`, printed (and flushed) only with --clock. */
+static void clock_line(const char *what, long long ns)
+{
+	if (!clock_on)
+		return;
+	printf("CLOCK: %s %lld\n", what, ns);
+	fflush(stdout);
+}
 
 /* Read one line from fd 0 into `answer`. Returns its length, or -1. */
 static long read_answer(void)
@@ -91,6 +136,8 @@ static int conv(int num_msg, const struct pam_message **msg,
 		struct pam_response **resp, void *appdata)
 {
 	(void)appdata;
+	spin(delay_prompt_us);
+	long long entered = now_ns();
 	if (num_msg <= 0 || num_msg > PAM_MAX_NUM_MSG)
 		return PAM_CONV_ERR;
 	struct pam_response *r = calloc((size_t)num_msg, sizeof(*r));
@@ -112,12 +159,16 @@ static int conv(int num_msg, const struct pam_message **msg,
 			free_responses(r, i);
 			return PAM_CONV_ERR;
 		}
+		if (prompt && i == 0)
+			clock_line("prompt", entered);
 		printf("%s: %s\n", prefix, text);
 		fflush(stdout);
 		if (!prompt)
 			continue;
 
 		long len = read_answer();
+		clock_line("answered", now_ns());
+		spin(delay_result_us);
 		if (len < 0) {
 			explicit_bzero(answer, sizeof(answer));
 			free_responses(r, i);
@@ -143,12 +194,26 @@ static void no_delay(int retval, unsigned usec_delay, void *appdata)
 	(void)appdata;
 }
 
+/* A whole number of microseconds, up to 10 s. */
+static int parse_us(const char *text, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < 0 || v > 10000000)
+		return 0;
+	*out = v;
+	return 1;
+}
+
 static int usage(void)
 {
 	fprintf(stderr,
 		"usage: pamdrive --confdir DIR --service NAME [--user USER]\n"
 		"                [--rhost HOST] [--tty TTY] [--ruser U]"
-		" [--setcred] [--nodelay]\n");
+		" [--setcred] [--nodelay]\n"
+		"                [--lookup] [--clock]"
+		" [--delay-prompt US] [--delay-result US]\n");
 	return 64;
 }
 
@@ -156,25 +221,42 @@ int main(int argc, char **argv)
 {
 	const char *confdir = NULL, *service = NULL, *user = NULL;
 	const char *rhost = NULL, *tty = NULL, *ruser = NULL;
-	int setcred = 0, nodelay = 0;
+	int setcred = 0, nodelay = 0, lookup = 0;
+	const char *delay_prompt = NULL, *delay_result = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char **dst = NULL;
 		if (!strcmp(a, "--setcred")) { setcred = 1; continue; }
 		if (!strcmp(a, "--nodelay")) { nodelay = 1; continue; }
+		if (!strcmp(a, "--lookup")) { lookup = 1; continue; }
+		if (!strcmp(a, "--clock")) { clock_on = 1; continue; }
 		if (!strcmp(a, "--confdir")) dst = &confdir;
 		else if (!strcmp(a, "--service")) dst = &service;
 		else if (!strcmp(a, "--user")) dst = &user;
 		else if (!strcmp(a, "--rhost")) dst = &rhost;
 		else if (!strcmp(a, "--tty")) dst = &tty;
 		else if (!strcmp(a, "--ruser")) dst = &ruser;
+		else if (!strcmp(a, "--delay-prompt")) dst = &delay_prompt;
+		else if (!strcmp(a, "--delay-result")) dst = &delay_result;
 		if (!dst || i + 1 >= argc)
 			return usage();
 		*dst = argv[++i];
 	}
-	if (!confdir || !service)
+	if (!confdir || !service || (lookup && !user))
 		return usage();
+	if (delay_prompt && !parse_us(delay_prompt, &delay_prompt_us))
+		return usage();
+	if (delay_result && !parse_us(delay_result, &delay_result_us))
+		return usage();
+	if (lookup) {
+		(void)getpwnam(user);
+		/* What one more lookup of the name costs now: the module's own,
+		 * if it makes one, costs about as much. */
+		clock_line("lookup-start", now_ns());
+		(void)getpwnam(user);
+		clock_line("lookup-end", now_ns());
+	}
 
 	struct pam_conv pc = { conv, NULL };
 	pam_handle_t *pamh = NULL;
@@ -191,8 +273,11 @@ int main(int argc, char **argv)
 		rc = pam_set_item(pamh, PAM_RUSER, ruser);
 	if (nodelay && rc == PAM_SUCCESS)
 		rc = pam_set_item(pamh, PAM_FAIL_DELAY, (const void *)no_delay);
-	if (rc == PAM_SUCCESS)
+	if (rc == PAM_SUCCESS) {
+		clock_line("start", now_ns());
 		rc = pam_authenticate(pamh, 0);
+		clock_line("result", now_ns());
+	}
 	if (rc == PAM_SUCCESS && setcred) {
 		rc = pam_setcred(pamh, PAM_ESTABLISH_CRED);
 		printf("SETCRED: %d %s\n", rc, pam_strerror(pamh, rc));
