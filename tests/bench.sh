@@ -30,7 +30,8 @@
 #           cannot be read back at this pace), so that only the send differs.
 #   TWOSTEP_BENCH_BASELINE=/path/to/an/older/libpam_twostep.so
 #           also measures that build of the module in the same run (its own
-#           state directory), for before/after figures of a change.
+#           state directory), for before/after figures of a change; with
+#           TWOSTEP_BENCH_EMAIL=1, its app and email users' wrong codes too.
 #
 # Each round runs, back to back in one 30 s time step: USERS logins through
 # pam_permit, USERS through google-authenticator, USERS through pam_twostep,
@@ -273,8 +274,13 @@ if [ "${TWOSTEP_BENCH_EMAIL:-}" = 1 ]; then
         chmod 600 "$work/secrets-email/$u"
     done < "$work/users.txt"
     attempts=$(( users < 200 ? users : 200 ))
-    for kind in app email; do
-        secrets=$work/secrets; [ "$kind" = email ] && secrets=$work/secrets-email
+    # With a baseline, its app and email users too, in the same rounds.
+    kinds=(app email)
+    [ -n "${TWOSTEP_BENCH_BASELINE:-}" ] && kinds+=(base-app base-email)
+    for kind in "${kinds[@]}"; do
+        secrets=$work/secrets; [ "${kind#base-}" = email ] && secrets=$work/secrets-email
+        mkdir -p "$work/state-$kind"
+        chmod 700 "$work/state-$kind"
         cat > "$work/$kind.toml" <<EOF2
 secret_dir = "$secrets"
 state_dir = "$work/state-$kind"
@@ -286,12 +292,13 @@ max_per_hour = 30
 [email]
 from = "twostep@localhost"
 EOF2
-        echo "auth required $module config=$work/$kind.toml" > "$work/pam.d/$kind-wrong"
+        m=$module; [ "$kind" != "${kind#base-}" ] && m=$TWOSTEP_BENCH_BASELINE
+        echo "auth required $m config=$work/$kind.toml" > "$work/pam.d/$kind-wrong"
     done
     echo
     echo "a wrong code attempt, $attempts users, app users against email users (a code mailed each):"
     for r in 1 2 3; do
-        for kind in app email; do
+        for kind in "${kinds[@]}"; do
             line=$("$work/pambench" --confdir "$work/pam.d" --service "$kind-wrong" \
                 --users "$work/users.txt" --iterations "$attempts" --answer 000000 || true)
             echo "round $r: $line"
@@ -308,6 +315,11 @@ app = statistics.median(per["app-wrong"])
 email = statistics.median(per["email-wrong"])
 print("  app user, wrong code      %8.0f us" % app)
 print("  email user, wrong code    %8.0f us  (a code made, kept and handed to sendmail: +%.0f us)" % (email, email - app))
+if "base-app-wrong" in per:
+    bapp = statistics.median(per["base-app-wrong"])
+    bemail = statistics.median(per["base-email-wrong"])
+    print("  baseline app user         %8.0f us  (this build %+.0f us)" % (bapp, app - bapp))
+    print("  baseline email user       %8.0f us  (this build %+.0f us)" % (bemail, email - bemail))
 EOF2
     rm -f "/var/mail/$mailuser"
     # Made above for this run only, like the tsbench users.

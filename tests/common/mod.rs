@@ -848,8 +848,11 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 /// The text of a QR code image, decoded by zbar (apt: zbar-tools), an
 /// implementation independent of ours.
 pub fn zbar_decode(image: &Path) -> String {
+    // QR codes only: the other symbologies' decoders now and then read a
+    // few modules of a QR drawing as a short bar code of their own (a run
+    // printed the URI and then "C37C").
     let out = Command::new("zbarimg")
-        .args(["--raw", "-q"])
+        .args(["--raw", "-q", "-Sdisable", "-Sqrcode.enable"])
         .arg(image)
         .output()
         .expect("zbarimg (apt-get install zbar-tools)");
