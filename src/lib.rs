@@ -24,6 +24,8 @@
 //! - `cli`: the `twostep` command
 //! - `self_service`: the `twostep-self` command, setuid root: users manage
 //!   their own second factor, confirmed by password and code
+//! - `ways_in`: `twostep audit`, every way into the machine (PAM stacks,
+//!   sshd) and whether it asks for the code
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -55,3 +57,4 @@ pub mod state;
 pub mod store;
 pub mod totp;
 pub mod user;
+pub mod ways_in;

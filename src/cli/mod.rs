@@ -5,6 +5,7 @@
 //! configuration. Errors are one line on stderr.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod check;
 // pub(crate): twostep-self (src/self_service/) reuses the enrollment, the
 // recovery codes, the removal, the status and the terminal of the commands.
@@ -56,6 +57,7 @@ enum Command {
     Status(status::Args),
     Unlock(unlock::Args),
     Check(check::Args),
+    Audit(audit::Args),
     /// Internal: `twostep check` runs it as nobody to learn whether any
     /// local user can connect to the store (and so use up its clients).
     #[command(name = "probe-store-as-nobody", hide = true)]
@@ -351,6 +353,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Status(a) => status::run(&ctx, a),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
+        Command::Audit(a) => audit::run(&ctx, a),
         Command::ProbeStore(a) => check::probe(&a),
     }
 }

@@ -44,6 +44,15 @@ pub struct Config {
     pub notify: Notify,
     pub store: Store,
     pub self_service: SelfService,
+    /// `[audit]`: what `twostep audit` accepts.
+    pub audit: Audit,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Audit {
+    /// The ways in the site means to allow (`crate::ways_in::accept`).
+    pub accept: Vec<crate::ways_in::accept::Accept>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -172,6 +181,7 @@ impl Default for Config {
             notify: Notify::default(),
             store: Store::default(),
             self_service: SelfService::default(),
+            audit: Audit::default(),
         }
     }
 }
@@ -359,6 +369,25 @@ struct RawConfig {
     store: fleet::RawStore,
     #[serde(default)]
     self_service: fleet::RawSelfService,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    accept: Option<Vec<AcceptEntry>>,
+}
+
+/// One `audit.accept` entry, checked as it is read.
+struct AcceptEntry(crate::ways_in::accept::Accept);
+impl<'de> Deserialize<'de> for AcceptEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::ways_in::accept::Accept::parse(&s)
+            .map(AcceptEntry)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -444,6 +473,15 @@ impl RawConfig {
             notify: self.notify.into_section(),
             store: self.store.into_section(),
             self_service: self.self_service.into_section(),
+            audit: Audit {
+                accept: self
+                    .audit
+                    .accept
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| a.0)
+                    .collect(),
+            },
         })
     }
 }

@@ -1,0 +1,113 @@
+//! `twostep audit`: does every way into this machine ask for the code?
+//! The work is `ways_in`'s; this prints it and sets the exit status.
+#![forbid(unsafe_code)]
+
+use super::{CliError, CliResult, Ctx, term};
+use crate::config::Config;
+use crate::ways_in::{self, Report, accept};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Find every way into this machine that does not ask for the code (PAM stacks, sshd)",
+    after_help = "Examples:\n  twostep audit                     this machine: every PAM service, sshd for each account\n  twostep audit --user alice        sshd's settings as they apply to alice\n  twostep audit --root /mnt/image   a system tree (an image, a chroot) before it ships\n  twostep audit --json | jq .ok\n\n\
+                  Each PAM service's auth stack is followed as libpam follows it (@include,\n\
+                  include, substack, jumps, done, die); sshd is asked for its effective\n\
+                  settings for each user (sshd -T -C user=...), so that Match blocks apply.\n\
+                  A way in the site means to allow goes in audit.accept (twostep.toml(5)):\n\
+                  it is then listed as accepted. So are skips by twostep's own policy.\n\n\
+                  Exit status: 0 if every way in asks for the code (or is accepted), 1 if\n\
+                  one does not, 2 on bad usage or a configuration that cannot be read."
+)]
+pub struct Args {
+    /// Audit the system tree under DIR instead of this machine
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Ask sshd about this account (repeatable; default: each account that can log in, and root)
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// One JSON object: {"ok": bool, "findings": [...]}
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let root = args.root.unwrap_or_else(|| PathBuf::from("/"));
+    if !root.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--root {}: not a directory",
+            root.display()
+        )));
+    }
+    let config = config_of(ctx, &root)?;
+    let report = audit(&root, &config, &args.users).map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    let printed = if args.json {
+        writeln!(out, "{}", report.to_json())
+    } else {
+        print_text(&mut out, &report)
+    };
+    // A report that could not be printed is not a report.
+    printed
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::Usage(format!("cannot print the report: {e}")))?;
+    if report.ok() {
+        Ok(())
+    } else {
+        let open = report.findings.iter().filter(|f| !f.accepted).count();
+        Err(CliError::Failed(format!(
+            "{open} way(s) in without the code"
+        )))
+    }
+}
+
+/// The audited system's twostep configuration: this machine's (as
+/// `--config` says), or under `--root` the tree's own
+/// `/etc/twostep/twostep.toml` (all defaults if it has none).
+fn config_of(ctx: &Ctx, root: &Path) -> Result<Config, CliError> {
+    if root == Path::new("/") {
+        return Ok(ctx.config.clone());
+    }
+    let path = root.join(crate::config::DEFAULT_PATH.trim_start_matches('/'));
+    Config::load(&path, false).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Both audits, the accepted ways in marked.
+pub fn audit(
+    root: &Path,
+    config: &Config,
+    users: &[String],
+) -> Result<Report, ways_in::AuditError> {
+    let mut findings = ways_in::pam::audit(root, config)?;
+    let pam_asks_code = ways_in::pam::asks_for_the_code(root, config, "sshd")?;
+    findings.extend(ways_in::sshd::audit(root, users, pam_asks_code)?);
+    accept::apply(&config.audit.accept, &mut findings);
+    Ok(Report { findings })
+}
+
+/// One line per way in: where, who, why and the fix; then the verdict.
+fn print_text(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
+    for f in &report.findings {
+        let place = match (&f.file, f.line, &f.setting) {
+            (Some(file), Some(line), _) => format!("{}:{line}", file.display()),
+            (Some(file), None, _) => file.display().to_string(),
+            (None, _, Some(setting)) => format!("sshd_config {setting}"),
+            (None, _, None) => String::new(),
+        };
+        let mark = if f.accepted { "accepted" } else { "WAY IN" };
+        let line = format!(
+            "{mark}: {} ({}): {place}: {}",
+            f.service,
+            f.users.as_text(),
+            f.why
+        );
+        writeln!(out, "{}", term::escape(&line))?;
+    }
+    let open = report.findings.iter().filter(|f| !f.accepted).count();
+    if open == 0 {
+        writeln!(out, "Every way in asks for the code.")
+    } else {
+        writeln!(out, "{open} way(s) in do not ask for the code.")
+    }
+}
