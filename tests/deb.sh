@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The Debian package, for real: build it with dpkg-buildpackage, install it
 # with dpkg -i, run `twostep check`, enable the pam-auth-update profiles and
-# log in through the system's /etc/pam.d/common-auth, then remove and purge
-# it and check that nothing of it is left in /etc/pam.d/common-*.
+# log in through the system's /etc/pam.d/common-auth; `twostep audit` finds
+# no way in; the same with the profiles of libpam-sss, libpam-krb5,
+# libpam-ldapd and libpam-systemd installed and composed with ours (those
+# not here before are purged again); then remove and purge it and check
+# that nothing of it is left in /etc/pam.d/common-*.
 #
 #   sudo bash tests/deb.sh        (tests/run-all.sh runs it)
 #
 # This changes the real system PAM configuration while it runs. Whatever
-# happens, the EXIT trap puts /etc/pam.d/common-* and /var/lib/pam back as
-# they were *before* it removes the package, so common-auth never names a
-# module that is not installed.
+# happens, the EXIT trap puts /etc/pam.d/common-*, /var/lib/pam and
+# /etc/nsswitch.conf back as they were *before* it removes the packages, so
+# common-auth never names a module that is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -34,6 +37,14 @@ secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
 mkdir -p "$backup/pam.d" "$backup/varlibpam"
 cp -a /etc/pam.d/common-* "$backup/pam.d/"
 cp -a /var/lib/pam/. "$backup/varlibpam/" 2>/dev/null || true
+cp -a /etc/nsswitch.conf "$backup/nsswitch.conf"
+# The profiles of other packages that pam-auth-update composes with ours,
+# installed for real below (and purged at the end, if they were not here).
+others=(libpam-sss libpam-krb5 libpam-ldapd libpam-systemd)
+others_new=()
+for p in "${others[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || others_new+=("$p")
+done
 had_etc_twostep=no; [ -e /etc/twostep ] && had_etc_twostep=yes
 had_var_twostep=no; [ -e /var/lib/twostep ] && had_var_twostep=yes
 
@@ -46,6 +57,13 @@ restore() {
     if dpkg-query -W -f='${Status}' libpam-twostep 2>/dev/null | grep -q installed; then
         dpkg -P libpam-twostep >/dev/null 2>&1
     fi
+    for p in "${others_new[@]}"; do
+        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q installed; then
+            apt-get purge -y -qq "$p" >/dev/null 2>&1
+        fi
+    done
+    [ ${#others_new[@]} -eq 0 ] || apt-get autoremove --purge -y -qq >/dev/null 2>&1
+    cp -a "$backup/nsswitch.conf" /etc/nsswitch.conf
     cp -a "$backup/pam.d/." /etc/pam.d/
     [ "$had_etc_twostep" = no ] && rm -rf /etc/twostep
     [ "$had_var_twostep" = no ] && rm -rf /var/lib/twostep
@@ -170,6 +188,53 @@ wrong=$(printf '%06d' $(((10#$code + 1) % 1000000)))
 [ "$(login "$code")" = 0 ] || fail "the right code was refused: $(cat "$work/login.out")"
 grep -q 'Verification code' "$work/login.out" || fail "no code prompt: $(cat "$work/login.out")"
 twostep status "$user"
+
+echo "== deb: twostep audit of the system's stacks"
+# No way in for local users through PAM. sshd's own settings (keys alone
+# by default) are the sshd part's business: only PAM findings count here.
+audit_pam() { # -> the PAM findings that are not accepted, one a line
+    twostep audit --json >"$work/audit.json" || true
+    python3 - "$work/audit.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+# A way in for root alone (su's pam_rootok) lets in no one who is not root
+# already.
+for f in report["findings"]:
+    if f["setting"] is None and not f["accepted"] and f["users"] != "root":
+        print("%s %s:%s %s: %s" % (f["service"], f["file"], f["line"], f["users"], f["why"]))
+PY
+}
+[ -z "$(audit_pam)" ] || fail "twostep audit finds ways in through PAM: $(audit_pam)"
+
+echo "== deb: composed with the profiles of ${others[*]}"
+# Installed for real: their postinst enables their profiles (Default: yes)
+# beside ours; the composed common-auth must still ask every local user for
+# the code, as the audit and a real login say.
+if [ ${#others_new[@]} -gt 0 ]; then
+    apt-get install -y -qq --no-install-recommends "${others_new[@]}" >"$work/others.log" 2>&1 ||
+        { tail -20 "$work/others.log" >&2; fail "installing ${others_new[*]}"; }
+fi
+for m in pam_sss pam_krb5 pam_ldap; do
+    grep -q "$m" /etc/pam.d/common-auth || fail "$m is not in common-auth: $(grep -v '^#' /etc/pam.d/common-auth)"
+done
+grep -qE '^auth[[:space:]]+required[[:space:]]+pam_twostep\.so$' /etc/pam.d/common-auth ||
+    fail "the code step left common-auth: $(grep -v '^#' /etc/pam.d/common-auth)"
+[ -z "$(audit_pam)" ] || fail "composed with ${others[*]}, twostep audit finds ways in: $(audit_pam)
+$(grep -v '^#' /etc/pam.d/common-auth)"
+# The next time step: this one's code was used above.
+sleep $((30 - $(date +%s) % 30 + 1))
+code=$(oathtool --totp -b "$secret")
+wrong=$(printf '%06d' $(((10#$code + 1) % 1000000)))
+[ "$(login "$wrong")" != 0 ] || fail "composed: a wrong code logged in: $(cat "$work/login.out")"
+[ "$(login "$code")" = 0 ] || fail "composed: the right code was refused: $(cat "$work/login.out")"
+grep -q 'Verification code' "$work/login.out" || fail "composed: no code prompt: $(cat "$work/login.out")"
+# Gone again, with their lines: what follows checks that common-* are as
+# they were.
+if [ ${#others_new[@]} -gt 0 ]; then
+    apt-get purge -y -qq "${others_new[@]}" >>"$work/others.log" 2>&1 || fail "purging ${others_new[*]}"
+    apt-get autoremove --purge -y -qq >>"$work/others.log" 2>&1 || true
+fi
+cp -a "$backup/nsswitch.conf" /etc/nsswitch.conf
 
 echo "== deb: dpkg -r"
 dpkg -r libpam-twostep >"$work/remove.log" 2>&1 || { cat "$work/remove.log" >&2; fail "dpkg -r"; }
