@@ -191,6 +191,8 @@ struct Case {
     problem: Option<&'static str>,
     /// Closed, and meant to work: the right code logs in.
     right_code_works: bool,
+    /// common-auth composed with sss, krb5 and ldap's profiles too.
+    composed: bool,
 }
 
 /// The canonical stack, in one file (lines 1-7 after what comes first).
@@ -204,22 +206,53 @@ auth required TWOSTEP
 auth optional pam_cap.so
 ";
 
-/// common-auth as pam-auth-update writes it from Debian's unix and
-/// capability profiles and our three, in a scratch tree; `config=` added
-/// to our lines (the module reads the rig's config).
-fn common_auth(config: &Path) -> String {
+/// The auth part of the profiles of libpam-sss, libpam-krb5 and
+/// libpam-ldapd (bookworm), as the packages ship them.
+const OTHER_PROFILES: [(&str, &str); 3] = [
+    (
+        "sss",
+        "Name: SSS authentication\nDefault: yes\nPriority: 128\nAuth-Type: Primary\nAuth:\n\
+         \t[success=end default=ignore]\tpam_sss.so use_first_pass\nAuth-Initial:\n\
+         \t[success=end default=ignore]\tpam_sss.so forward_pass\n",
+    ),
+    (
+        "krb5",
+        "Name: Kerberos authentication\nDefault: yes\nPriority: 704\nAuth-Type: Primary\n\
+         Auth:\n\t[success=end default=ignore]\tpam_krb5.so minimum_uid=1000 try_first_pass\n\
+         Auth-Initial:\n\t[success=end default=ignore]\tpam_krb5.so minimum_uid=1000\n",
+    ),
+    (
+        "ldap",
+        "Name: LDAP Authentication\nDefault: yes\nPriority: 128\nAuth-Type: Primary\n\
+         Auth-Initial:\n\t[success=end default=ignore]\tpam_ldap.so minimum_uid=1000\nAuth:\n\
+         \t[success=end default=ignore]\tpam_ldap.so minimum_uid=1000 use_first_pass\n",
+    ),
+];
+
+/// common-auth as pam-auth-update writes it from Debian's unix, capability
+/// and systemd profiles and our three (and, if `others`, those of sss, krb5
+/// and ldap), in a scratch tree; `config=` added to our lines (the module
+/// reads the rig's config).
+fn common_auth(config: &Path, others: bool) -> String {
     let work = PathBuf::from(format!("/tmp/ts-ap-pau-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let profiles = work.join("usr/share/pam-configs");
     std::fs::create_dir_all(&profiles).unwrap();
     std::fs::create_dir_all(work.join("etc/pam.d")).unwrap();
     std::fs::create_dir_all(work.join("var/lib/pam")).unwrap();
-    for p in ["unix", "capability"] {
+    for p in ["unix", "capability", "systemd"] {
         std::fs::copy(
             Path::new("/usr/share/pam-configs").join(p),
             profiles.join(p),
         )
         .unwrap();
+    }
+    let mut enable = vec!["twostep", "twostep-preauth", "twostep-authfail"];
+    if others {
+        for (name, text) in OTHER_PROFILES {
+            std::fs::write(profiles.join(name), text).unwrap();
+            enable.push(name);
+        }
     }
     let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/pam-configs");
     for p in ["twostep", "twostep-preauth", "twostep-authfail"] {
@@ -228,13 +261,8 @@ fn common_auth(config: &Path) -> String {
     let out = Command::new("pam-auth-update")
         .arg("--root")
         .arg(&work)
-        .args([
-            "--force",
-            "--enable",
-            "twostep",
-            "twostep-preauth",
-            "twostep-authfail",
-        ])
+        .args(["--force", "--enable"])
+        .args(&enable)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .output()
         .unwrap();
@@ -242,6 +270,7 @@ fn common_auth(config: &Path) -> String {
     let text = std::fs::read_to_string(work.join("etc/pam.d/common-auth")).unwrap();
     let _ = std::fs::remove_dir_all(&work);
     assert!(text.contains("pam_twostep.so preauth"), "{text}");
+    assert_eq!(text.contains("pam_sss.so"), others, "{text}");
     text.replace(
         "pam_twostep.so",
         &format!("pam_twostep.so config={}", config.display()),
@@ -259,6 +288,7 @@ fn cases() -> Vec<Case> {
         verdict,
         problem: None,
         right_code_works: false,
+        composed: false,
     };
     let sub = "auth sufficient pam_unix.so nodelay\nauth requisite pam_deny.so\n";
     let long_comment = format!(
@@ -270,6 +300,16 @@ fn cases() -> Vec<Case> {
             right_code_works: true,
             ..case(
                 "Debian's defaults with our three profiles",
+                vec![("/etc/pam.d/sshd", s("@include common-auth\n"))],
+                "sshd",
+                Verdict::Closed,
+            )
+        },
+        Case {
+            right_code_works: true,
+            composed: true,
+            ..case(
+                "Debian's defaults with sss, krb5, ldap and our profiles",
                 vec![("/etc/pam.d/sshd", s("@include common-auth\n"))],
                 "sshd",
                 Verdict::Closed,
@@ -500,7 +540,10 @@ fn check(case: &Case) {
     let tree = Tree::new(&tag);
     tree.mirror(&rig.config);
     let module = format!("pam_twostep.so config={}", rig.config.display());
-    tree.write("/etc/pam.d/common-auth", &common_auth(&rig.config));
+    tree.write(
+        "/etc/pam.d/common-auth",
+        &common_auth(&rig.config, case.composed),
+    );
     for (path, text) in &case.files {
         tree.write(path, &text.replace("TWOSTEP", &module));
     }
@@ -630,7 +673,7 @@ fn audit_accept_lists_a_way_in_as_accepted() {
         "/etc/twostep/twostep.toml",
         &std::fs::read_to_string(&rig.config).unwrap(),
     );
-    tree.write("/etc/pam.d/common-auth", &common_auth(&rig.config));
+    tree.write("/etc/pam.d/common-auth", &common_auth(&rig.config, false));
     tree.write(
         "/etc/pam.d/su",
         "auth sufficient pam_rootok.so\n@include common-auth\n",
