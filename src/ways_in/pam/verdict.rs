@@ -179,9 +179,13 @@ impl Lines<'_> {
         Some((self.finding(h, t.users.clone(), why, false), 3))
     }
 
-    /// The pam_twostep lines that do nothing where they are.
+    /// The pam_twostep lines that do nothing where they are, in a stack
+    /// that lets someone in (in one that refuses everyone they are moot).
     fn idle(&self, walked: &Walked) -> Vec<Finding> {
         let mut out = Vec::new();
+        if walked.successes.is_empty() {
+            return out;
+        }
         let code_at = |i: usize| self.roles.get(i) == Some(&Role::CodeStep);
         for (i, h) in self.stack.handlers.iter().enumerate() {
             let reached = walked.reached.get(i).copied().unwrap_or(false);

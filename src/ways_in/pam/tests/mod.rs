@@ -3,6 +3,7 @@
 //! (`verdict`). tests/audit_pam.rs checks the same verdicts against the
 //! real libpam.
 
+mod files;
 mod parse;
 mod resolve;
 mod verdict;

@@ -338,11 +338,19 @@ fn stacks_and_their_verdicts() {
             &["all@sshd:2", "idle@sshd:1"],
         ),
         (
-            "authfail and code step no path reaches",
+            "authfail no path reaches",
+            s("auth requisite pam_twostep.so preauth\n\
+               auth [success=1 default=die] pam_unix.so\n\
+               auth [default=die] pam_twostep.so authfail\nauth required pam_twostep.so\n"),
+            &[],
+            &["idle@sshd:3"],
+        ),
+        (
+            "twostep lines in a stack that lets no one in are moot",
             s("auth required pam_unix.so\nauth requisite pam_deny.so\n\
                auth [default=die] pam_twostep.so authfail\nauth required pam_twostep.so\n"),
             &[],
-            &["idle@sshd:3", "idle@sshd:4"],
+            &[],
         ),
         (
             "a service with no auth line of its own uses other",
