@@ -240,3 +240,44 @@ impl Source for Memory {
             .ok_or_else(|| format!("{path}: no such file"))
     }
 }
+
+/// A [`Source`] whose directory listings are read once: module lookups
+/// list /usr/lib and its multiarch directories for every module line.
+pub struct Listed<'a> {
+    inner: &'a dyn Source,
+    lists: std::cell::RefCell<BTreeMap<String, Vec<String>>>,
+}
+
+impl<'a> Listed<'a> {
+    pub fn new(inner: &'a dyn Source) -> Listed<'a> {
+        Listed {
+            inner,
+            lists: std::cell::RefCell::default(),
+        }
+    }
+}
+
+impl Source for Listed<'_> {
+    fn read(&self, path: &str) -> Read {
+        self.inner.read(path)
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        if let Some(names) = self.lists.borrow().get(dir) {
+            return names.clone();
+        }
+        let names = self.inner.list(dir);
+        self.lists
+            .borrow_mut()
+            .insert(dir.to_string(), names.clone());
+        names
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.inner.exists(path)
+    }
+
+    fn config(&self, path: &str) -> Result<Config, String> {
+        self.inner.config(path)
+    }
+}

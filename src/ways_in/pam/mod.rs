@@ -88,6 +88,7 @@ fn check_root(root: &Path) -> Result<(), AuditError> {
 
 /// [`audit`] of any [`Source`], at the time `now`.
 pub fn audit_source(src: &dyn Source, config: &Config, now: u64) -> PamAudit {
+    let src = &files::Listed::new(src);
     let mut out = PamAudit::default();
     let mut problems: Vec<Problem> = Vec::new();
     for service in services::names(src) {
