@@ -1,5 +1,6 @@
 //! The tree under --root: symbolic links are followed inside it, never out
 //! of it; what is not a regular file is not read.
+#![forbid(unsafe_code)]
 
 use super::super::files::{Read, Source, Tree, module_present};
 use std::os::unix::fs::symlink;

@@ -2,6 +2,7 @@
 //! stacks as libpam builds them (`resolve`), and the verdicts of the paths
 //! (`verdict`). tests/audit_pam.rs checks the same verdicts against the
 //! real libpam.
+#![forbid(unsafe_code)]
 
 mod files;
 mod parse;

@@ -1,5 +1,6 @@
 //! The parser: every control form, continuation lines, brackets with
 //! spaces, comments, the `-` prefix, case, and libpam 1.5's line buffer.
+#![forbid(unsafe_code)]
 
 use super::super::parse::{
     Action::{self, *},

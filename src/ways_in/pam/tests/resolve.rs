@@ -1,5 +1,6 @@
 //! Stacks as libpam builds them: includes, substacks, `@include`, `other`,
 //! and the failures libpam makes of what it cannot read.
+#![forbid(unsafe_code)]
 
 use super::super::resolve::{Kind, Problem, Stack, stack};
 use super::tree;

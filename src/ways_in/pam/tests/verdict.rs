@@ -2,6 +2,7 @@
 //! and substacks, reset, bad jumps, the canonical stack, Debian's
 //! common-auth as pam-auth-update writes it with our three profiles.
 //! tests/audit_pam.rs logs into many of the same stacks through libpam.
+#![forbid(unsafe_code)]
 
 use super::super::{PamAudit, asks_for_the_code_in, audit_source};
 use super::tree;
