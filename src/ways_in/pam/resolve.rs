@@ -114,11 +114,9 @@ struct Builder<'a> {
     overflow: bool,
 }
 
-/// Why a file could not be included.
-enum Failed {
-    /// libpam refuses the file being read (and so its includer's line).
-    Abort(String),
-}
+/// Why libpam refuses the file being read (and so the line that
+/// includes it, or the whole service).
+type Abort = String;
 
 impl<'a> Builder<'a> {
     fn new(src: &'a dyn Source) -> Builder<'a> {
@@ -153,9 +151,9 @@ impl<'a> Builder<'a> {
 
     /// Reads `path` into the list: its lines of type `want`, at `level`.
     /// `depth` counts the includes and substacks around it.
-    fn file(&mut self, path: &str, want: Want, level: u8, depth: usize) -> Result<(), Failed> {
+    fn file(&mut self, path: &str, want: Want, level: u8, depth: usize) -> Result<(), Abort> {
         let bytes = match self.src.read(path) {
-            Read::Absent => return Err(Failed::Abort(format!("{path} does not exist"))),
+            Read::Absent => return Err(format!("{path} does not exist")),
             Read::Unreadable(why) => {
                 // fopen succeeds on a directory, which then reads as empty.
                 self.problem(path, None, format!("not read as a PAM file: {why}"));
@@ -174,7 +172,7 @@ impl<'a> Builder<'a> {
         result?;
         if let Some((line, why)) = parsed.aborted {
             self.problem(path, Some(line), why.clone());
-            return Err(Failed::Abort(format!("{path}:{line}: {why}")));
+            return Err(format!("{path}:{line}: {why}"));
         }
         Ok(())
     }
@@ -186,7 +184,7 @@ impl<'a> Builder<'a> {
         want: Want,
         level: u8,
         depth: usize,
-    ) -> Result<(), Failed> {
+    ) -> Result<(), Abort> {
         for line in lines {
             // The type this line is read as (libpam's module_type).
             let ty = match &line.type_word {
@@ -247,13 +245,13 @@ impl<'a> Builder<'a> {
         level: u8,
         depth: usize,
         sub: bool,
-    ) -> Result<(), Failed> {
+    ) -> Result<(), Abort> {
         let Some(target) = line.target.as_deref() else {
             // Debian's patch reads the missing name (a NULL pointer).
             let why = "an include without a file name: Debian's libpam crashes on it, \
                        and every login of the service is refused";
             self.problem(&at.file, Some(at.line), why);
-            return Err(Failed::Abort(why.into()));
+            return Err(why.into());
         };
         if sub {
             self.push(Handler {
@@ -292,15 +290,7 @@ impl<'a> Builder<'a> {
                 Err(format!("{file} does not exist"))
             }
         } else {
-            let inner = if ty == Want::Any {
-                Want::Any
-            } else {
-                Want::Auth
-            };
-            match self.file(&file, inner, inner_level, depth + 1) {
-                Ok(()) => Ok(()),
-                Err(Failed::Abort(why)) => Err(why),
-            }
+            self.file(&file, ty, inner_level, depth + 1)
         };
         let Err(why) = outcome else {
             return Ok(());
@@ -310,7 +300,7 @@ impl<'a> Builder<'a> {
             // the whole service cannot be set up.
             let what = format!("{why}: libpam refuses every login of the service");
             self.problem(&at.file, Some(at.line), what.clone());
-            return Err(Failed::Abort(what));
+            return Err(what);
         }
         self.problem(
             &at.file,
@@ -341,7 +331,7 @@ pub fn stack(src: &dyn Source, service: &str) -> (Stack, Vec<Problem>) {
     };
     let mut conf = Builder::new(src);
     if let Some(file) = &own_file
-        && let Err(Failed::Abort(why)) = conf.file(file, Want::Any, 0, 0)
+        && let Err(why) = conf.file(file, Want::Any, 0, 0)
     {
         out.refused = Some(why);
     }
@@ -349,7 +339,7 @@ pub fn stack(src: &dyn Source, service: &str) -> (Stack, Vec<Problem>) {
     if out.refused.is_none() {
         match &other_file {
             Some(file) => {
-                if let Err(Failed::Abort(why)) = other.file(file, Want::Any, 0, 0) {
+                if let Err(why) = other.file(file, Want::Any, 0, 0) {
                     out.refused = Some(format!(
                         "{why} (libpam reads `other` for every service: a broken `other` \
                          refuses them all)"
