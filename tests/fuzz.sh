@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 CARGO_FUZZ_VERSION=0.13.2
 seconds=${FUZZ_SECONDS:-20}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config secret_file state_file google_authenticator answer email_address phone_number resp_reply)
+[ ${#targets[@]} -gt 0 ] || targets=(config secret_file state_file google_authenticator answer email_address phone_number resp_reply pam_conf)
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "fuzz.sh: no nightly toolchain (rustup toolchain list); libFuzzer needs one" >&2

@@ -52,6 +52,17 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     printed
         .and_then(|()| out.flush())
         .map_err(|e| CliError::Usage(format!("cannot print the report: {e}")))?;
+    if !report.errors.is_empty() {
+        // After the report: what could be followed is still worth reading.
+        let mut err = std::io::stderr().lock();
+        for e in &report.errors {
+            let _ = writeln!(err, "twostep audit: {}", term::escape(&e.to_string()));
+        }
+        return Err(CliError::Usage(format!(
+            "{} problem(s) in the PAM configuration (above)",
+            report.errors.len()
+        )));
+    }
     if report.ok() {
         Ok(())
     } else {
@@ -79,11 +90,15 @@ pub fn audit(
     config: &Config,
     users: &[String],
 ) -> Result<Report, ways_in::AuditError> {
-    let mut findings = ways_in::pam::audit(root, config)?;
+    let pam = ways_in::pam::audit(root, config)?;
+    let mut findings = pam.findings;
     let pam_asks_code = ways_in::pam::asks_for_the_code(root, config, "sshd")?;
     findings.extend(ways_in::sshd::audit(root, users, pam_asks_code)?);
     accept::apply(&config.audit.accept, &mut findings);
-    Ok(Report { findings })
+    Ok(Report {
+        findings,
+        errors: pam.errors,
+    })
 }
 
 /// One line per way in: where, who, why and the fix; then the verdict.

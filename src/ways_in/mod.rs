@@ -22,7 +22,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Who a way in lets through without the code.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Users {
     /// Everyone the service lets try.
     All,
@@ -74,6 +74,9 @@ pub struct Finding {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    /// Problems in the configuration (`FILE:LINE: what`): the audit went
+    /// on past them, and the command exits 2. Not in the JSON (stderr).
+    pub errors: Vec<AuditError>,
 }
 
 impl Report {
