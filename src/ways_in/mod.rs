@@ -74,6 +74,10 @@ pub struct Finding {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    /// What is not a way in but is worth knowing (sshd missing, which sshd
+    /// was asked, the password method's one answer): printed with the
+    /// text, on stderr with `--json` (not part of the contract's JSON).
+    pub notes: Vec<String>,
 }
 
 impl Report {

@@ -1,0 +1,646 @@
+//! Asking sshd: `sshd -T -C user=...,host=...,addr=...,laddr=...,lport=...`
+//! prints its effective settings for one connection, `Match` blocks
+//! applied by sshd itself.
+//!
+//! What it takes to run it:
+//!
+//! - **A host key.** sshd -T refuses to run without one, and an image's
+//!   keys are often made at first boot. A throwaway ed25519 key is made
+//!   with ssh-keygen in a private directory and given with `-h`; the
+//!   configuration's own `HostKey` lines are read as well, harmlessly.
+//! - **Under `--root`, a configuration whose Includes stay in the tree.**
+//!   sshd reads `Include /etc/ssh/sshd_config.d/*.conf` from this machine
+//!   whatever `-f` says. sshd is given a copy of the tree's sshd_config in
+//!   which each `Include` path is moved into the tree (the lines keep their
+//!   numbers); an `Include` inside an included file that still points out
+//!   of the tree (sshd's debug log names each one) is an error.
+//! - **The binary and whom it runs as.** This machine: /usr/sbin/sshd, as
+//!   root. Under `--root`: the tree's /usr/sbin/sshd if it runs here, as
+//!   nobody (uid 65534), never as root (it is the image's code, and would
+//!   read this machine's host keys); else this machine's /usr/sbin/sshd,
+//!   as root, and a note says so. As root, sshd -T wants /run/sshd and the
+//!   `sshd` account (privilege separation); where they are missing (sshd
+//!   not running, a build container) it runs as nobody, noted, and then
+//!   reads only what everyone may read.
+//! - **A deadline.** Each run is killed after [`TIMEOUT`]; it gets no
+//!   environment, no inherited descriptor, reset limits
+//!   (`delivery::spawn`), and at most [`MAX_OUTPUT`] bytes of output.
+#![forbid(unsafe_code)]
+
+use super::connections::Connection;
+use super::settings::{self, Dump, MatchLine};
+use crate::delivery::child::Identity;
+use crate::delivery::spawn::{self, Output, RunError};
+use crate::ways_in::AuditError;
+use std::ffi::OsStr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// How long one `sshd -T` may take.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The most it may print on stdout or stderr (its dump is ~6 KiB, its
+/// debug log a few more).
+pub const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// This machine's sshd.
+pub const SSHD: &str = "/usr/sbin/sshd";
+const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
+const NOBODY: u32 = 65534;
+/// Runs at once, at most.
+const MAX_PARALLEL: usize = 8;
+
+/// A private directory under /tmp (sticky: no one else can rename it),
+/// removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch, AuditError> {
+        let mut last = None;
+        for _ in 0..8 {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| AuditError(format!("no random name for a directory: {e}")))?;
+            let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let path = PathBuf::from(format!("/tmp/twostep-audit-{name}"));
+            // 0711: sshd may run as nobody and read what is put here for it;
+            // no one may list it or add to it.
+            match std::fs::DirBuilder::new().mode(0o711).create(&path) {
+                Ok(()) => {
+                    // The umask may have taken bits away; set exactly.
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))
+                        .map_err(|e| AuditError(format!("{}: {e}", path.display())))?;
+                    return Ok(Scratch(path));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(AuditError(format!(
+            "cannot make a directory under /tmp: {}",
+            last.map_or_else(String::new, |e| e.to_string())
+        )))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// sshd, ready to be asked.
+pub struct Sshd {
+    binary: PathBuf,
+    config: PathBuf,
+    host_key: Option<PathBuf>,
+    identity: Identity,
+    /// Holds the key and the configuration's copy; None until sshd is found.
+    scratch: Option<Scratch>,
+}
+
+/// What the first run learned: the settings for the first connection, and
+/// the configuration's `Match` lines.
+pub struct Discovery {
+    pub dump: Dump,
+    pub lines: Vec<MatchLine>,
+}
+
+/// Where sshd is, or why there is none.
+pub enum Found {
+    /// sshd is not installed (or has no configuration): no way in.
+    Absent(String),
+    Ready(Sshd, Discovery, Vec<String>),
+}
+
+/// Finds sshd for the tree under `root` (`/`: this machine), and asks it
+/// once, for `user` over `first`, with its debug log.
+pub fn open(root: &Path, user: &str, first: &Connection) -> Result<Found, AuditError> {
+    let this_machine = root == Path::new("/");
+    let tree_binary = root.join(SSHD.trim_start_matches('/'));
+    let config_source = root.join("etc/ssh/sshd_config");
+    if std::fs::symlink_metadata(&tree_binary).is_err() {
+        return Ok(Found::Absent(format!(
+            "sshd: {} is not installed: there is no sshd way in",
+            tree_binary.display()
+        )));
+    }
+    let Some(config_text) = super::accounts::read_bounded(&config_source)? else {
+        return Ok(Found::Absent(format!(
+            "sshd: {} is installed but {} is missing: sshd does not start without it, \
+             there is no sshd way in",
+            tree_binary.display(),
+            config_source.display()
+        )));
+    };
+    let scratch = Scratch::new()?;
+    let mut notes = Vec::new();
+    let host_key = make_host_key(&scratch.0);
+    let config = if this_machine {
+        config_source.clone()
+    } else {
+        let copy = scratch.0.join("sshd_config");
+        let mode = std::fs::metadata(&config_source)
+            .map(|m| m.permissions().mode() & 0o644)
+            .unwrap_or(0o600);
+        write_new(
+            &copy,
+            rewrite_includes(&config_text, root)?.as_bytes(),
+            mode,
+        )?;
+        copy
+    };
+    // (binary, runs as nobody, what to call it)
+    let mut candidates: Vec<(PathBuf, bool)> = Vec::new();
+    if this_machine {
+        candidates.push((PathBuf::from(SSHD), false));
+    } else {
+        if std::fs::symlink_metadata(&tree_binary).is_ok_and(|m| m.is_file()) {
+            candidates.push((tree_binary.clone(), true));
+        }
+        if Path::new(SSHD).exists() {
+            candidates.push((PathBuf::from(SSHD), false));
+        }
+    }
+    let mut failures = Vec::new();
+    for (binary, as_nobody) in candidates {
+        let mut sshd = Sshd {
+            binary: binary.clone(),
+            config: config.clone(),
+            host_key: host_key.clone(),
+            identity: if as_nobody {
+                nobody()
+            } else {
+                Identity::root()
+            },
+            scratch: None,
+        };
+        sshd.give_key()?;
+        let mut out = sshd.discover(user, first);
+        if !as_nobody
+            && let Ok(o) = &out
+            && privilege_separation_missing(o)
+        {
+            notes.push(format!(
+                "sshd: {} -T ran as nobody: as root it wants /run/sshd and the sshd account \
+                 (privilege separation), which this machine does not have ({})",
+                binary.display(),
+                last_words(o)
+            ));
+            sshd.identity = nobody();
+            sshd.give_key()?;
+            out = sshd.discover(user, first);
+        }
+        match out {
+            Ok(o) if o.code == 0 => {
+                let stdout = String::from_utf8_lossy(&o.stdout);
+                let log = String::from_utf8_lossy(&o.stderr);
+                let discovery = discovered(&stdout, &log, root, &config_text)?;
+                if !this_machine {
+                    if binary == Path::new(SSHD) {
+                        notes.push(format!(
+                            "sshd: asked this machine's {SSHD} about {}'s configuration, \
+                             since {}",
+                            root.display(),
+                            failures.join("; ")
+                        ));
+                    } else {
+                        notes.push(format!(
+                            "sshd: asked {} (as nobody) about the tree's configuration",
+                            binary.display()
+                        ));
+                    }
+                }
+                sshd.scratch = Some(scratch);
+                return Ok(Found::Ready(sshd, discovery, notes));
+            }
+            Ok(o) => failures.push(format!(
+                "{} -T failed (exit status {}): {}",
+                binary.display(),
+                o.code,
+                last_words(&o)
+            )),
+            Err(e) => failures.push(format!("{} does not run here: it {e}", binary.display())),
+        }
+    }
+    if failures.is_empty() {
+        failures.push(format!(
+            "no sshd that runs here ({} is not a file)",
+            tree_binary.display()
+        ));
+    }
+    Err(AuditError(format!(
+        "cannot read sshd's settings: {}",
+        failures.join("; ")
+    )))
+}
+
+fn nobody() -> Identity {
+    Identity {
+        uid: nix::unistd::Uid::from_raw(NOBODY),
+        gid: nix::unistd::Gid::from_raw(NOBODY),
+        groups: Vec::new(),
+    }
+}
+
+/// sshd's complaint when, as root, it finds no privilege separation.
+fn privilege_separation_missing(o: &Output) -> bool {
+    o.code != 0 && {
+        let err = String::from_utf8_lossy(&o.stderr);
+        err.contains("Missing privilege separation directory")
+            || err.contains("Privilege separation user")
+    }
+}
+
+/// What sshd said last, without its debug lines: why it failed.
+fn last_words(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("debug") && !l.trim().is_empty())
+        .collect();
+    let start = said.len().saturating_sub(4);
+    let text = said[start..].join("; ");
+    let mut text: String = text.chars().take(1000).collect();
+    if text.is_empty() {
+        text = "it said nothing".into();
+    }
+    text
+}
+
+/// The first run's output read: its settings, and its `Match` lines (with
+/// the checks that they were all seen and that no `Include` left the tree).
+fn discovered(
+    stdout: &str,
+    log: &str,
+    root: &Path,
+    config_text: &str,
+) -> Result<Discovery, AuditError> {
+    let dump = Dump::parse(stdout);
+    let lines = settings::match_lines(log);
+    let (files, patterns) = settings::includes(log);
+    if root != Path::new("/") {
+        let inside = format!("{}/", root.display());
+        if let Some(p) = patterns.iter().find(|p| !p.starts_with(&inside)) {
+            return Err(AuditError(format!(
+                "sshd's configuration under {} includes {p}, from a file it included: \
+                 twostep moves only sshd_config's own Include lines into the tree; \
+                 audit from inside the tree (chroot {} twostep audit)",
+                root.display(),
+                root.display()
+            )));
+        }
+    }
+    if lines.is_empty() {
+        let mut texts = vec![config_text.to_string()];
+        for f in &files {
+            if let Ok(Some(t)) = super::accounts::read_bounded(Path::new(f)) {
+                texts.push(t);
+            }
+        }
+        if texts.iter().any(|t| settings::mentions_match(t)) {
+            return Err(AuditError(
+                "sshd's configuration has Match lines, but sshd's debug log did not show \
+                 them (another sshd version?): twostep cannot tell whom and from where to \
+                 ask about"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Discovery { dump, lines })
+}
+
+/// `ROOT/etc/ssh/sshd_config` with each `Include` path moved into the tree:
+/// `/etc/ssh/x/*.conf` → `ROOT/etc/ssh/x/*.conf`, a relative `x.conf` (sshd
+/// reads it from /etc/ssh) → `ROOT/etc/ssh/x.conf`. Every other line, and
+/// the number of lines, as they were.
+pub fn rewrite_includes(text: &str, root: &Path) -> Result<String, AuditError> {
+    let root_text = root.display().to_string();
+    if root_text
+        .chars()
+        .any(|c| matches!(c, '*' | '?' | '[' | ']' | '\\' | '"' | '\'') || c.is_whitespace())
+    {
+        return Err(AuditError(format!(
+            "--root {root_text}: sshd would read glob or quote characters in its name \
+             as such in Include paths; use a plain directory name"
+        )));
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        match include_args(body) {
+            Some((indent, args)) => {
+                out.push_str(indent);
+                out.push_str("Include");
+                for arg in args {
+                    let moved = if arg.starts_with('/') {
+                        format!("{root_text}{arg}")
+                    } else if arg.starts_with('~') {
+                        // sshd takes it as it is; the check on sshd's
+                        // debug log refuses it.
+                        arg
+                    } else {
+                        format!("{root_text}/etc/ssh/{arg}")
+                    };
+                    out.push_str(" \"");
+                    out.push_str(&moved.replace('\\', "\\\\").replace('"', "\\\""));
+                    out.push('"');
+                }
+                out.push_str(end);
+            }
+            None => out.push_str(line),
+        }
+    }
+    Ok(out)
+}
+
+/// For an `Include` line: its indentation and its arguments, split as sshd
+/// splits them (misc.c's `argv_split`: white space, quotes, backslash
+/// escapes, `#` starting a comment).
+fn include_args(line: &str) -> Option<(&str, Vec<String>)> {
+    let trimmed = line.trim_start_matches([' ', '\t']);
+    let indent = &line[..line.len() - trimmed.len()];
+    let end = trimmed.find([' ', '\t', '=']).unwrap_or(trimmed.len());
+    if !trimmed[..end].eq_ignore_ascii_case("include") {
+        return None;
+    }
+    let mut rest = trimmed[end..].trim_start_matches([' ', '\t']);
+    if let Some(r) = rest.strip_prefix('=') {
+        rest = r;
+    }
+    let mut args = Vec::new();
+    let chars: Vec<char> = rest.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == ' ' || chars[i] == '\t' || chars[i] == '\r' {
+            i += 1;
+            continue;
+        }
+        if chars[i] == '#' {
+            break;
+        }
+        let mut arg = String::new();
+        let mut quote: Option<char> = None;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '\\' {
+                match chars.get(i + 1) {
+                    Some(&n)
+                        if n == '\'' || n == '"' || n == '\\' || (quote.is_none() && n == ' ') =>
+                    {
+                        arg.push(n);
+                        i += 2;
+                        continue;
+                    }
+                    _ => arg.push(c),
+                }
+            } else if quote.is_none() && (c == ' ' || c == '\t' || c == '\r') {
+                break;
+            } else if quote.is_none() && (c == '"' || c == '\'') {
+                quote = Some(c);
+            } else if quote == Some(c) {
+                quote = None;
+            } else {
+                arg.push(c);
+            }
+            i += 1;
+        }
+        args.push(arg);
+    }
+    Some((indent, args))
+}
+
+/// A throwaway ed25519 host key for sshd -T, or None when ssh-keygen is
+/// missing or fails (the configuration's own keys may do).
+fn make_host_key(dir: &Path) -> Option<PathBuf> {
+    let key = dir.join("host_key");
+    let args: [&OsStr; 9] = [
+        "-q".as_ref(),
+        "-t".as_ref(),
+        "ed25519".as_ref(),
+        "-N".as_ref(),
+        "".as_ref(),
+        "-C".as_ref(),
+        "twostep-audit".as_ref(),
+        "-f".as_ref(),
+        key.as_os_str(),
+    ];
+    spawn::run(
+        Path::new(SSH_KEYGEN),
+        &args,
+        &[],
+        TIMEOUT,
+        &Identity::root(),
+    )
+    .ok()?;
+    let _ = std::fs::remove_file(dir.join("host_key.pub"));
+    Some(key)
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AuditError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| AuditError(format!("{}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(err)
+}
+
+impl Sshd {
+    /// The key belongs to whom sshd runs as: sshd refuses a key of its own
+    /// user that others may read, and cannot read one that is root's alone
+    /// when it runs as nobody.
+    fn give_key(&self) -> Result<(), AuditError> {
+        if let Some(key) = &self.host_key {
+            std::os::unix::fs::chown(
+                key,
+                Some(self.identity.uid.as_raw()),
+                Some(self.identity.gid.as_raw()),
+            )
+            .map_err(|e| AuditError(format!("{}: {e}", key.display())))?;
+        }
+        Ok(())
+    }
+
+    fn args(&self, user: &str, connection: &Connection, debug: bool) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["-T".into()];
+        if debug {
+            args.push("-ddd".into());
+        }
+        args.push("-f".into());
+        args.push(self.config.clone().into());
+        if let Some(key) = &self.host_key {
+            args.push("-h".into());
+            args.push(key.clone().into());
+        }
+        args.push("-C".into());
+        args.push(connection.spec(user).into());
+        args
+    }
+
+    fn run(&self, user: &str, connection: &Connection, debug: bool) -> Result<Output, RunError> {
+        let args = self.args(user, connection, debug);
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        spawn::run_for_output(
+            &self.binary,
+            &args,
+            &[],
+            TIMEOUT,
+            &self.identity,
+            MAX_OUTPUT,
+        )
+    }
+
+    fn discover(&self, user: &str, connection: &Connection) -> Result<Output, RunError> {
+        self.run(user, connection, true)
+    }
+
+    /// sshd's settings for `user` over `connection`.
+    pub fn ask(&self, user: &str, connection: &Connection) -> Result<Dump, AuditError> {
+        let what = || format!("{} -T -C {}", self.binary.display(), connection.spec(user));
+        match self.run(user, connection, false) {
+            Ok(o) if o.code == 0 => Ok(Dump::parse(&String::from_utf8_lossy(&o.stdout))),
+            Ok(o) => Err(AuditError(format!(
+                "{} failed (exit status {}): {}",
+                what(),
+                o.code,
+                last_words(&o)
+            ))),
+            Err(e) => Err(AuditError(format!("{}: it {e}", what()))),
+        }
+    }
+
+    /// [`Sshd::ask`] for each (user, connection), several at once; the
+    /// answers in the same order, or the first error.
+    pub fn ask_all(&self, jobs: &[(String, Connection)]) -> Result<Vec<Dump>, AuditError> {
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get() * 2)
+            .clamp(1, MAX_PARALLEL)
+            .min(jobs.len().max(1));
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let answers: Mutex<Vec<Option<Result<Dump, AuditError>>>> =
+            Mutex::new((0..jobs.len()).map(|_| None).collect());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        if failed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((user, connection)) = jobs.get(i) else {
+                            return;
+                        };
+                        let answer = self.ask(user, connection);
+                        if answer.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        let mut all = answers.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(slot) = all.get_mut(i) {
+                            *slot = Some(answer);
+                        }
+                    }
+                });
+            }
+        });
+        let answers = answers.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::with_capacity(jobs.len());
+        for (i, answer) in answers.into_iter().enumerate() {
+            match answer {
+                Some(Ok(dump)) => out.push(dump),
+                Some(Err(e)) => return Err(e),
+                None if failed.load(Ordering::Relaxed) => continue,
+                None => {
+                    return Err(AuditError(format!(
+                        "sshd was not asked about {} (internal error)",
+                        jobs.get(i).map_or("?", |j| j.0.as_str())
+                    )));
+                }
+            }
+        }
+        if out.len() != jobs.len() {
+            return Err(AuditError("sshd was not asked about every account".into()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_paths_move_into_the_tree_and_nothing_else_changes() {
+        let root = Path::new("/mnt/image");
+        let table = [
+            (
+                "Include /etc/ssh/sshd_config.d/*.conf\n",
+                "Include \"/mnt/image/etc/ssh/sshd_config.d/*.conf\"\n",
+            ),
+            (
+                "  include=extra.conf other/*.conf # comment\n",
+                "  Include \"/mnt/image/etc/ssh/extra.conf\" \"/mnt/image/etc/ssh/other/*.conf\"\n",
+            ),
+            (
+                "\tINCLUDE \"/etc/my dir/a.conf\" '/b'\n",
+                "\tInclude \"/mnt/image/etc/my dir/a.conf\" \"/mnt/image/b\"\n",
+            ),
+            ("Include /x\\\"y\n", "Include \"/mnt/image/x\\\"y\"\n"),
+            ("Include ~/x", "Include \"~/x\""),
+            ("IncludeX /etc/a\n", "IncludeX /etc/a\n"),
+            ("# Include /etc/a\n", "# Include /etc/a\n"),
+            ("UsePAM yes\r\n", "UsePAM yes\r\n"),
+            (
+                "Match User x\n  Include /etc/ssh/m.conf\n",
+                "Match User x\n  Include \"/mnt/image/etc/ssh/m.conf\"\n",
+            ),
+            ("", ""),
+        ];
+        for (text, want) in table {
+            assert_eq!(rewrite_includes(text, root).unwrap(), want, "{text:?}");
+            assert_eq!(
+                rewrite_includes(text, root).unwrap().lines().count(),
+                text.lines().count()
+            );
+        }
+    }
+
+    #[test]
+    fn a_root_with_glob_characters_is_refused() {
+        for bad in ["/mnt/im*ge", "/mnt/a b", "/mnt/[x]", "/mnt/q\""] {
+            let e = rewrite_includes("Include /x\n", Path::new(bad)).unwrap_err();
+            assert!(e.0.contains("plain directory name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn sshd_s_last_words_skip_its_debug_lines() {
+        let o = Output {
+            code: 255,
+            stdout: Vec::new(),
+            stderr: b"debug1: a\ndebug3: b\n/tmp/c line 3: Bad configuration option: Foo\n\
+                      /tmp/c: terminating, 1 bad configuration options\n"
+                .to_vec(),
+        };
+        assert_eq!(
+            last_words(&o),
+            "/tmp/c line 3: Bad configuration option: Foo; /tmp/c: terminating, 1 bad \
+             configuration options"
+        );
+        let o = Output {
+            code: 1,
+            ..Output::default()
+        };
+        assert_eq!(last_words(&o), "it said nothing");
+    }
+}
