@@ -733,6 +733,76 @@ mod tests {
         assert_eq!(flags() & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
     }
 
+    fn sh(script: &str, timeout: Duration, limit: usize) -> Result<Output, RunError> {
+        let args: [&OsStr; 2] = ["-c".as_ref(), script.as_ref()];
+        run_for_output(
+            Path::new("/bin/sh"),
+            &args,
+            &[],
+            timeout,
+            &Identity::root(),
+            limit,
+        )
+    }
+
+    #[test]
+    fn run_for_output_keeps_both_streams_whole_and_any_exit_status() {
+        let o = sh(
+            "printf 'one\ntwo'; printf 'debug 1234567\n' >&2; exit 3",
+            Duration::from_secs(10),
+            1024,
+        )
+        .unwrap();
+        assert_eq!(o.code, 3);
+        assert_eq!(o.stdout, b"one\ntwo");
+        // Whole: digits are not hidden here (they are in an excerpt).
+        assert_eq!(o.stderr, b"debug 1234567\n");
+        // More than a pipe holds, on both streams at once.
+        let o = sh(
+            "head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2",
+            Duration::from_secs(10),
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.code, o.stdout.len(), o.stderr.len()),
+            (0, 300_000, 200_000)
+        );
+        // Nothing of ours in its environment.
+        let o = sh("env", Duration::from_secs(10), 4096).unwrap();
+        let env = String::from_utf8_lossy(&o.stdout);
+        let mut names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["HOME", "PATH", "PWD"], "{env}");
+    }
+
+    #[test]
+    fn run_for_output_kills_a_program_past_its_bound_or_its_deadline() {
+        for (script, stream) in [
+            ("head -c 100000 /dev/zero", "stdout"),
+            ("head -c 100000 /dev/zero >&2", "stderr"),
+        ] {
+            match sh(script, Duration::from_secs(10), 1000) {
+                Err(RunError::Io(e)) => assert!(
+                    e.to_string()
+                        .contains(&format!("more than 1000 bytes to {stream}")),
+                    "{e}"
+                ),
+                other => panic!("{script}: {other:?}"),
+            }
+        }
+        let started = Instant::now();
+        match sh("sleep 30", Duration::from_millis(300), 1000) {
+            Err(RunError::TimedOut(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        match sh("kill -9 $$", Duration::from_secs(10), 1000) {
+            Err(RunError::Signal(9)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn errors_read_as_a_log_detail() {
         let cases = [

@@ -150,7 +150,7 @@ pub fn open(root: &Path, user: &str, first: &Connection) -> Result<Found, AuditE
         )?;
         copy
     };
-    // (binary, runs as nobody, what to call it)
+    // (binary, runs as nobody)
     let mut candidates: Vec<(PathBuf, bool)> = Vec::new();
     if this_machine {
         candidates.push((PathBuf::from(SSHD), false));
@@ -214,6 +214,15 @@ pub fn open(root: &Path, user: &str, first: &Connection) -> Result<Found, AuditE
                 sshd.scratch = Some(scratch);
                 return Ok(Found::Ready(sshd, discovery, notes));
             }
+            // The shell's and the dynamic loader's word for a program
+            // that cannot be run (not one for this machine, a library
+            // missing).
+            Ok(o) if o.code == 126 || o.code == 127 => failures.push(format!(
+                "{} does not run here (exit status {}: {})",
+                binary.display(),
+                o.code,
+                last_words(&o)
+            )),
             Ok(o) => failures.push(format!(
                 "{} -T failed (exit status {}): {}",
                 binary.display(),
