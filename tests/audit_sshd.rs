@@ -630,7 +630,7 @@ fn a_tree_whose_sshd_does_not_run_here_is_asked_of_this_machine_s() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("asked this machine's /usr/sbin/sshd about"),
+        text.contains("asked this machine's /usr/sbin/sshd (as nobody) about"),
         "{text}"
     );
     assert!(text.contains("does not run here"), "{text}");
@@ -660,4 +660,48 @@ fn without_run_sshd_this_machine_s_sshd_is_asked_as_nobody() {
     assert!(err.contains("-T ran as nobody"), "{err}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["ok"].is_boolean());
+}
+
+#[test]
+fn a_tree_cannot_make_the_audit_read_this_machine_s_secrets() {
+    ensure_user(DEPLOY, Some(PASSWORD));
+    let shadow = std::fs::read_to_string("/etc/shadow").unwrap();
+    let root_line = shadow.lines().next().unwrap().to_string();
+    // sshd_config a link to /etc/shadow: resolved in the tree, where there
+    // is no such file.
+    let tree = Tree::new("shadowlink", STRICT);
+    std::fs::remove_file(tree.dir.join("etc/ssh/sshd_config")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", tree.dir.join("etc/ssh/sshd_config")).unwrap();
+    let out = tree.cli(&["--user", DEPLOY]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("sshd does not start without it"), "{all}");
+    // An included file that links to it: sshd runs as nobody, and cannot
+    // read it, let alone quote it.
+    let tree = Tree::new(
+        "shadowinc",
+        &format!("Include /etc/ssh/sshd_config.d/*.conf\n{STRICT}"),
+    );
+    std::fs::create_dir_all(tree.dir.join("etc/ssh/sshd_config.d")).unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/shadow",
+        tree.dir.join("etc/ssh/sshd_config.d/evil.conf"),
+    )
+    .unwrap();
+    let out = tree.cli(&["--user", DEPLOY]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("Permission denied"), "{all}");
+    assert!(all.contains("sshd ran as nobody"), "{all}");
+    let hash = root_line.split(':').nth(1).unwrap();
+    assert!(hash.len() < 3 || !all.contains(hash), "{all}");
+    assert!(!all.contains(&root_line), "{all}");
 }

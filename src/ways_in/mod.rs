@@ -17,6 +17,7 @@
 pub mod accept;
 pub mod pam;
 pub mod sshd;
+pub mod tree;
 
 use std::fmt;
 use std::path::PathBuf;

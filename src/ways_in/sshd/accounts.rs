@@ -7,13 +7,7 @@
 #![forbid(unsafe_code)]
 
 use crate::user::UserName;
-use crate::ways_in::AuditError;
 use std::collections::BTreeSet;
-use std::path::Path;
-
-/// The largest passwd, group or login.defs file read (a million accounts
-/// fit).
-const MAX_FILE: u64 = 128 * 1024 * 1024;
 
 /// One account of the tree's passwd file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,43 +133,6 @@ impl Groups {
             .map(|(name, _, _)| name.clone())
             .collect()
     }
-}
-
-/// `ROOT/etc/NAME`'s text; `None` if there is no such file.
-pub fn read_etc(root: &Path, name: &str) -> Result<Option<String>, AuditError> {
-    let path = root.join("etc").join(name);
-    read_bounded(&path)
-}
-
-/// A regular file's text, at most [`MAX_FILE`] bytes; `None` if absent.
-pub fn read_bounded(path: &Path) -> Result<Option<String>, AuditError> {
-    use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(AuditError(format!("{}: {e}", path.display()))),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| AuditError(format!("{}: {e}", path.display())))?;
-    if !meta.is_file() {
-        return Err(AuditError(format!(
-            "{}: not a regular file",
-            path.display()
-        )));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| AuditError(format!("{}: {e}", path.display())))?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(AuditError(format!(
-            "{}: larger than {} MiB",
-            path.display(),
-            MAX_FILE / 1024 / 1024
-        )));
-    }
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 #[cfg(test)]

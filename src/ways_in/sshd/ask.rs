@@ -15,13 +15,14 @@
 //!   numbers); an `Include` inside an included file that still points out
 //!   of the tree (sshd's debug log names each one) is an error.
 //! - **The binary and whom it runs as.** This machine: /usr/sbin/sshd, as
-//!   root. Under `--root`: the tree's /usr/sbin/sshd if it runs here, as
-//!   nobody (uid 65534), never as root (it is the image's code, and would
-//!   read this machine's host keys); else this machine's /usr/sbin/sshd,
-//!   as root, and a note says so. As root, sshd -T wants /run/sshd and the
-//!   `sshd` account (privilege separation); where they are missing (sshd
-//!   not running, a build container) it runs as nobody, noted, and then
-//!   reads only what everyone may read.
+//!   root. As root, sshd -T wants /run/sshd and the `sshd` account
+//!   (privilege separation); where they are missing (sshd not running) it
+//!   runs as nobody, and a note says so. Under `--root`: the tree's
+//!   /usr/sbin/sshd if it runs here, else this machine's (a note says
+//!   which), always as nobody (uid 65534): never the image's code as root,
+//!   and never the image's configuration read by root, which an `Include`
+//!   or a link could point at this machine's /etc/shadow for sshd to quote
+//!   in its error. sshd then reads only what everyone may read.
 //! - **A deadline.** Each run is killed after [`TIMEOUT`]; it gets no
 //!   environment, no inherited descriptor, reset limits
 //!   (`delivery::spawn`), and at most [`MAX_OUTPUT`] bytes of output.
@@ -31,7 +32,7 @@ use super::connections::Connection;
 use super::settings::{self, Dump, MatchLine};
 use crate::delivery::child::Identity;
 use crate::delivery::spawn::{self, Output, RunError};
-use crate::ways_in::AuditError;
+use crate::ways_in::{AuditError, tree};
 use std::ffi::OsStr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -44,8 +45,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The most it may print on stdout or stderr (its dump is ~6 KiB, its
 /// debug log a few more).
 pub const MAX_OUTPUT: usize = 4 * 1024 * 1024;
-/// This machine's sshd.
+/// sshd, on this machine and in a tree.
 pub const SSHD: &str = "/usr/sbin/sshd";
+/// Its configuration, likewise.
+const CONFIG: &str = "/etc/ssh/sshd_config";
 const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 const NOBODY: u32 = 65534;
 /// Runs at once, at most.
@@ -118,125 +121,127 @@ pub enum Found {
 pub fn open(root: &Path, user: &str, first: &Connection) -> Result<Found, AuditError> {
     let this_machine = root == Path::new("/");
     let tree_binary = root.join(SSHD.trim_start_matches('/'));
-    let config_source = root.join("etc/ssh/sshd_config");
     if std::fs::symlink_metadata(&tree_binary).is_err() {
         return Ok(Found::Absent(format!(
             "sshd: {} is not installed: there is no sshd way in",
             tree_binary.display()
         )));
     }
-    let Some(config_text) = super::accounts::read_bounded(&config_source)? else {
+    let Some(config_text) = tree::read(root, CONFIG)? else {
         return Ok(Found::Absent(format!(
             "sshd: {} is installed but {} is missing: sshd does not start without it, \
              there is no sshd way in",
             tree_binary.display(),
-            config_source.display()
+            root.join(CONFIG.trim_start_matches('/')).display()
         )));
     };
     let scratch = Scratch::new()?;
-    let mut notes = Vec::new();
     let host_key = make_host_key(&scratch.0);
     let config = if this_machine {
-        config_source.clone()
+        PathBuf::from(CONFIG)
     } else {
         let copy = scratch.0.join("sshd_config");
-        let mode = std::fs::metadata(&config_source)
-            .map(|m| m.permissions().mode() & 0o644)
-            .unwrap_or(0o600);
-        write_new(
-            &copy,
-            rewrite_includes(&config_text, root)?.as_bytes(),
-            mode,
-        )?;
+        write_for_nobody(&copy, rewrite_includes(&config_text, root)?.as_bytes())?;
         copy
     };
-    // (binary, runs as nobody)
-    let mut candidates: Vec<(PathBuf, bool)> = Vec::new();
+    // This machine's sshd as root. A tree's as nobody, its own first: the
+    // tree's code, or the tree's configuration, never runs as root here.
+    let mut failures = Vec::new();
+    let mut candidates = Vec::new();
     if this_machine {
-        candidates.push((PathBuf::from(SSHD), false));
+        candidates.push(PathBuf::from(SSHD));
     } else {
         if std::fs::symlink_metadata(&tree_binary).is_ok_and(|m| m.is_file()) {
-            candidates.push((tree_binary.clone(), true));
+            candidates.push(tree_binary.clone());
+        } else {
+            // A link would be followed on this machine, out of the tree.
+            failures.push(format!("{} is not a regular file", tree_binary.display()));
         }
         if Path::new(SSHD).exists() {
-            candidates.push((PathBuf::from(SSHD), false));
+            candidates.push(PathBuf::from(SSHD));
         }
     }
-    let mut failures = Vec::new();
-    for (binary, as_nobody) in candidates {
+    let mut notes = Vec::new();
+    for binary in candidates {
         let mut sshd = Sshd {
             binary: binary.clone(),
             config: config.clone(),
             host_key: host_key.clone(),
-            identity: if as_nobody {
-                nobody()
-            } else {
+            identity: if this_machine {
                 Identity::root()
+            } else {
+                nobody()
             },
             scratch: None,
         };
         sshd.give_key()?;
-        let mut out = sshd.discover(user, first);
-        if !as_nobody
+        let mut out = sshd.run(user, first, true);
+        if this_machine
             && let Ok(o) = &out
             && privilege_separation_missing(o)
         {
             notes.push(format!(
-                "sshd: {} -T ran as nobody: as root it wants /run/sshd and the sshd account \
-                 (privilege separation), which this machine does not have ({})",
-                binary.display(),
+                "sshd: {SSHD} -T ran as nobody: as root it wants /run/sshd and the sshd \
+                 account (privilege separation), which this machine does not have ({})",
                 last_words(o)
             ));
             sshd.identity = nobody();
             sshd.give_key()?;
-            out = sshd.discover(user, first);
+            out = sshd.run(user, first, true);
         }
-        match out {
-            Ok(o) if o.code == 0 => {
-                let stdout = String::from_utf8_lossy(&o.stdout);
-                let log = String::from_utf8_lossy(&o.stderr);
-                let discovery = discovered(&stdout, &log, root, &config_text)?;
-                if !this_machine {
-                    if binary == Path::new(SSHD) {
-                        notes.push(format!(
-                            "sshd: asked this machine's {SSHD} about {}'s configuration, \
-                             since {}",
-                            root.display(),
-                            failures.join("; ")
-                        ));
-                    } else {
-                        notes.push(format!(
-                            "sshd: asked {} (as nobody) about the tree's configuration",
-                            binary.display()
-                        ));
-                    }
-                }
-                sshd.scratch = Some(scratch);
-                return Ok(Found::Ready(sshd, discovery, notes));
+        let o = match out {
+            Ok(o) => o,
+            Err(e) => {
+                failures.push(format!("{} does not run here: it {e}", binary.display()));
+                continue;
             }
-            // The shell's and the dynamic loader's word for a program
-            // that cannot be run (not one for this machine, a library
-            // missing).
-            Ok(o) if o.code == 126 || o.code == 127 => failures.push(format!(
-                "{} does not run here (exit status {}: {})",
-                binary.display(),
-                o.code,
-                last_words(&o)
-            )),
-            Ok(o) => failures.push(format!(
-                "{} -T failed (exit status {}): {}",
-                binary.display(),
-                o.code,
-                last_words(&o)
-            )),
-            Err(e) => failures.push(format!("{} does not run here: it {e}", binary.display())),
+        };
+        if o.code == 0 {
+            let stdout = String::from_utf8_lossy(&o.stdout);
+            let log = String::from_utf8_lossy(&o.stderr);
+            let discovery = discovered(&stdout, &log, root, &config_text)?;
+            if !this_machine {
+                notes.push(if binary == Path::new(SSHD) {
+                    format!(
+                        "sshd: asked this machine's {SSHD} (as nobody) about {}'s \
+                         configuration, since {}",
+                        root.display(),
+                        failures.join("; ")
+                    )
+                } else {
+                    format!(
+                        "sshd: asked {} (as nobody) about the tree's configuration",
+                        binary.display()
+                    )
+                });
+            }
+            sshd.scratch = Some(scratch);
+            return Ok(Found::Ready(sshd, discovery, notes));
         }
+        // 126 and 127: the shell's and the dynamic loader's word for a
+        // program that cannot be run (not one for this machine, a library
+        // missing).
+        let why = if o.code == 126 || o.code == 127 {
+            "does not run here"
+        } else {
+            "-T failed"
+        };
+        let mut failure = format!(
+            "{} {why} (exit status {}): {}",
+            binary.display(),
+            o.code,
+            last_words(&o)
+        );
+        if sshd.identity.uid.as_raw() == NOBODY && failure.contains("Permission denied") {
+            failure.push_str(
+                " (sshd ran as nobody, and reads only what everyone may read: audit from \
+                 inside the tree, chroot DIR twostep audit)",
+            );
+        }
+        failures.push(failure);
     }
     if failures.is_empty() {
-        failures.push(format!(
-            "no sshd that runs here ({} is not a file)",
-            tree_binary.display()
-        ));
+        failures.push(format!("{SSHD} is not installed on this machine either"));
     }
     Err(AuditError(format!(
         "cannot read sshd's settings: {}",
@@ -292,9 +297,9 @@ fn discovered(
         let inside = format!("{}/", root.display());
         if let Some(p) = patterns.iter().find(|p| !p.starts_with(&inside)) {
             return Err(AuditError(format!(
-                "sshd's configuration under {} includes {p}, from a file it included: \
-                 twostep moves only sshd_config's own Include lines into the tree; \
-                 audit from inside the tree (chroot {} twostep audit)",
+                "sshd's configuration under {} includes {p}, outside the tree: twostep \
+                 moves sshd_config's own Include lines into the tree, not those of the \
+                 files they include; audit from inside the tree (chroot {} twostep audit)",
                 root.display(),
                 root.display()
             )));
@@ -303,7 +308,8 @@ fn discovered(
     if lines.is_empty() {
         let mut texts = vec![config_text.to_string()];
         for f in &files {
-            if let Ok(Some(t)) = super::accounts::read_bounded(Path::new(f)) {
+            let in_tree = Path::new(f).strip_prefix(root).unwrap_or(Path::new(f));
+            if let Ok(Some(t)) = tree::read(root, &format!("/{}", in_tree.display())) {
                 texts.push(t);
             }
         }
@@ -449,7 +455,9 @@ fn make_host_key(dir: &Path) -> Option<PathBuf> {
     Some(key)
 }
 
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AuditError> {
+/// A file of the scratch directory that sshd, run as nobody, reads:
+/// root's, readable by nobody's group only.
+fn write_for_nobody(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let err = |e: std::io::Error| AuditError(format!("{}: {e}", path.display()));
@@ -460,24 +468,28 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AuditError> {
         .open(path)
         .map_err(err)?;
     f.write_all(bytes).map_err(err)?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
+    std::os::unix::fs::fchown(&f, Some(0), Some(NOBODY)).map_err(err)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o640))
         .map_err(err)
 }
 
 impl Sshd {
-    /// The key belongs to whom sshd runs as: sshd refuses a key of its own
-    /// user that others may read, and cannot read one that is root's alone
-    /// when it runs as nobody.
+    /// The key as sshd accepts it: as root, root's alone (it refuses a key
+    /// of its own user that others may read); as nobody, root's and
+    /// readable by nobody's group, so that nobody may read but not change
+    /// it.
     fn give_key(&self) -> Result<(), AuditError> {
-        if let Some(key) = &self.host_key {
-            std::os::unix::fs::chown(
-                key,
-                Some(self.identity.uid.as_raw()),
-                Some(self.identity.gid.as_raw()),
-            )
-            .map_err(|e| AuditError(format!("{}: {e}", key.display())))?;
-        }
-        Ok(())
+        let Some(key) = &self.host_key else {
+            return Ok(());
+        };
+        let (gid, mode) = if self.identity.uid.is_root() {
+            (0, 0o600)
+        } else {
+            (NOBODY, 0o640)
+        };
+        std::os::unix::fs::chown(key, Some(0), Some(gid))
+            .and_then(|()| std::fs::set_permissions(key, std::fs::Permissions::from_mode(mode)))
+            .map_err(|e| AuditError(format!("{}: {e}", key.display())))
     }
 
     fn args(&self, user: &str, connection: &Connection, debug: bool) -> Vec<std::ffi::OsString> {
@@ -507,10 +519,6 @@ impl Sshd {
             &self.identity,
             MAX_OUTPUT,
         )
-    }
-
-    fn discover(&self, user: &str, connection: &Connection) -> Result<Output, RunError> {
-        self.run(user, connection, true)
     }
 
     /// sshd's settings for `user` over `connection`.

@@ -28,7 +28,7 @@ pub mod settings;
 pub mod verdict;
 
 use super::accept::Accept;
-use super::{AuditError, Finding};
+use super::{AuditError, Finding, tree};
 use accounts::Account;
 use connections::Connection;
 use settings::{Criterion, Effective};
@@ -57,10 +57,9 @@ pub fn audit(
     let root = std::fs::canonicalize(root)
         .map_err(|e| AuditError(format!("--root {}: {e}", root.display())))?;
     let mut notes = Vec::new();
-    let passwd = accounts::parse_passwd(&accounts::read_etc(&root, "passwd")?.unwrap_or_default());
+    let passwd = accounts::parse_passwd(&tree::read(&root, "/etc/passwd")?.unwrap_or_default());
     let audited = if users.is_empty() {
-        let uid_min =
-            accounts::uid_min(&accounts::read_etc(&root, "login.defs")?.unwrap_or_default());
+        let uid_min = accounts::uid_min(&tree::read(&root, "/etc/login.defs")?.unwrap_or_default());
         if !passwd.skipped.is_empty() {
             notes.push(format!(
                 "sshd: not asked about these accounts of {}, whose names twostep does not \
@@ -257,7 +256,7 @@ fn group_sets(root: &Path, audited: &[Account]) -> Result<Vec<BTreeSet<String>>,
             .map(|a| here(a).unwrap_or_default())
             .collect());
     }
-    let tree = accounts::parse_group(&accounts::read_etc(root, "group")?.unwrap_or_default());
+    let tree = accounts::parse_group(&tree::read(root, "/etc/group")?.unwrap_or_default());
     let mut out = Vec::with_capacity(audited.len());
     for a in audited {
         let theirs = tree.of(a);
