@@ -90,6 +90,15 @@ impl Drop for Tree {
     }
 }
 
+/// stdout then stderr.
+fn both_streams(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// What the audit says about one account: its findings' keys (the
 /// account's own, or `*`), as `METHOD` strings.
 fn methods_for(outcome: &Outcome, user: &str) -> Vec<String> {
@@ -318,6 +327,36 @@ fn match_group_is_a_way_in_for_its_members() {
         note: None,
         password: false,
     });
+}
+
+#[test]
+fn match_group_in_a_tree_needs_the_same_groups_here() {
+    ensure_user(DEPLOY, Some(PASSWORD));
+    ensure_group(KEY_GROUP, &[DEPLOY]);
+    let tree = Tree::new(
+        "groups",
+        &format!("{STRICT}Match Group ts-as-keyonly\n  AuthenticationMethods publickey\n"),
+    );
+    // The tree's group file without deploy in ts-as-keyonly: sshd, which
+    // looks groups up on this machine, would say otherwise.
+    let group = std::fs::read_to_string(tree.dir.join("etc/group")).unwrap();
+    let group: String = group
+        .lines()
+        .map(|l| {
+            if l.starts_with("ts-as-keyonly:") {
+                l.replace(DEPLOY, "").replace(",,", ",")
+            } else {
+                l.to_string()
+            }
+        })
+        .map(|l| format!("{}\n", l.trim_end_matches(',')))
+        .collect();
+    tree.write("etc/group", &group);
+    let out = tree.cli(&["--user", DEPLOY]);
+    let all = both_streams(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("has Match Group lines"), "{all}");
+    assert!(all.contains("chroot"), "{all}");
 }
 
 #[test]
@@ -673,11 +712,7 @@ fn a_tree_cannot_make_the_audit_read_this_machine_s_secrets() {
     std::fs::remove_file(tree.dir.join("etc/ssh/sshd_config")).unwrap();
     std::os::unix::fs::symlink("/etc/shadow", tree.dir.join("etc/ssh/sshd_config")).unwrap();
     let out = tree.cli(&["--user", DEPLOY]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = both_streams(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("sshd does not start without it"), "{all}");
     // An included file that links to it: sshd runs as nobody, and cannot
@@ -693,11 +728,7 @@ fn a_tree_cannot_make_the_audit_read_this_machine_s_secrets() {
     )
     .unwrap();
     let out = tree.cli(&["--user", DEPLOY]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = both_streams(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains("Permission denied"), "{all}");
     assert!(all.contains("sshd ran as nobody"), "{all}");

@@ -150,22 +150,26 @@ pub fn audit(
         );
     }
 
-    // Each account's verdicts, from its class's settings.
+    // Each account's verdicts, from its class's settings: one per
+    // connection, or the audit fails (never an account left out).
     let per_class = plan.connections.len();
-    let mut verdicts: Vec<findings::Audited<'_>> = Vec::with_capacity(audited.len());
-    let mut class_of = vec![0; audited.len()];
+    if per_class == 0 || effective.len() != classes.len() * per_class {
+        return Err(AuditError("sshd's answers do not cover every class".into()));
+    }
+    let settings_of: Vec<&[Effective]> = effective.chunks(per_class).collect();
+    let mut class_of: Vec<Option<usize>> = vec![None; audited.len()];
     for (k, class) in classes.iter().enumerate() {
         for i in class {
             if let Some(slot) = class_of.get_mut(*i) {
-                *slot = k;
+                *slot = Some(k);
             }
         }
     }
-    for (i, a) in audited.iter().enumerate() {
-        let k = class_of.get(i).copied().unwrap_or(0);
-        let settings = effective
-            .get(k * per_class..(k + 1) * per_class)
-            .unwrap_or(&[]);
+    let mut verdicts: Vec<findings::Audited<'_>> = Vec::with_capacity(audited.len());
+    for (a, k) in audited.iter().zip(&class_of) {
+        let settings = k
+            .and_then(|k| settings_of.get(k))
+            .ok_or_else(|| AuditError(format!("sshd was not asked about {}", a.name)))?;
         verdicts.push(findings::Audited {
             name: a.name.as_str(),
             is_root: a.uid == 0,
