@@ -284,3 +284,67 @@ fn group_sets(root: &Path, audited: &[Account]) -> Result<Vec<BTreeSet<String>>,
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every parser of text that comes from sshd or the tree, fed 20,000
+    /// strings of the characters that matter to them (a fixed seed, so a
+    /// failure repeats): none panics.
+    #[test]
+    fn no_input_makes_a_parser_panic() {
+        const PIECES: [&str; 24] = [
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "=",
+            ",",
+            "!",
+            "*",
+            "?",
+            "/",
+            ":",
+            "\"",
+            "'",
+            "\\",
+            "#",
+            "Match ",
+            "Include ",
+            "user ",
+            "checking syntax for 'Match ",
+            "'",
+            "10.0.0.0/",
+            "authenticationmethods ",
+            "publickey",
+            "é",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = next() % 24;
+            let text: String = (0..len)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let dump = settings::Dump::parse(&text);
+            let _ = dump.effective();
+            let lines = settings::match_lines(&text);
+            let _ = connections::plan(&lines, std::slice::from_ref(&text));
+            let _ = connections::signature(&lines, &text, None);
+            let _ = connections::address_candidates(&text);
+            let _ = connections::match_pattern_list(&text, &text);
+            let _ = settings::includes(&text);
+            let _ = settings::mentions_match(&text);
+            let _ = ask::rewrite_includes(&text, Path::new("/mnt/image"));
+            let _ = accounts::parse_passwd(&text);
+            let _ = accounts::parse_group(&text);
+            let _ = accounts::uid_min(&text);
+        }
+    }
+}
