@@ -9,11 +9,10 @@
 //!   with ssh-keygen in a private directory and given with `-h`; the
 //!   configuration's own `HostKey` lines are read as well, harmlessly.
 //! - **Under `--root`, a configuration whose Includes stay in the tree.**
-//!   sshd reads `Include /etc/ssh/sshd_config.d/*.conf` from this machine
-//!   whatever `-f` says. sshd is given a copy of the tree's sshd_config in
-//!   which each `Include` path is moved into the tree (the lines keep their
-//!   numbers); an `Include` inside an included file that still points out
-//!   of the tree (sshd's debug log names each one) is an error.
+//!   sshd is given a copy of the tree's sshd_config in which each `Include`
+//!   path is moved into the tree ([`super::includes`]); an `Include` inside
+//!   an included file that still points out of the tree (sshd's debug log
+//!   names each one) is an error.
 //! - **The binary and whom it runs as.** This machine: /usr/sbin/sshd, as
 //!   root. As root, sshd -T wants /run/sshd and the `sshd` account
 //!   (privilege separation); where they are missing (sshd not running) it
@@ -29,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 use super::connections::Connection;
+use super::includes;
 use super::settings::{self, Dump, MatchLine};
 use crate::delivery::child::Identity;
 use crate::delivery::spawn::{self, Output, RunError};
@@ -141,7 +141,7 @@ pub fn open(root: &Path, user: &str, first: &Connection) -> Result<Found, AuditE
         PathBuf::from(CONFIG)
     } else {
         let copy = scratch.0.join("sshd_config");
-        write_for_nobody(&copy, rewrite_includes(&config_text, root)?.as_bytes())?;
+        write_for_nobody(&copy, includes::rewrite(&config_text, root)?.as_bytes())?;
         copy
     };
     // This machine's sshd as root. A tree's as nobody, its own first: the
@@ -325,109 +325,6 @@ fn discovered(
     Ok(Discovery { dump, lines })
 }
 
-/// `ROOT/etc/ssh/sshd_config` with each `Include` path moved into the tree:
-/// `/etc/ssh/x/*.conf` → `ROOT/etc/ssh/x/*.conf`, a relative `x.conf` (sshd
-/// reads it from /etc/ssh) → `ROOT/etc/ssh/x.conf`. Every other line, and
-/// the number of lines, as they were.
-pub fn rewrite_includes(text: &str, root: &Path) -> Result<String, AuditError> {
-    let root_text = root.display().to_string();
-    if root_text
-        .chars()
-        .any(|c| matches!(c, '*' | '?' | '[' | ']' | '\\' | '"' | '\'') || c.is_whitespace())
-    {
-        return Err(AuditError(format!(
-            "--root {root_text}: sshd would read glob or quote characters in its name \
-             as such in Include paths; use a plain directory name"
-        )));
-    }
-    let mut out = String::with_capacity(text.len() + 64);
-    for line in text.split_inclusive('\n') {
-        let (body, end) = match line.strip_suffix('\n') {
-            Some(b) => (b, "\n"),
-            None => (line, ""),
-        };
-        match include_args(body) {
-            Some((indent, args)) => {
-                out.push_str(indent);
-                out.push_str("Include");
-                for arg in args {
-                    let moved = if arg.starts_with('/') {
-                        format!("{root_text}{arg}")
-                    } else if arg.starts_with('~') {
-                        // sshd takes it as it is; the check on sshd's
-                        // debug log refuses it.
-                        arg
-                    } else {
-                        format!("{root_text}/etc/ssh/{arg}")
-                    };
-                    out.push_str(" \"");
-                    out.push_str(&moved.replace('\\', "\\\\").replace('"', "\\\""));
-                    out.push('"');
-                }
-                out.push_str(end);
-            }
-            None => out.push_str(line),
-        }
-    }
-    Ok(out)
-}
-
-/// For an `Include` line: its indentation and its arguments, split as sshd
-/// splits them (misc.c's `argv_split`: white space, quotes, backslash
-/// escapes, `#` starting a comment).
-fn include_args(line: &str) -> Option<(&str, Vec<String>)> {
-    let trimmed = line.trim_start_matches([' ', '\t']);
-    let indent = &line[..line.len() - trimmed.len()];
-    let end = trimmed.find([' ', '\t', '=']).unwrap_or(trimmed.len());
-    if !trimmed[..end].eq_ignore_ascii_case("include") {
-        return None;
-    }
-    let mut rest = trimmed[end..].trim_start_matches([' ', '\t']);
-    if let Some(r) = rest.strip_prefix('=') {
-        rest = r;
-    }
-    let mut args = Vec::new();
-    let chars: Vec<char> = rest.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] == ' ' || chars[i] == '\t' || chars[i] == '\r' {
-            i += 1;
-            continue;
-        }
-        if chars[i] == '#' {
-            break;
-        }
-        let mut arg = String::new();
-        let mut quote: Option<char> = None;
-        while i < chars.len() {
-            let c = chars[i];
-            if c == '\\' {
-                match chars.get(i + 1) {
-                    Some(&n)
-                        if n == '\'' || n == '"' || n == '\\' || (quote.is_none() && n == ' ') =>
-                    {
-                        arg.push(n);
-                        i += 2;
-                        continue;
-                    }
-                    _ => arg.push(c),
-                }
-            } else if quote.is_none() && (c == ' ' || c == '\t' || c == '\r') {
-                break;
-            } else if quote.is_none() && (c == '"' || c == '\'') {
-                quote = Some(c);
-            } else if quote == Some(c) {
-                quote = None;
-            } else {
-                arg.push(c);
-            }
-            i += 1;
-        }
-        args.push(arg);
-    }
-    Some((indent, args))
-}
-
 /// A throwaway ed25519 host key for sshd -T, or None when ssh-keygen is
 /// missing or fails (the configuration's own keys may do).
 fn make_host_key(dir: &Path) -> Option<PathBuf> {
@@ -595,50 +492,6 @@ impl Sshd {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn include_paths_move_into_the_tree_and_nothing_else_changes() {
-        let root = Path::new("/mnt/image");
-        let table = [
-            (
-                "Include /etc/ssh/sshd_config.d/*.conf\n",
-                "Include \"/mnt/image/etc/ssh/sshd_config.d/*.conf\"\n",
-            ),
-            (
-                "  include=extra.conf other/*.conf # comment\n",
-                "  Include \"/mnt/image/etc/ssh/extra.conf\" \"/mnt/image/etc/ssh/other/*.conf\"\n",
-            ),
-            (
-                "\tINCLUDE \"/etc/my dir/a.conf\" '/b'\n",
-                "\tInclude \"/mnt/image/etc/my dir/a.conf\" \"/mnt/image/b\"\n",
-            ),
-            ("Include /x\\\"y\n", "Include \"/mnt/image/x\\\"y\"\n"),
-            ("Include ~/x", "Include \"~/x\""),
-            ("IncludeX /etc/a\n", "IncludeX /etc/a\n"),
-            ("# Include /etc/a\n", "# Include /etc/a\n"),
-            ("UsePAM yes\r\n", "UsePAM yes\r\n"),
-            (
-                "Match User x\n  Include /etc/ssh/m.conf\n",
-                "Match User x\n  Include \"/mnt/image/etc/ssh/m.conf\"\n",
-            ),
-            ("", ""),
-        ];
-        for (text, want) in table {
-            assert_eq!(rewrite_includes(text, root).unwrap(), want, "{text:?}");
-            assert_eq!(
-                rewrite_includes(text, root).unwrap().lines().count(),
-                text.lines().count()
-            );
-        }
-    }
-
-    #[test]
-    fn a_root_with_glob_characters_is_refused() {
-        for bad in ["/mnt/im*ge", "/mnt/a b", "/mnt/[x]", "/mnt/q\""] {
-            let e = rewrite_includes("Include /x\n", Path::new(bad)).unwrap_err();
-            assert!(e.0.contains("plain directory name"), "{bad}: {e}");
-        }
-    }
 
     #[test]
     fn sshd_s_last_words_skip_its_debug_lines() {

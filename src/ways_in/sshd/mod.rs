@@ -8,7 +8,8 @@
 //!   of the tree's passwd file that can log in);
 //! - [`ask`]: running `sshd -T -C ...` (which binary, as whom, a host key,
 //!   a deadline), the first time with its debug log, which lists the
-//!   configuration's `Match` lines;
+//!   configuration's `Match` lines; [`includes`]: under `--root`, the
+//!   tree's sshd_config with its `Include` paths moved into the tree;
 //! - [`connections`]: from those lines, the connections to ask about and
 //!   the classes of accounts that sshd cannot tell apart (asked once each);
 //! - [`settings`]: `sshd -T`'s output read;
@@ -24,6 +25,7 @@ pub mod accounts;
 pub mod ask;
 pub mod connections;
 pub mod findings;
+pub mod includes;
 pub mod settings;
 pub mod verdict;
 
@@ -341,7 +343,7 @@ mod tests {
             let _ = connections::match_pattern_list(&text, &text);
             let _ = settings::includes(&text);
             let _ = settings::mentions_match(&text);
-            let _ = ask::rewrite_includes(&text, Path::new("/mnt/image"));
+            let _ = includes::rewrite(&text, Path::new("/mnt/image"));
             let _ = accounts::parse_passwd(&text);
             let _ = accounts::parse_group(&text);
             let _ = accounts::uid_min(&text);
