@@ -44,6 +44,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let report = audit(&root, &config, &args.users).map_err(|e| CliError::Usage(e.to_string()))?;
     let mut out = std::io::stdout().lock();
     let printed = if args.json {
+        for note in &report.notes {
+            eprintln!("twostep: note: {}", term::escape(note));
+        }
         writeln!(out, "{}", report.to_json())
     } else {
         print_text(&mut out, &report)
@@ -93,11 +96,13 @@ pub fn audit(
     let pam = ways_in::pam::audit(root, config)?;
     let mut findings = pam.findings;
     let pam_asks_code = ways_in::pam::asks_for_the_code(root, config, "sshd")?;
-    findings.extend(ways_in::sshd::audit(root, users, pam_asks_code)?);
+    let sshd = ways_in::sshd::audit(root, users, pam_asks_code, &config.audit.accept)?;
+    findings.extend(sshd.findings);
     accept::apply(&config.audit.accept, &mut findings);
     Ok(Report {
         findings,
         errors: pam.errors,
+        notes: sshd.notes,
     })
 }
 
@@ -118,6 +123,9 @@ fn print_text(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
             f.why
         );
         writeln!(out, "{}", term::escape(&line))?;
+    }
+    for note in &report.notes {
+        writeln!(out, "note: {}", term::escape(note))?;
     }
     let open = report.findings.iter().filter(|f| !f.accepted).count();
     if open == 0 {

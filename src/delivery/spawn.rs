@@ -31,7 +31,8 @@
 //!   locale already.
 //! - **Descriptors:** stdin is a pipe carrying the message, stdout is
 //!   /dev/null, stderr is a pipe of which the first [`STDERR_KEPT`] bytes are
-//!   kept for the error. Every other descriptor is closed at exec, including
+//!   kept for the error ([`run_for_output`], for the commands: stdout a pipe
+//!   too, and both kept whole up to a bound). Every other descriptor is closed at exec, including
 //!   those the host opened without O_CLOEXEC (`close_range(3, ~0,
 //!   CLOSE_RANGE_CLOEXEC)` in the child, or one `fcntl` per descriptor on
 //!   kernels before 5.11).
@@ -150,6 +151,53 @@ pub fn run(
     timeout: Duration,
     identity: &Identity,
 ) -> Result<(), RunError> {
+    start(program, args, input, timeout, identity, None)
+}
+
+/// How a program run by [`run_for_output`] exited, and all it wrote.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Its exit status (-1 if it had none and no signal either).
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// As [`run`], with stdout a pipe instead of /dev/null, and both stdout
+/// and stderr kept whole: for a program whose output is parsed (`twostep
+/// audit` asks sshd for its settings, and reads its debug log). Whatever
+/// its exit status, a program that exited is an `Ok`: its stderr says
+/// why, and the caller reads it. A program that writes more than `limit`
+/// bytes to either stream is killed (a [`RunError::Io`]): the caller
+/// wants all of it or none. For the commands, never from a login.
+pub fn run_for_output(
+    program: &Path,
+    args: &[&OsStr],
+    input: &[u8],
+    timeout: Duration,
+    identity: &Identity,
+    limit: usize,
+) -> Result<Output, RunError> {
+    let mut kept = Captured {
+        output: Output::default(),
+        limit,
+    };
+    kept.output.code = match start(program, args, input, timeout, identity, Some(&mut kept)) {
+        Ok(()) => 0,
+        Err(RunError::Exit(code, _)) => code,
+        Err(e) => return Err(e),
+    };
+    Ok(kept.output)
+}
+
+fn start(
+    program: &Path,
+    args: &[&OsStr],
+    input: &[u8],
+    timeout: Duration,
+    identity: &Identity,
+    stdout: Option<&mut Captured>,
+) -> Result<(), RunError> {
     let started = Instant::now();
     let deadline = started
         .checked_add(timeout)
@@ -164,7 +212,11 @@ pub fn run(
         .env("HOME", HOME)
         .env("PATH", PATH)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(if stdout.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::piped());
     // Owned by the closure: the child reads it and allocates nothing.
     let identity = identity.clone();
@@ -180,9 +232,76 @@ pub fn run(
         .spawn()
         .map_err(|e| RunError::Spawn(child::explain_refusal(e)))?;
     let mut running = Running::new(child);
-    running.supervise(input, deadline, timeout)
+    running.supervise(input, deadline, timeout, stdout)
     // `running` is dropped here, before `_sigchld`: a program still
     // unreaped is killed and reaped while SIGCHLD is still SIG_DFL.
+}
+
+/// What [`run_for_output`] keeps: everything, up to `limit` bytes of each
+/// stream.
+struct Captured {
+    output: Output,
+    limit: usize,
+}
+
+impl Captured {
+    fn keep(&mut self, stdout: bool, bytes: &[u8]) -> io::Result<()> {
+        let (kept, name) = if stdout {
+            (&mut self.output.stdout, "stdout")
+        } else {
+            (&mut self.output.stderr, "stderr")
+        };
+        if kept.len().saturating_add(bytes.len()) > self.limit {
+            return Err(io::Error::other(format!(
+                "it wrote more than {} bytes to {name}",
+                self.limit
+            )));
+        }
+        kept.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// One read of the program's stdout (`Ok(0)` at its end) into `captured`.
+fn read_stdout(mut pipe: impl io::Read, captured: &mut Captured) -> io::Result<usize> {
+    let mut buf = [0u8; 8192];
+    let n = pipe.read(&mut buf)?;
+    captured.keep(true, &buf[..n])?;
+    Ok(n)
+}
+
+/// One read of the program's stderr into the excerpt, and whole into
+/// `captured` when there is one.
+fn read_stderr(
+    mut pipe: impl io::Read,
+    excerpt: &mut Excerpt,
+    captured: Option<&mut Captured>,
+) -> io::Result<usize> {
+    let mut buf = [0u8; 8192];
+    let n = pipe.read(&mut buf)?;
+    let mut chunk = &buf[..n];
+    while !chunk.is_empty() {
+        if excerpt.read_from(&mut chunk)? == 0 {
+            break;
+        }
+    }
+    if let Some(c) = captured {
+        c.keep(false, &buf[..n])?;
+    }
+    Ok(n)
+}
+
+/// What is left in a pipe once the program has exited: read until its
+/// end, or until it would block (a descendant still holds it).
+fn drain_kept(mut read_once: impl FnMut() -> io::Result<usize>) -> io::Result<()> {
+    loop {
+        match read_once() {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if retry(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The highest descriptor number the fallback marks close-on-exec, read
@@ -307,10 +426,15 @@ impl Running {
         input: &[u8],
         deadline: Instant,
         timeout: Duration,
+        mut captured: Option<&mut Captured>,
     ) -> Result<(), RunError> {
         let mut stdin = self.child.stdin.take().filter(|_| !input.is_empty());
+        let mut stdout = self.child.stdout.take();
         let mut stderr = self.child.stderr.take();
         if let Some(pipe) = &stdin {
+            set_nonblocking(pipe).map_err(RunError::Io)?;
+        }
+        if let Some(pipe) = &stdout {
             set_nonblocking(pipe).map_err(RunError::Io)?;
         }
         if let Some(pipe) = &stderr {
@@ -322,7 +446,15 @@ impl Running {
         loop {
             if let Some(status) = self.child.try_wait().map_err(RunError::Io)? {
                 self.reaped = true;
-                if let Some(pipe) = &mut stderr {
+                if let Some(kept) = captured.as_deref_mut() {
+                    if let Some(pipe) = &mut stdout {
+                        drain_kept(|| read_stdout(&mut *pipe, kept)).map_err(RunError::Io)?;
+                    }
+                    if let Some(pipe) = &mut stderr {
+                        drain_kept(|| read_stderr(&mut *pipe, &mut excerpt, Some(kept)))
+                            .map_err(RunError::Io)?;
+                    }
+                } else if let Some(pipe) = &mut stderr {
                     excerpt.drain(pipe);
                 }
                 return verdict(status, excerpt);
@@ -335,10 +467,14 @@ impl Running {
             if self.exited.is_none() {
                 wait = wait.min(TICK);
             }
-            let (can_write, can_read) = {
-                let mut fds = Vec::with_capacity(3);
+            let (can_write, can_read, can_capture) = {
+                let mut fds = Vec::with_capacity(4);
                 let stdin_at = stdin.as_ref().map(|p| {
                     fds.push(PollFd::new(p.as_fd(), PollFlags::POLLOUT));
+                    fds.len() - 1
+                });
+                let stdout_at = stdout.as_ref().map(|p| {
+                    fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
                     fds.len() - 1
                 });
                 let stderr_at = stderr.as_ref().map(|p| {
@@ -356,7 +492,7 @@ impl Running {
                     at.and_then(|i| fds.get(i)?.revents())
                         .is_some_and(|r| !r.is_empty())
                 };
-                (ready(stdin_at), ready(stderr_at))
+                (ready(stdin_at), ready(stderr_at), ready(stdout_at))
             };
             if can_write && let Some(pipe) = &stdin {
                 match (&*pipe).write(&input[written..]) {
@@ -374,7 +510,26 @@ impl Running {
                     stdin = None;
                 }
             }
-            if can_read && let Some(pipe) = &mut stderr {
+            if can_capture && let (Some(pipe), Some(kept)) = (&mut stdout, captured.as_deref_mut())
+            {
+                match read_stdout(pipe, kept) {
+                    Ok(0) => stdout = None,
+                    Ok(_) => {}
+                    Err(e) if retry(&e) => {}
+                    Err(e) => return Err(RunError::Io(e)),
+                }
+            }
+            if can_read
+                && let Some(pipe) = &mut stderr
+                && let Some(kept) = captured.as_deref_mut()
+            {
+                match read_stderr(pipe, &mut excerpt, Some(kept)) {
+                    Ok(0) => stderr = None,
+                    Ok(_) => {}
+                    Err(e) if retry(&e) => {}
+                    Err(e) => return Err(RunError::Io(e)),
+                }
+            } else if can_read && let Some(pipe) = &mut stderr {
                 match excerpt.read_from(pipe) {
                     Ok(0) => stderr = None,
                     Ok(_) => {}
@@ -576,6 +731,76 @@ mod tests {
         use std::os::fd::AsRawFd;
         mark_cloexec_each(fd.as_raw_fd(), fd.as_raw_fd() + 1);
         assert_eq!(flags() & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    }
+
+    fn sh(script: &str, timeout: Duration, limit: usize) -> Result<Output, RunError> {
+        let args: [&OsStr; 2] = ["-c".as_ref(), script.as_ref()];
+        run_for_output(
+            Path::new("/bin/sh"),
+            &args,
+            &[],
+            timeout,
+            &Identity::root(),
+            limit,
+        )
+    }
+
+    #[test]
+    fn run_for_output_keeps_both_streams_whole_and_any_exit_status() {
+        let o = sh(
+            "printf 'one\ntwo'; printf 'debug 1234567\n' >&2; exit 3",
+            Duration::from_secs(10),
+            1024,
+        )
+        .unwrap();
+        assert_eq!(o.code, 3);
+        assert_eq!(o.stdout, b"one\ntwo");
+        // Whole: digits are not hidden here (they are in an excerpt).
+        assert_eq!(o.stderr, b"debug 1234567\n");
+        // More than a pipe holds, on both streams at once.
+        let o = sh(
+            "head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2",
+            Duration::from_secs(10),
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.code, o.stdout.len(), o.stderr.len()),
+            (0, 300_000, 200_000)
+        );
+        // Nothing of ours in its environment.
+        let o = sh("env", Duration::from_secs(10), 4096).unwrap();
+        let env = String::from_utf8_lossy(&o.stdout);
+        let mut names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["HOME", "PATH", "PWD"], "{env}");
+    }
+
+    #[test]
+    fn run_for_output_kills_a_program_past_its_bound_or_its_deadline() {
+        for (script, stream) in [
+            ("head -c 100000 /dev/zero", "stdout"),
+            ("head -c 100000 /dev/zero >&2", "stderr"),
+        ] {
+            match sh(script, Duration::from_secs(10), 1000) {
+                Err(RunError::Io(e)) => assert!(
+                    e.to_string()
+                        .contains(&format!("more than 1000 bytes to {stream}")),
+                    "{e}"
+                ),
+                other => panic!("{script}: {other:?}"),
+            }
+        }
+        let started = Instant::now();
+        match sh("sleep 30", Duration::from_millis(300), 1000) {
+            Err(RunError::TimedOut(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        match sh("kill -9 $$", Duration::from_secs(10), 1000) {
+            Err(RunError::Signal(9)) => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

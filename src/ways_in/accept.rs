@@ -6,8 +6,8 @@
 //!   (`pam_rootok`, without `.so` or a directory) lets someone in without
 //!   the code: `"pam:su:pam_rootok"`;
 //! - `sshd:METHOD:USER`: sshd logs USER in by METHOD (`publickey`,
-//!   `hostbased`, `gssapi-with-mic`, `password`, or `nopam` for `UsePAM
-//!   no`) without the code: `"sshd:publickey:deploy"`.
+//!   `hostbased`, `gssapi-with-mic`, `password`, `keyboard-interactive`, or
+//!   `nopam` for `UsePAM no`) without the code: `"sshd:publickey:deploy"`.
 //!
 //! The last part may be `*`: any module of that service, any user.
 #![forbid(unsafe_code)]
@@ -31,12 +31,16 @@ enum Kind {
     Sshd,
 }
 
-/// The sshd methods an entry may name.
-pub const SSHD_METHODS: [&str; 5] = [
+/// The sshd methods an entry may name: the first method of a list that
+/// logs a user in without the code (`keyboard-interactive` and `password`
+/// only when the sshd PAM stack does not ask for it, or Kerberos checks
+/// the password), or `nopam` for `UsePAM no`.
+pub const SSHD_METHODS: [&str; 6] = [
     "publickey",
     "hostbased",
     "gssapi-with-mic",
     "password",
+    "keyboard-interactive",
     "nopam",
 ];
 
@@ -133,6 +137,9 @@ mod tests {
             "sshd:publickey:deploy",
             "sshd:nopam:*",
             "sshd:gssapi-with-mic:alice@EXAMPLE.COM",
+            "sshd:keyboard-interactive:*",
+            "sshd:password:root",
+            "sshd:hostbased:ci-runner",
         ];
         for text in good {
             let a = Accept::parse(text).unwrap();
@@ -170,6 +177,13 @@ mod tests {
             ("sshd:publickey:*", "sshd:publickey:root", true),
             ("sshd:publickey:*", "sshd:hostbased:root", false),
             ("sshd:publickey:*", "garbage", false),
+            ("sshd:publickey:*", "sshd:publickey:*", true),
+            ("sshd:publickey:deploy", "sshd:publickey:*", false),
+            (
+                "sshd:keyboard-interactive:alice",
+                "sshd:keyboard-interactive:alice",
+                true,
+            ),
         ];
         for (entry, key, want) in table {
             assert_eq!(

@@ -17,6 +17,7 @@
 pub mod accept;
 pub mod pam;
 pub mod sshd;
+pub mod tree;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -77,6 +78,10 @@ pub struct Report {
     /// Problems in the configuration (`FILE:LINE: what`): the audit went
     /// on past them, and the command exits 2. Not in the JSON (stderr).
     pub errors: Vec<AuditError>,
+    /// What is not a way in but is worth knowing (sshd missing, which sshd
+    /// was asked, the password method's one answer): printed with the
+    /// text, on stderr with `--json` (not part of the contract's JSON).
+    pub notes: Vec<String>,
 }
 
 impl Report {

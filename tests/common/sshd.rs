@@ -163,6 +163,8 @@ printf '%s\n' "$1" >> "$TWOSTEP_E2E_LOGIN/prompts"
 case "$1" in
     *"Verification code:"*) f=code ;;
     *"Password:"*) f=password ;;
+    # ssh's own prompt for the password method.
+    *"'s password: "*) f=password ;;
     *) exit 1 ;;
 esac
 [ -f "$TWOSTEP_E2E_LOGIN/$f" ] || exit 1
@@ -195,6 +197,14 @@ impl Sshd {
 
     /// Starts sshd with `stack` as its PAM service file.
     pub fn start_with_stack(name: &str, extra_config: &str, stack: &str) -> Sshd {
+        Self::start_full(name, "", extra_config, stack)
+    }
+
+    /// Starts sshd with `before` ahead of the usual settings (sshd keeps
+    /// the first value of a setting, so these win), `after` behind them
+    /// (where `Match` blocks go), and `stack` as its PAM service file.
+    pub fn start_full(name: &str, before: &str, after: &str, stack: &str) -> Sshd {
+        let extra_config = after;
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
             "/usr/sbin/sshd is missing: apt-get install openssh-server"
@@ -244,7 +254,8 @@ impl Sshd {
             std::fs::write(
                 &config,
                 format!(
-                    "Port {port}\n\
+                    "{before}\n\
+                     Port {port}\n\
                      ListenAddress 127.0.0.1\n\
                      HostKey {host_key}\n\
                      PidFile {pidfile}\n\
@@ -320,6 +331,11 @@ impl Sshd {
             .expect("client public key");
         std::fs::write(self.dir.join("authorized_keys").join(user), public).unwrap();
         key
+    }
+
+    /// The sshd_config it runs with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("sshd_config")
     }
 
     /// sshd's own log so far.
