@@ -217,7 +217,7 @@ fi
 for m in pam_sss pam_krb5 pam_ldap; do
     grep -q "$m" /etc/pam.d/common-auth || fail "$m is not in common-auth: $(grep -v '^#' /etc/pam.d/common-auth)"
 done
-grep -qE '^auth[[:space:]]+required[[:space:]]+pam_twostep\.so$' /etc/pam.d/common-auth ||
+grep -qE '^auth[[:space:]]+required[[:space:]]+pam_twostep\.so[[:space:]]*$' /etc/pam.d/common-auth ||
     fail "the code step left common-auth: $(grep -v '^#' /etc/pam.d/common-auth)"
 [ -z "$(audit_pam)" ] || fail "composed with ${others[*]}, twostep audit finds ways in: $(audit_pam)
 $(grep -v '^#' /etc/pam.d/common-auth)"
