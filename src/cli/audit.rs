@@ -4,7 +4,8 @@
 
 use super::{CliError, CliResult, Ctx, term};
 use crate::config::Config;
-use crate::ways_in::{self, Report, accept};
+use crate::ways_in::sshd::findings::names;
+use crate::ways_in::{self, Finding, Report, Users, accept};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -108,20 +109,7 @@ pub fn audit(
 
 /// One line per way in: where, who, why and the fix; then the verdict.
 fn print_text(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
-    for f in &report.findings {
-        let place = match (&f.file, f.line, &f.setting) {
-            (Some(file), Some(line), _) => format!("{}:{line}", file.display()),
-            (Some(file), None, _) => file.display().to_string(),
-            (None, _, Some(setting)) => format!("sshd_config {setting}"),
-            (None, _, None) => String::new(),
-        };
-        let mark = if f.accepted { "accepted" } else { "WAY IN" };
-        let line = format!(
-            "{mark}: {} ({}): {place}: {}",
-            f.service,
-            f.users.as_text(),
-            f.why
-        );
+    for line in text_lines(&report.findings) {
         writeln!(out, "{}", term::escape(&line))?;
     }
     for note in &report.notes {
@@ -132,5 +120,162 @@ fn print_text(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
         writeln!(out, "Every way in asks for the code.")
     } else {
         writeln!(out, "{open} way(s) in do not ask for the code.")
+    }
+}
+
+/// The findings as lines for people. The same way in for several named
+/// accounts (sshd's password method on a machine with a hundred of them)
+/// is one line naming them, not a hundred: it is one thing to fix. The
+/// JSON keeps one finding per account, as the contract says.
+fn text_lines(findings: &[Finding]) -> Vec<String> {
+    struct Line<'a> {
+        mark: &'static str,
+        service: &'a str,
+        place: String,
+        /// `users` as the JSON says it, or None for a named account
+        users: Option<String>,
+        /// For a named account: its name in the sentence is NAME.
+        why: String,
+        names: Vec<&'a str>,
+        /// The sentence of the first, as it is.
+        first: &'a str,
+    }
+    let mut lines: Vec<Line> = Vec::new();
+    for f in findings {
+        let mark = if f.accepted { "accepted" } else { "WAY IN" };
+        let place = match (&f.file, f.line, &f.setting) {
+            (Some(file), Some(line), _) => format!("{}:{line}", file.display()),
+            (Some(file), None, _) => file.display().to_string(),
+            (None, _, Some(setting)) => format!("sshd_config {setting}"),
+            (None, _, None) => String::new(),
+        };
+        let line = match &f.users {
+            Users::User(name) if !name.is_empty() => Line {
+                mark,
+                service: &f.service,
+                place,
+                users: None,
+                why: f.why.replace(name.as_str(), "NAME"),
+                names: vec![name.as_str()],
+                first: &f.why,
+            },
+            users => Line {
+                mark,
+                service: &f.service,
+                place,
+                users: Some(users.as_text()),
+                why: f.why.clone(),
+                names: Vec::new(),
+                first: &f.why,
+            },
+        };
+        let same = |l: &&mut Line| {
+            l.users.is_none()
+                && line.users.is_none()
+                && (l.mark, l.service, &l.place, &l.why)
+                    == (mark, line.service, &line.place, &line.why)
+        };
+        match lines.iter_mut().find(|l| same(l)) {
+            Some(l) => l.names.extend(line.names),
+            None => lines.push(line),
+        }
+    }
+    lines
+        .into_iter()
+        .map(|l| {
+            let (who, why) = match (&l.users, l.names.as_slice()) {
+                (Some(users), _) => (users.clone(), l.why),
+                (None, [one]) => (one.to_string(), l.first.to_string()),
+                (None, many) => (format!("NAME = {}", names(many)), l.why),
+            };
+            format!("{}: {} ({who}): {}: {why}", l.mark, l.service, l.place)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(users: Users, setting: Option<&str>, why: &str, accepted: bool) -> Finding {
+        Finding {
+            service: "sshd".into(),
+            file: setting.is_none().then(|| PathBuf::from("/etc/pam.d/sshd")),
+            line: setting.is_none().then_some(3),
+            setting: setting.map(str::to_string),
+            users,
+            why: why.into(),
+            key: String::new(),
+            accepted,
+        }
+    }
+
+    fn password(name: &str, accepted: bool) -> Finding {
+        let why = format!("it lets {name} in: fix, or accept \"sshd:password:{name}\"");
+        finding(
+            Users::User(name.into()),
+            Some("PasswordAuthentication"),
+            &why,
+            accepted,
+        )
+    }
+
+    #[test]
+    fn the_same_way_in_for_several_accounts_is_one_line() {
+        let cases: Vec<(Vec<Finding>, Vec<&str>)> = vec![
+            (
+                vec![
+                    password("alice", false),
+                    password("bob", false),
+                    password("carol", false),
+                ],
+                vec![
+                    "WAY IN: sshd (NAME = alice, bob, carol): sshd_config PasswordAuthentication: it lets NAME in: fix, or accept \"sshd:password:NAME\"",
+                ],
+            ),
+            // One account: its own sentence.
+            (
+                vec![password("alice", false)],
+                vec![
+                    "WAY IN: sshd (alice): sshd_config PasswordAuthentication: it lets alice in: fix, or accept \"sshd:password:alice\"",
+                ],
+            ),
+            // Accepted for one, not for the other: two lines.
+            (
+                vec![password("alice", true), password("bob", false)],
+                vec![
+                    "accepted: sshd (alice): sshd_config PasswordAuthentication: it lets alice in: fix, or accept \"sshd:password:alice\"",
+                    "WAY IN: sshd (bob): sshd_config PasswordAuthentication: it lets bob in: fix, or accept \"sshd:password:bob\"",
+                ],
+            ),
+            // A name that is also a word of the sentence does not join the others.
+            (
+                vec![
+                    password("alice", false),
+                    password("in", false),
+                    password("bob", false),
+                ],
+                vec![
+                    "WAY IN: sshd (NAME = alice, bob): sshd_config PasswordAuthentication: it lets NAME in: fix, or accept \"sshd:password:NAME\"",
+                    "WAY IN: sshd (in): sshd_config PasswordAuthentication: it lets in in: fix, or accept \"sshd:password:in\"",
+                ],
+            ),
+            // Not named accounts: one line each, as they are.
+            (
+                vec![
+                    finding(Users::All, None, "anyone", false),
+                    finding(Users::Root, None, "anyone", false),
+                    finding(Users::Group("wheel".into()), None, "anyone", false),
+                ],
+                vec![
+                    "WAY IN: sshd (all): /etc/pam.d/sshd:3: anyone",
+                    "WAY IN: sshd (root): /etc/pam.d/sshd:3: anyone",
+                    "WAY IN: sshd (group:wheel): /etc/pam.d/sshd:3: anyone",
+                ],
+            ),
+        ];
+        for (findings, want) in cases {
+            assert_eq!(text_lines(&findings), want, "{findings:?}");
+        }
     }
 }

@@ -138,7 +138,7 @@ fn draft(way: &WayIn, s: &Effective, is_root: bool) -> Draft {
 }
 
 /// "root, alice, bob", at most 8 names, then how many more.
-fn names(list: &[&str]) -> String {
+pub fn names(list: &[&str]) -> String {
     let shown: Vec<&str> = list.iter().take(8).copied().collect();
     let mut text = shown.join(", ");
     if list.len() > shown.len() {
