@@ -25,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
     {
         tree.files.insert(path.to_string(), Some(part.to_vec()));
     }
-    for module in ["pam_permit.so", "pam_unix.so", "pam_twostep.so", "pam_rootok.so"] {
+    for module in [
+        "pam_permit.so",
+        "pam_unix.so",
+        "pam_twostep.so",
+        "pam_rootok.so",
+    ] {
         tree.files.insert(
             format!("/lib/x86_64-linux-gnu/security/{module}"),
             Some(b"ELF".to_vec()),
@@ -35,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
     for f in &out.findings {
         let file = f.file.as_ref().map(|p| p.display().to_string());
         assert!(
-            file.as_deref().is_some_and(|p| p.starts_with("/etc/pam.d/")),
+            file.as_deref()
+                .is_some_and(|p| p.starts_with("/etc/pam.d/")),
             "{file:?}"
         );
         assert!(f.line.is_some_and(|l| l >= 1));
