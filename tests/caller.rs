@@ -290,6 +290,9 @@ fn departures(seen: &Seen, want: &Expected) -> Vec<String> {
     check("process group", seen.one("pgid").into(), pid.into());
     check("nice", seen.one("nice").into(), "0".into());
     check("scheduling policy", seen.one("sched").into(), "0".into());
+    // None blocked: the stop signals caller::Shield blocks around the
+    // module are not the program's.
+    check("blocked signals", seen.one("sigblk").into(), "".into());
     // IOPRIO_CLASS_NONE, or best effort level 4, which the kernel reports
     // for it: the default of a process started afresh.
     let ioprio = seen.one("ioprio");

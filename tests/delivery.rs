@@ -64,14 +64,24 @@ fn read(p: &Path) -> String {
 /// Records what it was given: argv, stdin, its initial environment (the
 /// kernel's copy: a shell adds PWD of its own), its descriptors, signal
 /// state and process group.
-const RECORDER: &str = r#"out=$(dirname "$0")/record
+const RECORDER: &str = r#"# First, and by the shell itself: while dash forks it blocks every signal
+# in itself until the fork returns, so a child reading /proc/$$/status
+# (grep) could see that instead of what we were started with (a flaky
+# failure: 235 of 500 such reads did).
+signals=
+while IFS= read -r line; do
+    case $line in SigBlk:* | SigIgn:*) signals="$signals$line
+" ;;
+    esac
+done < /proc/$$/status
+out=$(dirname "$0")/record
 mkdir -p "$out"
+printf '%s' "$signals" > "$out/signals"
 # In the background: a child redirects its own output, so the listing is
 # of the shell's descriptors as they are (a redirection of a foreground
 # command is made in the shell itself).
 ls -l /proc/$$/fd > "$out/fds" &
 wait
-grep -E '^Sig(Blk|Ign):' /proc/$$/status > "$out/signals"
 cut -d' ' -f5 /proc/$$/stat > "$out/pgrp"
 echo $$ > "$out/pid"
 tr '\0' '\n' < /proc/$$/environ > "$out/env"

@@ -328,6 +328,19 @@ fn in_child(fd_limit: libc::c_int, identity: &Identity) -> io::Result<()> {
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
     }
+    // The signal mask survives exec too, and std does not clear it: the
+    // caller's blocked signals (a host thread's, or the stop signals
+    // `caller::Shield` blocks around the module) would otherwise be blocked
+    // in sendmail, which could then not be stopped or told to end.
+    // SAFETY: sigemptyset and sigprocmask are async-signal-safe; the set is
+    // a local value they initialise and read.
+    unsafe {
+        let mut none = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut none);
+        if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     // A session of its own: it leaves the caller's controlling terminal
     // (it cannot open /dev/tty, and a hang-up there does not reach it), and
     // it leads a process group whose id is its pid, for the deadline's
