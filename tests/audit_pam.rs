@@ -151,7 +151,10 @@ impl Tree {
             if !last.starts_with("PROMPT_") {
                 break;
             }
-            if last.contains("assword") {
+            if last.contains("assword and code") {
+                // One answer (`preauth single`): the password, then the code.
+                live.answer(&format!("{}{}", password(user), code.unwrap_or("")));
+            } else if last.contains("assword") {
                 live.answer(&password(user));
             } else if let Some(c) = code {
                 live.answer(c);
@@ -204,6 +207,14 @@ auth requisite pam_deny.so
 auth required pam_permit.so
 auth required TWOSTEP
 auth optional pam_cap.so
+";
+
+/// The contract's stack for one answer: the password and the code together.
+const SINGLE: &str = "\
+auth requisite TWOSTEP preauth single
+auth [success=1 default=ignore] pam_unix.so use_first_pass nodelay
+auth [default=die] TWOSTEP authfail
+auth required TWOSTEP
 ";
 
 /// The auth part of the profiles of libpam-sss, libpam-krb5 and
@@ -504,6 +515,24 @@ fn cases() -> Vec<Case> {
                 Verdict::Open(&["all"]),
             )
         },
+        Case {
+            right_code_works: true,
+            ..case(
+                "one answer: preauth single, then the code step",
+                vec![("/etc/pam.d/sshd", s(SINGLE))],
+                "sshd",
+                Verdict::Closed,
+            )
+        },
+        case(
+            "one answer with no code step: the code typed is never checked",
+            vec![(
+                "/etc/pam.d/sshd",
+                SINGLE.replace("auth required TWOSTEP\n", "auth required pam_permit.so\n"),
+            )],
+            "sshd",
+            Verdict::Open(&["all"]),
+        ),
     ]
 }
 

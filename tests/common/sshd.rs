@@ -28,12 +28,22 @@ const SERVICE_PREFIX: &str = "twostep-e2e-";
 /// The canonical stack of the contract, then what sshd needs for the other
 /// PAM types.
 pub fn canonical_stack(config: &Path) -> String {
+    stack_of(config, "preauth", "pam_unix.so")
+}
+
+/// The contract's stack for one answer (`preauth single`, pam_unix with
+/// `use_first_pass`), then what sshd needs for the other PAM types.
+pub fn single_stack(config: &Path) -> String {
+    stack_of(config, "preauth single", "pam_unix.so use_first_pass")
+}
+
+fn stack_of(config: &Path, preauth: &str, unix: &str) -> String {
     let m = module();
     let (m, c) = (m.display(), config.display());
     format!(
         "# twostep end-to-end test; removed when the test ends\n\
-         auth     requisite                    {m} config={c} preauth\n\
-         auth     [success=1 default=ignore]   pam_unix.so\n\
+         auth     requisite                    {m} config={c} {preauth}\n\
+         auth     [success=1 default=ignore]   {unix}\n\
          auth     [default=die]                {m} config={c} authfail\n\
          auth     required                     {m} config={c}\n\
          account  required                     pam_unix.so\n\

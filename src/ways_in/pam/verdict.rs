@@ -195,10 +195,12 @@ impl Lines<'_> {
                      so it asks nobody for the code"
                         .to_string()
                 }
-                Some(Role::Preauth) if !(i..self.stack.handlers.len()).any(code_at) => format!(
-                    "pam_twostep.so preauth has no code step after it in this stack: it \
+                Some(Role::Preauth { .. }) if !(i..self.stack.handlers.len()).any(code_at) => {
+                    format!(
+                        "pam_twostep.so preauth has no code step after it in this stack: it \
                      counts attempts, but nobody is asked for the code; {ADD_CODE_STEP}"
-                ),
+                    )
+                }
                 Some(Role::Authfail) if !reached => {
                     "pam_twostep.so authfail never runs here: wrong passwords are not counted \
                      toward the lockout; put it where a failed password goes \
