@@ -462,6 +462,23 @@ impl Rig {
         cmd
     }
 
+    /// A script for a `pam_exec.so quiet` line placed just before the
+    /// password module: it appends a line to `log` for every password
+    /// checked, even where the login runs under a file size limit.
+    pub fn password_counter(&self, log: &Path) -> PathBuf {
+        let script = self.root.join("count.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nulimit -f unlimited\necho x >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
     /// `twostep status USER --json`, which must succeed.
     pub fn status_json(&self, user: &str) -> serde_json::Value {
         let out = self.cli(&["status", user, "--json"]);
