@@ -190,13 +190,7 @@ fn a_password_that_ends_in_digits_and_one_set_before() {
 fn a_recovery_code_in_place_of_the_code() {
     let u = user("ts-sg-recovery", PASSWORD);
     let mut rig = rig("sg-recovery", "");
-    let v = rig.enroll_json_secret(u, SECRET, &[]);
-    let codes: Vec<String> = v["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
+    let codes = rig.enroll_with_recovery_codes(u, SECRET);
     assert_eq!(codes[0].len(), 11, "shown as xxxxx-xxxxx: {}", codes[0]);
     rig.events();
     let l = answer(&rig, u, &format!("{PASSWORD}{}", codes[0]));

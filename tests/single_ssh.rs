@@ -36,13 +36,7 @@ fn setup(test: &str, user: &str) -> (Rig, Sshd, Vec<String>) {
         &format!("ssh-sg-{test}"),
         "[lockout]\ntiers = [{failures = 50, lock = \"1m\"}]",
     );
-    let v = rig.enroll_json_secret(user, SECRET, &[]);
-    let codes = v["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
+    let codes = rig.enroll_with_recovery_codes(user, SECRET);
     // sshd keeps the first value of a setting: these win.
     let sshd = Sshd::start_full(
         &format!("sg-{test}"),

@@ -820,6 +820,17 @@ impl Rig {
         })
     }
 
+    /// `twostep enroll USER --secret-file -` with `secret`: the recovery
+    /// codes it printed, as shown (`xxxxx-xxxxx`).
+    pub fn enroll_with_recovery_codes(&self, user: &str, secret: &str) -> Vec<String> {
+        self.enroll_json_secret(user, secret, &[])["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The `recovery_codes` hashes in a user's secret file.
     pub fn stored_recovery_hashes(&self, user: &str) -> Vec<String> {
         let text = std::fs::read_to_string(self.secret_path(user)).unwrap();
