@@ -187,7 +187,7 @@ fn every_spelling_of_an_account_is_that_account() {
 /// The canonical stack with a pam_exec line in front of pam_unix that
 /// appends one line to `log` for every password pam_unix checks.
 fn counting_stack(rig: &Rig, log: &Path) {
-    let script = counting_script(rig, log);
+    let script = rig.password_counter(log);
     let m = module();
     let c = rig.config.display();
     rig.service(

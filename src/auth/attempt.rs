@@ -89,9 +89,21 @@ pub(super) fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
             return Outcome::Denied;
         }
     };
+    let failure = super::single::failure(env, req);
     let req = &req.for_account(&user);
-    match Judging::begin(env, req, &user) {
-        Ok(judging) => judging.fail(env, req, &user, Failure::Password),
+    fail_unjudged(env, req, &user, failure)
+}
+
+/// An attempt that fails without an answer to judge: counted (by its
+/// reservation, or now), recorded, denied.
+pub(super) fn fail_unjudged(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    failure: Failure,
+) -> Outcome {
+    match Judging::begin(env, req, user) {
+        Ok(judging) => judging.fail(env, req, user, failure),
         Err(refused) => refused,
     }
 }

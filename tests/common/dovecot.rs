@@ -17,7 +17,12 @@
 //! parallel logins reach the module in parallel. Two settings matter here:
 //! `auth_cache_size = 0` (the default; a cache would answer a repeated
 //! password without asking PAM) and `auth_failure_delay = 0` (default 2 s:
-//! every refusal is held that long before the client hears it).
+//! every refusal is held that long before the client hears it). For the
+//! tests' pace the auth penalty is off too (Dovecot delays each login from
+//! an address after a refusal, 2 s doubling up to 15 s). And the auth
+//! worker's `vsz_limit` is lifted: its default, 256M, is a hard limit that
+//! root without CAP_SYS_RESOURCE (in a container) cannot raise, and the
+//! module will not start sendmail under lower limits than its own.
 #![allow(dead_code)]
 
 use crate::common::{serve_on_free_port, stop_child, sweep_stale_pam_services, wait_bounded};
@@ -101,7 +106,15 @@ fn config_text(dir: &Path, service: &str, port: u16) -> String {
          passdb {{\n  driver = pam\n  args = {service}\n}}\n\
          userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n\
          service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
-         inet_listener imaps {{\n    port = 0\n  }}\n}}\n"
+         inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+         # Dovecot's default vsz_limit (256M) is a hard RLIMIT_AS and RLIMIT_DATA\n\
+         # on the process that runs PAM; the module starts sendmail with fixed,\n\
+         # higher limits, which root without CAP_SYS_RESOURCE (a container's)\n\
+         # cannot raise to: it would refuse to start it, and no code is mailed.\n\
+         service auth-worker {{\n  vsz_limit = 0\n}}\n\
+         # No auth penalty (up to 15 s per refusal from one address): the\n\
+         # tests' pace; twostep's lockout is what they test.\n\
+         service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n"
     )
 }
 

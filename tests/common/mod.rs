@@ -463,6 +463,23 @@ impl Rig {
         cmd
     }
 
+    /// A script for a `pam_exec.so quiet` line placed just before the
+    /// password module: it appends a line to `log` for every password
+    /// checked, even where the login runs under a file size limit.
+    pub fn password_counter(&self, log: &Path) -> PathBuf {
+        let script = self.root.join("count.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nulimit -f unlimited\necho x >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
     /// `twostep status USER --json`, which must succeed.
     pub fn status_json(&self, user: &str) -> serde_json::Value {
         let out = self.cli(&["status", user, "--json"]);
@@ -712,25 +729,6 @@ pub fn stop_child(child: &mut std::process::Child) {
     }
 }
 
-/// A script for a `pam_exec.so quiet` line placed in front of a password
-/// module: it appends one line to `log` each time it runs, so the lines
-/// count the passwords that module was asked to check ([`lines_in`]).
-pub fn counting_script(rig: &Rig, log: &Path) -> PathBuf {
-    let script = rig.root.join("count.sh");
-    // The count must be written even where the login runs under a file
-    // size limit.
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nulimit -f unlimited\necho x >> {}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
-}
-
 /// The number of lines in a file (0 when it does not exist).
 pub fn lines_in(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
@@ -914,6 +912,17 @@ impl Rig {
                 String::from_utf8_lossy(&out.stdout)
             )
         })
+    }
+
+    /// `twostep enroll USER --secret-file -` with `secret`: the recovery
+    /// codes it printed, as shown (`xxxxx-xxxxx`).
+    pub fn enroll_with_recovery_codes(&self, user: &str, secret: &str) -> Vec<String> {
+        self.enroll_json_secret(user, secret, &[])["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
     }
 
     /// The `recovery_codes` hashes in a user's secret file.

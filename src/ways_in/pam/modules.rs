@@ -335,7 +335,7 @@ pub fn role_of(path: &str, args: &[String]) -> Role {
     match crate::pam::parse_args(&raw) {
         Ok(a) => match a.mode {
             Mode::Code => Role::CodeStep,
-            Mode::Preauth => Role::Preauth { single: false },
+            Mode::Preauth => Role::Preauth { single: a.single },
             Mode::Authfail => Role::Authfail,
         },
         Err(_) => Role::Broken,
@@ -368,7 +368,9 @@ fn twostep(args: &[String], config: &ConfigOf<'_>) -> Model {
     };
     match parsed.mode {
         Mode::Preauth => Model {
-            role: Role::Preauth { single: false },
+            role: Role::Preauth {
+                single: parsed.single,
+            },
             ..Model::plain(vec![succeeds(Users::All, Step::None), fails(PAM_AUTH_ERR)])
         },
         Mode::Authfail => Model {
