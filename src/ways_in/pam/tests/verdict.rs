@@ -466,6 +466,10 @@ fn single_on_the_preauth_line_takes_the_code_with_the_password() {
         );
         let got = asks_for_the_code_in(&tree(&files), &Config::default(), 0, "sshd");
         assert_eq!(got, want, "{what}");
+        if found.contains(&"idle@sshd:1") {
+            let idle = out.findings.iter().find(|f| f.line == Some(1)).unwrap();
+            assert!(idle.why.contains("no code step spends it"), "{}", idle.why);
+        }
     }
 }
 
