@@ -8,10 +8,12 @@
 //! a replayed answer are refused alike; a recovery code stands in for the
 //! code; an email user's first answer (the password alone) mails a code and
 //! the second (password and that code) logs in; and 40 parallel wrong
-//! answers for one user get exactly the tier's allowance to pam_unix.
+//! answers for one user get exactly the tier's allowance to pam_unix. Also
+//! what Dovecot does with PAM: the two-prompt stack gets the password at
+//! both prompts, and its auth cache, when given a key, lets a spent answer in.
 
 mod common;
-use common::dovecot::{Dovecot, ImapLogin};
+use common::dovecot::{AuthCache, Dovecot, ImapLogin};
 use common::mail::{code_in, email_rig, ensure_mail_user, mailbox, wait_for_messages};
 use common::*;
 use std::path::Path;
@@ -102,6 +104,28 @@ fn the_two_prompt_stack_gets_the_password_at_both_prompts() {
     let prompts = imap.pam_prompts();
     assert_eq!(prompts.len(), 2, "{prompts:?}");
     assert!(prompts.iter().all(|p| p.0 == ECHO_OFF), "{prompts:?}");
+}
+
+/// Why the tests keep Dovecot's auth cache off, and the Dovecot stack's
+/// documentation must too: with a cache key on the PAM passdb, Dovecot
+/// answers a repeated password from its cache without asking PAM, so an
+/// answer whose code was spent logs in again.
+#[test]
+fn dovecot_s_auth_cache_would_let_a_spent_answer_in_again() {
+    let u = user("ts-dv-cache");
+    let mut rig = Rig::new("ts-dv-cache", "");
+    rig.enroll(u, SECRET);
+    let imap = Dovecot::start_with("cache", &single_stack(&rig, None), AuthCache::On);
+    rig.events();
+    fresh_step(8);
+    let a = answer(&oath_code(SECRET, 0));
+    let first = imap.login(u, &a);
+    assert!(first.ok, "{first:?}\n{}", imap.log());
+    let again = imap.login(u, &a);
+    assert!(again.ok, "the cache answered: {again:?}\n{}", imap.log());
+    let ev = rig.module_events();
+    assert_eq!(count(&ev, "auth_ok"), 1, "PAM was asked once: {ev:#?}");
+    assert_eq!(count(&ev, "auth_fail"), 0, "{ev:#?}");
 }
 
 // ---- one answer ------------------------------------------------------------------

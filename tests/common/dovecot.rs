@@ -79,9 +79,23 @@ pub struct Dovecot {
     child: Child,
 }
 
+/// Whether Dovecot may cache what PAM said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthCache {
+    /// `auth_cache_size = 0`: every login asks PAM.
+    Off,
+    /// A cache, and a cache key on the PAM passdb (without one Dovecot
+    /// does not cache PAM's answers): what an administrator may set up.
+    On,
+}
+
 /// Dovecot's configuration: nothing from /etc/dovecot.
-fn config_text(dir: &Path, service: &str, port: u16) -> String {
+fn config_text(dir: &Path, service: &str, port: u16, cache: AuthCache) -> String {
     let d = dir.display();
+    let (cache_size, cache_key) = match cache {
+        AuthCache::Off => ("0", ""),
+        AuthCache::On => ("1M", "cache_key=%u "),
+    };
     format!(
         "# twostep test: a private Dovecot, removed when the test ends\n\
          instance_name = {service}\n\
@@ -94,7 +108,7 @@ fn config_text(dir: &Path, service: &str, port: u16) -> String {
          disable_plaintext_auth = no\n\
          auth_mechanisms = plain login\n\
          # A cached success would let a repeated answer in without PAM.\n\
-         auth_cache_size = 0\n\
+         auth_cache_size = {cache_size}\n\
          # Refusals answered at once (default 2 s), for the tests' pace.\n\
          auth_failure_delay = 0\n\
          auth_verbose = yes\n\
@@ -103,7 +117,7 @@ fn config_text(dir: &Path, service: &str, port: u16) -> String {
          default_internal_user = dovecot\n\
          default_login_user = dovenull\n\
          mail_location = maildir:{d}/mail/%u\n\
-         passdb {{\n  driver = pam\n  args = {service}\n}}\n\
+         passdb {{\n  driver = pam\n  args = {cache_key}{service}\n}}\n\
          userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n\
          service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
          inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
@@ -122,6 +136,11 @@ impl Dovecot {
     /// Starts Dovecot with `stack` as its PAM service (auth lines; the
     /// account line Dovecot's pam_acct_mgmt needs is added).
     pub fn start(name: &str, stack: &str) -> Dovecot {
+        Dovecot::start_with(name, stack, AuthCache::Off)
+    }
+
+    /// [`Dovecot::start`] with its auth cache as `cache` says.
+    pub fn start_with(name: &str, stack: &str, cache: AuthCache) -> Dovecot {
         assert!(
             Path::new(DOVECOT).exists(),
             "{DOVECOT} is missing: apt-get install dovecot-imapd"
@@ -153,7 +172,7 @@ impl Dovecot {
         let stderr = dir.join("stderr");
         let config = dir.join("dovecot.conf");
         let spawn = |port: u16| {
-            std::fs::write(&config, config_text(&dir, &service, port)).unwrap();
+            std::fs::write(&config, config_text(&dir, &service, port, cache)).unwrap();
             let _ = std::fs::remove_file(&log);
             Command::new(DOVECOT)
                 .arg("-F")
