@@ -102,6 +102,30 @@ pub fn matching_step(
         })
 }
 
+/// As [`matching_step`], but every step of the window is computed and
+/// compared, whatever matches: for a judgement whose time must not tell a
+/// right code from a wrong one (`preauth single`, where a right code may
+/// come with a wrong password and the answer is refused all the same).
+pub fn matching_step_every(
+    secret: &[u8],
+    params: &TotpParams,
+    code: &Code,
+    unix_now: u64,
+) -> Option<u64> {
+    let totp = totp_for(secret, params);
+    let now = step_of(unix_now, params.period);
+    let skew = u64::from(params.skew);
+    let mut latest = None;
+    for step in now.saturating_sub(skew)..=now.saturating_add(skew) {
+        let mut buf = Zeroizing::new([0u8; 10]);
+        let n = code_at(&totp, step, params.period, &mut buf);
+        let same: bool = buf[..n].ct_eq(code.as_bytes()).into();
+        // Ascending: the latest match is kept, as matching_step finds it.
+        latest = if same { Some(step) } else { latest };
+    }
+    latest
+}
+
 /// The code for `unix_now`, for enrollment confirmation and tests.
 pub fn code_now(secret: &[u8], params: &TotpParams, unix_now: u64) -> Zeroizing<String> {
     let totp = totp_for(secret, params);
@@ -221,6 +245,32 @@ mod tests {
         );
         assert_eq!(matching_step(&secret, &p, &code, start + 30), None);
         assert_eq!(matching_step(&secret, &p, &code, start - 1), None);
+    }
+
+    #[test]
+    fn every_step_finds_what_the_walk_finds() {
+        let secret = seed(Algorithm::SHA1);
+        let start = 1_700_000_010u64;
+        for skew in 0..=3 {
+            let p = params(Algorithm::SHA1, 6, skew);
+            for offset in -5i64..=5 {
+                let at = start.checked_add_signed(offset * 30).unwrap();
+                let c = code_now(&secret, &p, at);
+                let code = Code::parse(c.as_bytes(), 6).unwrap();
+                for now in [start, start + 29, start - 1, 5] {
+                    assert_eq!(
+                        matching_step_every(&secret, &p, &code, now),
+                        matching_step(&secret, &p, &code, now),
+                        "skew {skew} offset {offset} now {now}"
+                    );
+                }
+            }
+            let wrong = Code::parse(b"000000", 6).unwrap();
+            assert_eq!(
+                matching_step_every(&secret, &p, &wrong, start),
+                matching_step(&secret, &p, &wrong, start)
+            );
+        }
     }
 
     #[test]
