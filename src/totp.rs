@@ -78,6 +78,13 @@ pub fn totp_for(secret: &[u8], params: &TotpParams) -> totp_rs::Totp {
         .build_noncompliant()
 }
 
+/// The steps within `now ± skew`.
+fn window(params: &TotpParams, unix_now: u64) -> std::ops::RangeInclusive<u64> {
+    let now = step_of(unix_now, params.period);
+    let skew = u64::from(params.skew);
+    now.saturating_sub(skew)..=now.saturating_add(skew)
+}
+
 /// Returns the latest step within `now ± skew` whose code equals `code`, if
 /// any. Steps are tried from the latest down and the walk stops at a match:
 /// two steps match one code only by a 10^-digits coincidence, and then the
@@ -91,15 +98,11 @@ pub fn matching_step(
     unix_now: u64,
 ) -> Option<u64> {
     let totp = totp_for(secret, params);
-    let now = step_of(unix_now, params.period);
-    let skew = u64::from(params.skew);
-    (now.saturating_sub(skew)..=now.saturating_add(skew))
-        .rev()
-        .find(|&step| {
-            let mut buf = Zeroizing::new([0u8; 10]);
-            let n = code_at(&totp, step, params.period, &mut buf);
-            buf[..n].ct_eq(code.as_bytes()).into()
-        })
+    window(params, unix_now).rev().find(|&step| {
+        let mut buf = Zeroizing::new([0u8; 10]);
+        let n = code_at(&totp, step, params.period, &mut buf);
+        buf[..n].ct_eq(code.as_bytes()).into()
+    })
 }
 
 /// As [`matching_step`], but every step of the window is computed and
@@ -113,10 +116,8 @@ pub fn matching_step_every(
     unix_now: u64,
 ) -> Option<u64> {
     let totp = totp_for(secret, params);
-    let now = step_of(unix_now, params.period);
-    let skew = u64::from(params.skew);
     let mut latest = None;
-    for step in now.saturating_sub(skew)..=now.saturating_add(skew) {
+    for step in window(params, unix_now) {
         let mut buf = Zeroizing::new([0u8; 10]);
         let n = code_at(&totp, step, params.period, &mut buf);
         let same: bool = buf[..n].ct_eq(code.as_bytes()).into();

@@ -231,9 +231,7 @@ fn judge_store(driver: &Driver, name: &str, section: &str) -> Vec<String> {
         &format!("timing-{}", name.replace(' ', "-")),
         &format!("[lockout]\ntiers = [{{failures = 1000, lock = \"1s\"}}]\n{section}"),
     );
-    let module = std::env::var_os("TWOSTEP_TIMING_MODULE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(module);
+    let module = timed_module();
     rig.service(
         "timed",
         &format!(
@@ -301,21 +299,25 @@ const SINGLE_PASSWORD: &str = "timing pass 7";
 /// One answer's cases: what is typed, given the code of the moment, and
 /// the case it is paired with: one of the same shape (an answer without a
 /// code is not judged as a code, and its sender knows that it has none).
-const SINGLE_CASES: [(&str, fn(&str) -> String, usize); 5] = [
-    (
+const SINGLE_CASES: [SingleCase; 5] = [
+    SingleCase(
         "wrong code",
-        |code| format!("{SINGLE_PASSWORD}{}", other_code(code)),
+        |c| format!("{SINGLE_PASSWORD}{}", other_code(c)),
         0,
     ),
-    ("wrong password", |code| format!("timing pass 8{code}"), 0),
-    (
+    SingleCase("wrong password", |c| format!("timing pass 8{c}"), 0),
+    SingleCase(
         "both wrong",
-        |code| format!("timing pass 8{}", other_code(code)),
+        |c| format!("timing pass 8{}", other_code(c)),
         0,
     ),
-    ("wrong password alone", |_| "timing pass 8".to_string(), 3),
-    ("password alone", |_| SINGLE_PASSWORD.to_string(), 3),
+    SingleCase("wrong password alone", |_| "timing pass 8".to_string(), 3),
+    SingleCase("password alone", |_| SINGLE_PASSWORD.to_string(), 3),
 ];
+
+/// A name, the answer typed given the code of the moment, and the case it
+/// is paired with.
+struct SingleCase(&'static str, fn(&str) -> String, usize);
 
 /// A code of the right length that is not `code`.
 fn other_code(code: &str) -> String {
@@ -358,20 +360,7 @@ fn one_answer_wrong_code_and_wrong_password_are_indistinguishable() {
         "timing-single",
         "[lockout]\ntiers = [{failures = 1000, lock = \"1s\"}]\n",
     );
-    let module = std::env::var_os("TWOSTEP_TIMING_MODULE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(module);
-    rig.service(
-        "timed",
-        &format!(
-            "auth requisite {m} config={c} preauth single\n\
-             auth [success=1 default=ignore] pam_unix.so nodelay use_first_pass\n\
-             auth [default=die] {m} config={c} authfail\n\
-             auth required {m} config={c}\n",
-            m = module.display(),
-            c = rig.config.display()
-        ),
-    );
+    rig.service("timed", &single_stack(&timed_module(), &rig.config));
     rig.enroll(SINGLE_USER, SECRET);
     let inject = std::env::var("TWOSTEP_TIMING_INJECT_SINGLE").ok();
     let login = |case: usize| -> (f64, String) {
@@ -402,7 +391,7 @@ fn one_answer_wrong_code_and_wrong_password_are_indistinguishable() {
         for _ in 0..next {
             let r = rounds.len();
             // Every login fails: the count is cleared before it locks.
-            if r % 100 == 0 {
+            if r.is_multiple_of(100) {
                 assert!(rig.cli(&["unlock", SINGLE_USER]).status.success());
             }
             let fsync = fdatasync_cost(&probe);
@@ -444,7 +433,7 @@ fn one_answer_wrong_code_and_wrong_password_are_indistinguishable() {
     };
     drop(probe);
     let _ = std::fs::remove_file(&probe_path);
-    for (c, (name, _, _)) in SINGLE_CASES.iter().enumerate() {
+    for (c, SingleCase(name, _, _)) in SINGLE_CASES.iter().enumerate() {
         let t: Vec<f64> = rounds.iter().map(|(t, _)| t[c]).collect();
         eprintln!(
             "{name:15} {} rounds, median {:.0} us",
@@ -464,6 +453,13 @@ fn one_answer_wrong_code_and_wrong_password_are_indistinguishable() {
         .map(Judged::complaint)
         .collect();
     assert!(complaints.is_empty(), "{}", complaints.join("\n"));
+}
+
+/// The build of the module timed: `TWOSTEP_TIMING_MODULE`, or the debug one.
+fn timed_module() -> std::path::PathBuf {
+    std::env::var_os("TWOSTEP_TIMING_MODULE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(module)
 }
 
 /// How the logins are driven: pamdrive's flags per case.
