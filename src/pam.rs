@@ -258,8 +258,9 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
             ));
             outcome = Outcome::Denied;
         }
-    } else if had_kept && args.mode == Mode::Code {
-        // The code was judged: it is wiped now, not at pam_end.
+    } else if had_kept {
+        // The code was judged, or the password failed: it is wiped now,
+        // not at pam_end (sshd tries several passwords on one handle).
         let _ = kept::put(pamh, None);
     }
     if kept != held && reservation::put(pamh, kept.as_ref()).is_err() {

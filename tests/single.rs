@@ -17,24 +17,9 @@ use std::path::Path;
 const PASSWORD: &str = "correct horse 42";
 const SOURCE: &str = "198.51.100.23";
 
-/// The stack of the contract, pam_unix without its failure delay.
-fn single_stack(rig: &Rig) {
-    rig.service(
-        "single",
-        &format!(
-            "auth requisite {m} config={c} preauth single\n\
-             auth [success=1 default=ignore] pam_unix.so nodelay use_first_pass\n\
-             auth [default=die] {m} config={c} authfail\n\
-             auth required {m} config={c}\n",
-            m = module().display(),
-            c = rig.config.display()
-        ),
-    );
-}
-
 fn rig(name: &str, extra: &str) -> Rig {
     let rig = Rig::new(name, extra);
-    single_stack(&rig);
+    rig.service("single", &single_stack(&module(), &rig.config));
     rig
 }
 

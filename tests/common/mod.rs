@@ -43,6 +43,19 @@ pub fn module() -> PathBuf {
     p
 }
 
+/// The one-answer stack of the contract (`preauth single`, then pam_unix
+/// with `use_first_pass`, without its failure delay) for `module`.
+pub fn single_stack(module: &Path, config: &Path) -> String {
+    format!(
+        "auth requisite {m} config={c} preauth single\n\
+         auth [success=1 default=ignore] pam_unix.so nodelay use_first_pass\n\
+         auth [default=die] {m} config={c} authfail\n\
+         auth required {m} config={c}\n",
+        m = module.display(),
+        c = config.display()
+    )
+}
+
 pub fn twostep_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_twostep"))
 }

@@ -233,7 +233,7 @@ fn good_code(
                 sent_code_good(env, user, secret, expects.state.as_ref(), tail)
             }
             _ => Code::parse(tail, secret.params.digits)
-                .and_then(|c| totp::matching_step(&secret.key, &secret.params, &c, env.now))
+                .and_then(|c| totp::matching_step_every(&secret.key, &secret.params, &c, env.now))
                 .is_some_and(|step| {
                     let last = expects.state.as_ref().map_or(0, |s| s.last_step_time);
                     step.saturating_mul(u64::from(secret.params.period)) > last
