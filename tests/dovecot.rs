@@ -29,28 +29,23 @@ fn user(name: &str) -> &str {
     name
 }
 
-/// The contract's stack for one answer (pam_unix with `nodelay`, for the
-/// tests' pace); with `count`, a pam_exec line in front of pam_unix writes
-/// a line there for every password pam_unix checks.
-fn single_stack(rig: &Rig, count: Option<&Path>) -> String {
-    let m = module();
-    let c = rig.config.display();
-    let count_line = count
-        .map(|log| {
-            format!(
-                "auth optional pam_exec.so quiet {}\n",
-                rig.password_counter(log).display()
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "auth requisite {m} config={c} preauth single\n\
-         {count_line}\
-         auth [success=1 default=ignore] pam_unix.so use_first_pass nodelay\n\
-         auth [default=die] {m} config={c} authfail\n\
-         auth required {m} config={c}\n",
-        m = m.display()
-    )
+/// The contract's stack for one answer (common::single_stack: pam_unix
+/// without its failure delay, for the tests' pace); with `count`, a
+/// pam_exec line in front of pam_unix writes a line there for every answer
+/// that reaches it.
+fn stack(rig: &Rig, count: Option<&Path>) -> String {
+    let text = single_stack(&module(), &rig.config);
+    let Some(log) = count else {
+        return text;
+    };
+    let counter = format!(
+        "auth optional pam_exec.so quiet {}\n",
+        rig.password_counter(log).display()
+    );
+    let at = text
+        .find("auth [success=1 default=ignore] pam_unix.so")
+        .unwrap();
+    format!("{}{counter}{}", &text[..at], &text[at..])
 }
 
 /// An enrolled user, a rig and a Dovecot asking through the single stack.
@@ -58,7 +53,7 @@ fn enrolled(name: &str) -> (Rig, Dovecot, &str) {
     let u = user(name);
     let mut rig = Rig::new(name, "");
     rig.enroll(u, SECRET);
-    let imap = Dovecot::start(name.trim_start_matches("ts-dv-"), &single_stack(&rig, None));
+    let imap = Dovecot::start(name.trim_start_matches("ts-dv-"), &stack(&rig, None));
     rig.events();
     (rig, imap, u)
 }
@@ -115,7 +110,7 @@ fn dovecot_s_auth_cache_would_let_a_spent_answer_in_again() {
     let u = user("ts-dv-cache");
     let mut rig = Rig::new("ts-dv-cache", "");
     rig.enroll(u, SECRET);
-    let imap = Dovecot::start_with("cache", &single_stack(&rig, None), AuthCache::On);
+    let imap = Dovecot::start_with("cache", &stack(&rig, None), AuthCache::On);
     rig.events();
     fresh_step(8);
     let a = answer(&oath_code(SECRET, 0));
@@ -214,7 +209,7 @@ fn a_recovery_code_stands_in_for_the_code() {
     let mut rig = Rig::new("ts-dv-recovery", "");
     let enrolled = rig.enroll_json_secret(u, SECRET, &["--force"]);
     let recovery = enrolled["recovery_codes"][0].as_str().unwrap().to_string();
-    let imap = Dovecot::start("recovery", &single_stack(&rig, None));
+    let imap = Dovecot::start("recovery", &stack(&rig, None));
     rig.events();
     let l = imap.login(u, &answer(&recovery));
     assert!(l.ok, "{l:?}\n{}", imap.log());
@@ -230,7 +225,7 @@ fn an_email_user_answers_twice_with_the_mailed_code() {
     ensure_mail_user(u);
     ensure_user(u, Some(PASSWORD));
     let (mut rig, issuer) = email_rig("ts-dv-mail", u, "");
-    let imap = Dovecot::start("mail", &single_stack(&rig, None));
+    let imap = Dovecot::start("mail", &stack(&rig, None));
     rig.events();
 
     // A wrong password alone sends nothing.
@@ -264,7 +259,7 @@ fn forty_parallel_wrong_answers_get_only_the_allowance_checked() {
     );
     rig.enroll(u, SECRET);
     let checked = rig.root.join("checked");
-    let imap = Dovecot::start("parallel", &single_stack(&rig, Some(&checked)));
+    let imap = Dovecot::start("parallel", &stack(&rig, Some(&checked)));
     rig.events();
     // Half a wrong password with the right code, half the right password
     // with a wrong code: every answer wrong, the parts wrong by turns.
