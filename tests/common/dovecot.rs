@@ -15,9 +15,11 @@
 //! address and PAM_TTY to `dovecot`, calls pam_acct_mgmt after a success,
 //! and runs PAM in its auth-worker processes (root, up to 30 at once), so
 //! parallel logins reach the module in parallel. Two settings matter here:
-//! `auth_cache_size = 0` (the default; a cache would answer a repeated
-//! password without asking PAM) and `auth_failure_delay = 0` (default 2 s:
-//! every refusal is held that long before the client hears it). For the
+//! `auth_cache_size = 0` (the default; a cache, with a `cache_key` on the
+//! PAM passdb, answers a repeated password without asking PAM: a spent
+//! answer logs in again) and `auth_failure_delay = 0` (default 2 s: every
+//! refusal is held that long, then answered on a 500 ms tick, refusals in
+//! shuffled order; with 0, within about half a second). For the
 //! tests' pace the auth penalty is off too (Dovecot delays each login from
 //! an address after a refusal, 2 s doubling up to 15 s). And the auth
 //! worker's `vsz_limit` is lifted: its default, 256M, is a hard limit that
