@@ -21,8 +21,10 @@ use std::time::Instant;
 
 /// Ends in a letter, so that where the code starts is never in doubt.
 const PASSWORD: &str = "dv-Pass_w0rd-x";
-/// PAM_PROMPT_ECHO_OFF, as Dovecot's log names a prompt's style.
+/// PAM's message styles, as Dovecot's log names them.
 const ECHO_OFF: u32 = 1;
+const ECHO_ON: u32 = 2;
+const ERROR_MSG: u32 = 3;
 
 fn user(name: &str) -> &str {
     ensure_user(name, Some(PASSWORD));
@@ -67,6 +69,14 @@ fn assert_refused(l: &ImapLogin, imap: &Dovecot) {
     assert!(l.reply.contains("AUTHENTICATIONFAILED"), "{l:?}");
 }
 
+/// The prompts among the messages Dovecot's conversation was given.
+fn prompts(imap: &Dovecot) -> Vec<(u32, String)> {
+    imap.pam_messages()
+        .into_iter()
+        .filter(|(style, _)| *style == ECHO_OFF || *style == ECHO_ON)
+        .collect()
+}
+
 fn single(ev: &[Event], event: &str) -> Event {
     let found: Vec<_> = ev.iter().filter(|e| e.event() == event).collect();
     assert_eq!(found.len(), 1, "one {event}: {ev:#?}");
@@ -96,7 +106,7 @@ fn the_two_prompt_stack_gets_the_password_at_both_prompts() {
     assert_refused(&imap.login(u, PASSWORD), &imap);
     let ev = rig.module_events();
     assert_eq!(single(&ev, "auth_fail").get("reason"), Some("bad_code"));
-    let prompts = imap.pam_prompts();
+    let prompts = prompts(&imap);
     assert_eq!(prompts.len(), 2, "{prompts:?}");
     assert!(prompts.iter().all(|p| p.0 == ECHO_OFF), "{prompts:?}");
 }
@@ -141,7 +151,7 @@ fn right_password_and_code_log_in_with_one_prompt() {
     assert_eq!(count(&ev, "auth_fail") + count(&ev, "password_fail"), 0);
     // Dovecot's conversation was asked once, echo off, and answered it
     // with the whole answer: nothing else prompted.
-    let prompts = imap.pam_prompts();
+    let prompts = prompts(&imap);
     assert_eq!(prompts.len(), 1, "{prompts:?}\n{}", imap.log());
     assert_eq!(prompts[0].0, ECHO_OFF, "{prompts:?}");
     assert_eq!(rig.status_json(u)["failures"], 0);
@@ -234,8 +244,19 @@ fn an_email_user_answers_twice_with_the_mailed_code() {
     single(&ev, "password_fail");
     assert_eq!(count(&ev, "code_sent"), 0, "{ev:#?}");
 
-    // The password alone: refused, and a code is mailed.
-    assert_refused(&imap.login(u, PASSWORD), &imap);
+    // The password alone: refused, and a code is mailed. The module says
+    // to answer again with the code; Dovecot does not pass that on.
+    let alone = imap.login(u, PASSWORD);
+    assert_refused(&alone, &imap);
+    let told = "password followed by the code";
+    assert!(
+        imap.pam_messages()
+            .iter()
+            .any(|(style, text)| *style == ERROR_MSG && text.contains(told)),
+        "{}",
+        imap.log()
+    );
+    assert!(!alone.reply.contains(told), "{alone:?}");
     let ev = rig.module_events();
     assert_eq!(single(&ev, "code_sent").get("method"), Some("email"));
     assert_eq!(count(&ev, "auth_ok"), 0, "{ev:#?}");

@@ -215,9 +215,10 @@ impl Dovecot {
         std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
     }
 
-    /// The PAM prompts Dovecot's conversation was shown, in order, as its
-    /// auth_debug log names them: `(style, text)`.
-    pub fn pam_prompts(&self) -> Vec<(u32, String)> {
+    /// The messages Dovecot's PAM conversation was given (prompts, errors
+    /// and information), in order, as its auth_debug log names them:
+    /// `(style, text)`.
+    pub fn pam_messages(&self) -> Vec<(u32, String)> {
         self.log()
             .lines()
             .filter_map(|l| {
