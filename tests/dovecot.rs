@@ -10,10 +10,12 @@
 //! the second (password and that code) logs in; and 40 parallel wrong
 //! answers for one user get exactly the tier's allowance to pam_unix. Also
 //! what Dovecot does with PAM: the two-prompt stack gets the password at
-//! both prompts, and its auth cache, when given a key, lets a spent answer in.
+//! both prompts, its auth cache, when given a key, lets a spent answer in,
+//! and under its default memory limit the module can mail a code only where
+//! root may raise a hard limit.
 
 mod common;
-use common::dovecot::{AuthCache, Dovecot, ImapLogin};
+use common::dovecot::{Dovecot, ImapLogin, Settings};
 use common::mail::{code_in, email_rig, ensure_mail_user, mailbox, wait_for_messages};
 use common::*;
 use std::path::Path;
@@ -58,6 +60,14 @@ fn enrolled(name: &str) -> (Rig, Dovecot, &str) {
     let imap = Dovecot::start(name.trim_start_matches("ts-dv-"), &stack(&rig, None));
     rig.events();
     (rig, imap, u)
+}
+
+/// A user with a home and a mailbox who gets codes by email, and a rig
+/// named after them; the issuer marks this run's messages.
+fn email_user(u: &str) -> (Rig, String) {
+    ensure_mail_user(u);
+    ensure_user(u, Some(PASSWORD));
+    email_rig(u, u, "")
 }
 
 fn answer(code: &str) -> String {
@@ -120,7 +130,14 @@ fn dovecot_s_auth_cache_would_let_a_spent_answer_in_again() {
     let u = user("ts-dv-cache");
     let mut rig = Rig::new("ts-dv-cache", "");
     rig.enroll(u, SECRET);
-    let imap = Dovecot::start_with("cache", &stack(&rig, None), AuthCache::On);
+    let imap = Dovecot::start_with(
+        "cache",
+        &stack(&rig, None),
+        Settings {
+            auth_cache: true,
+            ..Settings::default()
+        },
+    );
     rig.events();
     fresh_step(8);
     let a = answer(&oath_code(SECRET, 0));
@@ -131,6 +148,38 @@ fn dovecot_s_auth_cache_would_let_a_spent_answer_in_again() {
     let ev = rig.module_events();
     assert_eq!(count(&ev, "auth_ok"), 1, "PAM was asked once: {ev:#?}");
     assert_eq!(count(&ev, "auth_fail"), 0, "{ev:#?}");
+}
+
+/// Under Dovecot's own default `vsz_limit` (256M, a hard RLIMIT_AS and
+/// RLIMIT_DATA on the auth worker), the module raises the limits for
+/// sendmail to its fixed values: root may where it holds CAP_SYS_RESOURCE;
+/// a container's root may not, and then no code is mailed (the harness
+/// lifts the limit for the other tests).
+#[test]
+fn under_dovecot_s_default_memory_limit_a_code_is_mailed_only_if_root_may_raise_it() {
+    let u = "ts-dv-vsz";
+    let (mut rig, issuer) = email_user(u);
+    let settings = Settings {
+        worker_vsz_limit: "256M",
+        ..Settings::default()
+    };
+    let imap = Dovecot::start_with("vsz", &stack(&rig, None), settings);
+    rig.events();
+    assert_refused(&imap.login(u, PASSWORD), &imap);
+    let ev = rig.module_events();
+    if root_may_raise_hard_limits() {
+        single(&ev, "code_sent");
+        wait_for_messages(&mailbox(u), &issuer, 1);
+    } else {
+        assert_eq!(count(&ev, "code_sent"), 0, "{ev:#?}");
+        let failed = single(&ev, "delivery_failed");
+        assert_eq!(failed.get("reason"), Some("spawn"));
+        let detail = failed.get("detail").unwrap();
+        assert!(
+            detail.contains("raise the hard limit AS from 268435456 to unlimited"),
+            "{detail}"
+        );
+    }
 }
 
 // ---- one answer ------------------------------------------------------------------
@@ -232,9 +281,7 @@ fn a_recovery_code_stands_in_for_the_code() {
 #[test]
 fn an_email_user_answers_twice_with_the_mailed_code() {
     let u = "ts-dv-mail";
-    ensure_mail_user(u);
-    ensure_user(u, Some(PASSWORD));
-    let (mut rig, issuer) = email_rig("ts-dv-mail", u, "");
+    let (mut rig, issuer) = email_user(u);
     let imap = Dovecot::start("mail", &stack(&rig, None));
     rig.events();
 

@@ -81,23 +81,36 @@ pub struct Dovecot {
     child: Child,
 }
 
-/// Whether Dovecot may cache what PAM said.
+/// The settings a test may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthCache {
-    /// `auth_cache_size = 0`: every login asks PAM.
-    Off,
-    /// A cache, and a cache key on the PAM passdb (without one Dovecot
-    /// does not cache PAM's answers): what an administrator may set up.
-    On,
+pub struct Settings {
+    /// A cache (`auth_cache_size = 1M`) and a cache key on the PAM passdb
+    /// (without one Dovecot does not cache PAM's answers), as an
+    /// administrator may set them up; by default none.
+    pub auth_cache: bool,
+    /// The auth worker's `vsz_limit`: `"0"` (none) by default, Dovecot's
+    /// own default is `"256M"`.
+    pub worker_vsz_limit: &'static str,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            auth_cache: false,
+            worker_vsz_limit: "0",
+        }
+    }
 }
 
 /// Dovecot's configuration: nothing from /etc/dovecot.
-fn config_text(dir: &Path, service: &str, port: u16, cache: AuthCache) -> String {
+fn config_text(dir: &Path, service: &str, port: u16, settings: Settings) -> String {
     let d = dir.display();
-    let (cache_size, cache_key) = match cache {
-        AuthCache::Off => ("0", ""),
-        AuthCache::On => ("1M", "cache_key=%u "),
+    let (cache_size, cache_key) = if settings.auth_cache {
+        ("1M", "cache_key=%u ")
+    } else {
+        ("0", "")
     };
+    let vsz_limit = settings.worker_vsz_limit;
     format!(
         "# twostep test: a private Dovecot, removed when the test ends\n\
          instance_name = {service}\n\
@@ -127,7 +140,7 @@ fn config_text(dir: &Path, service: &str, port: u16, cache: AuthCache) -> String
          # on the process that runs PAM; the module starts sendmail with fixed,\n\
          # higher limits, which root without CAP_SYS_RESOURCE (a container's)\n\
          # cannot raise to: it would refuse to start it, and no code is mailed.\n\
-         service auth-worker {{\n  vsz_limit = 0\n}}\n\
+         service auth-worker {{\n  vsz_limit = {vsz_limit}\n}}\n\
          # No auth penalty (up to 15 s per refusal from one address): the\n\
          # tests' pace; twostep's lockout is what they test.\n\
          service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n"
@@ -138,11 +151,11 @@ impl Dovecot {
     /// Starts Dovecot with `stack` as its PAM service (auth lines; the
     /// account line Dovecot's pam_acct_mgmt needs is added).
     pub fn start(name: &str, stack: &str) -> Dovecot {
-        Dovecot::start_with(name, stack, AuthCache::Off)
+        Dovecot::start_with(name, stack, Settings::default())
     }
 
-    /// [`Dovecot::start`] with its auth cache as `cache` says.
-    pub fn start_with(name: &str, stack: &str, cache: AuthCache) -> Dovecot {
+    /// [`Dovecot::start`] with other [`Settings`].
+    pub fn start_with(name: &str, stack: &str, settings: Settings) -> Dovecot {
         assert!(
             Path::new(DOVECOT).exists(),
             "{DOVECOT} is missing: apt-get install dovecot-imapd"
@@ -174,7 +187,7 @@ impl Dovecot {
         let stderr = dir.join("stderr");
         let config = dir.join("dovecot.conf");
         let spawn = |port: u16| {
-            std::fs::write(&config, config_text(&dir, &service, port, cache)).unwrap();
+            std::fs::write(&config, config_text(&dir, &service, port, settings)).unwrap();
             let _ = std::fs::remove_file(&log);
             Command::new(DOVECOT)
                 .arg("-F")

@@ -711,6 +711,18 @@ pub fn serve_on_free_port(
     Err(last_log)
 }
 
+/// Whether root here may raise a hard resource limit: CAP_SYS_RESOURCE
+/// in the bounding set (some containers and VMs drop it).
+pub fn root_may_raise_hard_limits() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    bounding & (1 << 24) != 0
+}
+
 /// Waits for a child with a deadline; kills it when the deadline passes.
 /// Returns the exit code, or None if it had to be killed.
 pub fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
