@@ -74,7 +74,7 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
         },
     };
     env.now = (env.clock)();
-    let counted = attempt::preauth(env, req);
+    let (counted, state) = attempt::preauth_state(env, req);
     if counted != Outcome::Success {
         return counted;
     }
@@ -82,10 +82,7 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
     // none (the decoy was counted).
     let user = env.reservation.as_ref().map(|r| r.user.clone());
     let expects = match &user {
-        Some(user) => match expects(env, req, user) {
-            Ok(e) => e,
-            Err(refused) => return refused,
-        },
+        Some(user) => expects(env, req, user, state),
         None => {
             let _ = env.store.read_decoy();
             Expects {
@@ -146,12 +143,8 @@ struct Expects {
     needs_code: bool,
 }
 
-fn expects(env: &mut Env<'_>, req: &Request, user: &UserName) -> Result<Expects, Outcome> {
+fn expects(env: &mut Env<'_>, req: &Request, user: &UserName, state: Option<UserState>) -> Expects {
     let req = &req.for_account(user);
-    let store = env.store;
-    let state = store
-        .read(user)
-        .map_err(|e| env.refuse_store(req, user, &e))?;
     let (skipped, always) = match code_step::decide(env, req, user, state.as_ref()) {
         Decision::Skip(_) => (true, false),
         Decision::Challenge { always } => (false, always),
@@ -188,7 +181,7 @@ fn expects(env: &mut Env<'_>, req: &Request, user: &UserName) -> Result<Expects,
         }
         _ => {}
     }
-    Ok(out)
+    out
 }
 
 /// Whether `tail` is a code this user could log in with now: an app code
