@@ -49,6 +49,9 @@ test=(
     # 7.0; Valkey speaks the same protocol); the system's own is never used.
     # openssl(1) makes the test CA for rediss://.
     redis-server openssl
+    # tests/dovecot.rs: a real IMAP server whose PAM passdb asks the module
+    # (a private instance on a free port; the system's own is never used).
+    dovecot-imapd
 )
 
 case "${1:-}" in

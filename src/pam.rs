@@ -12,7 +12,7 @@ use crate::config::{self, Config};
 use crate::user::UserName;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
-use pam::items::{RHost, Service, Tty};
+use pam::items::{AuthTok, Item, RHost, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
@@ -37,16 +37,20 @@ pub struct Args {
     pub config: Option<PathBuf>,
     pub debug: bool,
     pub mode: Mode,
+    /// `single` (on the `preauth` line): the password and the code come in
+    /// one answer.
+    pub single: bool,
 }
 
-/// `config=PATH` (once), `debug`, and at most one mode word. Anything else
-/// is an error: a typo in a PAM line must not silently change what is
-/// enforced.
+/// `config=PATH` (once), `debug`, at most one mode word, and `single` with
+/// `preauth`. Anything else is an error: a typo in a PAM line must not
+/// silently change what is enforced.
 pub fn parse_args(args: &[&[u8]]) -> Result<Args, String> {
     let mut out = Args {
         config: None,
         debug: false,
         mode: Mode::Code,
+        single: false,
     };
     let mut mode_seen = false;
     config_arg(args)?;
@@ -63,6 +67,8 @@ pub fn parse_args(args: &[&[u8]]) -> Result<Args, String> {
         };
         match arg {
             "debug" => out.debug = true,
+            "single" if out.single => return Err("single is given more than once".into()),
+            "single" => out.single = true,
             // Test builds only: proves that a panic inside the module is
             // caught at the PAM boundary (tests/panic.rs). Release builds,
             // which are what is installed, do not have this argument.
@@ -77,6 +83,9 @@ pub fn parse_args(args: &[&[u8]]) -> Result<Args, String> {
                 None => return Err(format!("unknown module argument {arg:?}")),
             },
         }
+    }
+    if out.single && out.mode != Mode::Preauth {
+        return Err("single goes on the preauth line only".into());
     }
     Ok(out)
 }
@@ -187,6 +196,20 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         rhost,
         tty,
     };
+    // After one answer (`preauth single`), what it kept for this line.
+    let kept = match args.mode {
+        Mode::Preauth => None,
+        Mode::Code | Mode::Authfail => kept::take(pamh),
+    };
+    let had_kept = kept.is_some();
+    let authtok = if args.single {
+        pamh.get_item::<AuthTok>()
+            .ok()
+            .flatten()
+            .map(|t| Zeroizing::new(t.as_bytes().to_vec()))
+    } else {
+        None
+    };
     let mut env = Env {
         config: &config,
         now: auth::system_clock(),
@@ -198,15 +221,48 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         debug: args.debug,
         reservation,
         judged: None,
+        authtok,
+        kept,
     };
     // In a setuid host (su, sudo), the caller must not be able to stop or
     // starve this process while it holds a user's lock or an argon2 slot
     // that other logins wait on (`caller`).
     let shield = crate::caller::Shield::raise();
-    let outcome = auth::run(&mut env, args.mode, &req);
+    let mut outcome = if args.single {
+        auth::preauth_single(&mut env, &req)
+    } else {
+        auth::run(&mut env, args.mode, &req)
+    };
     drop(shield);
     let kept = env.reservation.take();
+    let handed_on = env.authtok.take();
+    let single_kept = env.kept.take();
     drop(env);
+    if args.single && outcome == Outcome::Success {
+        // The password for the password module, and the code for the code
+        // step: without both, this attempt goes no further.
+        let stored = match (&handed_on, &single_kept) {
+            (Some(password), Some(k)) => {
+                kept::put(pamh, Some(k)).is_ok() && set_authtok(pamh, password).is_ok()
+            }
+            _ => false,
+        };
+        if !stored {
+            Syslog {
+                socket: &config.log_socket,
+                tag: "pam_twostep",
+            }
+            .emit(Record::new("debug", Severity::Warning).with(
+                "detail",
+                "preauth single: could not hand on the password or keep the code: denied",
+            ));
+            outcome = Outcome::Denied;
+        }
+    } else if had_kept {
+        // The code was judged, or the password failed: it is wiped now,
+        // not at pam_end (sshd tries several passwords on one handle).
+        let _ = kept::put(pamh, None);
+    }
     if kept != held && reservation::put(pamh, kept.as_ref()).is_err() {
         // Without it, the next line counts the attempt again: a second
         // failure where there was one. Safe, and worth a record.
@@ -223,6 +279,148 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         Outcome::Success => PamResultCode::PAM_SUCCESS,
         Outcome::Denied => PamResultCode::PAM_AUTH_ERR,
         Outcome::ConversationFailed => PamResultCode::PAM_CONV_ERR,
+    }
+}
+
+/// Sets PAM_AUTHTOK (libpam keeps its own copy); ours is wiped.
+fn set_authtok(pamh: &mut PamHandle, password: &[u8]) -> Result<(), ()> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(password.len() + 1));
+    bytes.extend_from_slice(password);
+    bytes.push(0);
+    let text = CStr::from_bytes_with_nul(&bytes).map_err(|_| ())?;
+    // SAFETY: `from_raw` only wraps the pointer it is given, which points
+    // at a NUL-terminated string (`text`) that outlives the call below;
+    // pam_set_item copies it.
+    let item = unsafe { <AuthTok as Item>::from_raw(text.as_ptr()) };
+    pamh.set_item_str(item).map_err(|_| ())
+}
+
+/// What `preauth single` keeps for the code step, with the PAM handle
+/// (pam_set_data) for the rest of this pam_authenticate: the code, wiped
+/// when it is replaced or at pam_end.
+mod kept {
+    use crate::auth::Kept;
+    use crate::user;
+    use pam::module::PamHandle;
+    use zeroize::{Zeroize, Zeroizing};
+
+    /// Versioned, as the reservation's is.
+    const KEY: &str = concat!("pam_twostep/single/", env!("CARGO_PKG_VERSION"));
+    /// Longer than any code's shape (`auth::single::split`).
+    const CODE_MAX: usize = 16;
+
+    /// Plain old data with a fixed layout, read back as this type.
+    #[repr(C)]
+    pub struct Data {
+        present: u8,
+        password_handed: u8,
+        has_code: u8,
+        code_len: u8,
+        code: [u8; CODE_MAX],
+        user_len: u16,
+        user: [u8; user::MAX_LEN],
+    }
+
+    impl Drop for Data {
+        fn drop(&mut self) {
+            self.code.zeroize();
+        }
+    }
+
+    fn encode(k: Option<&Kept>) -> Option<Data> {
+        let mut d = Data {
+            present: 0,
+            password_handed: 0,
+            has_code: 0,
+            code_len: 0,
+            code: [0; CODE_MAX],
+            user_len: 0,
+            user: [0; user::MAX_LEN],
+        };
+        let Some(k) = k else {
+            return Some(d);
+        };
+        d.user.get_mut(..k.user.len())?.copy_from_slice(&k.user);
+        d.user_len = u16::try_from(k.user.len()).ok()?;
+        if let Some(code) = &k.code {
+            d.code.get_mut(..code.len())?.copy_from_slice(code);
+            d.code_len = u8::try_from(code.len()).ok()?;
+            d.has_code = 1;
+        }
+        d.password_handed = u8::from(k.password_handed);
+        d.present = 1;
+        Some(d)
+    }
+
+    fn decode(d: &Data) -> Option<Kept> {
+        if d.present != 1 {
+            return None;
+        }
+        let code = (d.has_code == 1)
+            .then(|| d.code.get(..usize::from(d.code_len)))
+            .map(|c| c.map(|c| Zeroizing::new(c.to_vec())));
+        Some(Kept {
+            user: d.user.get(..usize::from(d.user_len))?.to_vec(),
+            // A length that does not fit is no code: judged as a wrong one.
+            code: code.flatten(),
+            password_handed: d.password_handed == 1,
+        })
+    }
+
+    /// What an earlier `preauth single` line kept, if one did.
+    pub fn take(pamh: &PamHandle) -> Option<Kept> {
+        // Only this module sets KEY, always to a Box<Data> (`put`), and KEY
+        // carries the module's version.
+        // SAFETY: so the data under KEY is a `Data` of this very layout,
+        // alive until pam_end or replaced: neither can happen during this borrow.
+        let data = unsafe { pamh.get_data::<Data>(KEY) }.ok()?;
+        decode(data)
+    }
+
+    /// Keeps `k` for the lines after this one (none: wipes what was kept).
+    pub fn put(pamh: &mut PamHandle, k: Option<&Kept>) -> Result<(), ()> {
+        let data = encode(k).ok_or(())?;
+        pamh.set_data(KEY, Box::new(data)).map_err(|_| ())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trip() {
+            let longest = "a".repeat(user::MAX_LEN).into_bytes();
+            for k in [
+                Kept {
+                    user: b"alice".to_vec(),
+                    code: Some(Zeroizing::new(b"492039".to_vec())),
+                    password_handed: true,
+                },
+                Kept {
+                    user: longest,
+                    code: Some(Zeroizing::new(b"abcde-fghjk".to_vec())),
+                    password_handed: true,
+                },
+                Kept {
+                    user: b"bob".to_vec(),
+                    code: None,
+                    password_handed: false,
+                },
+            ] {
+                let back = decode(&encode(Some(&k)).unwrap()).unwrap();
+                assert_eq!(back.user, k.user);
+                assert_eq!(back.code, k.code);
+                assert_eq!(back.password_handed, k.password_handed);
+            }
+            assert!(decode(&encode(None).unwrap()).is_none());
+            // What does not fit is not kept (the login is then denied).
+            let too_long = Kept {
+                user: b"alice".to_vec(),
+                code: Some(Zeroizing::new(vec![b'1'; CODE_MAX + 1])),
+                password_handed: true,
+            };
+            assert!(encode(Some(&too_long)).is_none());
+        }
     }
 }
 
@@ -423,6 +621,7 @@ mod tests {
                     config: None,
                     debug: false,
                     mode: Mode::Code,
+                    single: false,
                 },
             ),
             (
@@ -431,6 +630,7 @@ mod tests {
                     config: None,
                     debug: false,
                     mode: Mode::Preauth,
+                    single: false,
                 },
             ),
             (
@@ -439,6 +639,7 @@ mod tests {
                     config: None,
                     debug: true,
                     mode: Mode::Authfail,
+                    single: false,
                 },
             ),
             (
@@ -447,6 +648,25 @@ mod tests {
                     config: Some(PathBuf::from("/etc/x.toml")),
                     debug: false,
                     mode: Mode::Preauth,
+                    single: false,
+                },
+            ),
+            (
+                &["preauth", "single"],
+                Args {
+                    config: None,
+                    debug: false,
+                    mode: Mode::Preauth,
+                    single: true,
+                },
+            ),
+            (
+                &["single", "debug", "preauth"],
+                Args {
+                    config: None,
+                    debug: true,
+                    mode: Mode::Preauth,
+                    single: true,
                 },
             ),
         ];
@@ -461,6 +681,10 @@ mod tests {
             &["config=relative.toml"],
             &["Preauth"],
             &["secret=/tmp/x"],
+            &["single"],
+            &["authfail", "single"],
+            &["preauth", "single", "single"],
+            &["preauth", "Single"],
         ];
         for args in bad {
             let raw: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();

@@ -78,6 +78,13 @@ pub fn totp_for(secret: &[u8], params: &TotpParams) -> totp_rs::Totp {
         .build_noncompliant()
 }
 
+/// The steps within `now ± skew`.
+fn window(params: &TotpParams, unix_now: u64) -> std::ops::RangeInclusive<u64> {
+    let now = step_of(unix_now, params.period);
+    let skew = u64::from(params.skew);
+    now.saturating_sub(skew)..=now.saturating_add(skew)
+}
+
 /// Returns the latest step within `now ± skew` whose code equals `code`, if
 /// any. Steps are tried from the latest down and the walk stops at a match:
 /// two steps match one code only by a 10^-digits coincidence, and then the
@@ -91,15 +98,33 @@ pub fn matching_step(
     unix_now: u64,
 ) -> Option<u64> {
     let totp = totp_for(secret, params);
-    let now = step_of(unix_now, params.period);
-    let skew = u64::from(params.skew);
-    (now.saturating_sub(skew)..=now.saturating_add(skew))
-        .rev()
-        .find(|&step| {
-            let mut buf = Zeroizing::new([0u8; 10]);
-            let n = code_at(&totp, step, params.period, &mut buf);
-            buf[..n].ct_eq(code.as_bytes()).into()
-        })
+    window(params, unix_now).rev().find(|&step| {
+        let mut buf = Zeroizing::new([0u8; 10]);
+        let n = code_at(&totp, step, params.period, &mut buf);
+        buf[..n].ct_eq(code.as_bytes()).into()
+    })
+}
+
+/// As [`matching_step`], but every step of the window is computed and
+/// compared, whatever matches: for a judgement whose time must not tell a
+/// right code from a wrong one (`preauth single`, where a right code may
+/// come with a wrong password and the answer is refused all the same).
+pub fn matching_step_every(
+    secret: &[u8],
+    params: &TotpParams,
+    code: &Code,
+    unix_now: u64,
+) -> Option<u64> {
+    let totp = totp_for(secret, params);
+    let mut latest = None;
+    for step in window(params, unix_now) {
+        let mut buf = Zeroizing::new([0u8; 10]);
+        let n = code_at(&totp, step, params.period, &mut buf);
+        let same: bool = buf[..n].ct_eq(code.as_bytes()).into();
+        // Ascending: the latest match is kept, as matching_step finds it.
+        latest = if same { Some(step) } else { latest };
+    }
+    latest
 }
 
 /// The code for `unix_now`, for enrollment confirmation and tests.
@@ -221,6 +246,32 @@ mod tests {
         );
         assert_eq!(matching_step(&secret, &p, &code, start + 30), None);
         assert_eq!(matching_step(&secret, &p, &code, start - 1), None);
+    }
+
+    #[test]
+    fn every_step_finds_what_the_walk_finds() {
+        let secret = seed(Algorithm::SHA1);
+        let start = 1_700_000_010u64;
+        for skew in 0..=3 {
+            let p = params(Algorithm::SHA1, 6, skew);
+            for offset in -5i64..=5 {
+                let at = start.checked_add_signed(offset * 30).unwrap();
+                let c = code_now(&secret, &p, at);
+                let code = Code::parse(c.as_bytes(), 6).unwrap();
+                for now in [start, start + 29, start - 1, 5] {
+                    assert_eq!(
+                        matching_step_every(&secret, &p, &code, now),
+                        matching_step(&secret, &p, &code, now),
+                        "skew {skew} offset {offset} now {now}"
+                    );
+                }
+            }
+            let wrong = Code::parse(b"000000", 6).unwrap();
+            assert_eq!(
+                matching_step_every(&secret, &p, &wrong, start),
+                matching_step(&secret, &p, &wrong, start)
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! - "root": it succeeds for a root caller, and fails for another caller;
 //! - "group:G": it succeeds for a member of G, fails for someone else;
 //! - no way in: logins with a wrong code, or no answer, all fail (and,
-//!   where the stack is meant to work, the right code succeeds).
+//!   where the stack is meant to work, the right code succeeds);
+//! - "all" where `preauth single` judges the code but no code step spends
+//!   it: the same right answer logs in twice.
 //!
 //! The modules are the system's (pam_permit, pam_deny, pam_rootok,
 //! pam_succeed_if, pam_unix with real passwords, pam_cap) and the module
@@ -151,7 +153,10 @@ impl Tree {
             if !last.starts_with("PROMPT_") {
                 break;
             }
-            if last.contains("assword") {
+            if last.contains("assword and code") {
+                // One answer (`preauth single`): the password, then the code.
+                live.answer(&format!("{}{}", password(user), code.unwrap_or("")));
+            } else if last.contains("assword") {
                 live.answer(&password(user));
             } else if let Some(c) = code {
                 live.answer(c);
@@ -176,6 +181,9 @@ enum Verdict {
     Closed,
     /// These ways in, as "USERS" or "+USERS" (accepted: twostep's policy).
     Open(&'static [&'static str]),
+    /// A way in for all where a wrong code is still refused, but the code
+    /// is never spent (no code step): the right answer logs in twice.
+    Replayable,
 }
 
 struct Case {
@@ -204,6 +212,14 @@ auth requisite pam_deny.so
 auth required pam_permit.so
 auth required TWOSTEP
 auth optional pam_cap.so
+";
+
+/// The contract's stack for one answer: the password and the code together.
+const SINGLE: &str = "\
+auth requisite TWOSTEP preauth single
+auth [success=1 default=ignore] pam_unix.so use_first_pass nodelay
+auth [default=die] TWOSTEP authfail
+auth required TWOSTEP
 ";
 
 /// The auth part of the profiles of libpam-sss, libpam-krb5 and
@@ -504,6 +520,24 @@ fn cases() -> Vec<Case> {
                 Verdict::Open(&["all"]),
             )
         },
+        Case {
+            right_code_works: true,
+            ..case(
+                "one answer: preauth single, then the code step",
+                vec![("/etc/pam.d/sshd", s(SINGLE))],
+                "sshd",
+                Verdict::Closed,
+            )
+        },
+        case(
+            "one answer with no code step: the code is never spent",
+            vec![(
+                "/etc/pam.d/sshd",
+                SINGLE.replace("auth required TWOSTEP\n", "auth required pam_permit.so\n"),
+            )],
+            "sshd",
+            Verdict::Replayable,
+        ),
     ]
 }
 
@@ -562,6 +596,7 @@ fn check(case: &Case) {
     let want: Vec<String> = match &case.verdict {
         Verdict::Closed => Vec::new(),
         Verdict::Open(w) => w.iter().map(|s| s.to_string()).collect(),
+        Verdict::Replayable => vec!["all".to_string()],
     };
     assert_eq!(got, want, "{}: {:#?}", case.name, out.findings);
 
@@ -606,6 +641,12 @@ fn check(case: &Case) {
                     other => panic!("no login check for {other}"),
                 }
             }
+        }
+        Verdict::Replayable => {
+            fresh_step(5);
+            let code = oath_code(SECRET, 0);
+            succeeds(OUTSIDER, Some(&code), None, "the right code");
+            succeeds(OUTSIDER, Some(&code), None, "the same code again");
         }
     }
     if case.right_code_works {

@@ -17,8 +17,9 @@ mod common;
 mod sshd;
 
 use common::*;
+use pam_twostep::ways_in::CodeAsked;
 use pam_twostep::ways_in::sshd::{Outcome, audit};
-use sshd::{Answers, Sshd, canonical_stack};
+use sshd::{Answers, Sshd, canonical_stack, single_stack};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,10 +67,17 @@ impl Tree {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
 
-    /// The sshd side of the audit, the sshd PAM stack asking for the code.
+    /// The sshd side of the audit, the sshd PAM stack asking for the code
+    /// at its own prompt (the canonical stack).
     fn audit(&self, users: &[&str]) -> Outcome {
+        self.audit_asked(users, CodeAsked::AtItsOwnPrompt)
+    }
+
+    /// The sshd side of the audit, the PAM side having judged the sshd
+    /// stack `asked` (src/ways_in/pam's tests and tests/audit_pam.rs).
+    fn audit_asked(&self, users: &[&str], asked: CodeAsked) -> Outcome {
         let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
-        audit(&self.dir, &users, true, &[]).unwrap_or_else(|e| panic!("audit: {e}"))
+        audit(&self.dir, &users, asked, &[]).unwrap_or_else(|e| panic!("audit: {e}"))
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {
@@ -141,6 +149,16 @@ struct Row {
 /// The rig, the private sshd and the tree of one row; the audit checked
 /// against `want`, then every user's logins checked against the audit.
 fn check_row(row: &Row) -> (Rig, Sshd, Outcome) {
+    check_row_stack(row, canonical_stack, CodeAsked::AtItsOwnPrompt)
+}
+
+/// [`check_row`] with `stack(config)` as the sshd PAM stack, which the PAM
+/// side of the audit judges `asked`.
+fn check_row_stack(
+    row: &Row,
+    stack: fn(&Path) -> String,
+    asked: CodeAsked,
+) -> (Rig, Sshd, Outcome) {
     ensure_user(DEPLOY, Some(PASSWORD));
     ensure_user(ALICE, Some(PASSWORD));
     ensure_group(KEY_GROUP, &[DEPLOY]);
@@ -151,13 +169,13 @@ fn check_row(row: &Row) -> (Rig, Sshd, Outcome) {
         &format!("as-{}", row.name),
         row.before,
         row.after,
-        &canonical_stack(&rig.config),
+        &stack(&rig.config),
     );
     let tree = Tree::new(
         row.name,
         &std::fs::read_to_string(sshd.config_path()).unwrap(),
     );
-    let outcome = tree.audit(row.users);
+    let outcome = tree.audit_asked(row.users, asked);
     let want: Vec<(String, String)> = row
         .want
         .iter()
@@ -429,6 +447,52 @@ fn the_password_method_is_refused_at_the_code_prompt() {
         "ts-as-password-kbd",
     );
     assert!(login.logged_in("ts-as-password-kbd"), "{login:#?}");
+}
+
+#[test]
+fn the_password_method_with_single_asks_for_the_code_in_its_answer() {
+    let (mut rig, sshd, outcome) = check_row_stack(
+        &Row {
+            name: "single",
+            before: "PasswordAuthentication yes\nPubkeyAuthentication no",
+            after: "",
+            users: &[DEPLOY, ALICE],
+            want: &[],
+            note: None,
+            // The password alone: refused, as the audit says.
+            password: true,
+        },
+        single_stack,
+        CodeAsked::WithThePassword,
+    );
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .all(|n| !n.contains("PasswordAuthentication yes")),
+        "no note: the password method asks for the code: {:#?}",
+        outcome.notes
+    );
+    rig.events();
+    // The one answer, password then code, through sshd's password method.
+    fresh_step(8);
+    let with_code = format!("{PASSWORD}{}", oath_code(SECRET, 0));
+    let login = sshd.ssh_with(
+        ALICE,
+        &Answers {
+            password: Some(&with_code),
+            code: None,
+        },
+        "ts-as-single-pw",
+        &["-o", "PreferredAuthentications=password"],
+    );
+    assert!(
+        login.logged_in("ts-as-single-pw"),
+        "{login:#?}\n{}",
+        sshd.log()
+    );
+    let events = rig.module_events();
+    assert_eq!(count(&events, "auth_ok"), 1, "{events:#?}");
 }
 
 #[test]

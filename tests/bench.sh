@@ -28,6 +28,15 @@
 #           /usr/sbin/sendmail, exim4, delivering to one local mailbox),
 #           against app users, both answering a wrong code (the code sent
 #           cannot be read back at this pace), so that only the send differs.
+#   TWOSTEP_BENCH_SINGLE=1
+#           also measures whole logins with the password, in the same
+#           rounds: the canonical stack (preauth, pam_unix, authfail, the
+#           code step: two prompts) against one answer (preauth single,
+#           pam_unix use_first_pass, authfail, the code step: the password
+#           and the code together). The users get a password hashed with
+#           1,000 rounds of sha512crypt, the same for both, so that
+#           pam_unix's share is small and equal and the module's shows.
+#           With TWOSTEP_BENCH_BASELINE, that build's canonical stack too.
 #   TWOSTEP_BENCH_BASELINE=/path/to/an/older/libpam_twostep.so
 #           also measures that build of the module in the same run (its own
 #           state directory), for before/after figures of a change; with
@@ -156,6 +165,28 @@ EOF
     echo "auth required $module config=$work/store.toml" > "$work/pam.d/store"
     services+=(store)
 fi
+bench_password="bench pass 1"
+if [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ]; then
+    # Each stack its own state: a step accepted in one is no replay in another.
+    stacks=(stack single)
+    [ -n "${TWOSTEP_BENCH_BASELINE:-}" ] && stacks+=(base-stack)
+    for kind in "${stacks[@]}"; do
+        mkdir -p "$work/state-$kind"
+        chmod 700 "$work/state-$kind"
+        sed "s|/state\"|/state-$kind\"|" "$work/twostep.toml" > "$work/$kind.toml"
+        m=$module
+        [ "$kind" = base-stack ] && m=$TWOSTEP_BENCH_BASELINE
+        first="preauth" unix="pam_unix.so nodelay"
+        [ "$kind" = single ] && first="preauth single" unix="pam_unix.so nodelay use_first_pass"
+        cat > "$work/pam.d/$kind" <<EOF
+auth requisite $m config=$work/$kind.toml $first
+auth [success=1 default=ignore] $unix
+auth [default=die] $m config=$work/$kind.toml authfail
+auth required $m config=$work/$kind.toml
+EOF
+    done
+    services+=("${stacks[@]}")
+fi
 if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     sed "s|/state\"|/state-baseline\"|" "$work/twostep.toml" > "$work/baseline.toml"
     echo "auth required $TWOSTEP_BENCH_BASELINE config=$work/baseline.toml" > "$work/pam.d/baseline"
@@ -180,8 +211,21 @@ with open(work + "/users.txt", "w") as users:
             os.write(fd, text.encode()); os.close(fd)
 EOF
 
+if [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ]; then
+    cut -f1 "$work/users.txt" | sed "s/\$/:$bench_password/" | chpasswd -c SHA512 -s 1000
+fi
+
 cc -O2 -Wall -Wextra -Werror -o "$work/pambench" tests/c/pambench.c -lpam
-bench() { "$work/pambench" --confdir "$work/pam.d" --service "$1" --users "$work/users.txt" --iterations "$users" "${@:2}"; }
+bench() {
+    # What a service's logins type besides the codes.
+    local extra=()
+    case "$1" in
+    permit) extra=(--answer x) ;;
+    stack | base-stack) extra=(--password "$bench_password") ;;
+    single) extra=(--prefix "$bench_password") ;;
+    esac
+    "$work/pambench" --confdir "$work/pam.d" --service "$1" --users "$work/users.txt" --iterations "$users" "${extra[@]}" "${@:2}"
+}
 next_step() { # sleep into the first seconds of the next 30 s step
     local s; s=$(date +%s); sleep $((30 - s % 30 + 1))
 }
@@ -203,10 +247,18 @@ for r in $(seq 1 "$rounds"); do
         last=$((${#services[@]} - 1))
         order=(permit ga baseline "${services[@]:2:$((last - 2))}")
     fi
+    # One answer and two prompts take turns at going first, for the same
+    # reason.
+    if [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ] && [ $((r % 2)) = 0 ]; then
+        for i in "${!order[@]}"; do
+            case "${order[$i]}" in
+            stack) order[i]=single ;;
+            single) order[i]=stack ;;
+            esac
+        done
+    fi
     for s in "${order[@]}"; do
-        extra=()
-        [ "$s" = permit ] && extra=(--answer x)
-        line=$(bench "$s" "${extra[@]}") || { echo "round $r $s: not every login succeeded: $line" >&2; exit 1; }
+        line=$(bench "$s") || { echo "round $r $s: not every login succeeded: $line" >&2; exit 1; }
         echo "round $r: $line"
         echo "$line" >> "$results"
     done
@@ -228,6 +280,17 @@ print("  twostep               %7.0f us  (%.0f%% of google-authenticator)" % (ts
 if "store" in per:
     st = statistics.median(per["store"]) - floor
     print("  twostep, shared store  %7.0f us  (%.0f%% of google-authenticator; a redis-server on a unix socket)" % (st, 100 * st / ga))
+if "single" in per:
+    two = statistics.median(per["stack"]) - floor
+    one = statistics.median(per["single"]) - floor
+    print("whole logins with the password (pam_unix, sha512crypt with 1,000 rounds):")
+    print("  two prompts (preauth, pam_unix, authfail, code)       %7.0f us" % two)
+    print("  one answer (preauth single, pam_unix use_first_pass)  %7.0f us  (%+.0f us, %.0f%% of two prompts)"
+          % (one, one - two, 100 * one / two))
+    if "base-stack" in per:
+        base = statistics.median(per["base-stack"]) - floor
+        print("  baseline build, two prompts                           %7.0f us  (this build %+.0f us)"
+              % (base, two - base))
 if "baseline" in per:
     base = statistics.median(per["baseline"]) - floor
     print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"

@@ -31,7 +31,7 @@ mod pty;
 mod sshd;
 
 use common::*;
-use etc_overlay::{EtcOverlay, install_twostep_self, root_dir, root_may_raise_hard_limits};
+use etc_overlay::{EtcOverlay, install_twostep_self, root_dir};
 use pty::Pty;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

@@ -10,13 +10,7 @@ const USER: &str = "ts-rec";
 fn rig(name: &str) -> (Rig, Vec<String>) {
     ensure_user(USER, None);
     let rig = Rig::new(name, "[lockout]\ntiers = [{failures = 50, lock = \"1m\"}]");
-    let v = rig.enroll_json_secret(USER, SECRET, &[]);
-    let codes = v["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
+    let codes = rig.enroll_with_recovery_codes(USER, SECRET);
     (rig, codes)
 }
 

@@ -187,18 +187,7 @@ fn every_spelling_of_an_account_is_that_account() {
 /// The canonical stack with a pam_exec line in front of pam_unix that
 /// appends one line to `log` for every password pam_unix checks.
 fn counting_stack(rig: &Rig, log: &Path) {
-    let script = rig.root.join("count.sh");
-    // The count must be written even where the login runs under a file
-    // size limit.
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nulimit -f unlimited\necho x >> {}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = rig.password_counter(log);
     let m = module();
     let c = rig.config.display();
     rig.service(
@@ -213,10 +202,6 @@ fn counting_stack(rig: &Rig, log: &Path) {
             script = script.display()
         ),
     );
-}
-
-fn lines_in(path: &Path) -> usize {
-    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
 }
 
 #[test]

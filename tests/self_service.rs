@@ -22,7 +22,7 @@ mod pty;
 
 use common::mail::{ensure_mail_user, mailbox, wait_for_messages};
 use common::*;
-use etc_overlay::{EtcOverlay, install_twostep_self, root_may_raise_hard_limits};
+use etc_overlay::{EtcOverlay, install_twostep_self};
 use pty::Pty;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

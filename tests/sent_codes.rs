@@ -7,7 +7,9 @@
 //! notice of a lock.
 
 mod common;
-use common::mail::{code_in, ensure_mail_user, mailbox, wait_for_messages};
+use common::mail::{
+    code_in, email_rig, ensure_mail_user, mailbox, token, wait_for_messages, write_secret,
+};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -16,39 +18,6 @@ use std::time::{Duration, Instant};
 /// A login through pamdrive from an ssh-like source, answered as it goes.
 fn session(rig: &Rig, service: &str, user: &str) -> LiveLogin {
     rig.live_login(service, user, &[("rhost", "192.0.2.31"), ("tty", "ssh")])
-}
-
-/// A token unique to this run, for the issuer (and so the subjects).
-fn token(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}", nanos % 1_000_000_000)
-}
-
-/// A rig whose `user` gets codes by email at `user@localhost`.
-fn email_rig(name: &str, user: &str, extra: &str) -> (Rig, String) {
-    ensure_mail_user(user);
-    let _ = std::fs::remove_file(mailbox(user));
-    let issuer = token(name);
-    let rig = Rig::new(
-        name,
-        &format!("issuer = \"{issuer}\"\n{extra}\n[email]\nfrom = \"twostep@localhost\"\n"),
-    );
-    write_secret(
-        &rig,
-        user,
-        &format!("secret = \"{SECRET}\"\nmethod = \"email\"\nemail = \"{user}@localhost\"\n"),
-    );
-    (rig, issuer)
-}
-
-/// A secret file as an administrator (or `twostep enroll`) writes it.
-fn write_secret(rig: &Rig, user: &str, text: &str) {
-    let path = rig.secret_path(user);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// A login of an email user: the prompt, the code from the n-th message with

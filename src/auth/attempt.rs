@@ -25,6 +25,13 @@ use crate::user::UserName;
 /// `preauth`: refuses a locked user at once; otherwise counts this attempt
 /// before the password is checked.
 pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
+    preauth_state(env, req).0
+}
+
+/// [`preauth`], and the state as the count left it (an account's counted
+/// attempt only): what `preauth single` judges a code against, without
+/// reading the state again.
+pub(super) fn preauth_state(env: &mut Env<'_>, req: &Request) -> (Outcome, Option<UserState>) {
     env.reservation = None;
     let user = match identity::resolve(env, req) {
         Who::Account(user) => user,
@@ -35,7 +42,7 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
                 .with("reason", Reason::BadUser.as_str())
                 .with("failures", 0);
             env.emit(rec);
-            return Outcome::Denied;
+            return (Outcome::Denied, None);
         }
         Who::Unknown => {
             // The password module refuses names that are not accounts. No
@@ -43,14 +50,14 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
             // disk), but the same cost an account's count has, so that the
             // time taken does not tell them apart.
             env.store.decoy();
-            return Outcome::Success;
+            return (Outcome::Success, None);
         }
     };
     let req = &req.for_account(&user);
     let store = env.store;
     match store.begin(&user, env.now, &env.config.lockout.tiers, None, true) {
-        Err(e) => env.refuse_store(req, &user, &e),
-        Ok(Begun::Locked { until }) => env.refuse_locked(req, until),
+        Err(e) => (env.refuse_store(req, &user, &e), None),
+        Ok(Begun::Locked { until }) => (env.refuse_locked(req, until), None),
         Ok(Begun::Open(attempt)) => {
             // A durable begin has counted the attempt.
             let Some(counted) = attempt.counted() else {
@@ -58,8 +65,9 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
                     reason: "protocol",
                     detail: "the store did not count the attempt".into(),
                 };
-                return env.refuse_store(req, &user, &e);
+                return (env.refuse_store(req, &user, &e), None);
             };
+            let state = attempt.state().clone();
             drop(attempt);
             env.reservation = Some(Reservation {
                 user,
@@ -68,7 +76,7 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
                 new_lock: counted.new_lock,
                 origin: store.origin(),
             });
-            Outcome::Success
+            (Outcome::Success, Some(state))
         }
     }
 }
@@ -89,9 +97,21 @@ pub(super) fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
             return Outcome::Denied;
         }
     };
+    let failure = super::single::failure(env, req);
     let req = &req.for_account(&user);
-    match Judging::begin(env, req, &user) {
-        Ok(judging) => judging.fail(env, req, &user, Failure::Password),
+    fail_unjudged(env, req, &user, failure)
+}
+
+/// An attempt that fails without an answer to judge: counted (by its
+/// reservation, or now), recorded, denied.
+pub(super) fn fail_unjudged(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    failure: Failure,
+) -> Outcome {
+    match Judging::begin(env, req, user) {
+        Ok(judging) => judging.fail(env, req, user, failure),
         Err(refused) => refused,
     }
 }

@@ -2,7 +2,7 @@
 //! prompt, and the answer judged under the user's lock.
 #![forbid(unsafe_code)]
 
-use super::attempt::{self, Failure, Judging};
+use super::attempt::{self, Failure};
 use super::identity::{self, UserGroups, Who};
 use super::{Env, Outcome, Reason, Request, decoy, enroll, judge, lost_device, sent_code};
 use crate::audit::Severity;
@@ -10,10 +10,17 @@ use crate::config::{Config, Unenrolled};
 use crate::lockout::{self, Standing};
 use crate::policy::{self, Decision};
 use crate::secret::{self, Method, SecretError};
-use crate::state::Remembered;
+use crate::state::{Remembered, UserState};
 use crate::user::UserName;
 
 pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
+    // A code kept by `preauth single` is this user's only: if PAM_USER
+    // changed since, it counts for nothing (and nothing is asked).
+    if let Some(kept) = &mut env.kept
+        && kept.user != req.user
+    {
+        kept.code = None;
+    }
     let Ok(typed) = UserName::parse_bytes(&req.user) else {
         return deny_after_prompt(env, req, Target::Invalid, Reason::BadUser, None);
     };
@@ -62,32 +69,10 @@ pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
         return env.refuse_locked(req, until);
     }
 
-    // Who is asked. The default policy asks everyone, and then this costs
-    // nothing: no group lookup, no file read.
-    let mut always = false;
-    if env.config.policy.is_active() {
-        let remembered: &[Remembered] = state.as_ref().map_or(&[], |s| &s.remembered);
-        let mut groups = UserGroups::new(env.accounts, &user);
-        let console = req.rhost.is_empty() && identity::on_local_terminal(&req.tty);
-        match policy::decide(
-            &env.config.policy,
-            &mut groups,
-            &req.rhost,
-            console,
-            remembered,
-            env.now,
-        ) {
-            Decision::Skip(reason) => {
-                return skip(env, req, &user, reason.as_str());
-            }
-            Decision::Challenge { always: a } => {
-                env.trace(req, || {
-                    format!("policy: ask (always_challenge_groups member: {a})")
-                });
-                always = a;
-            }
-        }
-    }
+    let always = match decide(env, req, &user, state.as_ref()) {
+        Decision::Skip(reason) => return skip(env, req, &user, reason.as_str()),
+        Decision::Challenge { always } => always,
+    };
 
     // The volume that holds the secrets, if it is not mounted, must not
     // read as "nobody is enrolled" (nor serve stale files from under the
@@ -165,6 +150,36 @@ pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
     )
 }
 
+/// Who is asked. The default policy asks everyone, and then this costs
+/// nothing: no group lookup, no file read.
+pub(super) fn decide(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    state: Option<&UserState>,
+) -> Decision {
+    if !env.config.policy.is_active() {
+        return Decision::Challenge { always: false };
+    }
+    let remembered: &[Remembered] = state.map_or(&[], |s| &s.remembered);
+    let mut groups = UserGroups::new(env.accounts, user);
+    let console = req.rhost.is_empty() && identity::on_local_terminal(&req.tty);
+    let decision = policy::decide(
+        &env.config.policy,
+        &mut groups,
+        &req.rhost,
+        console,
+        remembered,
+        env.now,
+    );
+    if let Decision::Challenge { always } = decision {
+        env.trace(req, || {
+            format!("policy: ask (always_challenge_groups member: {always})")
+        });
+    }
+    decision
+}
+
 /// The person went away at the prompt. A preauth reservation stays counted;
 /// a lock it set off is recorded now, as no failure will record it.
 pub(super) fn conversation_failed(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome {
@@ -191,7 +206,7 @@ fn skip(env: &mut Env<'_>, req: &Request, user: &UserName, reason: &str) -> Outc
 }
 
 /// Whether `unenrolled = "enroll"` still enrolls: before `policy.enroll_until`.
-fn enrollment_open(config: &Config, now: u64) -> bool {
+pub(super) fn enrollment_open(config: &Config, now: u64) -> bool {
     config.policy.enroll_until.is_none_or(|until| {
         let until = until
             .duration_since(std::time::UNIX_EPOCH)
@@ -242,10 +257,7 @@ pub(super) fn deny_after_prompt(
     }
     match target {
         Target::Account(user) => {
-            return match Judging::begin(env, req, user) {
-                Ok(judging) => judging.fail(env, req, user, Failure::Code(reason, detail)),
-                Err(refused) => refused,
-            };
+            return attempt::fail_unjudged(env, req, user, Failure::Code(reason, detail));
         }
         Target::Unknown => env.store.decoy(),
         Target::Invalid => {}

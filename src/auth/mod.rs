@@ -18,6 +18,8 @@
 //!   after the password
 //! - `enroll`: enrollment at login (and the new app of a lost device)
 //! - `notify`: the notices the module mails
+//! - `single`: the password and the code in one answer (`preauth single`):
+//!   where the code ends, which part is handed on, what is kept
 //! - `decoy`: the same work for names that are not enrolled accounts, so that
 //!   the response does not tell them apart; and the bound on argon2 checks
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@ mod lost_device;
 mod notify;
 mod recovery;
 mod sent_code;
+pub mod single;
 
 use crate::audit::{Record, Severity, Sink};
 use crate::config::Config;
@@ -43,6 +46,7 @@ use crate::user::UserName;
 use zeroize::Zeroizing;
 
 pub use recovery::recovery_message;
+pub use single::Kept;
 
 /// The module's mode word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +167,14 @@ pub struct Env<'a> {
     /// off); `Absent` when a user with none was let through. twostep-self
     /// writes its change only over that same file (`cli::proven`).
     pub judged: Option<crate::secret::Held>,
+    /// `preauth single`. In: the answer the application set as
+    /// PAM_AUTHTOK, if it did (otherwise the module asks). Out: the
+    /// password to hand on as PAM_AUTHTOK.
+    pub authtok: Option<Zeroizing<Vec<u8>>>,
+    /// In: what a `preauth single` line of this stack kept for the lines
+    /// after it; the code step then asks nothing and judges the code kept.
+    /// Out: what `preauth single` keeps (`pam.rs` stores it).
+    pub kept: Option<Kept>,
 }
 
 /// Unix seconds now.
@@ -210,7 +222,12 @@ fn display_name(raw: &[u8]) -> String {
 impl Env<'_> {
     /// Asks for the code (echo off) and reads the clock when the answer
     /// arrives. `None`: the conversation failed.
+    /// After one answer (`preauth single`) nothing is asked: the code
+    /// kept is the answer, once (none: an empty answer, a wrong code).
     fn ask_code(&mut self) -> Option<Zeroizing<Vec<u8>>> {
+        if let Some(kept) = &mut self.kept {
+            return Some(kept.code.take().unwrap_or_default());
+        }
         let answer = self.conv.ask_hidden(&self.config.prompt)?;
         self.now = (self.clock)();
         Some(answer)
@@ -304,6 +321,12 @@ pub fn lock_message(until: u64, now: u64) -> String {
         _ => format!("{} hours", left.div_ceil(3600)),
     };
     format!("Too many failed attempts: this account is locked until {when} (in {wait}).")
+}
+
+/// Runs `preauth single`: the answer taken (or asked once), the attempt
+/// counted, the password split off for the password module.
+pub fn preauth_single(env: &mut Env<'_>, req: &Request) -> Outcome {
+    single::preauth(env, req)
 }
 
 /// Runs one module call.

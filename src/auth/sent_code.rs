@@ -8,10 +8,10 @@
 //! it), and at most `codes.max_per_hour` are sent in any hour.
 #![forbid(unsafe_code)]
 
-use super::attempt;
+use super::attempt::{self, Failure};
 use super::code_step::{Target, conversation_failed, deny_after_prompt};
 use super::judge::{self, Expecting};
-use super::{Env, Outcome, Reason, Request};
+use super::{Env, Outcome, Reason, Request, single};
 use crate::audit::Severity;
 use crate::codes::{self, Plan};
 use crate::delivery::Login;
@@ -42,18 +42,54 @@ pub(super) fn code_step(
             );
         }
     };
+    let expecting = Expecting::Sent {
+        purpose: Purpose::SignIn,
+        method: method_name(method),
+    };
     let valid = env.config.codes.valid;
+    match single::answered(env) {
+        // One answer that ended in the code sent: judged as it is, and no
+        // new code sent (it would replace the one typed).
+        Some(true) => {
+            let Some(answer) = env.ask_code() else {
+                return conversation_failed(env, req, user);
+            };
+            return judge::answer(env, req, user, read_before, &answer, expecting);
+        }
+        // One answer, the password alone (and right): a code is sent, and
+        // this answer refused. It stays counted: giving it back would reset
+        // the counters, and answers of the password alone between guesses
+        // would then make the guesses of the code unlimited.
+        Some(false) => return ask_again(env, req, user, &read_before.0, &to, valid),
+        None => {}
+    }
     if let Err(refused) = issue(env, req, user, &read_before.0, &to, Purpose::SignIn, valid) {
         return refused;
     }
     let Some(answer) = env.ask_code() else {
         return conversation_failed(env, req, user);
     };
-    let expecting = Expecting::Sent {
-        purpose: Purpose::SignIn,
-        method: method_name(method),
-    };
     judge::answer(env, req, user, read_before, &answer, expecting)
+}
+
+/// The first of an email or SMS user's two answers (`preauth single`): the
+/// code is sent (the throttles hold) and the user told to answer again with
+/// the password followed by it; the attempt is a counted failure.
+fn ask_again(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    secret: &UserSecret,
+    to: &Destination,
+    valid: Duration,
+) -> Outcome {
+    if let Err(refused) = issue(env, req, user, secret, to, Purpose::SignIn, valid) {
+        return refused;
+    }
+    env.conv
+        .error("Log in again: type your password followed by the code, in one answer.");
+    let detail = "one answer without a code: a code is on its way".to_string();
+    attempt::fail_unjudged(env, req, user, Failure::Code(Reason::BadCode, Some(detail)))
 }
 
 fn method_name(m: Method) -> &'static str {

@@ -96,8 +96,8 @@ pub fn audit(
 ) -> Result<Report, ways_in::AuditError> {
     let pam = ways_in::pam::audit(root, config)?;
     let mut findings = pam.findings;
-    let pam_asks_code = ways_in::pam::asks_for_the_code(root, config, "sshd")?;
-    let sshd = ways_in::sshd::audit(root, users, pam_asks_code, &config.audit.accept)?;
+    let pam_asks = ways_in::pam::asks_for_the_code(root, config, "sshd")?;
+    let sshd = ways_in::sshd::audit(root, users, pam_asks, &config.audit.accept)?;
     findings.extend(sshd.findings);
     accept::apply(&config.audit.accept, &mut findings);
     Ok(Report {

@@ -32,6 +32,8 @@ pub struct Config {
     /// `None`: the host name, looked up when it is needed.
     pub issuer: Option<String>,
     pub prompt: String,
+    /// The one question of a `preauth single` stack (echo off).
+    pub prompt_single: String,
     pub unenrolled: Unenrolled,
     pub totp: TotpParams,
     pub lockout: Lockout,
@@ -169,6 +171,7 @@ impl Default for Config {
             state_dir: PathBuf::from("/var/lib/twostep/state"),
             issuer: None,
             prompt: "Verification code: ".to_string(),
+            prompt_single: "Password and code: ".to_string(),
             unenrolled: Unenrolled::Deny,
             totp: TotpParams::default(),
             lockout: Lockout::default(),
@@ -346,6 +349,7 @@ struct RawConfig {
     state_dir: Option<AbsPath>,
     issuer: Option<Issuer>,
     prompt: Option<String>,
+    prompt_single: Option<String>,
     unenrolled: Option<Unenrolled>,
     #[serde(default)]
     totp: RawTotp,
@@ -440,11 +444,19 @@ impl RawConfig {
         if prompt.contains('\0') {
             return Err((None, "prompt: may not contain a NUL character".into()));
         }
+        let prompt_single = self.prompt_single.unwrap_or(d.prompt_single);
+        if prompt_single.contains('\0') {
+            return Err((
+                None,
+                "prompt_single: may not contain a NUL character".into(),
+            ));
+        }
         Ok(Config {
             secret_dir: self.secret_dir.map_or(d.secret_dir, |p| p.0),
             state_dir: self.state_dir.map_or(d.state_dir, |p| p.0),
             issuer: self.issuer.map(|i| i.0),
             prompt,
+            prompt_single,
             unenrolled: self.unenrolled.unwrap_or(d.unenrolled),
             totp: TotpParams {
                 digits: self.totp.digits.map_or(d.totp.digits, |v| v.0),

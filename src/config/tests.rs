@@ -49,6 +49,7 @@ secret_dir = "/s"
 state_dir = "/t"
 issuer = "ACME"
 prompt = "Code: "
+prompt_single = "Password+code: "
 unenrolled = "enroll"
 [totp]
 digits = 8
@@ -74,6 +75,7 @@ console = "skip"
     assert_eq!(cfg.state_dir, PathBuf::from("/t"));
     assert_eq!(cfg.issuer.as_deref(), Some("ACME"));
     assert_eq!(cfg.prompt, "Code: ");
+    assert_eq!(cfg.prompt_single, "Password+code: ");
     assert_eq!(cfg.unenrolled, Unenrolled::Enroll);
     assert_eq!(
         cfg.totp,

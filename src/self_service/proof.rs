@@ -78,6 +78,8 @@ pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<Proven, 
         debug: false,
         reservation: None,
         judged: None,
+        authtok: None,
+        kept: None,
     };
     // The count is made under the user's lock, which the caller must not be
     // able to hold by stopping this process (`caller`); PAM checks the

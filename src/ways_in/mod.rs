@@ -47,6 +47,28 @@ impl Users {
     }
 }
 
+/// Whether a PAM service's `auth` stack asks for the code, and how: what
+/// sshd's keyboard-interactive and password methods go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CodeAsked {
+    /// Not of everyone: some path lets someone in without a successful code
+    /// step (and without twostep's own policy or `audit.accept`).
+    NotOfEveryone,
+    /// Of everyone, at a prompt of its own (the canonical stack): one answer
+    /// for every prompt (sshd's password method) cannot get past it.
+    AtItsOwnPrompt,
+    /// Of everyone, in the password's own answer: a `preauth single` line
+    /// comes before every code step, which then judges the code typed after
+    /// the password instead of prompting.
+    WithThePassword,
+}
+
+impl CodeAsked {
+    pub fn of_everyone(self) -> bool {
+        self != CodeAsked::NotOfEveryone
+    }
+}
+
 /// One way in that does not pass a successful pam_twostep code step (or a
 /// pam_twostep line that does nothing where it is).
 #[derive(Debug, Clone, PartialEq, Eq)]

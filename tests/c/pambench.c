@@ -7,6 +7,7 @@
  * Usage:
  *   pambench --confdir DIR --service NAME --users FILE --iterations N
  *            [--answer STR] [--offset K] [--latencies FILE]
+ *            [--password STR] [--prefix STR]
  *   pambench --users FILE --print-codes
  *
  * Each iteration is one full login: pam_start_confdir(NAME, user, conv, DIR),
@@ -23,6 +24,10 @@
  * the check value is RFC 6238 itself, and `oathtool --totp -b SECRET` gives
  * the same code. With --answer STR every prompt gets STR instead and FILE
  * may hold bare user names (for pam_permit, pam_deny, ...).
+ * --password STR answers a prompt that starts with "Password:" (pam_unix's)
+ * with STR, for a stack that asks the password and then the code;
+ * --prefix STR puts STR before every code typed, for one answer that holds
+ * both (pam_twostep's `preauth single`).
  * --print-codes prints "user code" for every user of FILE and exits (to
  * check the codes against oathtool, or to feed pamdrive).
  *
@@ -166,6 +171,8 @@ struct user {
 struct ctx {
 	const struct user *u;
 	const char *answer; /* fixed answer, or NULL for TOTP */
+	const char *password; /* the answer to "Password:", or NULL */
+	const char *prefix; /* typed before a code, or NULL */
 };
 
 static int conv(int num_msg, const struct pam_message **msg,
@@ -181,13 +188,23 @@ static int conv(int num_msg, const struct pam_message **msg,
 		int style = msg[i]->msg_style;
 		if (style != PAM_PROMPT_ECHO_OFF && style != PAM_PROMPT_ECHO_ON)
 			continue; /* INFO / ERROR text: ignored */
-		char code[7];
+		char code[7], joined[512];
 		const char *a = c->answer;
+		if (!a && c->password &&
+		    !strncmp(msg[i]->msg, "Password:", strlen("Password:")))
+			a = c->password;
 		if (!a) {
 			if (c->u->klen < 0)
 				goto fail;
 			totp_now(c->u->key, (size_t)c->u->klen, code);
 			a = code;
+			if (c->prefix) {
+				int len = snprintf(joined, sizeof(joined),
+						   "%s%s", c->prefix, code);
+				if (len < 0 || (size_t)len >= sizeof(joined))
+					goto fail;
+				a = joined;
+			}
 		}
 		r[i].resp = strdup(a);
 		if (!r[i].resp)
@@ -259,6 +276,7 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: pambench --confdir DIR --service NAME --users FILE"
 		" --iterations N [--answer STR] [--offset K]"
+		" [--password STR] [--prefix STR]"
 		" [--latencies FILE]\n"
 		"       pambench --users FILE --print-codes\n");
 	return 64;
@@ -268,6 +286,7 @@ int main(int argc, char **argv)
 {
 	const char *confdir = NULL, *service = NULL, *users = NULL;
 	const char *iters = NULL, *answer = NULL, *offset_arg = NULL;
+	const char *password = NULL, *prefix = NULL;
 	const char *latencies = NULL;
 	int print_codes = 0;
 	for (int i = 1; i < argc; i++) {
@@ -283,6 +302,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--answer")) dst = &answer;
 		else if (!strcmp(argv[i], "--offset")) dst = &offset_arg;
 		else if (!strcmp(argv[i], "--latencies")) dst = &latencies;
+		else if (!strcmp(argv[i], "--password")) dst = &password;
+		else if (!strcmp(argv[i], "--prefix")) dst = &prefix;
 		if (!dst || i + 1 >= argc)
 			return usage();
 		*dst = argv[++i];
@@ -330,7 +351,8 @@ int main(int argc, char **argv)
 	struct timespec t0, t1, a, b;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++) {
-		struct ctx c = { &u[(size_t)(i + offset) % nusers], answer };
+		struct ctx c = { &u[(size_t)(i + offset) % nusers], answer,
+				 password, prefix };
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		struct pam_conv pc = { conv, &c };
 		pam_handle_t *pamh = NULL;

@@ -123,15 +123,3 @@ pub fn install_twostep_self(name: &str) -> PathBuf {
     assert_eq!(mode_of(&bin), 0o4755);
     dir
 }
-
-/// Whether root here may raise a hard resource limit: CAP_SYS_RESOURCE
-/// in the bounding set (some containers and VMs drop it).
-pub fn root_may_raise_hard_limits() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-        .unwrap();
-    bounding & (1 << 24) != 0
-}

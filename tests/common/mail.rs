@@ -3,6 +3,7 @@
 //! mailbox read back with Python's email package (an independent parser).
 #![allow(dead_code)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -98,4 +99,40 @@ pub fn code_in(message: &serde_json::Value) -> String {
         .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
         .unwrap_or_else(|| panic!("no code in {body}"))
         .to_string()
+}
+
+/// A token unique to this run, for the issuer (and so the subjects).
+pub fn token(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}", nanos % 1_000_000_000)
+}
+
+/// A rig whose `user` gets codes by email at `user@localhost`.
+pub fn email_rig(name: &str, user: &str, extra: &str) -> (super::Rig, String) {
+    ensure_mail_user(user);
+    let _ = std::fs::remove_file(mailbox(user));
+    let issuer = token(name);
+    let rig = super::Rig::new(
+        name,
+        &format!("issuer = \"{issuer}\"\n{extra}\n[email]\nfrom = \"twostep@localhost\"\n"),
+    );
+    write_secret(
+        &rig,
+        user,
+        &format!(
+            "secret = \"{}\"\nmethod = \"email\"\nemail = \"{user}@localhost\"\n",
+            super::SECRET
+        ),
+    );
+    (rig, issuer)
+}
+
+/// A secret file as an administrator (or `twostep enroll`) writes it.
+pub fn write_secret(rig: &super::Rig, user: &str, text: &str) {
+    let path = rig.secret_path(user);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

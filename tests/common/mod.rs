@@ -7,6 +7,7 @@
 //! `.ci/run` installs: pamtester's libpam headers, oathtool, a C compiler.
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod mail;
 pub mod redis;
 
@@ -40,6 +41,19 @@ pub fn module() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The one-answer stack of the contract (`preauth single`, then pam_unix
+/// with `use_first_pass`, without its failure delay) for `module`.
+pub fn single_stack(module: &Path, config: &Path) -> String {
+    format!(
+        "auth requisite {m} config={c} preauth single\n\
+         auth [success=1 default=ignore] pam_unix.so nodelay use_first_pass\n\
+         auth [default=die] {m} config={c} authfail\n\
+         auth required {m} config={c}\n",
+        m = module.display(),
+        c = config.display()
+    )
 }
 
 pub fn twostep_bin() -> PathBuf {
@@ -462,6 +476,23 @@ impl Rig {
         cmd
     }
 
+    /// A script for a `pam_exec.so quiet` line placed just before the
+    /// password module: it appends a line to `log` for every password
+    /// checked, even where the login runs under a file size limit.
+    pub fn password_counter(&self, log: &Path) -> PathBuf {
+        let script = self.root.join("count.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nulimit -f unlimited\necho x >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
     /// `twostep status USER --json`, which must succeed.
     pub fn status_json(&self, user: &str) -> serde_json::Value {
         let out = self.cli(&["status", user, "--json"]);
@@ -621,6 +652,111 @@ pub fn run_login(mut cmd: Command, answers: &[&str]) -> Login {
         code: out.status.code().unwrap_or(-1),
         out: String::from_utf8_lossy(&out.stdout).into_owned(),
     }
+}
+
+/// Removes the /etc/pam.d files named `<prefix><pid>-...` whose test
+/// process is gone (a crash skips the server's drop, which removes them).
+pub fn sweep_stale_pam_services(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir("/etc/pam.d") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Starts a server on a free port of 127.0.0.1: `spawn(port)` starts it,
+/// `ready(port)` says whether it answers yet, `log()` is what it said.
+/// A port found free may be taken before the server binds it, so a start
+/// that failed with "Address already in use" is tried again on another.
+/// Returns the port and the running server, or the log of a failed start
+/// (that server stopped and reaped by `stop`).
+pub fn serve_on_free_port(
+    mut spawn: impl FnMut(u16) -> std::process::Child,
+    ready: impl Fn(u16) -> bool,
+    log: impl Fn() -> String,
+    stop: impl Fn(&mut std::process::Child),
+) -> Result<(u16, std::process::Child), String> {
+    let mut last_log = String::new();
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = spawn(port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if ready(port) {
+                return Ok((port, child));
+            }
+            last_log = log();
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                stop(&mut child);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !last_log.contains("Address already in use") {
+            break;
+        }
+    }
+    Err(last_log)
+}
+
+/// Whether root here may raise a hard resource limit: CAP_SYS_RESOURCE
+/// in the bounding set (some containers and VMs drop it).
+pub fn root_may_raise_hard_limits() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    bounding & (1 << 24) != 0
+}
+
+/// Waits for a child with a deadline; kills it when the deadline passes.
+/// Returns the exit code, or None if it had to be killed.
+pub fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st.code().unwrap_or(-1));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends a server SIGTERM, waits a little, then SIGKILL; always reaps it.
+pub fn stop_child(child: &mut std::process::Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    if wait_bounded(child, Duration::from_secs(5)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The number of lines in a file (0 when it does not exist).
+pub fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
 }
 
 /// How many records of `event` there are.
@@ -801,6 +937,17 @@ impl Rig {
                 String::from_utf8_lossy(&out.stdout)
             )
         })
+    }
+
+    /// `twostep enroll USER --secret-file -` with `secret`: the recovery
+    /// codes it printed, as shown (`xxxxx-xxxxx`).
+    pub fn enroll_with_recovery_codes(&self, user: &str, secret: &str) -> Vec<String> {
+        self.enroll_json_secret(user, secret, &[])["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
     }
 
     /// The `recovery_codes` hashes in a user's secret file.

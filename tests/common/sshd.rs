@@ -11,13 +11,16 @@
 //! prompt's text and notes every prompt it was shown.
 #![allow(dead_code)]
 
-use crate::common::{Rig, module};
-use std::net::{TcpListener, TcpStream};
+pub use crate::common::wait_bounded;
+use crate::common::{
+    Rig, module, serve_on_free_port, stop_child as stop, sweep_stale_pam_services,
+};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PAM_DIR: &str = "/etc/pam.d";
 const SERVICE_PREFIX: &str = "twostep-e2e-";
@@ -25,35 +28,28 @@ const SERVICE_PREFIX: &str = "twostep-e2e-";
 /// The canonical stack of the contract, then what sshd needs for the other
 /// PAM types.
 pub fn canonical_stack(config: &Path) -> String {
+    stack_of(config, "preauth", "pam_unix.so")
+}
+
+/// The contract's stack for one answer (`preauth single`, pam_unix with
+/// `use_first_pass`), then what sshd needs for the other PAM types.
+pub fn single_stack(config: &Path) -> String {
+    stack_of(config, "preauth single", "pam_unix.so use_first_pass")
+}
+
+fn stack_of(config: &Path, preauth: &str, unix: &str) -> String {
     let m = module();
     let (m, c) = (m.display(), config.display());
     format!(
         "# twostep end-to-end test; removed when the test ends\n\
-         auth     requisite                    {m} config={c} preauth\n\
-         auth     [success=1 default=ignore]   pam_unix.so\n\
+         auth     requisite                    {m} config={c} {preauth}\n\
+         auth     [success=1 default=ignore]   {unix}\n\
          auth     [default=die]                {m} config={c} authfail\n\
          auth     required                     {m} config={c}\n\
          account  required                     pam_unix.so\n\
          session  required                     pam_permit.so\n\
          password required                     pam_deny.so\n"
     )
-}
-
-/// Removes /etc/pam.d files left behind by test processes that are gone.
-fn sweep_stale_services() {
-    let Ok(entries) = std::fs::read_dir(PAM_DIR) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(SERVICE_PREFIX) else {
-            continue;
-        };
-        let pid = rest.split('-').next().unwrap_or("");
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
 }
 
 fn run_ok(cmd: &mut Command, what: &str) {
@@ -63,37 +59,6 @@ fn run_ok(cmd: &mut Command, what: &str) {
         "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Waits for a child with a deadline; kills it when the deadline passes.
-/// Returns the exit code, or None if it had to be killed.
-pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some(st.code().unwrap_or(-1));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends SIGTERM, waits a little, then SIGKILL.
-fn stop(child: &mut Child) {
-    if child.try_wait().ok().flatten().is_some() {
-        return;
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    if wait_bounded(child, Duration::from_secs(5)).is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }
 
 /// A running private sshd. Stopped, and its PAM file and directory removed,
@@ -209,7 +174,7 @@ impl Sshd {
             Path::new("/usr/sbin/sshd").exists(),
             "/usr/sbin/sshd is missing: apt-get install openssh-server"
         );
-        sweep_stale_services();
+        sweep_stale_pam_services(SERVICE_PREFIX);
         // The privilege-separation directory sshd chroots its pre-auth child to.
         if !Path::new("/run/sshd").exists() {
             std::fs::create_dir_all("/run/sshd").unwrap();
@@ -242,15 +207,8 @@ impl Sshd {
         std::fs::write(&pam_file, stack).unwrap();
 
         let log = dir.join("sshd.log");
-        let mut last_log = String::new();
-        // A port found free may be taken before sshd binds it: retry.
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.join("sshd_config");
+        let config = dir.join("sshd_config");
+        let spawn = |port: u16| {
             std::fs::write(
                 &config,
                 format!(
@@ -277,7 +235,7 @@ impl Sshd {
                 ),
             )
             .unwrap();
-            let mut child = Command::new(&binary)
+            Command::new(&binary)
                 .arg("-D")
                 .arg("-e")
                 .arg("-f")
@@ -286,34 +244,27 @@ impl Sshd {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                last_log = std::fs::read_to_string(&log).unwrap_or_default();
-                if last_log.contains("Server listening on")
-                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
-                {
-                    return Sshd {
-                        dir,
-                        service,
-                        port,
-                        pam_file,
-                        child,
-                        logins: AtomicUsize::new(0),
-                    };
-                }
-                if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-                    stop(&mut child);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if !last_log.contains("Address already in use") {
-                break;
+                .unwrap()
+        };
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        let ready = |port: u16| {
+            read_log().contains("Server listening on")
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+        };
+        match serve_on_free_port(spawn, ready, read_log, stop) {
+            Ok((port, child)) => Sshd {
+                dir,
+                service,
+                port,
+                pam_file,
+                child,
+                logins: AtomicUsize::new(0),
+            },
+            Err(log) => {
+                let _ = std::fs::remove_file(&pam_file);
+                panic!("sshd did not start:\n{log}");
             }
         }
-        let _ = std::fs::remove_file(&pam_file);
-        panic!("sshd did not start:\n{last_log}");
     }
 
     /// Authorizes a new client key for `user`; returns the private key path.

@@ -29,7 +29,7 @@ pub mod walk;
 #[cfg(test)]
 mod tests;
 
-use super::{AuditError, Finding, Users};
+use super::{AuditError, CodeAsked, Finding, Users};
 use crate::config::Config;
 use files::{Source, Tree};
 use modules::{Role, Skip, Step};
@@ -62,20 +62,60 @@ pub fn audit(root: &Path, config: &Config) -> Result<PamAudit, AuditError> {
 
 /// Whether `service`'s `auth` stack under `root` asks every user for the
 /// code (or skips it only by twostep's own policy, or in a way
-/// `audit.accept` accepts): what sshd's keyboard-interactive and password
+/// `audit.accept` accepts), and whether at a prompt of its own or in the
+/// password's answer: what sshd's keyboard-interactive and password
 /// methods go through. Problems in its files are left to [`audit`].
-pub fn asks_for_the_code(root: &Path, config: &Config, service: &str) -> Result<bool, AuditError> {
+pub fn asks_for_the_code(
+    root: &Path,
+    config: &Config,
+    service: &str,
+) -> Result<CodeAsked, AuditError> {
     check_root(root)?;
     let now = crate::auth::system_clock();
     Ok(asks_for_the_code_in(&Tree::new(root), config, now, service))
 }
 
 /// [`asks_for_the_code`] of any [`Source`], at the time `now`.
-pub fn asks_for_the_code_in(src: &dyn Source, config: &Config, now: u64, service: &str) -> bool {
+pub fn asks_for_the_code_in(
+    src: &dyn Source,
+    config: &Config,
+    now: u64,
+    service: &str,
+) -> CodeAsked {
     let (mut found, _) = service_findings(src, config, now, service);
     let accepted = |f: &Finding| config.audit.accept.iter().any(|a| a.matches(&f.key));
     found.retain(|f| f.way_in && !accepted(&f.finding));
-    found.is_empty()
+    if !found.is_empty() {
+        CodeAsked::NotOfEveryone
+    } else if code_with_the_password(src, service) {
+        CodeAsked::WithThePassword
+    } else {
+        CodeAsked::AtItsOwnPrompt
+    }
+}
+
+/// Whether every pam_twostep code step of `service`'s stack has a
+/// `preauth single` line before it: each then judges the code typed after
+/// the password instead of prompting for it. Read from the lines' order,
+/// not from the paths: a stack that jumps over its `preauth single` line
+/// to a code step would make that step prompt, which refuses sshd's
+/// password method (never a way in, only a note missed).
+fn code_with_the_password(src: &dyn Source, service: &str) -> bool {
+    let (stack, _) = resolve::stack(src, service);
+    let mut single_before = false;
+    let mut code_steps = 0usize;
+    for h in &stack.handlers {
+        let Kind::Module { path, args } = &h.kind else {
+            continue;
+        };
+        match modules::role_of(path, args) {
+            Role::Preauth { single: true } => single_before = true,
+            Role::CodeStep if !single_before => return false,
+            Role::CodeStep => code_steps += 1,
+            _ => {}
+        }
+    }
+    code_steps > 0
 }
 
 fn check_root(root: &Path) -> Result<(), AuditError> {

@@ -9,10 +9,12 @@
 //!   for anyone. An incomplete or unknown condition never succeeds.
 //! - `pam_wheel`: success for members of its group (`group=`, else the
 //!   group of gid 0), or for anyone with `deny`.
-//! - `pam_twostep`: `preauth` succeeds or fails (locked); `authfail` always
-//!   fails; the code step succeeds with the code, or without it by
-//!   twostep's own policy ([`Skip`]), or fails; arguments the module
-//!   refuses make it fail always.
+//! - `pam_twostep`: `preauth` succeeds or fails (locked; with `single` it
+//!   also splits the one answer, hands the password on and keeps the code
+//!   for the code step, which then judges it instead of prompting);
+//!   `authfail` always fails; the code step succeeds with the code, or
+//!   without it by twostep's own policy ([`Skip`]), or fails; arguments the
+//!   module refuses make it fail always.
 //! - A module file that does not exist: libpam returns PAM_MODULE_UNKNOWN
 //!   for it, with or without a `-` before the type (the `-` only keeps
 //!   libpam from logging it).
@@ -58,7 +60,10 @@ pub struct Outcome {
 pub enum Role {
     NotOurs,
     CodeStep,
-    Preauth,
+    /// `single`: the line takes the password and the code in one answer.
+    Preauth {
+        single: bool,
+    },
     Authfail,
     /// Arguments the module refuses: it denies every login.
     Broken,
@@ -330,7 +335,7 @@ pub fn role_of(path: &str, args: &[String]) -> Role {
     match crate::pam::parse_args(&raw) {
         Ok(a) => match a.mode {
             Mode::Code => Role::CodeStep,
-            Mode::Preauth => Role::Preauth,
+            Mode::Preauth => Role::Preauth { single: a.single },
             Mode::Authfail => Role::Authfail,
         },
         Err(_) => Role::Broken,
@@ -363,7 +368,9 @@ fn twostep(args: &[String], config: &ConfigOf<'_>) -> Model {
     };
     match parsed.mode {
         Mode::Preauth => Model {
-            role: Role::Preauth,
+            role: Role::Preauth {
+                single: parsed.single,
+            },
             ..Model::plain(vec![succeeds(Users::All, Step::None), fails(PAM_AUTH_ERR)])
         },
         Mode::Authfail => Model {

@@ -195,10 +195,19 @@ impl Lines<'_> {
                      so it asks nobody for the code"
                         .to_string()
                 }
-                Some(Role::Preauth) if !(i..self.stack.handlers.len()).any(code_at) => format!(
-                    "pam_twostep.so preauth has no code step after it in this stack: it \
-                     counts attempts, but nobody is asked for the code; {ADD_CODE_STEP}"
-                ),
+                Some(Role::Preauth { single }) if !(i..self.stack.handlers.len()).any(code_at) => {
+                    let what = if *single {
+                        "it takes the code with the password, but no code step spends it (the \
+                         same answer logs in again), and an email or SMS user's password alone \
+                         gets in"
+                    } else {
+                        "it counts attempts, but nobody is asked for the code"
+                    };
+                    format!(
+                        "pam_twostep.so preauth has no code step after it in this stack: \
+                         {what}; {ADD_CODE_STEP}"
+                    )
+                }
                 Some(Role::Authfail) if !reached => {
                     "pam_twostep.so authfail never runs here: wrong passwords are not counted \
                      toward the lockout; put it where a failed password goes \

@@ -257,7 +257,9 @@ pub fn build(
              sshd's password method answers every hidden PAM prompt with the one password \
              typed, so the code prompt of a stack that asks for it (twostep's canonical \
              stack) gets the password, and the login is refused as a wrong code (and \
-             counted as one): set PasswordAuthentication no",
+             counted as one): set PasswordAuthentication no, or let the password's answer \
+             carry the code (`pam_twostep.so preauth single` and `pam_unix.so \
+             use_first_pass`, pam_twostep(8))",
             names(&one_answer)
         ));
     }
@@ -280,6 +282,7 @@ mod tests {
     use super::super::settings::Methods;
     use super::super::verdict::verdict;
     use super::*;
+    use crate::ways_in::CodeAsked;
 
     fn settings(methods: Methods) -> Effective {
         Effective {
@@ -303,13 +306,23 @@ mod tests {
         }
     }
 
+    /// Through a PAM stack that asks for the code at its own prompt.
     fn audited<'a>(name: &'a str, is_root: bool, per_conn: &[&'a Effective]) -> Audited<'a> {
+        audited_asked(name, is_root, per_conn, CodeAsked::AtItsOwnPrompt)
+    }
+
+    fn audited_asked<'a>(
+        name: &'a str,
+        is_root: bool,
+        per_conn: &[&'a Effective],
+        asked: CodeAsked,
+    ) -> Audited<'a> {
         Audited {
             name,
             is_root,
             verdicts: per_conn
                 .iter()
-                .map(|s| (*s, verdict(s, is_root, true)))
+                .map(|s| (*s, verdict(s, is_root, asked)))
                 .collect(),
         }
     }
@@ -503,7 +516,7 @@ mod tests {
         let a = [Audited {
             name: "u",
             is_root: false,
-            verdicts: vec![(&s, verdict(&s, false, false))],
+            verdicts: vec![(&s, verdict(&s, false, CodeAsked::NotOfEveryone))],
         }];
         let (f, _) = build(&a, &connections, &[]);
         let got: Vec<(&str, Option<&str>)> = f
@@ -536,6 +549,34 @@ mod tests {
         assert!(f.is_empty());
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("PasswordAuthentication yes (for u) is not a way in"));
+        // With `preauth single` the one answer carries the code: nothing
+        // to note, and no way in.
+        let a = [audited_asked(
+            "u",
+            false,
+            &[&password],
+            CodeAsked::WithThePassword,
+        )];
+        assert_eq!(build(&a, &connections, &[]), (vec![], vec![]));
+        // A stack that does not ask everyone: a way in, not a note.
+        let a = [audited_asked(
+            "u",
+            false,
+            &[&password],
+            CodeAsked::NotOfEveryone,
+        )];
+        let (f, notes) = build(&a, &connections, &[]);
+        assert_eq!(
+            show(&f),
+            [
+                ("u".into(), "sshd:keyboard-interactive:u".into(), false),
+                ("u".into(), "sshd:password:u".into(), false)
+            ]
+        );
+        assert!(
+            notes.iter().all(|n| !n.contains("is not a way in")),
+            "{notes:?}"
+        );
         let keys_only = Effective {
             kbd_interactive: false,
             ..settings(Methods::Any)

@@ -30,7 +30,7 @@ pub mod settings;
 pub mod verdict;
 
 use super::accept::Accept;
-use super::{AuditError, Finding, tree};
+use super::{AuditError, CodeAsked, Finding, tree};
 use accounts::Account;
 use connections::Connection;
 use settings::{Criterion, Effective};
@@ -48,12 +48,12 @@ pub struct Outcome {
 /// The findings of sshd under `root` for each of `users` (empty: root and
 /// every account that can log in): the methods that log a user in without
 /// the PAM auth stack, or through it when it does not ask for the code
-/// (`pam_asks_code` false). Ways in that `accept` names are marked
+/// (`pam` [`CodeAsked::NotOfEveryone`]). Ways in that `accept` names are marked
 /// accepted here, before the accounts that share a way in are told as one.
 pub fn audit(
     root: &Path,
     users: &[String],
-    pam_asks_code: bool,
+    pam: CodeAsked,
     accept: &[Accept],
 ) -> Result<Outcome, AuditError> {
     let root = std::fs::canonicalize(root)
@@ -177,7 +177,7 @@ pub fn audit(
             is_root: a.uid == 0,
             verdicts: settings
                 .iter()
-                .map(|s| (s, verdict::verdict(s, a.uid == 0, pam_asks_code)))
+                .map(|s| (s, verdict::verdict(s, a.uid == 0, pam)))
                 .collect(),
         });
     }

@@ -14,8 +14,10 @@
 //!   not asked (a principal unknown to the KDC falls back to what follows).
 //!   With UsePAM yes, the PAM auth stack, whose every hidden prompt sshd
 //!   answers with the one password typed: a stack that asks for the code
-//!   gets the password as the code and refuses the login. With
-//!   UsePAM no, the password is checked against the shadow file.
+//!   at a prompt of its own gets the password as the code and refuses the
+//!   login; a stack whose `preauth single` line takes the password and the
+//!   code in one answer asks for the code in it. With UsePAM no, the
+//!   password is checked against the shadow file.
 //! - `AuthenticationMethods any`: each method that is on is a list of its
 //!   own. A list logs in only when each of its methods can succeed.
 //! - root (uid 0): `PermitRootLogin` refuses the methods it does not allow
@@ -25,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 use super::settings::{Effective, Method, Methods, RootLogin};
+use crate::ways_in::CodeAsked;
 
 /// How a step of a list gets past the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,10 +40,12 @@ pub enum Pass {
     /// Through the sshd PAM stack, which does not ask every user for the
     /// code.
     PamWithoutCode,
-    /// Through the sshd PAM stack, which asks for the code.
+    /// Through the sshd PAM stack, which asks for the code (at its own
+    /// prompt, or in the password's answer with `preauth single`).
     PamAsksCode,
-    /// The password method through a PAM stack that asks for the code: one
-    /// answer for every prompt, so the code prompt gets the password.
+    /// The password method through a PAM stack that asks for the code at a
+    /// prompt of its own: one answer for every prompt, so the code prompt
+    /// gets the password.
     PamOneAnswer,
 }
 
@@ -102,8 +107,9 @@ pub struct Verdict {
     pub ways: Vec<WayIn>,
     /// Some list logs the user in at all (with the code or without).
     pub logs_in: bool,
-    /// The password method reaches a PAM stack that asks for the code with
-    /// one answer: the login is refused (a note, not a way in).
+    /// The password method reaches a PAM stack that asks for the code at a
+    /// prompt of its own, with one answer: the login is refused (a note,
+    /// not a way in).
     pub one_answer: bool,
     /// The user can log in, and no method that could log them in asks for
     /// the code at all.
@@ -111,7 +117,7 @@ pub struct Verdict {
 }
 
 /// Whether `method` can succeed for this user, and how it meets the code.
-pub fn pass(s: &Effective, method: Method, is_root: bool, pam_asks_code: bool) -> Option<Pass> {
+pub fn pass(s: &Effective, method: Method, is_root: bool, pam: CodeAsked) -> Option<Pass> {
     let on = match method {
         Method::Publickey => s.pubkey && s.key_source,
         Method::Hostbased => s.hostbased,
@@ -125,7 +131,7 @@ pub fn pass(s: &Effective, method: Method, is_root: bool, pam_asks_code: bool) -
     let through_pam = |asks| {
         if s.use_pam != Some(true) {
             Pass::NoPamStack
-        } else if !pam_asks_code {
+        } else if !pam.of_everyone() {
             Pass::PamWithoutCode
         } else {
             asks
@@ -135,7 +141,10 @@ pub fn pass(s: &Effective, method: Method, is_root: bool, pam_asks_code: bool) -
         Method::Publickey | Method::Hostbased | Method::GssapiWithMic => Pass::NoPamStack,
         Method::KeyboardInteractive => through_pam(Pass::PamAsksCode),
         Method::Password if s.kerberos => Pass::Kerberos,
-        Method::Password => through_pam(Pass::PamOneAnswer),
+        Method::Password => through_pam(match pam {
+            CodeAsked::WithThePassword => Pass::PamAsksCode,
+            CodeAsked::AtItsOwnPrompt | CodeAsked::NotOfEveryone => Pass::PamOneAnswer,
+        }),
     })
 }
 
@@ -154,7 +163,7 @@ fn root_may(root_login: RootLogin, method: Method) -> bool {
 }
 
 /// The ways in for one user (`is_root`: uid 0) under settings `s`.
-pub fn verdict(s: &Effective, is_root: bool, pam_asks_code: bool) -> Verdict {
+pub fn verdict(s: &Effective, is_root: bool, pam: CodeAsked) -> Verdict {
     let (lists, any): (Vec<Vec<Method>>, bool) = match &s.methods {
         Methods::Any => (Method::ALL.into_iter().map(|m| vec![m]).collect(), true),
         Methods::Lists(lists) => (lists.clone(), false),
@@ -162,10 +171,7 @@ pub fn verdict(s: &Effective, is_root: bool, pam_asks_code: bool) -> Verdict {
     let mut out = Verdict::default();
     let mut usable: Vec<(Vec<Method>, Vec<Pass>)> = Vec::new();
     for list in lists {
-        let passes: Option<Vec<Pass>> = list
-            .iter()
-            .map(|m| pass(s, *m, is_root, pam_asks_code))
-            .collect();
+        let passes: Option<Vec<Pass>> = list.iter().map(|m| pass(s, *m, is_root, pam)).collect();
         if let Some(passes) = passes {
             usable.push((list, passes));
         }
@@ -201,7 +207,10 @@ pub fn verdict(s: &Effective, is_root: bool, pam_asks_code: bool) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use CodeAsked::*;
     use Method::*;
+
+    const ALL_ASKED: [CodeAsked; 3] = [NotOfEveryone, AtItsOwnPrompt, WithThePassword];
 
     fn base() -> Effective {
         Effective {
@@ -245,7 +254,7 @@ mod tests {
     /// methods on that reach no code step, one list each.
     #[test]
     fn with_any_each_method_that_is_on_and_skips_the_code_is_a_way_in() {
-        for bits in 0u32..(1 << 9) {
+        for (bits, asked) in (0u32..(1 << 8)).flat_map(|b| ALL_ASKED.map(|a| (b, a))) {
             let bit = |i: u32| bits & (1 << i) != 0;
             let s = Effective {
                 use_pam: if bit(0) { Some(true) } else { Some(false) },
@@ -259,9 +268,9 @@ mod tests {
                 kerberos: bit(7),
                 root_login: RootLogin::Yes,
             };
-            let pam_asks_code = bit(8);
-            let v = verdict(&s, false, pam_asks_code);
+            let v = verdict(&s, false, asked);
             let pam = s.use_pam == Some(true);
+            let code = asked.of_everyone();
             let mut want: Vec<String> = Vec::new();
             if s.pubkey && s.key_source {
                 want.push("publickey".into());
@@ -272,29 +281,70 @@ mod tests {
             if s.gssapi {
                 want.push("gssapi-with-mic".into());
             }
-            if s.password && (s.kerberos || !pam || !pam_asks_code) {
+            if s.password && (s.kerberos || !pam || !code) {
                 want.push("password".into());
             }
-            if s.kbd_interactive && pam && !pam_asks_code {
+            if s.kbd_interactive && pam && !code {
                 want.push("keyboard-interactive".into());
             }
             if !pam && !want.is_empty() {
                 want = vec![format!("nopam:{}", want.join(" "))];
             }
-            assert_eq!(free(&v), want, "{s:?} pam_asks_code={pam_asks_code}");
+            assert_eq!(free(&v), want, "{s:?} {asked:?}");
             let logs_in = (s.pubkey && s.key_source)
                 || s.hostbased
                 || s.gssapi
                 || s.password
                 || (s.kbd_interactive && pam);
             assert_eq!(v.logs_in, logs_in, "{s:?}");
+            // Refused at a code prompt of its own; with `single` the one
+            // answer carries the code.
             assert_eq!(
                 v.one_answer,
-                s.password && pam && pam_asks_code && !s.kerberos,
-                "{s:?} {pam_asks_code}"
+                s.password && pam && asked == AtItsOwnPrompt && !s.kerberos,
+                "{s:?} {asked:?}"
             );
-            let asks = pam && pam_asks_code && ((s.password && !s.kerberos) || s.kbd_interactive);
-            assert_eq!(v.nothing_asks, logs_in && !asks, "{s:?} {pam_asks_code}");
+            let asks = pam && code && ((s.password && !s.kerberos) || s.kbd_interactive);
+            assert_eq!(v.nothing_asks, logs_in && !asks, "{s:?} {asked:?}");
+        }
+    }
+
+    /// sshd's password method alone (PasswordAuthentication yes, nothing
+    /// else), for each way the PAM stack asks for the code.
+    #[test]
+    fn the_password_method_with_the_code_in_its_answer_is_neither_a_way_in_nor_refused() {
+        // (how the stack asks, Kerberos, the ways in, refused at the code prompt)
+        let table: [(CodeAsked, bool, &[&str], bool); 6] = [
+            (NotOfEveryone, false, &["password"], false),
+            (AtItsOwnPrompt, false, &[], true),
+            (WithThePassword, false, &[], false),
+            // The KDC checks the password: PAM's stack is not asked.
+            (NotOfEveryone, true, &["password"], false),
+            (AtItsOwnPrompt, true, &["password"], false),
+            (WithThePassword, true, &["password"], false),
+        ];
+        for (asked, kerberos, ways, refused) in table {
+            let s = Effective {
+                password: true,
+                kerberos,
+                root_login: RootLogin::Yes,
+                ..base()
+            };
+            for is_root in [false, true] {
+                let v = verdict(&s, is_root, asked);
+                assert_eq!(free(&v), ways, "{asked:?} kerberos={kerberos}");
+                assert_eq!(v.one_answer, refused, "{asked:?} kerberos={kerberos}");
+                assert!(v.logs_in);
+                assert_eq!(v.nothing_asks, !ways.is_empty(), "{asked:?}");
+            }
+            // UsePAM no: the shadow file, whatever the stack says.
+            let no_pam = Effective {
+                use_pam: Some(false),
+                ..s
+            };
+            let v = verdict(&no_pam, false, asked);
+            assert_eq!(free(&v), ["nopam:password"], "{asked:?}");
+            assert!(!v.one_answer);
         }
     }
 
@@ -324,7 +374,7 @@ mod tests {
                     root_login: RootLogin::Yes,
                     ..base()
                 };
-                let v = verdict(&s, false, true);
+                let v = verdict(&s, false, AtItsOwnPrompt);
                 let all_on = list.iter().all(|m| is_on(*m));
                 let asks = list.contains(&Password) || list.contains(&KeyboardInteractive);
                 let want: Vec<String> = if all_on && !asks {
@@ -340,7 +390,7 @@ mod tests {
                 }
                 // Without the code in the PAM stack, every list that logs
                 // in is a way in.
-                let v = verdict(&s, false, false);
+                let v = verdict(&s, false, NotOfEveryone);
                 assert_eq!(v.ways.len(), usize::from(all_on), "{list:?} {on:05b}");
             }
         }
@@ -363,7 +413,7 @@ mod tests {
             root_login: RootLogin::Yes,
             ..base()
         };
-        let v = verdict(&s, false, true);
+        let v = verdict(&s, false, AtItsOwnPrompt);
         assert_eq!(free(&v), ["hostbased", "gssapi-with-mic,publickey"]);
         assert!(v.one_answer);
         assert!(!v.nothing_asks);
@@ -400,14 +450,14 @@ mod tests {
                 root_login,
                 ..all_on.clone()
             };
-            let v = verdict(&s, true, true);
+            let v = verdict(&s, true, AtItsOwnPrompt);
             assert_eq!(free(&v), want, "{root_login:?}");
             assert_eq!(v.logs_in, logs_in, "{root_login:?}");
             // Root never gets a password or keyboard-interactive step
             // unless PermitRootLogin yes.
             assert_eq!(v.one_answer, root_login == RootLogin::Yes);
             // Others are not limited.
-            let v = verdict(&s, false, true);
+            let v = verdict(&s, false, AtItsOwnPrompt);
             assert_eq!(
                 free(&v),
                 ["publickey", "hostbased", "gssapi-with-mic"],
@@ -421,7 +471,7 @@ mod tests {
             root_login: RootLogin::ProhibitPassword,
             ..all_on
         };
-        let v = verdict(&s, true, true);
+        let v = verdict(&s, true, AtItsOwnPrompt);
         assert!(!v.logs_in);
         assert!(v.ways.is_empty());
     }
@@ -440,7 +490,7 @@ mod tests {
             root_login: RootLogin::Yes,
             ..base()
         };
-        let v = verdict(&s, false, true);
+        let v = verdict(&s, false, AtItsOwnPrompt);
         // keyboard-interactive has no device without PAM: that list is out.
         assert_eq!(free(&v), ["nopam:publickey,password"]);
         assert_eq!(v.ways[0].key_method(), "nopam");
@@ -451,7 +501,9 @@ mod tests {
             ..s.clone()
         };
         assert!(matches!(
-            verdict(&built_without, false, true).ways.as_slice(),
+            verdict(&built_without, false, AtItsOwnPrompt)
+                .ways
+                .as_slice(),
             [WayIn::NoPam {
                 built_without_pam: true,
                 ..
@@ -462,22 +514,26 @@ mod tests {
             methods: Methods::Lists(vec![vec![Publickey, KeyboardInteractive]]),
             ..s
         };
-        let v = verdict(&nothing, false, true);
+        let v = verdict(&nothing, false, AtItsOwnPrompt);
         assert!(v.ways.is_empty());
         assert!(!v.logs_in);
     }
 
     #[test]
     fn the_setting_named_is_where_the_fix_goes() {
-        // (settings, pam_asks_code, (method, setting) of each way in)
-        type Row = (Effective, bool, &'static [(&'static str, &'static str)]);
+        // (settings, how the stack asks, (method, setting) of each way in)
+        type Row = (
+            Effective,
+            CodeAsked,
+            &'static [(&'static str, &'static str)],
+        );
         let table: [Row; 4] = [
             (
                 Effective {
                     pubkey: true,
                     ..base()
                 },
-                true,
+                AtItsOwnPrompt,
                 &[("publickey", "AuthenticationMethods")],
             ),
             (
@@ -486,7 +542,7 @@ mod tests {
                     kerberos: true,
                     ..base()
                 },
-                true,
+                AtItsOwnPrompt,
                 &[("password", "KerberosAuthentication")],
             ),
             (
@@ -495,7 +551,7 @@ mod tests {
                     kbd_interactive: true,
                     ..base()
                 },
-                false,
+                NotOfEveryone,
                 &[
                     ("password", "PasswordAuthentication"),
                     ("keyboard-interactive", "KbdInteractiveAuthentication"),
@@ -508,12 +564,12 @@ mod tests {
                     kbd_interactive: true,
                     ..base()
                 },
-                false,
+                NotOfEveryone,
                 &[("publickey", "KbdInteractiveAuthentication")],
             ),
         ];
-        for (s, pam_asks_code, want) in table {
-            let got: Vec<(&str, &str)> = verdict(&s, false, pam_asks_code)
+        for (s, asked, want) in table {
+            let got: Vec<(&str, &str)> = verdict(&s, false, asked)
                 .ways
                 .iter()
                 .map(|w| (w.key_method(), w.setting()))
@@ -529,7 +585,7 @@ mod tests {
             key_source: false,
             ..base()
         };
-        let v = verdict(&s, false, true);
+        let v = verdict(&s, false, AtItsOwnPrompt);
         assert!(v.ways.is_empty());
         assert!(!v.logs_in);
     }

@@ -7,6 +7,7 @@
 use super::super::{PamAudit, asks_for_the_code_in, audit_source};
 use super::tree;
 use crate::config::{Config, Unenrolled};
+use crate::ways_in::CodeAsked;
 
 /// common-auth as pam-auth-update writes it with Debian's unix and
 /// capability profiles and our three (twostep-preauth, twostep-authfail,
@@ -369,7 +370,7 @@ fn stacks_and_their_verdicts() {
         let open = want
             .iter()
             .any(|w| !w.starts_with('+') && !w.starts_with("idle"));
-        assert_eq!(asks, !open, "{what}");
+        assert_eq!(asks.of_everyone(), !open, "{what}");
     }
 }
 
@@ -398,12 +399,77 @@ fn twostep_policy_skips_are_listed_as_accepted() {
         let out = run(&files, &config);
         assert_eq!(findings(&out, "sshd"), want, "{:#?}", out.findings);
         assert!(out.findings.iter().all(|f| f.why.contains(word)), "{word}");
-        assert!(asks_for_the_code_in(
-            &tree(&files),
-            &config,
-            1_000_000,
-            "sshd"
-        ));
+        assert!(asks_for_the_code_in(&tree(&files), &config, 1_000_000, "sshd").of_everyone());
+    }
+}
+
+/// How sshd's stack asks for the code: at a prompt of its own, or in the
+/// password's answer when a `preauth single` line comes before every code
+/// step; a `single` stack that lets someone past the code is still a way in.
+#[test]
+fn single_on_the_preauth_line_takes_the_code_with_the_password() {
+    use CodeAsked::*;
+    let single = "auth requisite pam_twostep.so preauth single\n\
+                  auth [success=1 default=ignore] pam_unix.so use_first_pass\n\
+                  auth [default=die] pam_twostep.so authfail\n\
+                  auth required pam_twostep.so\n";
+    // (what, the sshd stack, how it asks, its findings)
+    let cases: [(&str, &str, CodeAsked, &[&str]); 6] = [
+        ("the canonical stack", CANONICAL, AtItsOwnPrompt, &[]),
+        (
+            "the contract's one-answer stack",
+            single,
+            WithThePassword,
+            &[],
+        ),
+        (
+            "single with no code step after it",
+            "auth requisite pam_twostep.so preauth single\n\
+             auth [success=1 default=ignore] pam_unix.so use_first_pass\n\
+             auth [default=die] pam_twostep.so authfail\n\
+             auth required pam_permit.so\n",
+            NotOfEveryone,
+            &["all@sshd:2", "idle@sshd:1"],
+        ),
+        (
+            "single after the code step",
+            "auth required pam_twostep.so\n\
+             auth requisite pam_twostep.so preauth single\n\
+             auth required pam_unix.so use_first_pass\n",
+            AtItsOwnPrompt,
+            &["idle@sshd:2"],
+        ),
+        (
+            "a second code step before single's line",
+            "auth required pam_twostep.so\n\
+             auth requisite pam_twostep.so preauth single\n\
+             auth required pam_unix.so use_first_pass\n\
+             auth required pam_twostep.so\n",
+            AtItsOwnPrompt,
+            &[],
+        ),
+        (
+            "no twostep at all",
+            "auth required pam_unix.so\n",
+            NotOfEveryone,
+            &["all@sshd:1"],
+        ),
+    ];
+    for (what, sshd, want, found) in cases {
+        let files = [("/etc/pam.d/sshd", sshd)];
+        let out = run(&files, &Config::default());
+        assert_eq!(
+            findings(&out, "sshd"),
+            *found,
+            "{what}: {:#?}",
+            out.findings
+        );
+        let got = asks_for_the_code_in(&tree(&files), &Config::default(), 0, "sshd");
+        assert_eq!(got, want, "{what}");
+        if found.contains(&"idle@sshd:1") {
+            let idle = out.findings.iter().find(|f| f.line == Some(1)).unwrap();
+            assert!(idle.why.contains("no code step spends it"), "{}", idle.why);
+        }
     }
 }
 
@@ -417,10 +483,16 @@ fn audit_accept_decides_for_asks_for_the_code() {
         ("/etc/pam.d/common-auth", COMMON_AUTH),
     ];
     let mut config = Config::default();
-    assert!(!asks_for_the_code_in(&tree(&files), &config, 0, "sshd"));
+    assert_eq!(
+        asks_for_the_code_in(&tree(&files), &config, 0, "sshd"),
+        CodeAsked::NotOfEveryone
+    );
     config.audit.accept =
         vec![crate::ways_in::accept::Accept::parse("pam:sshd:pam_rootok").unwrap()];
-    assert!(asks_for_the_code_in(&tree(&files), &config, 0, "sshd"));
+    assert_eq!(
+        asks_for_the_code_in(&tree(&files), &config, 0, "sshd"),
+        CodeAsked::AtItsOwnPrompt
+    );
 }
 
 #[test]
