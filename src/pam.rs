@@ -199,7 +199,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
     // After one answer (`preauth single`), what it kept for this line.
     let kept = match args.mode {
         Mode::Preauth => None,
-        Mode::Code | Mode::Authfail => kept::take(pamh),
+        Mode::Code | Mode::Authfail => take_kept(pamh),
     };
     let had_kept = kept.is_some();
     let authtok = if args.single {
@@ -243,7 +243,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         // step: without both, this attempt goes no further.
         let stored = match (&handed_on, &single_kept) {
             (Some(password), Some(k)) => {
-                kept::put(pamh, Some(k)).is_ok() && set_authtok(pamh, password).is_ok()
+                put_kept(pamh, Some(k)).is_ok() && set_authtok(pamh, password).is_ok()
             }
             _ => false,
         };
@@ -261,7 +261,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
     } else if had_kept {
         // The code was judged, or the password failed: it is wiped now,
         // not at pam_end (sshd tries several passwords on one handle).
-        let _ = kept::put(pamh, None);
+        let _ = put_kept(pamh, None);
     }
     if kept != held && reservation::put(pamh, kept.as_ref()).is_err() {
         // Without it, the next line counts the attempt again: a second
@@ -295,133 +295,23 @@ fn set_authtok(pamh: &mut PamHandle, password: &[u8]) -> Result<(), ()> {
     pamh.set_item_str(item).map_err(|_| ())
 }
 
-/// What `preauth single` keeps for the code step, with the PAM handle
-/// (pam_set_data) for the rest of this pam_authenticate: the code, wiped
-/// when it is replaced or at pam_end.
-mod kept {
-    use crate::auth::Kept;
-    use crate::user;
-    use pam::module::PamHandle;
-    use zeroize::{Zeroize, Zeroizing};
+mod kept;
 
-    /// Versioned, as the reservation's is.
-    const KEY: &str = concat!("pam_twostep/single/", env!("CARGO_PKG_VERSION"));
-    /// Longer than any code's shape (`auth::single::split`).
-    const CODE_MAX: usize = 16;
+/// What an earlier `preauth single` line kept, if one did.
+fn take_kept(pamh: &PamHandle) -> Option<auth::Kept> {
+    // Only this module sets kept::KEY, always to a Box<kept::Data>
+    // (`put_kept`), and the key carries the module's version.
+    // SAFETY: so the data under the key is a `kept::Data` of this very
+    // layout, alive until pam_end or replaced: neither can happen during
+    // this borrow.
+    let data = unsafe { pamh.get_data::<kept::Data>(kept::KEY) }.ok()?;
+    kept::decode(data)
+}
 
-    /// Plain old data with a fixed layout, read back as this type.
-    #[repr(C)]
-    pub struct Data {
-        present: u8,
-        password_handed: u8,
-        has_code: u8,
-        code_len: u8,
-        code: [u8; CODE_MAX],
-        user_len: u16,
-        user: [u8; user::MAX_LEN],
-    }
-
-    impl Drop for Data {
-        fn drop(&mut self) {
-            self.code.zeroize();
-        }
-    }
-
-    fn encode(k: Option<&Kept>) -> Option<Data> {
-        let mut d = Data {
-            present: 0,
-            password_handed: 0,
-            has_code: 0,
-            code_len: 0,
-            code: [0; CODE_MAX],
-            user_len: 0,
-            user: [0; user::MAX_LEN],
-        };
-        let Some(k) = k else {
-            return Some(d);
-        };
-        d.user.get_mut(..k.user.len())?.copy_from_slice(&k.user);
-        d.user_len = u16::try_from(k.user.len()).ok()?;
-        if let Some(code) = &k.code {
-            d.code.get_mut(..code.len())?.copy_from_slice(code);
-            d.code_len = u8::try_from(code.len()).ok()?;
-            d.has_code = 1;
-        }
-        d.password_handed = u8::from(k.password_handed);
-        d.present = 1;
-        Some(d)
-    }
-
-    fn decode(d: &Data) -> Option<Kept> {
-        if d.present != 1 {
-            return None;
-        }
-        let code = (d.has_code == 1)
-            .then(|| d.code.get(..usize::from(d.code_len)))
-            .map(|c| c.map(|c| Zeroizing::new(c.to_vec())));
-        Some(Kept {
-            user: d.user.get(..usize::from(d.user_len))?.to_vec(),
-            // A length that does not fit is no code: judged as a wrong one.
-            code: code.flatten(),
-            password_handed: d.password_handed == 1,
-        })
-    }
-
-    /// What an earlier `preauth single` line kept, if one did.
-    pub fn take(pamh: &PamHandle) -> Option<Kept> {
-        // Only this module sets KEY, always to a Box<Data> (`put`), and KEY
-        // carries the module's version.
-        // SAFETY: so the data under KEY is a `Data` of this very layout,
-        // alive until pam_end or replaced: neither can happen during this borrow.
-        let data = unsafe { pamh.get_data::<Data>(KEY) }.ok()?;
-        decode(data)
-    }
-
-    /// Keeps `k` for the lines after this one (none: wipes what was kept).
-    pub fn put(pamh: &mut PamHandle, k: Option<&Kept>) -> Result<(), ()> {
-        let data = encode(k).ok_or(())?;
-        pamh.set_data(KEY, Box::new(data)).map_err(|_| ())
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn round_trip() {
-            let longest = "a".repeat(user::MAX_LEN).into_bytes();
-            for k in [
-                Kept {
-                    user: b"alice".to_vec(),
-                    code: Some(Zeroizing::new(b"492039".to_vec())),
-                    password_handed: true,
-                },
-                Kept {
-                    user: longest,
-                    code: Some(Zeroizing::new(b"abcde-fghjk".to_vec())),
-                    password_handed: true,
-                },
-                Kept {
-                    user: b"bob".to_vec(),
-                    code: None,
-                    password_handed: false,
-                },
-            ] {
-                let back = decode(&encode(Some(&k)).unwrap()).unwrap();
-                assert_eq!(back.user, k.user);
-                assert_eq!(back.code, k.code);
-                assert_eq!(back.password_handed, k.password_handed);
-            }
-            assert!(decode(&encode(None).unwrap()).is_none());
-            // What does not fit is not kept (the login is then denied).
-            let too_long = Kept {
-                user: b"alice".to_vec(),
-                code: Some(Zeroizing::new(vec![b'1'; CODE_MAX + 1])),
-                password_handed: true,
-            };
-            assert!(encode(Some(&too_long)).is_none());
-        }
-    }
+/// Keeps `k` for the lines after this one (none: wipes what was kept).
+fn put_kept(pamh: &mut PamHandle, k: Option<&auth::Kept>) -> Result<(), ()> {
+    let data = kept::encode(k).ok_or(())?;
+    pamh.set_data(kept::KEY, Box::new(data)).map_err(|_| ())
 }
 
 /// The reservation `preauth` leaves for the lines after it, kept with the

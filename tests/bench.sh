@@ -66,6 +66,11 @@ here=$(pwd)
 
 if [ "${TWOSTEP_BENCH_INNER:-}" != 1 ]; then
     [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root" >&2; exit 2; }
+    # One run at a time on a machine: the work directory and the tsbench
+    # users are shared, and a second run would remove them under the first.
+    # The lock is held (fd 9, inherited) until this run ends.
+    exec 9>/tmp/twostep-bench.lock
+    flock -n 9 || { echo "bench.sh: waiting for another run to end" >&2; flock 9; }
     bash packages.sh bench
     sh link/release.sh --quiet
     bash tests/c/mkbenchusers.sh "$users"
