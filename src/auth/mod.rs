@@ -42,6 +42,7 @@ use crate::store::{Store, StoreError};
 use crate::user::UserName;
 use zeroize::Zeroizing;
 
+pub use notify::password_changed;
 pub use recovery::recovery_message;
 
 /// The module's mode word.
