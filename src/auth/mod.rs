@@ -18,6 +18,8 @@
 //!   after the password
 //! - `enroll`: enrollment at login (and the new app of a lost device)
 //! - `notify`: the notices the module mails
+//! - `new_source`: after a successful code step, whether it came from an
+//!   address not seen lately (`notify.events` = `new_source`)
 //! - `decoy`: the same work for names that are not enrolled accounts, so that
 //!   the response does not tell them apart; and the bound on argon2 checks
 #![forbid(unsafe_code)]
@@ -30,6 +32,7 @@ mod enroll;
 mod identity;
 mod judge;
 mod lost_device;
+mod new_source;
 mod notify;
 mod recovery;
 mod sent_code;
@@ -310,7 +313,13 @@ pub fn lock_message(until: u64, now: u64) -> String {
 /// Runs one module call.
 pub fn run(env: &mut Env<'_>, mode: Mode, req: &Request) -> Outcome {
     match mode {
-        Mode::Code => code_step::run(env, req),
+        Mode::Code => {
+            let outcome = code_step::run(env, req);
+            if outcome == Outcome::Success {
+                new_source::after_login(env, req);
+            }
+            outcome
+        }
         Mode::Preauth => attempt::preauth(env, req),
         Mode::Authfail => attempt::authfail(env, req),
     }
