@@ -257,6 +257,30 @@ fn chpasswd_by_root_mails_the_change() {
     );
     let body = m[0]["body"].as_str().unwrap();
     assert!(body.contains("Through: chpasswd on this machine"), "{body}");
+
+    // A panic in the module, even on a `required` line, fails nothing:
+    // it is caught and answered PAM_IGNORE.
+    etc.put(
+        "pam.d/chpasswd",
+        format!(
+            "password required pam_unix.so yescrypt\n\
+             password required {} config={} notify panic-probe\n",
+            module().display(),
+            rig.config.display()
+        )
+        .as_bytes(),
+    );
+    let out = chpasswd(&format!("{user}:nt after-panic-Pa55word"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("panic-probe"),
+        "the probe did panic: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---- new_source -----------------------------------------------------------------

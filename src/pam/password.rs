@@ -68,6 +68,10 @@ pub fn parse_password_args(args: &[&[u8]]) -> Result<PasswordArgs, String> {
         match arg {
             "debug" => out.debug = true,
             "notify" => out.notify = true,
+            // Test builds only, as on auth lines (tests/notices.rs).
+            #[cfg(debug_assertions)]
+            #[allow(clippy::panic)]
+            "panic-probe" => panic!("panic-probe: a deliberate panic for tests/notices.rs"),
             _ if arg.starts_with("config=/") => {}
             _ => return Err(format!("{arg:?} is not an argument of a password line")),
         }
@@ -75,7 +79,15 @@ pub fn parse_password_args(args: &[&[u8]]) -> Result<PasswordArgs, String> {
     Ok(out)
 }
 
+/// The hook. A notice is never worth a failed password change: a panic
+/// is caught here (as pam-bindings would catch it) but answered PAM_IGNORE,
+/// not PAM_ABORT, so that even a `required` line cannot fail the change.
 pub fn chauthtok(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> PamResultCode {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| notice(pamh, args, flags)))
+        .unwrap_or(PamResultCode::PAM_IGNORE)
+}
+
+fn notice(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> PamResultCode {
     let raw_args: Vec<&[u8]> = args.iter().map(|a| a.to_bytes()).collect();
     let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0));
     let parsed = parse_password_args(&raw_args);
