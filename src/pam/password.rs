@@ -33,7 +33,7 @@ use crate::auth::Accounts;
 use crate::config::{self, Config};
 use crate::user::UserName;
 use pam::constants::{PamFlag, PamResultCode};
-use pam::items::Service;
+use pam::items::{Service, User};
 use pam::module::PamHandle;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
@@ -162,10 +162,11 @@ fn notice(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> PamResultCode
     PamResultCode::PAM_IGNORE
 }
 
-/// The account whose password is changed, by its own name.
-fn account(pamh: &mut PamHandle) -> Option<UserName> {
-    let typed = pamh.get_user(None).ok()?;
-    let typed = UserName::parse_bytes(typed.as_bytes()).ok()?;
+/// The account whose password is changed, by its own name. PAM_USER as
+/// the application set it: a notice line never asks for a name.
+fn account(pamh: &PamHandle) -> Option<UserName> {
+    let typed = pamh.get_item::<User>().ok().flatten()?;
+    let typed = UserName::parse_bytes(typed.0.to_bytes()).ok()?;
     SystemAccounts.canonical(&typed).ok().flatten()
 }
 
