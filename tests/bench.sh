@@ -28,6 +28,11 @@
 #           /usr/sbin/sendmail, exim4, delivering to one local mailbox),
 #           against app users, both answering a wrong code (the code sent
 #           cannot be read back at this pace), so that only the send differs.
+#   TWOSTEP_BENCH_NEW_SOURCE=1
+#           also measures twostep with notify.events = ["new_source"] (its
+#           own state directory), every login from one address (PAM_RHOST,
+#           given to every service then): after the warm-up, each login is
+#           from a known source, which costs one more state write.
 #   TWOSTEP_BENCH_BASELINE=/path/to/an/older/libpam_twostep.so
 #           also measures that build of the module in the same run (its own
 #           state directory), for before/after figures of a change; with
@@ -156,6 +161,23 @@ EOF
     echo "auth required $module config=$work/store.toml" > "$work/pam.d/store"
     services+=(store)
 fi
+rhost=()
+if [ "${TWOSTEP_BENCH_NEW_SOURCE:-}" = 1 ]; then
+    mkdir -p "$work/state-ns"
+    chmod 700 "$work/state-ns"
+    cat > "$work/new-source.toml" <<EOF
+secret_dir = "$work/secrets"
+state_dir = "$work/state-ns"
+[email]
+sendmail = "/bin/true"
+address = "{user}@localhost"
+[notify]
+events = ["new_source"]
+EOF
+    echo "auth required $module config=$work/new-source.toml" > "$work/pam.d/new-source"
+    services+=(new-source)
+    rhost=(--rhost 192.0.2.1)
+fi
 if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     sed "s|/state\"|/state-baseline\"|" "$work/twostep.toml" > "$work/baseline.toml"
     echo "auth required $TWOSTEP_BENCH_BASELINE config=$work/baseline.toml" > "$work/pam.d/baseline"
@@ -181,7 +203,7 @@ with open(work + "/users.txt", "w") as users:
 EOF
 
 cc -O2 -Wall -Wextra -Werror -o "$work/pambench" tests/c/pambench.c -lpam
-bench() { "$work/pambench" --confdir "$work/pam.d" --service "$1" --users "$work/users.txt" --iterations "$users" "${@:2}"; }
+bench() { "$work/pambench" --confdir "$work/pam.d" --service "$1" --users "$work/users.txt" --iterations "$users" ${rhost[@]+"${rhost[@]}"} "${@:2}"; }
 next_step() { # sleep into the first seconds of the next 30 s step
     local s; s=$(date +%s); sleep $((30 - s % 30 + 1))
 }
@@ -228,6 +250,10 @@ print("  twostep               %7.0f us  (%.0f%% of google-authenticator)" % (ts
 if "store" in per:
     st = statistics.median(per["store"]) - floor
     print("  twostep, shared store  %7.0f us  (%.0f%% of google-authenticator; a redis-server on a unix socket)" % (st, 100 * st / ga))
+if "new-source" in per:
+    ns = statistics.median(per["new-source"]) - floor
+    print("  twostep, new_source   %7.0f us  (%.0f%% of google-authenticator; %+.0f us over twostep)"
+          % (ns, 100 * ns / ga, ns - ts))
 if "baseline" in per:
     base = statistics.median(per["baseline"]) - floor
     print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"
