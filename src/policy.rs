@@ -194,9 +194,19 @@ pub enum Source {
     First,
 }
 
-/// The known sources after a successful login from `addr`, and what `addr`
-/// was: known if a login from it was noted within `window` seconds. It is
-/// noted as seen now (how long it is remembered for is kept); entries that
+/// How stale a known source's last login may be noted: a login from an
+/// address noted less than this ago is not noted again, so that logins in
+/// quick succession do not each write the state. 1/64 of the window, at
+/// most an hour: an address may count as new up to that much before its
+/// window ends, never after.
+pub fn note_slack(window: u64) -> u64 {
+    (window / 64).min(3600)
+}
+
+/// The known sources after a successful login from `addr` (`None`: as they
+/// are), and what `addr` was: known if a login from it was noted within
+/// `window` seconds. It is noted as seen now, unless it was less than
+/// [`note_slack`] ago (how long it is remembered for is kept); entries that
 /// lapsed are dropped and at most [`MAX_REMEMBERED`] kept, as [`remember`]
 /// does. The same list serves both: a user's record of sources is bounded
 /// whatever they do.
@@ -205,7 +215,7 @@ pub fn note_source(
     addr: IpAddr,
     now: u64,
     window: u64,
-) -> (Vec<Remembered>, Source) {
+) -> (Option<Vec<Remembered>>, Source) {
     let addr = canonical(addr);
     let mine = entry(current, addr);
     let source = if current.iter().all(|r| r.seen == 0) {
@@ -215,6 +225,11 @@ pub fn note_source(
     } else {
         Source::New
     };
+    if source == Source::Known
+        && mine.is_some_and(|r| r.seen.saturating_add(note_slack(window)) > now)
+    {
+        return (None, source);
+    }
     let until = mine.map_or(0, |r| r.until);
     let next = upsert(
         current,
@@ -227,7 +242,7 @@ pub fn note_source(
         window,
         false,
     );
-    (next, source)
+    (Some(next), source)
 }
 
 fn entry(current: &[Remembered], addr: IpAddr) -> Option<&Remembered> {
@@ -795,6 +810,13 @@ mod tests {
         for (before, addr, want) in cases {
             let (after, got) = note_source(before, ip(addr), NOW, DAY);
             assert_eq!(got, *want, "{before:?} {addr}");
+            // Seen less than the slack ago: not noted again.
+            let Some(after) = after else {
+                assert_eq!(got, Source::Known);
+                let mine = entry(before, canonical(ip(addr))).unwrap();
+                assert!(mine.seen + note_slack(DAY) > NOW, "{before:?}");
+                continue;
+            };
             // Noted as seen now, its `until` kept, never twice.
             let mine: Vec<_> = after
                 .iter()
@@ -815,14 +837,50 @@ mod tests {
         }
     }
 
+    /// [`note_source`]'s list, as it is when nothing was written.
+    fn noting(
+        current: &[Remembered],
+        addr: IpAddr,
+        now: u64,
+        window: u64,
+    ) -> (Vec<Remembered>, Source) {
+        let (next, source) = note_source(current, addr, now, window);
+        (next.unwrap_or_else(|| current.to_vec()), source)
+    }
+
+    #[test]
+    fn a_source_noted_lately_is_not_written_again() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        const DAY: u64 = 86_400;
+        assert_eq!(note_slack(30 * DAY), 3600);
+        assert_eq!(note_slack(3600), 56);
+        assert_eq!(note_slack(1), 0);
+        let list = [
+            noted("192.0.2.1", 0, NOW - 3599),
+            noted("192.0.2.2", 0, NOW - 3600),
+        ];
+        // (address, written again)
+        for (addr, written) in [
+            ("192.0.2.1", false),
+            ("192.0.2.2", true),
+            ("192.0.2.3", true),
+        ] {
+            let (next, _) = note_source(&list, ip(addr), NOW, 30 * DAY);
+            assert_eq!(next.is_some(), written, "{addr}");
+        }
+        // Never when new or first, however lately.
+        let (next, source) = note_source(&[noted("192.0.2.1", 0, 0)], ip("192.0.2.1"), NOW, DAY);
+        assert_eq!((next.is_some(), source), (true, Source::First));
+    }
+
     #[test]
     fn remembering_keeps_seen_and_noting_keeps_until() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let (list, _) = note_source(&[], ip("192.0.2.1"), NOW, 600);
+        let (list, _) = noting(&[], ip("192.0.2.1"), NOW, 600);
         assert_eq!(list, [noted("192.0.2.1", 0, NOW)]);
         let list = remember(&list, ip("192.0.2.1"), NOW + 10, 600);
         assert_eq!(list, [noted("192.0.2.1", NOW + 610, NOW)]);
-        let (list, source) = note_source(&list, ip("192.0.2.1"), NOW + 20, 600);
+        let (list, source) = noting(&list, ip("192.0.2.1"), NOW + 20, 600);
         assert_eq!(source, Source::Known);
         assert_eq!(list, [noted("192.0.2.1", NOW + 610, NOW + 20)]);
         // Seen recently keeps an entry whose remembering expired; neither
@@ -834,15 +892,15 @@ mod tests {
             "seen 100 s ago, within 600"
         );
         assert_eq!(remember(&list, ip("192.0.2.2"), NOW, 60).len(), 2);
-        let (list, _) = note_source(&list, ip("192.0.2.3"), NOW, 60);
+        let (list, _) = noting(&list, ip("192.0.2.3"), NOW, 60);
         assert_eq!(list, [noted("192.0.2.3", 0, NOW)], "lapsed: dropped");
         // A code from a new address long after the last login: remembered
         // first, then noted: new, not first (the lapsed entry was left for
         // the noting to judge by).
-        let (list, _) = note_source(&[], ip("192.0.2.1"), NOW, 3600);
+        let (list, _) = noting(&[], ip("192.0.2.1"), NOW, 3600);
         let later = NOW + 10 * 3600;
         let list = remember(&list, ip("192.0.2.2"), later, 3600);
-        let (list, source) = note_source(&list, ip("192.0.2.2"), later, 3600);
+        let (list, source) = noting(&list, ip("192.0.2.2"), later, 3600);
         assert_eq!(source, Source::New);
         assert_eq!(list, [noted("192.0.2.2", later + 3600, later)]);
     }
@@ -853,7 +911,7 @@ mod tests {
         let mut list = Vec::new();
         let mut sources = Vec::new();
         for i in 0..100u64 {
-            let (next, source) = note_source(
+            let (next, source) = noting(
                 &list,
                 ip(&format!("10.0.{}.{}", i / 200, i % 200)),
                 NOW + i,
@@ -869,7 +927,7 @@ mod tests {
         let kept: Vec<u64> = list.iter().map(|r| r.seen - NOW).collect();
         assert_eq!(kept, (100 - MAX_REMEMBERED as u64..100).collect::<Vec<_>>());
         // One evicted long ago is new again.
-        let (_, source) = note_source(&list, ip("10.0.0.0"), NOW + 101, 86_400);
+        let (_, source) = noting(&list, ip("10.0.0.0"), NOW + 101, 86_400);
         assert_eq!(source, Source::New);
     }
 }

@@ -481,19 +481,23 @@ fn fleet_sources(policy: &str, user: &str) {
     b.drain();
     let remember = !policy.is_empty();
 
+    let rm = || redis.cli(&["HGET", &format!("twostep:{user}:{{{user}}}"), "rm"]);
     login_from(&a, user, &[&codes[0]], A);
     assert_eq!(new_sources(&mut a), [], "first");
-    // Known on the other host too (remembered there: not even asked).
+    let first = rm();
+    // Known on the other host too (remembered there: not even asked), and
+    // noted too lately to be written again (policy::note_slack).
     let answer: &[&str] = if remember { &[] } else { &[&codes[1]] };
     login_from(&b, user, answer, A);
     assert_eq!(new_sources(&mut b), []);
+    assert_eq!(rm(), first);
     login_from(&b, user, &[&codes[2]], B);
     assert_eq!(new_sources(&mut b), one(user, B));
     let answer: &[&str] = if remember { &[] } else { &[&codes[3]] };
     login_from(&a, user, answer, B);
     assert_eq!(new_sources(&mut a), []);
     // The store keeps them: `addr=until=seen`, remembered or not.
-    let rm = redis.cli(&["HGET", &format!("twostep:{user}:{{{user}}}"), "rm"]);
+    let rm = rm();
     let mut entries: Vec<Vec<&str>> = rm
         .trim()
         .split(';')

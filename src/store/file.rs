@@ -286,11 +286,13 @@ impl Store for FileStore {
     ) -> Result<policy::Source, StoreError> {
         let mut locked = self.lock(user)?;
         let (remembered, source) = policy::note_source(&locked.state.remembered, addr, now, window);
-        let next = UserState {
-            remembered,
-            ..locked.state.clone()
-        };
-        locked.commit(next)?;
+        if let Some(remembered) = remembered {
+            let next = UserState {
+                remembered,
+                ..locked.state.clone()
+            };
+            locked.commit(next)?;
+        }
         Ok(source)
     }
 

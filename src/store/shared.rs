@@ -563,13 +563,19 @@ impl Store for SharedStore {
         let key = self.key(user.as_str());
         // The script compares addresses as text: one form for each.
         let addr = crate::policy::canonical(addr).to_string();
+        let slack = crate::policy::note_slack(window).to_string();
         let window = window.to_string();
         let keep = crate::state::MAX_REMEMBERED.to_string();
         self.forget_snapshot();
         let reply = self.run(
             &scripts::all().note_source,
             &[&key],
-            &[addr.as_bytes(), window.as_bytes(), keep.as_bytes()],
+            &[
+                addr.as_bytes(),
+                window.as_bytes(),
+                keep.as_bytes(),
+                slack.as_bytes(),
+            ],
         )?;
         match text(&reply) {
             Some(b"known") => Ok(crate::policy::Source::Known),

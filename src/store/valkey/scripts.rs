@@ -167,8 +167,8 @@ return {'done'}
 );
 
 /// A successful login's source noted (the Lua of `policy::note_source`).
-/// ARGV: the address, the window in seconds, the most sources kept. Returns
-/// 'known', 'new' or 'first'.
+/// ARGV: the address, the window in seconds, the most sources kept, the
+/// slack (`policy::note_slack`). Returns 'known', 'new' or 'first'.
 const NOTE_SOURCE: &str = concat!(
     prelude!(),
     r#"
@@ -176,16 +176,17 @@ local k = KEYS[1]
 local n = now()
 local w = tonumber(ARGV[2])
 local rm = sources(k)
-local verdict, untl = 'first', 0
+local verdict, untl, seen = 'first', 0, 0
 for _, r in ipairs(rm) do
   if r[3] > 0 then verdict = 'new' end
 end
 for _, r in ipairs(rm) do
   if r[1] == ARGV[1] then
-    untl = r[2]
+    untl, seen = r[2], r[3]
     if r[3] > 0 and r[3] + w > n then verdict = 'known' end
   end
 end
+if verdict == 'known' and seen + tonumber(ARGV[4]) > n then return verdict end
 put_sources(k, rm, {ARGV[1], untl, n}, n, w, tonumber(ARGV[3]), false)
 return verdict
 "#
