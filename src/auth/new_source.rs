@@ -19,7 +19,7 @@ use crate::delivery::Event;
 use crate::policy::{self, Source};
 
 /// The window when `policy.remember` is off.
-pub const DEFAULT_WINDOW: u64 = 30 * 86_400;
+const DEFAULT_WINDOW: u64 = 30 * 86_400;
 
 /// After a successful code step of `req`.
 pub(super) fn after_login(env: &mut Env<'_>, req: &Request) {
@@ -43,7 +43,7 @@ pub(super) fn after_login(env: &mut Env<'_>, req: &Request) {
             env.emit(rec);
             notify::event(env, Event::NewSource, &user, None, req, None, None);
         }
-        Ok(seen) => env.trace(req, || format!("source {addr}: {seen:?}")),
+        Ok(source) => env.trace(req, || format!("source {addr}: {source:?}")),
         Err(e) => {
             let rec = crate::delivery::outbox::failure_record(&user, "email", "store").with(
                 "detail",
