@@ -3,13 +3,16 @@
 //! `pam_twostep.so` is this crate built as a `cdylib`; the `twostep` admin
 //! command is a one-line shim over [`cli::main`]. Where each concern lives:
 //!
-//! - `pam`: the PAM entry points and the mapping of outcomes to PAM codes
+//! - `pam`: the PAM entry points and the mapping of outcomes to PAM codes;
+//!   `pam::password`, the `password` line (notices of password changes)
 //! - `auth`: the login flow (code step, preauth, authfail) over small traits
 //! - `caller`: in a setuid host (su, twostep-self), the caller kept from
 //!   stopping or starving the process while it holds locks others wait on
 //! - `config`: TOML to a validated [`config::Config`]
 //! - `user`: the validated user name, the only way a name reaches a path
 //! - `secret`, `state`, `fsutil`: the files, opened and written safely
+//! - `shadow`: a fingerprint of an account's password entry, to tell that a
+//!   password changed (the `password` line's notice)
 //! - `totp`, `lockout`: the pure arithmetic
 //! - `policy`: who is asked for a code (groups, networks, remembered sources)
 //! - `enrollment`: a new secret file, shared by the CLI and enrollment at login
@@ -53,6 +56,7 @@ pub mod secret;
 // deny, not forbid: its two files that talk to C (libpam as an application,
 // the environment at a setuid start) allow it for themselves.
 pub mod self_service;
+pub mod shadow;
 pub mod state;
 pub mod store;
 pub mod totp;

@@ -29,7 +29,13 @@ impl PamHooks for PamTwostep {
     fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         PamResultCode::PAM_SUCCESS
     }
+
+    fn sm_chauthtok(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        password::chauthtok(pamh, &args, flags)
+    }
 }
+
+mod password;
 
 /// The parsed module arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -312,6 +318,49 @@ fn take_kept(pamh: &PamHandle) -> Option<auth::Kept> {
 fn put_kept(pamh: &mut PamHandle, k: Option<&auth::Kept>) -> Result<(), ()> {
     let data = kept::encode(k).ok_or(())?;
     pamh.set_data(kept::KEY, Box::new(data)).map_err(|_| ())
+}
+
+/// What the PAM_PRELIM_CHECK pass of a `password notify` line saw of the
+/// account's password entry, kept with the PAM handle for its
+/// PAM_UPDATE_AUTHTOK pass (`password.rs`).
+mod before_change {
+    use pam::module::PamHandle;
+
+    /// Versioned, as the reservation's key is.
+    const KEY: &str = concat!("pam_twostep/password/", env!("CARGO_PKG_VERSION"));
+
+    /// Plain old data with a fixed layout: what pam_get_data hands back is
+    /// read as this type.
+    #[repr(C)]
+    pub struct Data {
+        /// 1: the entry was found, 2: the account has no local entry.
+        found: u8,
+        fingerprint: [u8; 32],
+    }
+
+    /// Keeps what the first pass saw (`None`: no local entry).
+    pub fn put(pamh: &mut PamHandle, seen: Option<[u8; 32]>) -> Result<(), ()> {
+        let data = Data {
+            found: if seen.is_some() { 1 } else { 2 },
+            fingerprint: seen.unwrap_or([0; 32]),
+        };
+        pamh.set_data(KEY, Box::new(data)).map_err(|_| ())
+    }
+
+    /// What the first pass saw: `None` if it did not run (or kept
+    /// nothing); `Some(None)` if the account had no local entry.
+    pub fn take(pamh: &PamHandle) -> Option<Option<[u8; 32]>> {
+        // Only this module sets KEY, always to a Box<Data> (`put`), and KEY
+        // carries the module's version.
+        // SAFETY: so the data under KEY is a `Data` of this very layout,
+        // alive until pam_end or replaced: neither can happen during this borrow.
+        let data = unsafe { pamh.get_data::<Data>(KEY) }.ok()?;
+        match data.found {
+            1 => Some(Some(data.fingerprint)),
+            2 => Some(None),
+            _ => None,
+        }
+    }
 }
 
 /// The reservation `preauth` leaves for the lines after it, kept with the

@@ -97,7 +97,9 @@ pub fn source_address(rhost: &str) -> Option<IpAddr> {
     Some(canonical(ip))
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// An IPv4-mapped IPv6 address as the IPv4 address it carries: one
+/// address, one entry.
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -153,9 +155,11 @@ pub fn decide(
 }
 
 /// The remembered sources after a successful code login from `addr`:
-/// expired entries dropped, `addr` (re)set to expire `remember_secs` from
-/// now, and at most [`MAX_REMEMBERED`] kept, those that expire soonest
-/// evicted first.
+/// `addr` (re)set to be remembered for `remember_secs` from now (when it
+/// was last seen is kept), entries that lapsed dropped, and at most
+/// [`MAX_REMEMBERED`] kept, those that lapse soonest evicted first. Entries
+/// noted as seen are left for [`note_source`] to drop: it runs after this,
+/// and must still find that this user's sources were noted before.
 pub fn remember(
     current: &[Remembered],
     addr: IpAddr,
@@ -163,18 +167,111 @@ pub fn remember(
     remember_secs: u64,
 ) -> Vec<Remembered> {
     let addr = canonical(addr);
+    let seen = entry(current, addr).map_or(0, |r| r.seen);
+    upsert(
+        current,
+        Remembered {
+            addr,
+            until: now.saturating_add(remember_secs),
+            seen,
+        },
+        now,
+        remember_secs,
+        true,
+    )
+}
+
+/// What a successful login's source was to its user (`new_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Logged in from within the window: nothing to tell.
+    Known,
+    /// Not logged in from within the window, while others were: a notice.
+    New,
+    /// No source of this user was ever noted (the first login since this
+    /// was turned on, or since a new secret or reset forgot them): learned
+    /// without a notice, or every user would be mailed at their next login.
+    First,
+}
+
+/// How stale a known source's last login may be noted: a login from an
+/// address noted less than this ago is not noted again, so that logins in
+/// quick succession do not each write the state. 1/64 of the window, at
+/// most an hour: an address may count as new up to that much before its
+/// window ends, never after.
+pub fn note_slack(window: u64) -> u64 {
+    (window / 64).min(3600)
+}
+
+/// The known sources after a successful login from `addr` (`None`: as they
+/// are), and what `addr` was: known if a login from it was noted within
+/// `window` seconds. It is noted as seen now, unless it was less than
+/// [`note_slack`] ago (how long it is remembered for is kept); entries that
+/// lapsed are dropped and at most [`MAX_REMEMBERED`] kept, as [`remember`]
+/// does. The same list serves both: a user's record of sources is bounded
+/// whatever they do.
+pub fn note_source(
+    current: &[Remembered],
+    addr: IpAddr,
+    now: u64,
+    window: u64,
+) -> (Option<Vec<Remembered>>, Source) {
+    let addr = canonical(addr);
+    let mine = entry(current, addr);
+    let source = if current.iter().all(|r| r.seen == 0) {
+        Source::First
+    } else if mine.is_some_and(|r| r.seen != 0 && r.seen.saturating_add(window) > now) {
+        Source::Known
+    } else {
+        Source::New
+    };
+    if source == Source::Known
+        && mine.is_some_and(|r| r.seen.saturating_add(note_slack(window)) > now)
+    {
+        return (None, source);
+    }
+    let until = mine.map_or(0, |r| r.until);
+    let next = upsert(
+        current,
+        Remembered {
+            addr,
+            until,
+            seen: now,
+        },
+        now,
+        window,
+        false,
+    );
+    (Some(next), source)
+}
+
+fn entry(current: &[Remembered], addr: IpAddr) -> Option<&Remembered> {
+    current.iter().find(|r| canonical(r.addr) == addr)
+}
+
+/// `current` with `new` in place of its address's entry: entries that
+/// lapsed (neither remembered nor seen within `window`) dropped, unless
+/// `keep_seen` and they were ever seen, and at most [`MAX_REMEMBERED`]
+/// kept, those that lapse soonest evicted first.
+fn upsert(
+    current: &[Remembered],
+    new: Remembered,
+    now: u64,
+    window: u64,
+    keep_seen: bool,
+) -> Vec<Remembered> {
+    let lapses = |r: &Remembered| r.until.max(r.seen.saturating_add(window));
     let mut next: Vec<Remembered> = current
         .iter()
-        .filter(|r| r.until > now && canonical(r.addr) != addr)
+        .filter(|r| {
+            (lapses(r) > now || (keep_seen && r.seen != 0)) && canonical(r.addr) != new.addr
+        })
         .copied()
         .collect();
-    next.push(Remembered {
-        addr,
-        until: now.saturating_add(remember_secs),
-    });
+    next.push(new);
     if next.len() > MAX_REMEMBERED {
-        // Stable: of equal expiries, the one remembered first goes first.
-        next.sort_by_key(|r| std::cmp::Reverse(r.until));
+        // Stable: of equal lapses, the one remembered first goes first.
+        next.sort_by_key(|r| std::cmp::Reverse(lapses(r)));
         next.truncate(MAX_REMEMBERED);
         next.reverse();
     }
@@ -233,6 +330,7 @@ mod tests {
         Remembered {
             addr: addr.parse().unwrap(),
             until,
+            seen: 0,
         }
     }
 
@@ -628,5 +726,208 @@ mod tests {
             remember(&[], ip("192.0.2.1"), u64::MAX - 1, 60)[0].until,
             u64::MAX
         );
+    }
+
+    fn noted(addr: &str, until: u64, seen: u64) -> Remembered {
+        Remembered {
+            addr: addr.parse().unwrap(),
+            until,
+            seen,
+        }
+    }
+
+    #[test]
+    fn sources_are_new_known_or_first() {
+        const DAY: u64 = 86_400;
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // (list before, address, what it was)
+        let cases: &[(&[Remembered], &str, Source)] = &[
+            // Nothing ever noted: the first login teaches, silently; also
+            // when the only entries are remembered but never noted (a
+            // list from before new_source was on).
+            (&[], "192.0.2.1", Source::First),
+            (
+                &[noted("192.0.2.1", NOW + 60, 0)],
+                "192.0.2.1",
+                Source::First,
+            ),
+            (
+                &[noted("192.0.2.9", NOW + 60, 0)],
+                "192.0.2.1",
+                Source::First,
+            ),
+            // Seen within the window: known, to the second.
+            (
+                &[noted("192.0.2.1", 0, NOW - 1)],
+                "192.0.2.1",
+                Source::Known,
+            ),
+            (
+                &[noted("192.0.2.1", 0, NOW - DAY + 1)],
+                "192.0.2.1",
+                Source::Known,
+            ),
+            (
+                &[noted("192.0.2.1", 0, NOW - DAY)],
+                "192.0.2.1",
+                Source::New,
+            ),
+            // The IPv4-mapped form is the same address.
+            (
+                &[noted("192.0.2.1", 0, NOW - 5)],
+                "::ffff:192.0.2.1",
+                Source::Known,
+            ),
+            // Another address seen: this one is new.
+            (&[noted("192.0.2.2", 0, NOW - 5)], "192.0.2.1", Source::New),
+            (
+                &[noted("2001:db8::1", 0, NOW - 5)],
+                "2001:db8::2",
+                Source::New,
+            ),
+            // Remembered (no code asked) but not seen within the window:
+            // new all the same (remember only sets `until`).
+            (
+                &[
+                    noted("192.0.2.2", 0, NOW - 5),
+                    noted("192.0.2.1", NOW + 60, 0),
+                ],
+                "192.0.2.1",
+                Source::New,
+            ),
+            // Every entry lapsed long ago: new, not first.
+            (
+                &[noted("192.0.2.1", 0, NOW - 40 * DAY)],
+                "192.0.2.1",
+                Source::New,
+            ),
+            (
+                &[noted("192.0.2.9", 0, NOW - 40 * DAY)],
+                "192.0.2.1",
+                Source::New,
+            ),
+        ];
+        for (before, addr, want) in cases {
+            let (after, got) = note_source(before, ip(addr), NOW, DAY);
+            assert_eq!(got, *want, "{before:?} {addr}");
+            // Seen less than the slack ago: not noted again.
+            let Some(after) = after else {
+                assert_eq!(got, Source::Known);
+                let mine = entry(before, canonical(ip(addr))).unwrap();
+                assert!(mine.seen + note_slack(DAY) > NOW, "{before:?}");
+                continue;
+            };
+            // Noted as seen now, its `until` kept, never twice.
+            let mine: Vec<_> = after
+                .iter()
+                .filter(|r| canonical(r.addr) == canonical(ip(addr)))
+                .collect();
+            assert_eq!(mine.len(), 1, "{after:?}");
+            assert_eq!(mine[0].seen, NOW);
+            let until = before
+                .iter()
+                .find(|r| canonical(r.addr) == canonical(ip(addr)))
+                .map_or(0, |r| r.until);
+            assert_eq!(mine[0].until, until);
+            // Lapsed entries are gone.
+            assert!(
+                after.iter().all(|r| r.until > NOW || r.seen + DAY > NOW),
+                "{after:?}"
+            );
+        }
+    }
+
+    /// [`note_source`]'s list, as it is when nothing was written.
+    fn noting(
+        current: &[Remembered],
+        addr: IpAddr,
+        now: u64,
+        window: u64,
+    ) -> (Vec<Remembered>, Source) {
+        let (next, source) = note_source(current, addr, now, window);
+        (next.unwrap_or_else(|| current.to_vec()), source)
+    }
+
+    #[test]
+    fn a_source_noted_lately_is_not_written_again() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        const DAY: u64 = 86_400;
+        assert_eq!(note_slack(30 * DAY), 3600);
+        assert_eq!(note_slack(3600), 56);
+        assert_eq!(note_slack(1), 0);
+        let list = [
+            noted("192.0.2.1", 0, NOW - 3599),
+            noted("192.0.2.2", 0, NOW - 3600),
+        ];
+        // (address, written again)
+        for (addr, written) in [
+            ("192.0.2.1", false),
+            ("192.0.2.2", true),
+            ("192.0.2.3", true),
+        ] {
+            let (next, _) = note_source(&list, ip(addr), NOW, 30 * DAY);
+            assert_eq!(next.is_some(), written, "{addr}");
+        }
+        // Never when new or first, however lately.
+        let (next, source) = note_source(&[noted("192.0.2.1", 0, 0)], ip("192.0.2.1"), NOW, DAY);
+        assert_eq!((next.is_some(), source), (true, Source::First));
+    }
+
+    #[test]
+    fn remembering_keeps_seen_and_noting_keeps_until() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (list, _) = noting(&[], ip("192.0.2.1"), NOW, 600);
+        assert_eq!(list, [noted("192.0.2.1", 0, NOW)]);
+        let list = remember(&list, ip("192.0.2.1"), NOW + 10, 600);
+        assert_eq!(list, [noted("192.0.2.1", NOW + 610, NOW)]);
+        let (list, source) = noting(&list, ip("192.0.2.1"), NOW + 20, 600);
+        assert_eq!(source, Source::Known);
+        assert_eq!(list, [noted("192.0.2.1", NOW + 610, NOW + 20)]);
+        // Seen recently keeps an entry whose remembering expired; neither
+        // keeps it past both.
+        let list = [noted("192.0.2.1", NOW - 1, NOW - 100)];
+        assert_eq!(
+            remember(&list, ip("192.0.2.2"), NOW, 600).len(),
+            2,
+            "seen 100 s ago, within 600"
+        );
+        assert_eq!(remember(&list, ip("192.0.2.2"), NOW, 60).len(), 2);
+        let (list, _) = noting(&list, ip("192.0.2.3"), NOW, 60);
+        assert_eq!(list, [noted("192.0.2.3", 0, NOW)], "lapsed: dropped");
+        // A code from a new address long after the last login: remembered
+        // first, then noted: new, not first (the lapsed entry was left for
+        // the noting to judge by).
+        let (list, _) = noting(&[], ip("192.0.2.1"), NOW, 3600);
+        let later = NOW + 10 * 3600;
+        let list = remember(&list, ip("192.0.2.2"), later, 3600);
+        let (list, source) = noting(&list, ip("192.0.2.2"), later, 3600);
+        assert_eq!(source, Source::New);
+        assert_eq!(list, [noted("192.0.2.2", later + 3600, later)]);
+    }
+
+    #[test]
+    fn the_list_stays_bounded_evicting_what_lapses_soonest() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut list = Vec::new();
+        let mut sources = Vec::new();
+        for i in 0..100u64 {
+            let (next, source) = noting(
+                &list,
+                ip(&format!("10.0.{}.{}", i / 200, i % 200)),
+                NOW + i,
+                86_400,
+            );
+            assert!(next.len() <= MAX_REMEMBERED);
+            list = next;
+            sources.push(source);
+        }
+        assert_eq!(sources[0], Source::First);
+        assert!(sources[1..].iter().all(|s| *s == Source::New));
+        // The most recently seen are kept.
+        let kept: Vec<u64> = list.iter().map(|r| r.seen - NOW).collect();
+        assert_eq!(kept, (100 - MAX_REMEMBERED as u64..100).collect::<Vec<_>>());
+        // One evicted long ago is new again.
+        let (_, source) = noting(&list, ip("10.0.0.0"), NOW + 101, 86_400);
+        assert_eq!(source, Source::New);
     }
 }

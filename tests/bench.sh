@@ -37,6 +37,11 @@
 #           1,000 rounds of sha512crypt, the same for both, so that
 #           pam_unix's share is small and equal and the module's shows.
 #           With TWOSTEP_BENCH_BASELINE, that build's canonical stack too.
+#   TWOSTEP_BENCH_NEW_SOURCE=1
+#           also measures twostep with notify.events = ["new_source"] (its
+#           own state directory), every login from one address (PAM_RHOST,
+#           given to every service then): after the warm-up, each login is
+#           from a known source, which costs one more state write.
 #   TWOSTEP_BENCH_BASELINE=/path/to/an/older/libpam_twostep.so
 #           also measures that build of the module in the same run (its own
 #           state directory), for before/after figures of a change; with
@@ -191,6 +196,22 @@ auth required $m config=$work/$kind.toml
 EOF
     done
     services+=("${stacks[@]}")
+rhost=()
+if [ "${TWOSTEP_BENCH_NEW_SOURCE:-}" = 1 ]; then
+    mkdir -p "$work/state-ns"
+    chmod 700 "$work/state-ns"
+    cat > "$work/new-source.toml" <<EOF
+secret_dir = "$work/secrets"
+state_dir = "$work/state-ns"
+[email]
+sendmail = "/bin/true"
+address = "{user}@localhost"
+[notify]
+events = ["new_source"]
+EOF
+    echo "auth required $module config=$work/new-source.toml" > "$work/pam.d/new-source"
+    services+=(new-source)
+    rhost=(--rhost 192.0.2.1)
 fi
 if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     sed "s|/state\"|/state-baseline\"|" "$work/twostep.toml" > "$work/baseline.toml"
@@ -229,7 +250,7 @@ bench() {
     stack | base-stack) extra=(--password "$bench_password") ;;
     single) extra=(--prefix "$bench_password") ;;
     esac
-    "$work/pambench" --confdir "$work/pam.d" --service "$1" --users "$work/users.txt" --iterations "$users" "${extra[@]}" "${@:2}"
+    "$work/pambench" --confdir "$work/pam.d" --service "$1" --users "$work/users.txt" --iterations "$users" "${extra[@]}" ${rhost[@]+"${rhost[@]}"} "${@:2}"
 }
 next_step() { # sleep into the first seconds of the next 30 s step
     local s; s=$(date +%s); sleep $((30 - s % 30 + 1))
@@ -296,6 +317,10 @@ if "single" in per:
         base = statistics.median(per["base-stack"]) - floor
         print("  baseline build, two prompts                           %7.0f us  (this build %+.0f us)"
               % (base, two - base))
+if "new-source" in per:
+    ns = statistics.median(per["new-source"]) - floor
+    print("  twostep, new_source   %7.0f us  (%.0f%% of google-authenticator; %+.0f us over twostep)"
+          % (ns, 100 * ns / ga, ns - ts))
 if "baseline" in per:
     base = statistics.median(per["baseline"]) - floor
     print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"

@@ -23,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if dpkg-query -W -f='${Status}' libpam-twostep 2>/dev/null | grep -q installed; then
     echo "deb.sh: libpam-twostep is already installed here; this test would remove it. Not touching it." >&2
-    echo "        (left by a killed run? then: pam-auth-update --package --remove twostep twostep-preauth twostep-authfail; dpkg -P libpam-twostep)" >&2
+    echo "        (left by a killed run? then: pam-auth-update --package --remove twostep twostep-preauth twostep-authfail twostep-notify; dpkg -P libpam-twostep)" >&2
     exit 1
 fi
 
@@ -100,6 +100,7 @@ for path in \
     ./usr/share/pam-configs/twostep \
     ./usr/share/pam-configs/twostep-preauth \
     ./usr/share/pam-configs/twostep-authfail \
+    ./usr/share/pam-configs/twostep-notify \
     ./usr/share/man/man8/pam_twostep.8.gz \
     ./usr/share/man/man1/twostep.1.gz \
     ./usr/share/man/man1/twostep-self.1.gz \
@@ -117,7 +118,7 @@ grep -qE '^auth[[:space:]]+required[[:space:]]+pam_unix\.so$' "$work/twostep-sel
     || fail "the PAM file of twostep-self does not check the password with pam_unix"
 ! grep -qE '^[^#]*(common-auth|pam_twostep)' "$work/twostep-self.pam" \
     || fail "the PAM file of twostep-self runs common-auth or pam_twostep"
-for p in twostep twostep-preauth twostep-authfail; do
+for p in twostep twostep-preauth twostep-authfail twostep-notify; do
     dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/pam-configs/$p" | grep -qx 'Default: no' \
         || fail "profile $p is not Default: no"
 done
@@ -167,6 +168,12 @@ paste -d '\n' "$work/expected" "$work/stack" | while IFS= read -r pattern && IFS
 done || fail "unexpected common-auth:
 $(grep -v '^#' /etc/pam.d/common-auth)"
 [ "$(wc -l <"$work/stack")" = 6 ] || fail "common-auth is short: $(cat "$work/stack")"
+# The password-change notice: its line last in common-password, after
+# pam_unix's jump and pam_permit.
+pam-auth-update --enable twostep-notify
+last=$(grep -E '^password' /etc/pam.d/common-password | sed -E 's/[[:space:]]+/ /g; s/ $//' | tail -1)
+[ "$last" = "password optional pam_twostep.so notify" ] ||
+    fail "the notify line is not last in common-password: $(grep -v '^#' /etc/pam.d/common-password)"
 
 echo "== deb: a login through the system's common-auth"
 cc -O2 -o "$work/pamdrive" tests/c/pamdrive.c -lpam

@@ -20,6 +20,8 @@
 //! - `notify`: the notices the module mails
 //! - `single`: the password and the code in one answer (`preauth single`):
 //!   where the code ends, which part is handed on, what is kept
+//! - `new_source`: after a successful code step, whether it came from an
+//!   address not seen lately (`notify.events` = `new_source`)
 //! - `decoy`: the same work for names that are not enrolled accounts, so that
 //!   the response does not tell them apart; and the bound on argon2 checks
 #![forbid(unsafe_code)]
@@ -32,6 +34,7 @@ mod enroll;
 mod identity;
 mod judge;
 mod lost_device;
+mod new_source;
 mod notify;
 mod recovery;
 mod sent_code;
@@ -45,6 +48,7 @@ use crate::store::{Store, StoreError};
 use crate::user::UserName;
 use zeroize::Zeroizing;
 
+pub use notify::password_changed;
 pub use recovery::recovery_message;
 pub use single::Kept;
 
@@ -332,7 +336,13 @@ pub fn preauth_single(env: &mut Env<'_>, req: &Request) -> Outcome {
 /// Runs one module call.
 pub fn run(env: &mut Env<'_>, mode: Mode, req: &Request) -> Outcome {
     match mode {
-        Mode::Code => code_step::run(env, req),
+        Mode::Code => {
+            let outcome = code_step::run(env, req);
+            if outcome == Outcome::Success {
+                new_source::after_login(env, req);
+            }
+            outcome
+        }
         Mode::Preauth => attempt::preauth(env, req),
         Mode::Authfail => attempt::authfail(env, req),
     }

@@ -1,5 +1,6 @@
 //! Notices the module mails (`notify.events`): a lock, a recovery code
-//! used, a lost-device sign-in, an enrollment at login. A failure to mail
+//! used, a lost-device sign-in, an enrollment at login, a login from a new
+//! source, a password changed (from a `password` line). A failure to mail
 //! never changes the outcome: it is a `delivery_failed` record.
 #![forbid(unsafe_code)]
 
@@ -66,4 +67,38 @@ pub(super) fn event(
         held_back,
     };
     outbox::notify(env.config, env.audit, event, user, email, &details);
+}
+
+/// A password was changed (a `password ... notify` line saw the account's
+/// entry change): the `password_changed` record, and the notice when
+/// `notify.events` names it. Outside any login: no state, no lock.
+pub fn password_changed(
+    config: &crate::config::Config,
+    audit: &mut dyn crate::audit::Sink,
+    user: &UserName,
+    service: &str,
+) {
+    audit.emit(
+        crate::audit::Record::new("password_changed", crate::audit::Severity::Notice)
+            .with("user", user)
+            .with("service", service),
+    );
+    if !config.notify.wants(Event::PasswordChanged) {
+        return;
+    }
+    let email = secret::load(&config.secret_dir, user, &config.totp)
+        .ok()
+        .and_then(|s| s.email);
+    let details = Details {
+        service: Some(service),
+        ..Details::default()
+    };
+    outbox::notify(
+        config,
+        audit,
+        Event::PasswordChanged,
+        user,
+        email.as_ref(),
+        &details,
+    );
 }

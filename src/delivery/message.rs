@@ -128,10 +128,14 @@ pub enum Event {
     RecoveryRegenerated,
     LostDevice,
     Disabled,
+    /// A password changed through a `password` line (`notify`).
+    PasswordChanged,
+    /// A successful login from an address not seen for this user lately.
+    NewSource,
 }
 
 impl Event {
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 10] = [
         Event::Enrolled,
         Event::Reset,
         Event::Locked,
@@ -140,6 +144,8 @@ impl Event {
         Event::RecoveryRegenerated,
         Event::LostDevice,
         Event::Disabled,
+        Event::PasswordChanged,
+        Event::NewSource,
     ];
 
     /// The name in `notify.events` and in records.
@@ -153,6 +159,8 @@ impl Event {
             Event::RecoveryRegenerated => "recovery_regenerated",
             Event::LostDevice => "lost_device",
             Event::Disabled => "disabled",
+            Event::PasswordChanged => "password_changed",
+            Event::NewSource => "new_source",
         }
     }
 
@@ -192,6 +200,31 @@ impl Event {
                 "two-step sign-in turned off",
                 "Two-step sign-in was turned off for your account.",
             ),
+            Event::PasswordChanged => (
+                "password changed",
+                "The password of your account was changed.",
+            ),
+            Event::NewSource => (
+                "sign-in from a new address",
+                "Your account was signed in to from an address it has not\n\
+                 signed in from lately.",
+            ),
+        }
+    }
+
+    /// What to do if it was not them: the notice's last paragraph.
+    fn advice(self) -> &'static str {
+        match self {
+            Event::PasswordChanged => {
+                "If you did not change it, someone else can use your account:\n\
+                 tell your administrator now."
+            }
+            Event::NewSource => {
+                "If this was not you, someone has your password and your second\n\
+                 factor: change your password at once and tell your administrator\n\
+                 now. If it was you, nothing needs doing."
+            }
+            _ => "If you did not expect this, tell your administrator now.",
         }
     }
 }
@@ -275,12 +308,22 @@ pub fn notice_email(sender: &Sender, to: &EmailAddress, notice: &Notice) -> Emai
     if let Some(by) = notice.by {
         let _ = writeln!(body, "By:      {}", by_whom(by));
     }
-    if let Some(source) = notice.source.filter(|s| !s.is_empty()) {
-        let _ = write!(body, "From:    {}", clean(source));
-        if let Some(service) = notice.service {
-            let _ = write!(body, " ({})", clean(service));
+    match (
+        notice.source.filter(|s| !s.is_empty()),
+        notice.service.filter(|s| !s.is_empty()),
+    ) {
+        (Some(source), service) => {
+            let _ = write!(body, "From:    {}", clean(source));
+            if let Some(service) = service {
+                let _ = write!(body, " ({})", clean(service));
+            }
+            body.push('\n');
         }
-        body.push('\n');
+        // On the machine itself (passwd, su at a console): which program.
+        (None, Some(service)) => {
+            let _ = writeln!(body, "Through: {} on this machine", clean(service));
+        }
+        (None, None) => {}
     }
     if let Some(until) = notice.until {
         let _ = writeln!(body, "Until:   {}", human_time(until));
@@ -296,7 +339,7 @@ pub fn notice_email(sender: &Sender, to: &EmailAddress, notice: &Notice) -> Emai
             );
         }
     }
-    body.push_str("\nIf you did not expect this, tell your administrator now.\n");
+    let _ = writeln!(body, "\n{}", notice.event.advice());
     compose(sender, to, &subject, &body, notice.when)
 }
 

@@ -82,11 +82,17 @@ impl UserState {
     }
 }
 
+/// A source address of this user's logins: remembered (`policy.remember`:
+/// not asked for a code until `until`) and known (`new_source`: last seen
+/// logging in at `seen`). One list, two clocks (`crate::policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Remembered {
     pub addr: IpAddr,
-    /// Unix seconds.
+    /// Unix seconds: not asked for a code before this (0: not remembered).
     pub until: u64,
+    /// Unix seconds of the last successful login from it, as noted for
+    /// `new_source` (0: never noted).
+    pub seen: u64,
 }
 
 #[derive(Debug)]

@@ -2,16 +2,21 @@
 //! sequence number and a BLAKE2b-256 checksum.
 //!
 //! # Formats
-//! - `TWOSTEP4` (written now): 1024-byte slots, a 2048-byte file. After the
-//!   64-byte header come the remembered sources (24 bytes each), then, if one
-//!   is outstanding, the sent code (48 bytes), then the times of the codes
-//!   sent in the last hour (8 bytes each). The checksum covers the bytes in
+//! - `TWOSTEP5` (written now): 1024-byte slots, a 2048-byte file. After the
+//!   64-byte header come the remembered sources (32 bytes each: the address,
+//!   until when it is remembered, when a login from it was last noted), then,
+//!   if one is outstanding, the sent code (48 bytes), then the times of the
+//!   codes sent in the last hour (8 bytes each). The checksum covers the bytes in
 //!   use and the rest must be zero: an app user's slot is one BLAKE2b block.
 //!   The header's last five bytes, once padding, hold the lock-notice
 //!   throttle (`notify.min_interval`): byte 59 the notices held back
 //!   (saturating at 255), bytes 60-63 when the last one was mailed (Unix
 //!   seconds, u32). A version that predates them reads past them and
 //!   writes zeros: it forgets the throttle, nothing else.
+//! - `TWOSTEP4` (read): the same, but 24-byte sources without the time last
+//!   noted (read as 0: never). A version that reads only TWOSTEP4 finds a
+//!   TWOSTEP5 file damaged (the user counts as locked until `twostep
+//!   unlock`): downgrades across this change need the state files removed.
 //! - `TWOSTEP3` and `TWOSTEP2` (read): 512-byte slots, a 1024-byte file,
 //!   without sent codes; TWOSTEP2 checksums all 480 bytes before the sum.
 //!   A file of the earlier format is read as is and rewritten in this one the
@@ -23,7 +28,8 @@ use crate::lockout::Counters;
 use blake2::{Blake2b256, Digest};
 use std::net::{IpAddr, Ipv6Addr};
 
-const MAGIC: &[u8; 8] = b"TWOSTEP4";
+const MAGIC: &[u8; 8] = b"TWOSTEP5";
+const MAGIC_V4: &[u8; 8] = b"TWOSTEP4";
 const MAGIC_V3: &[u8; 8] = b"TWOSTEP3";
 const MAGIC_V2: &[u8; 8] = b"TWOSTEP2";
 pub const SLOT: usize = 1024;
@@ -32,7 +38,9 @@ pub const FILE_SIZE: u64 = (2 * SLOT) as u64;
 /// The size of a file of the earlier format.
 pub const FILE_SIZE_V3: u64 = (2 * SLOT_V3) as u64;
 const HEADER: usize = 64;
-const REMEMBERED_SIZE: usize = 24;
+const REMEMBERED_SIZE: usize = 32;
+/// A remembered source in TWOSTEP4 and earlier: no time last noted.
+const REMEMBERED_SIZE_V4: usize = 24;
 const SENT_CODE_SIZE: usize = 48;
 const SEND_SIZE: usize = 8;
 /// Remembered source addresses kept per user (policy.remember); the oldest
@@ -84,17 +92,24 @@ fn purpose_of(b: u8) -> Option<Purpose> {
     }
 }
 
-/// The bytes of a TWOSTEP4 slot in use: the header, `n` remembered sources,
-/// a sent code if `code`, and `m` sends.
-fn in_use(n: usize, code: bool, m: usize) -> usize {
-    HEADER + n * REMEMBERED_SIZE + if code { SENT_CODE_SIZE } else { 0 } + m * SEND_SIZE
+/// The bytes of a TWOSTEP5 (or, with 24-byte sources, TWOSTEP4) slot in
+/// use: the header, `n` remembered sources of `entry` bytes, a sent code if
+/// `code`, and `m` sends.
+fn in_use(n: usize, entry: usize, code: bool, m: usize) -> usize {
+    HEADER + n * entry + if code { SENT_CODE_SIZE } else { 0 } + m * SEND_SIZE
 }
 
-/// Encodes one TWOSTEP4 slot. Lists longer than the format holds keep their
+/// Encodes one TWOSTEP5 slot. Lists longer than the format holds keep their
 /// last entries (the newest).
 pub fn encode(state: &UserState, seq: u64) -> [u8; SLOT] {
+    encode_as(state, seq, MAGIC, REMEMBERED_SIZE)
+}
+
+/// A slot of `magic`'s layout, whose sources take `entry` bytes (the
+/// earlier formats' for the tests that read them).
+fn encode_as(state: &UserState, seq: u64, magic: &[u8; 8], entry: usize) -> [u8; SLOT] {
     let mut b = [0u8; SLOT];
-    b[0..8].copy_from_slice(MAGIC);
+    b[0..8].copy_from_slice(magic);
     b[8..16].copy_from_slice(&seq.to_le_bytes());
     let c = &state.counters;
     b[16..20].copy_from_slice(&c.failures.to_le_bytes());
@@ -123,7 +138,10 @@ pub fn encode(state: &UserState, seq: u64) -> [u8; SLOT] {
         };
         b[at..at + 16].copy_from_slice(&v6.octets());
         b[at + 16..at + 24].copy_from_slice(&r.until.to_le_bytes());
-        at += REMEMBERED_SIZE;
+        if entry == REMEMBERED_SIZE {
+            b[at + 24..at + 32].copy_from_slice(&r.seen.to_le_bytes());
+        }
+        at += entry;
     }
     if let Some(sent) = &state.sent {
         b[at..at + 32].copy_from_slice(&sent.hash);
@@ -153,12 +171,17 @@ pub fn checksummed_len(b: &[u8]) -> Option<usize> {
         return None;
     }
     match b.get(0..8)? {
-        m if m == MAGIC && b.len() == SLOT => {
+        m if (m == MAGIC || m == MAGIC_V4) && b.len() == SLOT => {
             let sends = usize::from(*b.get(57)?);
             let code = *b.get(58)? != 0;
-            (sends <= MAX_SENDS).then(|| in_use(n, code, sends))
+            let entry = if m == MAGIC {
+                REMEMBERED_SIZE
+            } else {
+                REMEMBERED_SIZE_V4
+            };
+            (sends <= MAX_SENDS).then(|| in_use(n, entry, code, sends))
         }
-        m if m == MAGIC_V3 && b.len() == SLOT_V3 => Some(HEADER + n * REMEMBERED_SIZE),
+        m if m == MAGIC_V3 && b.len() == SLOT_V3 => Some(HEADER + n * REMEMBERED_SIZE_V4),
         m if m == MAGIC_V2 && b.len() == SLOT_V3 => Some(checksum_at(SLOT_V3)),
         _ => None,
     }
@@ -179,6 +202,12 @@ pub fn decode(b: &[u8]) -> Option<(u64, UserState)> {
         return None;
     }
     let v4 = b.len() == SLOT;
+    let v5 = &b[0..8] == MAGIC;
+    let entry = if v5 {
+        REMEMBERED_SIZE
+    } else {
+        REMEMBERED_SIZE_V4
+    };
     let n = usize::from(b[56]);
     let mut at = HEADER;
     let mut remembered = Vec::with_capacity(n);
@@ -189,8 +218,9 @@ pub fn decode(b: &[u8]) -> Option<(u64, UserState)> {
         remembered.push(Remembered {
             addr: v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             until: u64_at(b, at + 16),
+            seen: if v5 { u64_at(b, at + 24) } else { 0 },
         });
-        at += REMEMBERED_SIZE;
+        at += entry;
     }
     let (mut sent, mut sends) = (None, Vec::new());
     if v4 {
@@ -260,16 +290,22 @@ pub fn current(image: &[u8]) -> Result<(usize, u64, UserState), StateError> {
         .ok_or_else(|| StateError::Corrupt("no valid copy of the state".into()))
 }
 
-/// A whole TWOSTEP4 file image of `state`, both slots valid (the newer is
+/// A whole TWOSTEP5 file image of `state`, both slots valid (the newer is
 /// slot 0).
 pub fn image(state: &UserState) -> Vec<u8> {
     [encode(state, 1), encode(state, 0)].concat()
 }
 
+/// A slot of the earlier format TWOSTEP4, for the tests that read them.
+#[cfg(test)]
+pub fn encode_v4(state: &UserState, seq: u64) -> [u8; SLOT] {
+    encode_as(state, seq, MAGIC_V4, REMEMBERED_SIZE_V4)
+}
+
 /// A slot of the earlier format (TWOSTEP3), for the tests that read them.
 #[cfg(test)]
 pub fn encode_v3(state: &UserState, seq: u64) -> Vec<u8> {
-    let mut b = encode(
+    let mut b = encode_v4(
         &UserState {
             sent: None,
             sends: Vec::new(),
@@ -284,7 +320,7 @@ pub fn encode_v3(state: &UserState, seq: u64) -> Vec<u8> {
     b[57] = 0;
     b[58] = 0;
     let n = usize::from(b[56]);
-    let sum = checksum(&b[..HEADER + n * REMEMBERED_SIZE]);
+    let sum = checksum(&b[..HEADER + n * REMEMBERED_SIZE_V4]);
     let at = checksum_at(SLOT_V3);
     b[at..].copy_from_slice(&sum);
     b
@@ -308,10 +344,12 @@ mod tests {
                 Remembered {
                     addr: "192.0.2.1".parse().unwrap(),
                     until: 5,
+                    seen: 0,
                 },
                 Remembered {
                     addr: "2001:db8::1".parse().unwrap(),
                     until: 6,
+                    seen: 1_799_999_900,
                 },
             ],
             epoch: 0x0102_0304,
@@ -367,7 +405,7 @@ mod tests {
         assert_eq!(checksummed_len(&encode(&UserState::default(), 1)), Some(64));
         assert_eq!(
             checksummed_len(&encode(&sample(), 1)),
-            Some(64 + 48 + 48 + 16)
+            Some(64 + 64 + 48 + 16)
         );
     }
 
@@ -394,12 +432,27 @@ mod tests {
 
     #[test]
     fn files_of_the_earlier_formats_are_read() {
+        // TWOSTEP4: all but the time a source was last noted (never).
+        let never_noted = UserState {
+            remembered: sample()
+                .remembered
+                .iter()
+                .map(|r| Remembered { seen: 0, ..*r })
+                .collect(),
+            ..sample()
+        };
+        assert_eq!(
+            decode(&encode_v4(&sample(), 9)),
+            Some((9, never_noted.clone()))
+        );
+        let image = [encode_v4(&sample(), 1), encode(&UserState::default(), 0)].concat();
+        assert_eq!(current(&image).unwrap().2, never_noted);
         let s = UserState {
             sent: None,
             sends: vec![],
             lock_notice_at: 0,
             lock_notices_held: 0,
-            ..sample()
+            ..never_noted
         };
         // TWOSTEP3: the checksum covers the bytes in use.
         let v3 = encode_v3(&s, 7);

@@ -160,6 +160,17 @@ impl Store for Fallback {
         ))
     }
 
+    fn note_source(
+        &self,
+        user: &UserName,
+        addr: std::net::IpAddr,
+        now: u64,
+        window: u64,
+    ) -> Result<crate::policy::Source, StoreError> {
+        either!(self, user.as_str(), |s| s
+            .note_source(user, addr, now, window))
+    }
+
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
         either!(self, user.as_str(), |s| s.withdraw(user, hash))
     }

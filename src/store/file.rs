@@ -277,6 +277,25 @@ impl Store for FileStore {
         Ok(mailed)
     }
 
+    fn note_source(
+        &self,
+        user: &UserName,
+        addr: std::net::IpAddr,
+        now: u64,
+        window: u64,
+    ) -> Result<policy::Source, StoreError> {
+        let mut locked = self.lock(user)?;
+        let (remembered, source) = policy::note_source(&locked.state.remembered, addr, now, window);
+        if let Some(remembered) = remembered {
+            let next = UserState {
+                remembered,
+                ..locked.state.clone()
+            };
+            locked.commit(next)?;
+        }
+        Ok(source)
+    }
+
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError> {
         let mut locked = self.lock(user)?;
         if locked.state.sent.as_ref().is_some_and(|s| s.hash == *hash) {

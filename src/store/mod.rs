@@ -306,6 +306,18 @@ pub trait Store {
         min_interval: u64,
     ) -> Result<Option<u32>, StoreError>;
 
+    /// A successful login came from `addr` (`new_source`): what it was to
+    /// the user (`policy::note_source`: known if a login from it was noted
+    /// within `window` seconds), and it is noted as seen now, in the same
+    /// list as the remembered sources and as bounded.
+    fn note_source(
+        &self,
+        user: &UserName,
+        addr: IpAddr,
+        now: u64,
+        window: u64,
+    ) -> Result<crate::policy::Source, StoreError>;
+
     /// Forgets the sent code if it is still `hash` (a hand-over that
     /// failed: the code must not work if it arrives after all).
     fn withdraw(&self, user: &UserName, hash: &[u8; 32]) -> Result<(), StoreError>;

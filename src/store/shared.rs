@@ -166,11 +166,13 @@ fn decode(fields: &[Reply]) -> Option<UserState> {
         .split(';')
         .filter(|s| !s.is_empty())
         .filter_map(|item| {
-            let (addr, until) = item.split_once('=')?;
-            Some(Remembered {
-                addr: addr.parse().ok()?,
-                until: until.parse().ok()?,
-            })
+            // `addr=until=seen`; a host of an earlier version writes
+            // `addr=until` (never noted).
+            let mut parts = item.split('=');
+            let addr = parts.next()?.parse().ok()?;
+            let until = parts.next()?.parse().ok()?;
+            let seen = parts.next().map_or(Some(0), |s| s.parse().ok())?;
+            Some(Remembered { addr, until, seen })
         })
         .collect();
     let sent = match text(&fields[8]) {
@@ -548,6 +550,38 @@ impl Store for SharedStore {
             }
             Some(b"hold") => Ok(None),
             _ => Err(garbled("a lock notice")),
+        }
+    }
+
+    fn note_source(
+        &self,
+        user: &UserName,
+        addr: std::net::IpAddr,
+        _now: u64,
+        window: u64,
+    ) -> Result<crate::policy::Source, StoreError> {
+        let key = self.key(user.as_str());
+        // The script compares addresses as text: one form for each.
+        let addr = crate::policy::canonical(addr).to_string();
+        let slack = crate::policy::note_slack(window).to_string();
+        let window = window.to_string();
+        let keep = crate::state::MAX_REMEMBERED.to_string();
+        self.forget_snapshot();
+        let reply = self.run(
+            &scripts::all().note_source,
+            &[&key],
+            &[
+                addr.as_bytes(),
+                window.as_bytes(),
+                keep.as_bytes(),
+                slack.as_bytes(),
+            ],
+        )?;
+        match text(&reply) {
+            Some(b"known") => Ok(crate::policy::Source::Known),
+            Some(b"new") => Ok(crate::policy::Source::New),
+            Some(b"first") => Ok(crate::policy::Source::First),
+            _ => Err(garbled("a source noted")),
         }
     }
 

@@ -6,7 +6,7 @@
  *
  * Usage:
  *   pambench --confdir DIR --service NAME --users FILE --iterations N
- *            [--answer STR] [--offset K] [--latencies FILE]
+ *            [--answer STR] [--offset K] [--latencies FILE] [--rhost HOST]
  *            [--password STR] [--prefix STR]
  *   pambench --users FILE --print-codes
  *
@@ -14,7 +14,8 @@
  * pam_authenticate(pamh, 0), pam_end. Users are taken from FILE in order,
  * from the K-th (--offset, default 0), cycling when N exceeds their number;
  * several pambench processes with distinct offsets are several hosts.
- * --latencies writes each login's time in microseconds, one a line. The result is one line on stdout:
+ * --latencies writes each login's time in microseconds, one a line.
+ * --rhost sets PAM_RHOST of every login. The result is one line on stdout:
  *   service=NAME iterations=N total_s=S per_login_us=U ok=K fail=F
  * timed with clock_gettime(CLOCK_MONOTONIC) around the whole loop.
  *
@@ -277,7 +278,7 @@ static int usage(void)
 		"usage: pambench --confdir DIR --service NAME --users FILE"
 		" --iterations N [--answer STR] [--offset K]"
 		" [--password STR] [--prefix STR]"
-		" [--latencies FILE]\n"
+		" [--latencies FILE] [--rhost HOST]\n"
 		"       pambench --users FILE --print-codes\n");
 	return 64;
 }
@@ -287,7 +288,7 @@ int main(int argc, char **argv)
 	const char *confdir = NULL, *service = NULL, *users = NULL;
 	const char *iters = NULL, *answer = NULL, *offset_arg = NULL;
 	const char *password = NULL, *prefix = NULL;
-	const char *latencies = NULL;
+	const char *latencies = NULL, *rhost = NULL;
 	int print_codes = 0;
 	for (int i = 1; i < argc; i++) {
 		const char **dst = NULL;
@@ -304,6 +305,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--latencies")) dst = &latencies;
 		else if (!strcmp(argv[i], "--password")) dst = &password;
 		else if (!strcmp(argv[i], "--prefix")) dst = &prefix;
+		else if (!strcmp(argv[i], "--rhost")) dst = &rhost;
 		if (!dst || i + 1 >= argc)
 			return usage();
 		*dst = argv[++i];
@@ -361,6 +363,8 @@ int main(int argc, char **argv)
 		if (rc == PAM_SUCCESS) {
 			pam_set_item(pamh, PAM_FAIL_DELAY,
 				     (const void *)no_delay);
+			if (rhost)
+				pam_set_item(pamh, PAM_RHOST, rhost);
 			rc = pam_authenticate(pamh, 0);
 			pam_end(pamh, rc);
 		}

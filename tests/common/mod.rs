@@ -1137,7 +1137,7 @@ pub fn rfc3339(unix: u64) -> String {
     date_utc(unix, "+%Y-%m-%dT%H:%M:%SZ")
 }
 
-fn date_utc(unix: u64, format: &str) -> String {
+pub fn date_utc(unix: u64, format: &str) -> String {
     let out = Command::new("date")
         .args(["-u", "-d", &format!("@{unix}"), format])
         .output()

@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `f` `tf` `t` `lu` | failures, failures in this tier, the tier (0-based), locked until |
 //! | `ls` `lok` `e` | last accepted step's start, last success, epoch |
-//! | `rm` | remembered sources: `addr=until;addr=until` |
+//! | `rm` | remembered and known sources: `addr=until=seen;...` (`crate::policy::remember`, `note_source`; an earlier version's `addr=until` is read as never seen) |
 //! | `sp` `sh` `se` `sa` | the sent code: purpose (1 sign-in, 2 lost device, 3 confirm), hash (hex), expires, sent at |
 //! | `sn` | the sends of the last hour: `t,t,t` |
 //! | `na` `nq` | the last lock notice mailed, the notices held back since |
@@ -70,6 +70,31 @@ local function count(k, n, tiers_arg, held)
   end
   redis.call('HSET', k, 'f', f, 'tf', tf, 't', t, 'lu', lu)
   return {'open', f, new_tier, new_until, e, 0}
+end
+local function sources(k)
+  local out = {}
+  for _, item in ipairs(split(redis.call('HGET', k, 'rm') or '', ';')) do
+    local p = split(item, '=')
+    if p[2] then out[#out + 1] = {p[1], num(p[2]), num(p[3])} end
+  end
+  return out
+end
+local function lapses(r, w) return math.max(r[2], r[3] + w) end
+local function put_sources(k, rm, new, n, w, keep, keep_seen)
+  local out = {}
+  for _, r in ipairs(rm) do
+    if r[1] ~= new[1] and (lapses(r, w) > n or (keep_seen and r[3] > 0)) then out[#out + 1] = r end
+  end
+  out[#out + 1] = new
+  if #out > keep then
+    table.sort(out, function(a, b) return lapses(a, w) > lapses(b, w) end)
+    while #out > keep do table.remove(out) end
+  end
+  local parts = {}
+  for _, r in ipairs(out) do
+    parts[#parts + 1] = r[1] .. '=' .. string.format('%d', r[2]) .. '=' .. string.format('%d', r[3])
+  end
+  redis.call('HSET', k, 'rm', table.concat(parts, ';'))
 end
 local function reset(k, n)
   local e = (num(redis.call('HGET', k, 'e')) + 1) % 4294967296
@@ -131,22 +156,39 @@ redis.call('HSET', k, 'lok', n)
 if ARGV[1] ~= '' then redis.call('HSET', k, 'ls', math.max(ls, tonumber(ARGV[1]))) end
 if ARGV[2] ~= '' then redis.call('HDEL', k, 'sp', 'sh', 'se', 'sa') end
 local rm = {}
-if not newsecret then
-  for _, item in ipairs(split(redis.call('HGET', k, 'rm') or '', ';')) do
-    local p = split(item, '=')
-    if num(p[2]) > n and p[1] ~= ARGV[5] then rm[#rm + 1] = {p[1], num(p[2])} end
+if newsecret then redis.call('HSET', k, 'rm', '') else rm = sources(k) end
+if ARGV[5] ~= '' then
+  local w, seen = tonumber(ARGV[6]), 0
+  for _, r in ipairs(rm) do if r[1] == ARGV[5] then seen = r[3] end end
+  put_sources(k, rm, {ARGV[5], n + w, seen}, n, w, tonumber(ARGV[8]), true)
+end
+return {'done'}
+"#
+);
+
+/// A successful login's source noted (the Lua of `policy::note_source`).
+/// ARGV: the address, the window in seconds, the most sources kept, the
+/// slack (`policy::note_slack`). Returns 'known', 'new' or 'first'.
+const NOTE_SOURCE: &str = concat!(
+    prelude!(),
+    r#"
+local k = KEYS[1]
+local n = now()
+local w = tonumber(ARGV[2])
+local rm = sources(k)
+local verdict, untl, seen = 'first', 0, 0
+for _, r in ipairs(rm) do
+  if r[3] > 0 then verdict = 'new' end
+end
+for _, r in ipairs(rm) do
+  if r[1] == ARGV[1] then
+    untl, seen = r[2], r[3]
+    if r[3] > 0 and r[3] + w > n then verdict = 'known' end
   end
 end
-if ARGV[5] ~= '' then rm[#rm + 1] = {ARGV[5], n + tonumber(ARGV[6])} end
-local keep = tonumber(ARGV[8])
-if #rm > keep then
-  table.sort(rm, function(a, b) return a[2] > b[2] end)
-  while #rm > keep do table.remove(rm) end
-end
-local parts = {}
-for _, r in ipairs(rm) do parts[#parts + 1] = r[1] .. '=' .. string.format('%d', r[2]) end
-redis.call('HSET', k, 'rm', table.concat(parts, ';'))
-return {'done'}
+if verdict == 'known' and seen + tonumber(ARGV[4]) > n then return verdict end
+put_sources(k, rm, {ARGV[1], untl, n}, n, w, tonumber(ARGV[3]), false)
+return verdict
 "#
 );
 
@@ -287,6 +329,7 @@ pub struct Scripts {
     pub lock_notice: Script,
     pub spend: Script,
     pub unlock: Script,
+    pub note_source: Script,
 }
 
 pub fn all() -> &'static Scripts {
@@ -301,5 +344,6 @@ pub fn all() -> &'static Scripts {
         lock_notice: Script::new(LOCK_NOTICE),
         spend: Script::new(SPEND),
         unlock: Script::new(UNLOCK),
+        note_source: Script::new(NOTE_SOURCE),
     })
 }
