@@ -251,9 +251,10 @@ fn a_replayed_answer_is_refused() {
     let again = imap.login(u, &a);
     assert_refused(&again, &imap);
     let ev = rig.module_events();
-    // Counted as a failed code (`preauth single` finds no good code in it,
-    // so the password is not even checked).
-    single(&ev, "auth_fail");
+    // Counted as a replayed code (`preauth single` finds no good code in
+    // it, so the password is not even checked).
+    let fail = single(&ev, "auth_fail");
+    assert_eq!(fail.get("reason"), Some("replay"), "{ev:#?}");
     assert_eq!(
         count(&ev, "auth_ok") + count(&ev, "password_fail"),
         0,

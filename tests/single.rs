@@ -78,6 +78,10 @@ fn right_password_and_code_in_one_answer() {
     let ev = rig.module_events();
     assert_eq!(count(&ev, "auth_ok"), 0, "{ev:#?}");
     assert_eq!(failures(&rig, u), 1);
+    // The administrator sees a replay, as at a code prompt.
+    let fails: Vec<_> = ev.iter().filter(|e| e.event() == "auth_fail").collect();
+    assert_eq!(fails.len(), 1, "{ev:#?}");
+    assert_eq!(fails[0].get("reason"), Some("replay"), "{ev:#?}");
 }
 
 #[test]

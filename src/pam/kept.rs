@@ -18,6 +18,7 @@ const CODE_MAX: usize = 16;
 pub struct Data {
     present: u8,
     password_handed: u8,
+    replayed: u8,
     has_code: u8,
     code_len: u8,
     code: [u8; CODE_MAX],
@@ -35,6 +36,7 @@ pub(super) fn encode(k: Option<&Kept>) -> Option<Data> {
     let mut d = Data {
         present: 0,
         password_handed: 0,
+        replayed: 0,
         has_code: 0,
         code_len: 0,
         code: [0; CODE_MAX],
@@ -52,6 +54,7 @@ pub(super) fn encode(k: Option<&Kept>) -> Option<Data> {
         d.has_code = 1;
     }
     d.password_handed = u8::from(k.password_handed);
+    d.replayed = u8::from(k.replayed);
     d.present = 1;
     Some(d)
 }
@@ -68,6 +71,7 @@ pub(super) fn decode(d: &Data) -> Option<Kept> {
         // A length that does not fit is no code: judged as a wrong one.
         code: code.flatten(),
         password_handed: d.password_handed == 1,
+        replayed: d.replayed == 1,
     })
 }
 
@@ -83,22 +87,26 @@ mod tests {
                 user: b"alice".to_vec(),
                 code: Some(Zeroizing::new(b"492039".to_vec())),
                 password_handed: true,
+                replayed: false,
             },
             Kept {
                 user: longest,
                 code: Some(Zeroizing::new(b"abcde-fghjk".to_vec())),
                 password_handed: true,
+                replayed: false,
             },
             Kept {
                 user: b"bob".to_vec(),
                 code: None,
                 password_handed: false,
+                replayed: true,
             },
         ] {
             let back = decode(&encode(Some(&k)).unwrap()).unwrap();
             assert_eq!(back.user, k.user);
             assert_eq!(back.code, k.code);
             assert_eq!(back.password_handed, k.password_handed);
+            assert_eq!(back.replayed, k.replayed);
         }
         assert!(decode(&encode(None).unwrap()).is_none());
         // What does not fit is not kept (the login is then denied).
@@ -106,6 +114,7 @@ mod tests {
             user: b"alice".to_vec(),
             code: Some(Zeroizing::new(vec![b'1'; CODE_MAX + 1])),
             password_handed: true,
+            replayed: false,
         };
         assert!(encode(Some(&too_long)).is_none());
     }

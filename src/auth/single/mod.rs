@@ -55,6 +55,10 @@ pub struct Kept {
     /// password module was handed [`NO_PASSWORD`]: its failure is the
     /// code's, the password was not checked.
     pub password_handed: bool,
+    /// With `password_handed` false: the code at its end was a good one
+    /// that is spent already (an app code of a step accepted before). Only
+    /// the record says so; the response is a wrong code's.
+    pub replayed: bool,
 }
 
 /// A password no account has: what OpenSSH hands PAM for a login it has
@@ -93,12 +97,20 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
             }
         }
     };
+    let mut replayed = false;
     let code_at = match split::split(&answer, expects.len) {
         Split::Unusable(why) => return refuse_unusable(env, req, user.as_ref(), why),
         Split::NoCode => None,
         Split::Tail { at, shape } => {
             let (_, tail) = answer.split_at(at);
-            good_code(env, user.as_ref(), &expects, tail, shape).then_some(at)
+            match good_code(env, user.as_ref(), &expects, tail, shape) {
+                Judged::Good => Some(at),
+                Judged::Spent => {
+                    replayed = true;
+                    None
+                }
+                Judged::Bad => None,
+            }
         }
     };
     env.trace(req, || {
@@ -126,6 +138,7 @@ pub(super) fn preauth(env: &mut Env<'_>, req: &Request) -> Outcome {
         user: req.user.clone(),
         code,
         password_handed,
+        replayed: replayed && !password_handed,
     });
     Outcome::Success
 }
@@ -190,13 +203,22 @@ fn expects(env: &mut Env<'_>, req: &Request, user: &UserName, state: Option<User
 /// judges it again under the user's lock. Right or wrong, the work is the
 /// same; for names with no secret it is done on the decoy's, and is never
 /// good.
+/// What the end of an answer is, judged without spending it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    Good,
+    /// An app code of a step accepted already: a replay.
+    Spent,
+    Bad,
+}
+
 fn good_code(
     env: &Env<'_>,
     user: Option<&UserName>,
     expects: &Expects,
     tail: &[u8],
     shape: Shape,
-) -> bool {
+) -> Judged {
     let config = env.config;
     let decoy;
     let (secret, real) = match (&expects.secret, user) {
@@ -205,35 +227,47 @@ fn good_code(
             decoy = decoy::secret(&config.totp);
             match &decoy {
                 Some(d) => (d, false),
-                None => return false,
+                None => return Judged::Bad,
             }
         }
     };
-    let good = match shape {
+    let good = |good: bool| if good { Judged::Good } else { Judged::Bad };
+    let judged = match shape {
         Shape::Recovery | Shape::Scratch => {
             if secret.file.recovery_codes.is_empty() {
                 decoy::recovery_check(&config.state_dir, &config.totp, tail);
-                false
+                Judged::Bad
             } else {
-                matches!(
+                good(matches!(
                     decoy::find_gated(&config.state_dir, &secret.file.recovery_codes, tail),
                     Ok(Some(_))
-                )
+                ))
             }
         }
         Shape::Code => match (secret.method, user) {
-            (Method::Email | Method::Sms, Some(user)) => {
-                sent_code_good(env, user, secret, expects.state.as_ref(), tail)
-            }
-            _ => Code::parse(tail, secret.params.digits)
+            (Method::Email | Method::Sms, Some(user)) => good(sent_code_good(
+                env,
+                user,
+                secret,
+                expects.state.as_ref(),
+                tail,
+            )),
+            _ => match Code::parse(tail, secret.params.digits)
                 .and_then(|c| totp::matching_step_every(&secret.key, &secret.params, &c, env.now))
-                .is_some_and(|step| {
+            {
+                None => Judged::Bad,
+                Some(step) => {
                     let last = expects.state.as_ref().map_or(0, |s| s.last_step_time);
-                    step.saturating_mul(u64::from(secret.params.period)) > last
-                }),
+                    if step.saturating_mul(u64::from(secret.params.period)) > last {
+                        Judged::Good
+                    } else {
+                        Judged::Spent
+                    }
+                }
+            },
         },
     };
-    good && real
+    if real { judged } else { Judged::Bad }
 }
 
 /// Whether `tail` is the code sent to this user for signing in, in time.
@@ -292,6 +326,12 @@ fn refuse_unusable(
 /// password.
 pub(super) fn failure(env: &Env<'_>, req: &Request) -> Failure {
     match &env.kept {
+        Some(kept) if kept.user == req.user && !kept.password_handed && kept.replayed => {
+            Failure::Code(
+                Reason::Replay,
+                Some("one answer: its code was used already; the password was not checked".into()),
+            )
+        }
         Some(kept) if kept.user == req.user && !kept.password_handed => Failure::Code(
             Reason::BadCode,
             Some("one answer: no good code in it; the password was not checked".into()),
