@@ -14,22 +14,6 @@ use sshd::{Answers, Sshd};
 
 const PASSWORD: &str = "e2e pass-W0rd";
 
-/// The single stack, then what sshd needs for the other PAM types.
-fn single_stack(rig: &Rig) -> String {
-    let m = module();
-    let (m, c) = (m.display(), rig.config.display());
-    format!(
-        "# twostep end-to-end test; removed when the test ends\n\
-         auth     requisite                    {m} config={c} preauth single\n\
-         auth     [success=1 default=ignore]   pam_unix.so use_first_pass\n\
-         auth     [default=die]                {m} config={c} authfail\n\
-         auth     required                     {m} config={c}\n\
-         account  required                     pam_unix.so\n\
-         session  required                     pam_permit.so\n\
-         password required                     pam_deny.so\n"
-    )
-}
-
 fn setup(test: &str, user: &str) -> (Rig, Sshd, Vec<String>) {
     ensure_user(user, Some(PASSWORD));
     let mut rig = Rig::new(
@@ -42,7 +26,7 @@ fn setup(test: &str, user: &str) -> (Rig, Sshd, Vec<String>) {
         &format!("sg-{test}"),
         "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n",
         "",
-        &single_stack(&rig),
+        &sshd::single_stack(&rig.config),
     );
     rig.events();
     (rig, sshd, codes)
