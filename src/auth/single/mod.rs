@@ -197,12 +197,6 @@ fn expects(env: &mut Env<'_>, req: &Request, user: &UserName, state: Option<User
     out
 }
 
-/// Whether `tail` is a code this user could log in with now: an app code
-/// of the window later than the last accepted step, the code sent (not
-/// expired), or an unused recovery code. Nothing is spent: the code step
-/// judges it again under the user's lock. Right or wrong, the work is the
-/// same; for names with no secret it is done on the decoy's, and is never
-/// good.
 /// What the end of an answer is, judged without spending it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Judged {
@@ -212,6 +206,12 @@ enum Judged {
     Bad,
 }
 
+/// Whether `tail` is a code this user could log in with now: an app code
+/// of the window later than the last accepted step, the code sent (not
+/// expired), or an unused recovery code. Nothing is spent: the code step
+/// judges it again under the user's lock. Right or wrong, the work is the
+/// same (a spent app code costs what a good one does); for names with no
+/// secret it is done on the decoy's, and is never good.
 fn good_code(
     env: &Env<'_>,
     user: Option<&UserName>,
