@@ -196,6 +196,7 @@ auth required $m config=$work/$kind.toml
 EOF
     done
     services+=("${stacks[@]}")
+fi
 rhost=()
 if [ "${TWOSTEP_BENCH_NEW_SOURCE:-}" = 1 ]; then
     mkdir -p "$work/state-ns"
@@ -306,6 +307,10 @@ print("  twostep               %7.0f us  (%.0f%% of google-authenticator)" % (ts
 if "store" in per:
     st = statistics.median(per["store"]) - floor
     print("  twostep, shared store  %7.0f us  (%.0f%% of google-authenticator; a redis-server on a unix socket)" % (st, 100 * st / ga))
+if "new-source" in per:
+    ns = statistics.median(per["new-source"]) - floor
+    print("  twostep, new_source   %7.0f us  (%.0f%% of google-authenticator; %+.0f us over twostep)"
+          % (ns, 100 * ns / ga, ns - ts))
 if "single" in per:
     two = statistics.median(per["stack"]) - floor
     one = statistics.median(per["single"]) - floor
@@ -317,10 +322,6 @@ if "single" in per:
         base = statistics.median(per["base-stack"]) - floor
         print("  baseline build, two prompts                           %7.0f us  (this build %+.0f us)"
               % (base, two - base))
-if "new-source" in per:
-    ns = statistics.median(per["new-source"]) - floor
-    print("  twostep, new_source   %7.0f us  (%.0f%% of google-authenticator; %+.0f us over twostep)"
-          % (ns, 100 * ns / ga, ns - ts))
 if "baseline" in per:
     base = statistics.median(per["baseline"]) - floor
     print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"
