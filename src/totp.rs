@@ -86,30 +86,13 @@ fn window(params: &TotpParams, unix_now: u64) -> std::ops::RangeInclusive<u64> {
 }
 
 /// Returns the latest step within `now ± skew` whose code equals `code`, if
-/// any. Steps are tried from the latest down and the walk stops at a match:
-/// two steps match one code only by a 10^-digits coincidence, and then the
-/// later is the stricter for the replay check. A wrong code is compared with
-/// every step, so its timing says nothing about how close it came; a right
-/// code's timing tells only its own step, which its sender knows.
+/// any: two steps match one code only by a 10^-digits coincidence, and then
+/// the later is the stricter for the replay check. Every step of the window
+/// is computed and compared, whatever matches, so the time taken tells
+/// neither how close a wrong code came nor that a code was right (`preauth
+/// single` refuses a right code that came with a wrong password, and must
+/// take the same time as for a wrong one).
 pub fn matching_step(
-    secret: &[u8],
-    params: &TotpParams,
-    code: &Code,
-    unix_now: u64,
-) -> Option<u64> {
-    let totp = totp_for(secret, params);
-    window(params, unix_now).rev().find(|&step| {
-        let mut buf = Zeroizing::new([0u8; 10]);
-        let n = code_at(&totp, step, params.period, &mut buf);
-        buf[..n].ct_eq(code.as_bytes()).into()
-    })
-}
-
-/// As [`matching_step`], but every step of the window is computed and
-/// compared, whatever matches: for a judgement whose time must not tell a
-/// right code from a wrong one (`preauth single`, where a right code may
-/// come with a wrong password and the answer is refused all the same).
-pub fn matching_step_every(
     secret: &[u8],
     params: &TotpParams,
     code: &Code,
@@ -121,7 +104,7 @@ pub fn matching_step_every(
         let mut buf = Zeroizing::new([0u8; 10]);
         let n = code_at(&totp, step, params.period, &mut buf);
         let same: bool = buf[..n].ct_eq(code.as_bytes()).into();
-        // Ascending: the latest match is kept, as matching_step finds it.
+        // Ascending: the last match is the latest.
         latest = if same { Some(step) } else { latest };
     }
     latest
@@ -143,6 +126,22 @@ pub fn code_now(secret: &[u8], params: &TotpParams, unix_now: u64) -> Zeroizing<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The obvious walk (latest first, stop at a match): what
+    /// [`matching_step`] must find, by other means.
+    fn matching_step_walk(
+        secret: &[u8],
+        params: &TotpParams,
+        code: &Code,
+        unix_now: u64,
+    ) -> Option<u64> {
+        let totp = totp_for(secret, params);
+        window(params, unix_now).rev().find(|&step| {
+            let mut buf = Zeroizing::new([0u8; 10]);
+            let n = code_at(&totp, step, params.period, &mut buf);
+            buf[..n].ct_eq(code.as_bytes()).into()
+        })
+    }
 
     fn params(algorithm: Algorithm, digits: u8, skew: u8) -> TotpParams {
         TotpParams {
@@ -260,16 +259,16 @@ mod tests {
                 let code = Code::parse(c.as_bytes(), 6).unwrap();
                 for now in [start, start + 29, start - 1, 5] {
                     assert_eq!(
-                        matching_step_every(&secret, &p, &code, now),
                         matching_step(&secret, &p, &code, now),
+                        matching_step_walk(&secret, &p, &code, now),
                         "skew {skew} offset {offset} now {now}"
                     );
                 }
             }
             let wrong = Code::parse(b"000000", 6).unwrap();
             assert_eq!(
-                matching_step_every(&secret, &p, &wrong, start),
-                matching_step(&secret, &p, &wrong, start)
+                matching_step(&secret, &p, &wrong, start),
+                matching_step_walk(&secret, &p, &wrong, start)
             );
         }
     }

@@ -253,7 +253,7 @@ fn good_code(
                 tail,
             )),
             _ => match Code::parse(tail, secret.params.digits)
-                .and_then(|c| totp::matching_step_every(&secret.key, &secret.params, &c, env.now))
+                .and_then(|c| totp::matching_step(&secret.key, &secret.params, &c, env.now))
             {
                 None => Judged::Bad,
                 Some(step) => {
