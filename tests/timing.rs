@@ -194,9 +194,21 @@ struct Round {
 
 /// Run alone (tests/run-all.sh runs it after the other tests): timing
 /// beside parallel tests measures the neighbours.
+/// The timing tests of this file, one at a time: the test harness runs
+/// them in parallel threads, and each would measure the other (under load,
+/// the first failed 4 runs of 4 beside the second).
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 #[ignore]
 fn unknown_unenrolled_and_wrong_code_are_indistinguishable() {
+    let _alone = alone();
     let [unknown, unenrolled, enrolled, no_codes] = CASES.each_ref().map(|c| c.user);
     ensure_user(unenrolled, None);
     ensure_user(enrolled, None);
@@ -343,6 +355,7 @@ fn other_code(code: &str) -> String {
 #[test]
 #[ignore]
 fn one_answer_wrong_code_and_wrong_password_are_indistinguishable() {
+    let _alone = alone();
     ensure_user(SINGLE_USER, None);
     let mut chpasswd = std::process::Command::new("chpasswd")
         .args(["-c", "SHA512", "-s", "1000"])
