@@ -63,6 +63,7 @@ pub fn secret_file(b32: &str, params: &TotpParams, recovery_codes: Vec<String>) 
         algorithm: Some(params.algorithm),
         recovery_codes,
         created: Some(now_rfc3339()),
+        authenticators: Vec::new(),
     }
 }
 

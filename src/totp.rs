@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use crate::config::{Algorithm, TotpParams};
+use crate::secret::MAX_DEVICES;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -110,6 +111,37 @@ pub fn matching_step(
     latest
 }
 
+/// [`matching_step`] for each of a user's authenticators (`keys`, at most
+/// [`MAX_DEVICES`]), each answer parsed with that one's digits. The work is
+/// that of [`MAX_DEVICES`] authenticators whoever answers: the windows of
+/// the first one's key are computed again, and thrown away, in place of
+/// those a user does not have. So the time taken tells neither how many a
+/// user has nor which one's code it was (`tests/timing.rs`). `keys` beyond
+/// [`MAX_DEVICES`] are not looked at (a secret file holds no more).
+pub fn matching_steps(
+    keys: &[(&[u8], TotpParams)],
+    answer: &[u8],
+    unix_now: u64,
+) -> [Option<u64>; MAX_DEVICES] {
+    let mut out = [None; MAX_DEVICES];
+    let Some(first) = keys.first() else {
+        return out;
+    };
+    for (i, slot) in out.iter_mut().enumerate() {
+        let (key, params, real) = match keys.get(i) {
+            Some((key, params)) => (*key, params, true),
+            None => (first.0, &first.1, false),
+        };
+        let step = Code::parse(answer, params.digits)
+            .and_then(|code| matching_step(key, params, &code, unix_now));
+        let step = std::hint::black_box(step);
+        if real {
+            *slot = step;
+        }
+    }
+    out
+}
+
 /// The code for `unix_now`, for enrollment confirmation and tests.
 pub fn code_now(secret: &[u8], params: &TotpParams, unix_now: u64) -> Zeroizing<String> {
     let totp = totp_for(secret, params);
@@ -126,6 +158,34 @@ pub fn code_now(secret: &[u8], params: &TotpParams, unix_now: u64) -> Zeroizing<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matching_steps_answers_for_each_authenticator_and_no_more() {
+        let p = TotpParams::default();
+        let p8 = TotpParams { digits: 8, ..p };
+        let (a, b, c) = ([1u8; 20], [2u8; 20], [3u8; 20]);
+        let now = 1_800_000_000;
+        let keys = [(&a[..], p), (&b[..], p8), (&c[..], p)];
+        let step = step_of(now, p.period);
+        // (answer) -> which indices match
+        let table: &[(Zeroizing<String>, [bool; 3])] = &[
+            (code_now(&a, &p, now), [true, false, false]),
+            (code_now(&b, &p8, now), [false, true, false]),
+            (code_now(&c, &p, now - 30), [false, false, true]),
+            (Zeroizing::new("000000x".into()), [false, false, false]),
+        ];
+        for (answer, want) in table {
+            let got = matching_steps(&keys, answer.as_bytes(), now);
+            for i in 0..3 {
+                assert_eq!(got[i].is_some(), want[i], "{i}");
+            }
+            // The padding never answers.
+            assert!(got[3..].iter().all(Option::is_none));
+        }
+        let got = matching_steps(&keys, code_now(&c, &p, now - 30).as_bytes(), now);
+        assert_eq!(got[2], Some(step - 1));
+        assert_eq!(matching_steps(&[], b"123456", now), [None; MAX_DEVICES]);
+    }
 
     /// The obvious walk (latest first, stop at a match): what
     /// [`matching_step`] must find, by other means.

@@ -13,11 +13,12 @@ use super::code_step::remember;
 use super::{Env, Outcome, Reason, Request, notify, recovery};
 use crate::audit::Severity;
 use crate::codes::{self, Verdict};
+use crate::config::TotpParams;
 use crate::delivery::Event;
 use crate::secret::{self, Held, SecretError, UserSecret};
-use crate::state::{Purpose, UserState};
+use crate::state::{Purpose, StepKey, UserState};
 use crate::store::{Origin, Success};
-use crate::totp::{self, Code};
+use crate::totp;
 use crate::user::UserName;
 
 /// What the answer is first checked against.
@@ -35,17 +36,13 @@ pub(super) enum Expecting {
 /// How an answer was accepted.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Accepted {
-    Totp {
-        step_time: u64,
-    },
+    /// `device`: the index in the secret's `devices` of the authenticator
+    /// whose code it was.
+    Totp { step_time: u64, device: usize },
     /// The sent code: it is used up.
-    Sent {
-        method: &'static str,
-    },
+    Sent { method: &'static str },
     /// `left`: the user's recovery codes that remain.
-    Recovery {
-        left: usize,
-    },
+    Recovery { left: usize },
 }
 
 impl Accepted {
@@ -123,6 +120,14 @@ pub(super) fn answer(
     // file store still under the lock; with a shared store, the success
     // below is refused if the code was used meanwhile anywhere.
     let mut used_recovery = None;
+    // The name of the authenticator whose code it was, for the record and
+    // its replay step.
+    let device = match (&verdict, &current) {
+        (Ok(Accepted::Totp { device, .. }), Ok((secret, _))) => {
+            secret.devices.get(*device).map(|d| d.name.clone())
+        }
+        _ => None,
+    };
     let (verdict, current, judged) = match (verdict, current) {
         (Err(Reason::BadCode), Ok((mut secret, _))) => {
             // The file store's attempt holds the user's lock already.
@@ -155,9 +160,10 @@ pub(super) fn answer(
     // or the code could be used again after a crash.
     let success = Success {
         step_time: match accepted {
-            Accepted::Totp { step_time } => Some(step_time),
+            Accepted::Totp { step_time, .. } => Some(step_time),
             _ => None,
         },
+        device: device.as_ref().map_or(StepKey::Default, StepKey::of),
         spend: match (accepted, expecting) {
             (Accepted::Sent { .. }, Expecting::Sent { purpose, .. }) => {
                 sent_hash.map(|h| (purpose, h))
@@ -175,10 +181,13 @@ pub(super) fn answer(
     if let Accepted::Recovery { left } = accepted {
         env.conv.info(&recovery::recovery_message(left));
     }
-    let rec = env
+    let mut rec = env
         .record("auth_ok", Severity::Info, req)
         .with("tty", &req.tty)
         .with("method", accepted.method());
+    if let Some(name) = &device {
+        rec = rec.with("device", name.as_str());
+    }
     env.emit(rec);
     if let Accepted::Recovery { .. } = accepted {
         notify::event(
@@ -194,7 +203,10 @@ pub(super) fn answer(
     Outcome::Success
 }
 
-/// A TOTP answer: a code of the window, later than the last accepted step.
+/// A TOTP answer: a code of one of the user's authenticators' windows,
+/// later than that authenticator's last accepted step. Every
+/// authenticator's window is computed (`totp::matching_steps`), and the
+/// choice among them looks at all of them, whichever matched.
 fn totp_verdict(
     env: &mut Env<'_>,
     req: &Request,
@@ -202,41 +214,65 @@ fn totp_verdict(
     state: &UserState,
     answer: &[u8],
 ) -> Result<Accepted, Reason> {
-    let verdict = match Code::parse(answer, secret.params.digits) {
-        None => Err(Reason::BadCode),
-        Some(code) => match totp::matching_step(&secret.key, &secret.params, &code, env.now) {
-            None => Err(Reason::BadCode),
-            Some(step) => {
-                let step_time = step.saturating_mul(u64::from(secret.params.period));
-                if step_time <= state.last_step_time {
-                    Err(Reason::Replay)
-                } else {
-                    Ok(Accepted::Totp { step_time })
-                }
-            }
-        },
-    };
+    let keys: Vec<(&[u8], TotpParams)> = secret
+        .devices
+        .iter()
+        .map(|d| (d.key.as_slice(), d.params))
+        .collect();
+    let steps = totp::matching_steps(&keys, answer, env.now);
+    let verdict = pick(&secret.devices, &steps, state);
     // The message is built only under `debug`: this runs on every attempt.
     let now = env.now;
-    let p = secret.params;
     env.trace(req, || match &verdict {
-        Ok(Accepted::Totp { step_time }) => {
+        Ok(Accepted::Totp { step_time, device }) => {
+            let p = secret.devices[*device].params;
             let offset =
                 (step_time / u64::from(p.period)) as i128 - totp::step_of(now, p.period) as i128;
             format!(
-                "answer: the code of step offset {offset} (skew window), later than the last accepted"
+                "answer: the code of authenticator {} at step offset {offset} (skew window), \
+                 later than its last accepted",
+                secret.devices[*device].name
             )
         }
         Err(Reason::Replay) => {
-            "answer: a code of the window, but not later than the last accepted step".into()
+            "answer: a code of the window, but not later than its authenticator's last accepted step"
+                .into()
         }
-        Err(_) if Code::parse(answer, p.digits).is_none() => {
-            format!("answer: not {} digits", p.digits)
-        }
-        Err(_) => "answer: no step of the window has this code".into(),
+        Err(_) => format!(
+            "answer: no step of the window of any of {} authenticator(s) has this code",
+            secret.devices.len()
+        ),
         Ok(_) => "answer: accepted".into(),
     });
     verdict
+}
+
+/// Of the authenticators whose window matched (`steps`, by index), the
+/// first whose step is later than its last accepted one; else a replay if
+/// any matched. Every entry is looked at.
+pub(super) fn pick(
+    devices: &[secret::Device],
+    steps: &[Option<u64>],
+    state: &UserState,
+) -> Result<Accepted, Reason> {
+    let mut fresh = None;
+    let mut matched = false;
+    for (i, (device, step)) in devices.iter().zip(steps).enumerate() {
+        let Some(step) = step else { continue };
+        matched = true;
+        let step_time = step.saturating_mul(u64::from(device.params.period));
+        if fresh.is_none() && step_time > state.step_of(StepKey::of(&device.name)) {
+            fresh = Some(Accepted::Totp {
+                step_time,
+                device: i,
+            });
+        }
+    }
+    match (fresh, matched) {
+        (Some(accepted), _) => Ok(accepted),
+        (None, true) => Err(Reason::Replay),
+        (None, false) => Err(Reason::BadCode),
+    }
 }
 
 /// An answer to a sent code: its keyed hash against the one kept, in time.
@@ -263,4 +299,47 @@ fn sent_verdict(
         Verdict::Wrong => Err(Reason::BadCode),
     };
     (verdict, Some(hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{Device, DeviceName};
+    use zeroize::Zeroizing;
+
+    fn device(name: &str) -> Device {
+        Device {
+            name: DeviceName::parse(name).unwrap(),
+            key: Zeroizing::new(vec![1; 20]),
+            params: TotpParams::default(),
+            created: None,
+        }
+    }
+
+    #[test]
+    fn the_first_fresh_match_wins_and_a_replay_is_per_authenticator() {
+        let devices = [device("default"), device("phone"), device("tablet")];
+        let mut state = UserState::default();
+        // default used step 100 (its start 3000), phone step 101.
+        state.accept_step(StepKey::Default, 3000);
+        state.accept_step(StepKey::of(&devices[1].name), 3030);
+        // (steps matched) -> verdict
+        type Want = Result<(u64, usize), Reason>;
+        let table: &[([Option<u64>; 3], Want)] = &[
+            ([None, None, None], Err(Reason::BadCode)),
+            ([Some(100), None, None], Err(Reason::Replay)),
+            ([Some(101), None, None], Ok((3030, 0))),
+            ([None, Some(101), None], Err(Reason::Replay)),
+            ([None, Some(100), Some(100)], Ok((3000, 2))),
+            ([Some(100), Some(101), None], Err(Reason::Replay)),
+            ([Some(100), Some(102), Some(102)], Ok((3060, 1))),
+        ];
+        for (steps, want) in table {
+            let got = pick(&devices, steps, &state).map(|a| match a {
+                Accepted::Totp { step_time, device } => (step_time, device),
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(&got, want, "{steps:?}");
+        }
+    }
 }

@@ -55,6 +55,74 @@ pub struct UserState {
     /// how many have been held back since (`notify.min_interval`).
     pub lock_notice_at: u64,
     pub lock_notices_held: u32,
+    /// The last accepted step of each named authenticator but `default`,
+    /// whose step is `last_step_time`, as it was before a user could have
+    /// several: hosts and state files of the earlier version then agree on
+    /// it. At most [`MAX_DEVICE_STEPS`]; the oldest goes first.
+    pub device_steps: Vec<DeviceStep>,
+}
+
+/// Named authenticators' steps kept per user: as many as a user may have.
+pub const MAX_DEVICE_STEPS: usize = crate::secret::MAX_DEVICES;
+
+/// Which authenticator's last accepted step: `default`'s (the earlier
+/// versions' one step), or a named one's, by [`DeviceId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StepKey {
+    #[default]
+    Default,
+    Named(DeviceId),
+}
+
+impl StepKey {
+    pub fn of(name: &crate::secret::DeviceName) -> StepKey {
+        if name.is_default() {
+            StepKey::Default
+        } else {
+            StepKey::Named(DeviceId::of(name.as_str()))
+        }
+    }
+}
+
+/// A named authenticator in the state: 8 bytes of a BLAKE2b digest of its
+/// name, so that an entry is a fixed size. Two names of one user that
+/// share an id (which takes about 2^32 tries to find) share a replay step:
+/// a code of one is refused at a step the other used, nothing is let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceId(pub [u8; 8]);
+
+impl DeviceId {
+    pub fn of(name: &str) -> DeviceId {
+        let mut body = Vec::with_capacity(name.len() + 7);
+        body.extend_from_slice(b"device:");
+        body.extend_from_slice(name.as_bytes());
+        let digest = checksum(&body);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        DeviceId(id)
+    }
+
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(text: &str) -> Option<DeviceId> {
+        if text.len() != 16 || !text.is_ascii() {
+            return None;
+        }
+        let mut id = [0u8; 8];
+        for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
+            id[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(DeviceId(id))
+    }
+}
+
+/// A named authenticator's last accepted step's start (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceStep {
+    pub id: DeviceId,
+    pub step_time: u64,
 }
 
 /// A code that was emailed or texted: only a keyed hash of it is kept.
@@ -71,6 +139,49 @@ pub struct SentCode {
 pub use crate::delivery::Purpose;
 
 impl UserState {
+    /// The start of the last accepted step of authenticator `key` (0: none).
+    pub fn step_of(&self, key: StepKey) -> u64 {
+        match key {
+            StepKey::Default => self.last_step_time,
+            StepKey::Named(id) => self
+                .device_steps
+                .iter()
+                .find(|d| d.id == id)
+                .map_or(0, |d| d.step_time),
+        }
+    }
+
+    /// `key`'s last accepted step moved on to `step_time` (never back). A
+    /// ninth named entry pushes out the one used longest ago: the user has
+    /// removed a device, or one of theirs was last used so long ago that
+    /// every code of its step is out of the window.
+    pub fn accept_step(&mut self, key: StepKey, step_time: u64) {
+        match key {
+            StepKey::Default => self.last_step_time = self.last_step_time.max(step_time),
+            StepKey::Named(id) => {
+                if let Some(d) = self.device_steps.iter_mut().find(|d| d.id == id) {
+                    d.step_time = d.step_time.max(step_time);
+                    return;
+                }
+                if self.device_steps.len() >= MAX_DEVICE_STEPS
+                    && let Some(oldest) =
+                        (0..self.device_steps.len()).min_by_key(|&i| self.device_steps[i].step_time)
+                {
+                    self.device_steps.remove(oldest);
+                }
+                self.device_steps.push(DeviceStep { id, step_time });
+            }
+        }
+    }
+
+    /// `key`'s step forgotten (its authenticator was removed).
+    pub fn forget_step(&mut self, key: StepKey) {
+        match key {
+            StepKey::Default => self.last_step_time = 0,
+            StepKey::Named(id) => self.device_steps.retain(|d| d.id != id),
+        }
+    }
+
     /// The state after a successful login or an unlock: counters cleared, a
     /// new epoch.
     pub fn reset(&self) -> UserState {
@@ -393,6 +504,50 @@ pub fn replace(state_dir: &Path, user: &UserName, state: &UserState) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_authenticator_has_its_own_step_and_a_ninth_pushes_out_the_oldest() {
+        let name = |n: &str| crate::secret::DeviceName::parse(n).unwrap();
+        let (a, b) = (StepKey::of(&name("phone")), StepKey::of(&name("tablet")));
+        assert_eq!(StepKey::of(&name("default")), StepKey::Default);
+        assert_ne!(a, b);
+        let mut s = UserState::default();
+        s.accept_step(a, 100);
+        s.accept_step(StepKey::Default, 50);
+        // (key, step) -> step_of after
+        let table = [
+            (a, 90, 100),
+            (a, 130, 130),
+            (b, 10, 10),
+            (StepKey::Default, 40, 50),
+        ];
+        for (key, t, want) in table {
+            s.accept_step(key, t);
+            assert_eq!(s.step_of(key), want);
+        }
+        assert_eq!(s.last_step_time, 50);
+        assert_eq!(s.device_steps.len(), 2);
+        s.forget_step(a);
+        assert_eq!((s.step_of(a), s.step_of(b)), (0, 10));
+        for i in 0..MAX_DEVICE_STEPS as u64 {
+            s.accept_step(StepKey::Named(DeviceId::of(&format!("d{i}"))), 1000 + i);
+        }
+        // b (step 10) was the oldest.
+        assert_eq!(s.device_steps.len(), MAX_DEVICE_STEPS);
+        assert_eq!(s.step_of(b), 0);
+        assert_eq!(s.step_of(StepKey::Named(DeviceId::of("d0"))), 1000);
+        let id = DeviceId::of("phone");
+        assert_eq!(DeviceId::from_hex(&id.hex()), Some(id));
+        for bad in [
+            "",
+            "00",
+            "zz00000000000000",
+            "00000000000000000",
+            "ü0000000000000",
+        ] {
+            assert_eq!(DeviceId::from_hex(bad), None, "{bad}");
+        }
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -2,7 +2,14 @@
 //! sequence number and a BLAKE2b-256 checksum.
 //!
 //! # Formats
-//! - `TWOSTEP5` (written now): 1024-byte slots, a 2048-byte file. After the
+//! - `TWOSTEP6` (written for a user with named authenticators' steps): a
+//!   TWOSTEP5 slot followed, after the sends, by the named authenticators'
+//!   last accepted steps: a 4-byte count, then 12 bytes each (8 of the
+//!   name's digest, the step's start as u32 Unix seconds, saturating in
+//!   2106). Every other user's slot stays TWOSTEP5, which the previous
+//!   version reads: a downgrade loses nothing but for users with several
+//!   authenticators, whose secret files it refuses anyway.
+//! - `TWOSTEP5` (written for everyone else): 1024-byte slots, a 2048-byte file. After the
 //!   64-byte header come the remembered sources (32 bytes each: the address,
 //!   until when it is remembered, when a login from it was last noted), then,
 //!   if one is outstanding, the sent code (48 bytes), then the times of the
@@ -23,11 +30,14 @@
 //!   first time it is locked for an update (`super::lock`).
 #![forbid(unsafe_code)]
 
-use super::{Purpose, Remembered, SentCode, StateError, UserState};
+use super::{
+    DeviceId, DeviceStep, MAX_DEVICE_STEPS, Purpose, Remembered, SentCode, StateError, UserState,
+};
 use crate::lockout::Counters;
 use blake2::{Blake2b256, Digest};
 use std::net::{IpAddr, Ipv6Addr};
 
+const MAGIC_V6: &[u8; 8] = b"TWOSTEP6";
 const MAGIC: &[u8; 8] = b"TWOSTEP5";
 const MAGIC_V4: &[u8; 8] = b"TWOSTEP4";
 const MAGIC_V3: &[u8; 8] = b"TWOSTEP3";
@@ -43,6 +53,8 @@ const REMEMBERED_SIZE: usize = 32;
 const REMEMBERED_SIZE_V4: usize = 24;
 const SENT_CODE_SIZE: usize = 48;
 const SEND_SIZE: usize = 8;
+const DEVICE_COUNT_SIZE: usize = 4;
+const DEVICE_STEP_SIZE: usize = 12;
 /// Remembered source addresses kept per user (policy.remember); the oldest
 /// goes first.
 pub const MAX_REMEMBERED: usize = 16;
@@ -102,7 +114,12 @@ fn in_use(n: usize, entry: usize, code: bool, m: usize) -> usize {
 /// Encodes one TWOSTEP5 slot. Lists longer than the format holds keep their
 /// last entries (the newest).
 pub fn encode(state: &UserState, seq: u64) -> [u8; SLOT] {
-    encode_as(state, seq, MAGIC, REMEMBERED_SIZE)
+    let magic = if state.device_steps.is_empty() {
+        MAGIC
+    } else {
+        MAGIC_V6
+    };
+    encode_as(state, seq, magic, REMEMBERED_SIZE)
 }
 
 /// A slot of `magic`'s layout, whose sources take `entry` bytes (the
@@ -153,6 +170,17 @@ fn encode_as(state: &UserState, seq: u64, magic: &[u8; 8], entry: usize) -> [u8;
         b[at..at + 8].copy_from_slice(&t.to_le_bytes());
         at += SEND_SIZE;
     }
+    if magic == MAGIC_V6 {
+        let devices = tail(&state.device_steps, MAX_DEVICE_STEPS);
+        b[at..at + 4].copy_from_slice(&(devices.len() as u32).to_le_bytes());
+        at += DEVICE_COUNT_SIZE;
+        for d in devices {
+            b[at..at + 8].copy_from_slice(&d.id.0);
+            let t = u32::try_from(d.step_time).unwrap_or(u32::MAX);
+            b[at + 8..at + 12].copy_from_slice(&t.to_le_bytes());
+            at += DEVICE_STEP_SIZE;
+        }
+    }
     let sum = checksum(&b[..at]);
     b[checksum_at(SLOT)..].copy_from_slice(&sum);
     b
@@ -171,6 +199,19 @@ pub fn checksummed_len(b: &[u8]) -> Option<usize> {
         return None;
     }
     match b.get(0..8)? {
+        m if m == MAGIC_V6 && b.len() == SLOT => {
+            let sends = usize::from(*b.get(57)?);
+            let code = *b.get(58)? != 0;
+            if sends > MAX_SENDS {
+                return None;
+            }
+            let at = in_use(n, REMEMBERED_SIZE, code, sends);
+            let count = usize::try_from(u32_at(b, at)).ok()?;
+            if count == 0 || count > MAX_DEVICE_STEPS {
+                return None;
+            }
+            Some(at + DEVICE_COUNT_SIZE + count * DEVICE_STEP_SIZE)
+        }
         m if (m == MAGIC || m == MAGIC_V4) && b.len() == SLOT => {
             let sends = usize::from(*b.get(57)?);
             let code = *b.get(58)? != 0;
@@ -202,7 +243,8 @@ pub fn decode(b: &[u8]) -> Option<(u64, UserState)> {
         return None;
     }
     let v4 = b.len() == SLOT;
-    let v5 = &b[0..8] == MAGIC;
+    let v6 = &b[0..8] == MAGIC_V6;
+    let v5 = &b[0..8] == MAGIC || v6;
     let entry = if v5 {
         REMEMBERED_SIZE
     } else {
@@ -240,6 +282,20 @@ pub fn decode(b: &[u8]) -> Option<(u64, UserState)> {
             at += SEND_SIZE;
         }
     }
+    let mut device_steps = Vec::new();
+    if v6 {
+        let count = usize::try_from(u32_at(b, at)).ok()?;
+        at += DEVICE_COUNT_SIZE;
+        for _ in 0..count {
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&b[at..at + 8]);
+            device_steps.push(DeviceStep {
+                id: DeviceId(id),
+                step_time: u64::from(u32_at(b, at + 8)),
+            });
+            at += DEVICE_STEP_SIZE;
+        }
+    }
     let state = UserState {
         counters: Counters {
             failures: u32_at(b, 16),
@@ -259,6 +315,7 @@ pub fn decode(b: &[u8]) -> Option<(u64, UserState)> {
         // a downgrade forgets the notice throttle, nothing more.
         lock_notice_at: if v4 { u64::from(u32_at(b, 60)) } else { 0 },
         lock_notices_held: if v4 { u32::from(b[59]) } else { 0 },
+        device_steps,
     };
     Some((u64_at(b, 8), state))
 }
@@ -311,6 +368,7 @@ pub fn encode_v3(state: &UserState, seq: u64) -> Vec<u8> {
             sends: Vec::new(),
             lock_notice_at: 0,
             lock_notices_held: 0,
+            device_steps: Vec::new(),
             ..state.clone()
         },
         seq,
@@ -362,6 +420,88 @@ mod tests {
             sends: vec![1_799_999_000, 1_800_000_000],
             lock_notice_at: 1_799_999_500,
             lock_notices_held: 3,
+            device_steps: Vec::new(),
+        }
+    }
+
+    fn named(i: u8) -> DeviceStep {
+        DeviceStep {
+            id: DeviceId([i; 8]),
+            step_time: 1_800_000_000 + u64::from(i),
+        }
+    }
+
+    #[test]
+    fn named_steps_make_a_twostep6_slot_and_only_they_do() {
+        // (state) -> magic written, decodes to itself
+        let full = UserState {
+            remembered: sample()
+                .remembered
+                .iter()
+                .cycle()
+                .take(MAX_REMEMBERED)
+                .copied()
+                .collect(),
+            sends: (0..MAX_SENDS as u64).collect(),
+            ..sample()
+        };
+        let table = [
+            (sample(), MAGIC),
+            (
+                UserState {
+                    device_steps: vec![named(1)],
+                    ..sample()
+                },
+                MAGIC_V6,
+            ),
+            (
+                UserState {
+                    device_steps: (1..=8).map(named).collect(),
+                    ..UserState::default()
+                },
+                MAGIC_V6,
+            ),
+            // Every list at its longest still fits a slot.
+            (
+                UserState {
+                    device_steps: (1..=8).map(named).collect(),
+                    ..full
+                },
+                MAGIC_V6,
+            ),
+        ];
+        for (state, magic) in table {
+            let b = encode(&state, 9);
+            assert_eq!(&b[0..8], magic);
+            assert_eq!(decode(&b), Some((9, state)));
+        }
+        // A step past u32 saturates: it is refused for good, never reopened.
+        let far = UserState {
+            device_steps: vec![DeviceStep {
+                id: DeviceId([7; 8]),
+                step_time: u64::MAX,
+            }],
+            ..UserState::default()
+        };
+        let (_, back) = decode(&encode(&far, 1)).unwrap();
+        assert_eq!(back.device_steps[0].step_time, u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn a_twostep6_slot_with_a_bad_count_is_refused() {
+        let state = UserState {
+            device_steps: vec![named(1), named(2)],
+            ..UserState::default()
+        };
+        let good = encode(&state, 1);
+        let at = in_use(0, REMEMBERED_SIZE, false, 0);
+        for count in [0u32, 9, u32::MAX] {
+            let mut b = good;
+            b[at..at + 4].copy_from_slice(&count.to_le_bytes());
+            assert!(
+                checksummed_len(&b).is_none() || decode(&b).is_none(),
+                "{count}"
+            );
         }
     }
 

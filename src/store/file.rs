@@ -64,7 +64,7 @@ impl Attempt for FileAttempt {
     fn succeed(mut self: Box<Self>, now: u64, success: &Success) -> Result<Committed, StoreError> {
         let current = &self.locked.state;
         if let Some(step_time) = success.step_time
-            && step_time <= current.last_step_time
+            && step_time <= current.step_of(success.device)
             && !success.new_secret
         {
             self.fail_durably()?;
@@ -134,10 +134,13 @@ pub fn apply(reset: UserState, now: u64, success: &Success) -> UserState {
         Some((addr, secs)) => policy::remember(&remembered, addr, now, secs),
         None => remembered,
     };
-    UserState {
-        last_step_time: success
-            .step_time
-            .map_or(reset.last_step_time, |t| t.max(reset.last_step_time)),
+    let mut next = UserState {
+        // A new secret replaces every authenticator: their steps go too.
+        device_steps: if success.new_secret {
+            Vec::new()
+        } else {
+            reset.device_steps.clone()
+        },
         last_success: now,
         sent: if success.spend.is_some() {
             None
@@ -146,7 +149,11 @@ pub fn apply(reset: UserState, now: u64, success: &Success) -> UserState {
         },
         remembered,
         ..reset
+    };
+    if let Some(t) = success.step_time {
+        next.accept_step(success.device, t);
     }
+    next
 }
 
 impl Store for FileStore {
@@ -324,6 +331,15 @@ impl Store for FileStore {
                 cleared = Some(s.last_step_time);
                 next.last_step_time = 0;
             }
+            // Named authenticators' steps in the future go the same way.
+            for d in s
+                .device_steps
+                .iter()
+                .filter(|d| d.step_time > future_beyond)
+            {
+                cleared = Some(cleared.map_or(d.step_time, |c: u64| c.max(d.step_time)));
+            }
+            next.device_steps.retain(|d| d.step_time <= future_beyond);
             next
         }) {
             Ok(_) => Ok(cleared),

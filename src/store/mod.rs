@@ -27,7 +27,9 @@ use crate::lockout::NewLock;
 use crate::user::UserName;
 use std::net::IpAddr;
 
-pub use crate::state::{Purpose, Remembered, SentCode, StateError, UserState};
+pub use crate::state::{
+    DeviceId, DeviceStep, Purpose, Remembered, SentCode, StateError, StepKey, UserState,
+};
 
 /// The store the configuration names: `store.url`, or this host's
 /// `state_dir` when it is empty. With a shared store, all this store does
@@ -128,6 +130,8 @@ pub struct Success {
     /// An app code's step start: accepted only if it is later than the last
     /// accepted one (else [`Committed::Replay`]).
     pub step_time: Option<u64>,
+    /// Whose step `step_time` is: replay is refused per authenticator.
+    pub device: StepKey,
     /// The sent code used up: only if it is still the one kept (else
     /// [`Committed::CodeGone`]).
     pub spend: Option<(Purpose, [u8; 32])>,
@@ -138,8 +142,9 @@ pub struct Success {
     /// (`policy.remember`).
     pub remember: Option<(IpAddr, u64)>,
     /// A new secret was set up with `step_time`'s code: the sources
-    /// remembered for the old one are forgotten, and the step is kept if it
-    /// is later (a code of another secret is no replay).
+    /// remembered for the old one are forgotten, so are the named
+    /// authenticators' steps (it replaces them all), and the step is kept
+    /// if it is later (a code of another secret is no replay).
     pub new_secret: bool,
 }
 

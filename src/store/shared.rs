@@ -9,8 +9,9 @@
 
 use super::valkey::{Client, Reply, Script, StoreError as ClientError, scripts};
 use super::{
-    Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Origin, Purpose, Refusal,
-    Remembered, Sendable, SentCode, Store, StoreError, Success, UserState,
+    Attempt, Begun, Committed, Counted, DeviceId, DeviceStep, Failed, Held, Issued, NewCode,
+    Origin, Purpose, Refusal, Remembered, Sendable, SentCode, StepKey, Store, StoreError, Success,
+    UserState,
 };
 use crate::codes::{Allowance, Plan};
 use crate::config::{self, Codes, Tier};
@@ -154,7 +155,7 @@ fn unhex(text: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// A state from the 15 fields of `scripts::FIELDS`, as HMGET returns them.
+/// A state from the 16 fields of `scripts::FIELDS`, as HMGET returns them.
 fn decode(fields: &[Reply]) -> Option<UserState> {
     if fields.len() != scripts::FIELDS.len() {
         return None;
@@ -196,7 +197,23 @@ fn decode(fields: &[Reply]) -> Option<UserState> {
         .filter_map(|t| t.parse().ok())
         .collect();
     let held = n(14)?;
+    // `id=step;...`: an entry that does not parse is dropped, as `rm`'s
+    // are; its authenticator then counts as never used, which the script
+    // that records a success checks again anyway.
+    let device_steps = text(&fields[15])
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|item| {
+            let (id, step) = item.split_once('=')?;
+            Some(DeviceStep {
+                id: DeviceId::from_hex(id)?,
+                step_time: step.parse().ok()?,
+            })
+        })
+        .collect();
     Some(UserState {
+        device_steps,
         lock_notice_at: n(13)?,
         lock_notices_held: u32::try_from(held).unwrap_or(u32::MAX),
         counters: Counters {
@@ -332,6 +349,11 @@ impl Attempt for SharedAttempt<'_> {
         let key = s.key(self.user.as_str());
         let rkey = s.recovery_key(self.user.as_str());
         let step = success.step_time.map(|t| t.to_string()).unwrap_or_default();
+        let device = match success.device {
+            StepKey::Default => String::new(),
+            StepKey::Named(id) => id.hex(),
+        };
+        let keep_steps = crate::state::MAX_DEVICE_STEPS.to_string();
         let (purpose, hash) = match &success.spend {
             Some((p, h)) => (purpose_digit(*p).to_vec(), hex(h)),
             None => (Vec::new(), String::new()),
@@ -364,6 +386,8 @@ impl Attempt for SharedAttempt<'_> {
                 keep.as_bytes(),
                 tiers.as_bytes(),
                 held.as_bytes(),
+                device.as_bytes(),
+                keep_steps.as_bytes(),
             ],
         )?;
         s.forget_snapshot();

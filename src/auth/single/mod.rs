@@ -33,13 +33,13 @@ pub mod split;
 
 use super::attempt::{self, Failure};
 use super::code_step;
-use super::{Env, Outcome, Reason, Request, decoy};
+use super::{Env, Outcome, Reason, Request, decoy, judge};
 use crate::codes::{self, Verdict};
-use crate::config::Unenrolled;
+use crate::config::{TotpParams, Unenrolled};
 use crate::policy::Decision;
 use crate::secret::{self, Method, UserSecret};
 use crate::state::{Purpose, UserState};
-use crate::totp::{self, Code};
+use crate::totp;
 use crate::user::UserName;
 use split::{Shape, Split, Unusable};
 use zeroize::Zeroizing;
@@ -252,19 +252,21 @@ fn good_code(
                 expects.state.as_ref(),
                 tail,
             )),
-            _ => match Code::parse(tail, secret.params.digits)
-                .and_then(|c| totp::matching_step(&secret.key, &secret.params, &c, env.now))
-            {
-                None => Judged::Bad,
-                Some(step) => {
-                    let last = expects.state.as_ref().map_or(0, |s| s.last_step_time);
-                    if step.saturating_mul(u64::from(secret.params.period)) > last {
-                        Judged::Good
-                    } else {
-                        Judged::Spent
-                    }
+            _ => {
+                let keys: Vec<(&[u8], TotpParams)> = secret
+                    .devices
+                    .iter()
+                    .map(|d| (d.key.as_slice(), d.params))
+                    .collect();
+                let steps = totp::matching_steps(&keys, tail, env.now);
+                let none = UserState::default();
+                let state = expects.state.as_ref().unwrap_or(&none);
+                match judge::pick(&secret.devices, &steps, state) {
+                    Ok(_) => Judged::Good,
+                    Err(Reason::Replay) => Judged::Spent,
+                    Err(_) => Judged::Bad,
                 }
-            },
+            }
         },
     };
     if real { judged } else { Judged::Bad }

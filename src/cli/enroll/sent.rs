@@ -49,6 +49,7 @@ fn prepare(ctx: &Ctx, args: &Args, user: &UserName) -> Result<(SecretFile, Desti
         algorithm: None,
         recovery_codes: Vec::new(),
         created: Some(crate::enrollment::now_rfc3339()),
+        authenticators: Vec::new(),
     };
     let to = destination(ctx, user, args, &file)?;
     Ok((file, to))

@@ -16,6 +16,7 @@
 //! | `sp` `sh` `se` `sa` | the sent code: purpose (1 sign-in, 2 lost device, 3 confirm), hash (hex), expires, sent at |
 //! | `sn` | the sends of the last hour: `t,t,t` |
 //! | `na` `nq` | the last lock notice mailed, the notices held back since |
+//! | `ds` | named authenticators' last accepted steps: `id=step;...` (`crate::state::DeviceStep`; `default`'s is `ls`, which hosts of an earlier version share) |
 //!
 //! The tier arithmetic is `crate::lockout`'s, in Lua; `tests/fleet.rs`
 //! drives both through the same tiers.
@@ -25,8 +26,8 @@ use super::Script;
 use std::sync::OnceLock;
 
 /// The fields a snapshot of the state reads, in this order.
-pub const FIELDS: [&str; 15] = [
-    "f", "tf", "t", "lu", "ls", "lok", "e", "rm", "sp", "sh", "se", "sa", "sn", "na", "nq",
+pub const FIELDS: [&str; 16] = [
+    "f", "tf", "t", "lu", "ls", "lok", "e", "rm", "sp", "sh", "se", "sa", "sn", "na", "nq", "ds",
 ];
 
 macro_rules! prelude {
@@ -42,8 +43,8 @@ local function split(s, sep)
 end
 local function snapshot(k, out)
   local s = redis.call('HMGET', k, 'f','tf','t','lu','ls','lok','e','rm','sp','sh','se','sa','sn',
-    'na','nq')
-  for i = 1, 15 do out[#out + 1] = s[i] end
+    'na','nq','ds')
+  for i = 1, 16 do out[#out + 1] = s[i] end
   return out
 end
 local function count(k, n, tiers_arg, held)
@@ -96,6 +97,41 @@ local function put_sources(k, rm, new, n, w, keep, keep_seen)
   end
   redis.call('HSET', k, 'rm', table.concat(parts, ';'))
 end
+local function steps(k)
+  local out = {}
+  for _, item in ipairs(split(redis.call('HGET', k, 'ds') or '', ';')) do
+    local p = split(item, '=')
+    if p[2] then out[#out + 1] = {p[1], num(p[2])} end
+  end
+  return out
+end
+local function put_steps(k, list)
+  local parts = {}
+  for _, d in ipairs(list) do parts[#parts + 1] = d[1] .. '=' .. string.format('%d', d[2]) end
+  redis.call('HSET', k, 'ds', table.concat(parts, ';'))
+end
+local function step_of(k, id)
+  if id == '' then return num(redis.call('HGET', k, 'ls')) end
+  for _, d in ipairs(steps(k)) do if d[1] == id then return d[2] end end
+  return 0
+end
+local function accept_step(k, id, t, keep)
+  if id == '' then
+    redis.call('HSET', k, 'ls', math.max(num(redis.call('HGET', k, 'ls')), t))
+    return
+  end
+  local list = steps(k)
+  for _, d in ipairs(list) do
+    if d[1] == id then d[2] = math.max(d[2], t) put_steps(k, list) return end
+  end
+  if #list >= keep then
+    local oldest = 1
+    for i, d in ipairs(list) do if d[2] < list[oldest][2] then oldest = i end end
+    table.remove(list, oldest)
+  end
+  list[#list + 1] = {id, t}
+  put_steps(k, list)
+end
 local function reset(k, n)
   local e = (num(redis.call('HGET', k, 'e')) + 1) % 4294967296
   redis.call('HSET', k, 'f', 0, 'tf', 0, 't', 0, 'lu', 0, 'e', e)
@@ -124,7 +160,9 @@ return snapshot(k, c)
 /// KEYS: the hash, the used-recovery set. ARGV: step time or '', spend
 /// purpose or '', spend hash, recovery digest or '', remember address or
 /// '', remember seconds, new secret ('1'/'0'), the most sources kept,
-/// tiers (or '': counted already), the held epoch or ''. Returns
+/// tiers (or '': counted already), the held epoch or '', the
+/// authenticator's id (hex; '': `default`), the most named steps kept.
+/// Returns
 /// `{'done'}`, `{'locked', until}`, or `{'replay'|'gone'|'expired'|'used',
 /// failures, new lock's tier, its until, epoch, reserved}`. A sent code's
 /// expiry is judged here, by the server's clock that set it: a host whose
@@ -140,7 +178,7 @@ if ARGV[9] ~= '' then
   if c[1] == 'locked' then return c end
 end
 local function refused(why) return {why, c[2], c[3], c[4], c[5], c[6]} end
-local ls = num(redis.call('HGET', k, 'ls'))
+local ls = step_of(k, ARGV[11])
 local newsecret = ARGV[7] == '1'
 if ARGV[1] ~= '' and not newsecret and tonumber(ARGV[1]) <= ls then return refused('replay') end
 if ARGV[2] ~= '' then
@@ -153,7 +191,9 @@ if ARGV[4] ~= '' then
 end
 reset(k, n)
 redis.call('HSET', k, 'lok', n)
-if ARGV[1] ~= '' then redis.call('HSET', k, 'ls', math.max(ls, tonumber(ARGV[1]))) end
+-- A new secret replaces every authenticator: their steps go with them.
+if newsecret then redis.call('HDEL', k, 'ds') end
+if ARGV[1] ~= '' then accept_step(k, ARGV[11], tonumber(ARGV[1]), tonumber(ARGV[12])) end
 if ARGV[2] ~= '' then redis.call('HDEL', k, 'sp', 'sh', 'se', 'sa') end
 local rm = {}
 if newsecret then redis.call('HSET', k, 'rm', '') else rm = sources(k) end
@@ -302,19 +342,26 @@ end
 return 0
 "#;
 
-/// `twostep unlock`: reset, and a last step later than ARGV[1] cleared.
-/// Returns the step cleared, or -1.
+/// `twostep unlock`: reset, and last steps later than ARGV[1] cleared,
+/// `default`'s and named authenticators'. Returns the latest step cleared,
+/// or -1.
 const UNLOCK: &str = concat!(
     prelude!(),
     r#"
 local k = KEYS[1]
 reset(k, now())
+local beyond, cleared = tonumber(ARGV[1]), -1
 local ls = num(redis.call('HGET', k, 'ls'))
-if ls > tonumber(ARGV[1]) then
+if ls > beyond then
   redis.call('HSET', k, 'ls', 0)
-  return ls
+  cleared = ls
 end
-return -1
+local kept, list = {}, steps(k)
+for _, d in ipairs(list) do
+  if d[2] > beyond then cleared = math.max(cleared, d[2]) else kept[#kept + 1] = d end
+end
+if #kept < #list then put_steps(k, kept) end
+return cleared
 "#
 );
 

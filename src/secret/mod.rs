@@ -15,6 +15,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
+pub mod devices;
+
+pub use devices::{DEFAULT_DEVICE, Device, DeviceName, MAX_DEVICES};
+
 /// A secret file is a few hundred bytes; anything near this is not one.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// RFC 4226 section 4: at least 128 bits.
@@ -71,6 +75,14 @@ pub struct SecretFile {
     pub recovery_codes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// Several named authenticators instead of `secret` (`devices`). Last:
+    /// TOML writes tables after plain keys.
+    #[serde(
+        default,
+        rename = "authenticator",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub authenticators: Vec<devices::Entry>,
 }
 
 fn is_totp(m: &Method) -> bool {
@@ -89,15 +101,24 @@ impl std::fmt::Debug for SecretFile {
             .field("algorithm", &self.algorithm)
             .field("recovery_codes", &self.recovery_codes.len())
             .field("created", &self.created)
+            .field("authenticators", &self.authenticators)
             .finish()
     }
 }
 
 /// A user's decoded, validated secret and the code parameters that apply.
 pub struct UserSecret {
-    /// The TOTP secret; empty for an email or SMS user without one.
+    /// The TOTP secret (of the first authenticator, with several); empty
+    /// for an email or SMS user without one. It keys the hashes of sent
+    /// codes (`code_key`).
     pub key: Zeroizing<Vec<u8>>,
+    /// The code parameters of that first authenticator (the config's for a
+    /// user without one).
     pub params: TotpParams,
+    /// Every authenticator whose codes are accepted: the top-level secret
+    /// as one named `default`, or the `[[authenticator]]` list. Empty for
+    /// an email or SMS user.
+    pub devices: Vec<Device>,
     pub method: Method,
     pub email: Option<EmailAddress>,
     pub phone: Option<PhoneNumber>,
@@ -144,16 +165,6 @@ pub fn encode_base32(key: &[u8]) -> Zeroizing<String> {
 impl SecretFile {
     /// Validates and decodes; `defaults` are the config's code parameters.
     pub fn into_user_secret(self, defaults: &TotpParams) -> Result<UserSecret, SecretError> {
-        let key = match &self.secret {
-            Some(text) => decode_base32(text)
-                .ok_or_else(|| SecretError::Bad("secret is not base32".into()))?,
-            None if self.method == Method::Totp => {
-                return Err(SecretError::Bad(
-                    "secret is missing (required with method = \"totp\")".into(),
-                ));
-            }
-            None => Zeroizing::new(Vec::new()),
-        };
         let email = self
             .email
             .as_deref()
@@ -171,44 +182,38 @@ impl SecretFile {
                 "phone is missing (required with method = \"sms\")".into(),
             ));
         }
-        if self.secret.is_none() {
-            return Ok(UserSecret {
-                key,
-                params: *defaults,
-                method: self.method,
-                email,
-                phone,
-                file: self,
-            });
-        }
-        if key.len() < MIN_SECRET_BYTES {
-            return Err(SecretError::Bad(format!(
-                "secret is {} bits; at least 128 are required",
-                key.len() * 8
-            )));
-        }
-        if key.len() > MAX_SECRET_BYTES {
-            return Err(SecretError::Bad("secret is longer than 1024 bits".into()));
-        }
-        let mut params = *defaults;
-        if let Some(d) = self.digits {
-            if !(6..=8).contains(&d) {
-                return Err(SecretError::Bad("digits must be 6, 7 or 8".into()));
+        let devices = match &self.secret {
+            _ if !self.authenticators.is_empty() => devices::decode_list(&self, defaults)?,
+            Some(text) => vec![devices::decode(
+                DeviceName::default_name(),
+                text,
+                self.digits,
+                self.period,
+                self.algorithm,
+                self.created.clone(),
+                defaults,
+            )?],
+            None if self.method == Method::Totp => {
+                return Err(SecretError::Bad(
+                    "secret is missing (required with method = \"totp\")".into(),
+                ));
             }
-            params.digits = d;
-        }
-        if let Some(p) = self.period {
-            if !(15..=300).contains(&p) {
-                return Err(SecretError::Bad("period must be 15 to 300".into()));
-            }
-            params.period = p;
-        }
-        if let Some(a) = self.algorithm {
-            params.algorithm = a;
-        }
+            None => Vec::new(),
+        };
+        let (key, params) = match devices.first() {
+            Some(d) => (d.key.clone(), d.params),
+            None => (Zeroizing::new(Vec::new()), *defaults),
+        };
         Ok(UserSecret {
             key,
             params,
+            // An email or SMS user's secret keys their sent codes; it is
+            // not an app whose codes count.
+            devices: if self.method == Method::Totp {
+                devices
+            } else {
+                Vec::new()
+            },
             method: self.method,
             email,
             phone,
@@ -552,6 +557,7 @@ mod tests {
             algorithm: None,
             recovery_codes: vec![],
             created: None,
+            authenticators: vec![],
         }
     }
 
