@@ -7,6 +7,7 @@
 
 mod audit;
 mod check;
+pub(crate) mod devices;
 // pub(crate): twostep-self (src/self_service/) reuses the enrollment, the
 // recovery codes, the removal, the status and the terminal of the commands.
 pub(crate) mod enroll;

@@ -95,6 +95,8 @@ pub enum Change {
     Enrolled,
     RecoveryRegenerated,
     Disabled,
+    DeviceAdded,
+    DeviceRemoved,
 }
 
 impl Change {
@@ -103,6 +105,8 @@ impl Change {
             Change::Enrolled => "enrolled",
             Change::RecoveryRegenerated => "recovery_regenerated",
             Change::Disabled => "disabled",
+            Change::DeviceAdded => "device_added",
+            Change::DeviceRemoved => "device_removed",
         }
     }
 
@@ -110,8 +114,10 @@ impl Change {
     /// shown already, the command says).
     fn undone(self) -> &'static str {
         match self {
-            Change::Enrolled | Change::RecoveryRegenerated => "nothing was written",
-            Change::Disabled => "nothing was removed",
+            Change::Enrolled | Change::RecoveryRegenerated | Change::DeviceAdded => {
+                "nothing was written"
+            }
+            Change::Disabled | Change::DeviceRemoved => "nothing was removed",
         }
     }
 }
