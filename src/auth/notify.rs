@@ -63,6 +63,7 @@ pub(super) fn event(
         by,
         service: Some(&req.service),
         source: Some(&req.rhost),
+        device: None,
         until: until.map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t)),
         held_back,
     };

@@ -155,11 +155,23 @@ impl Ctx {
     /// `delivery_failed` record and a note on stderr, never the command's
     /// outcome.
     pub fn notify(&self, event: Event, user: &UserName, from_file: Option<&EmailAddress>) {
+        self.notify_device(event, user, from_file, None);
+    }
+
+    /// [`Ctx::notify`], naming the authenticator added or removed.
+    pub fn notify_device(
+        &self,
+        event: Event,
+        user: &UserName,
+        from_file: Option<&EmailAddress>,
+        device: Option<&str>,
+    ) {
         if !self.wants_notice(event) {
             return;
         }
         let details = Details {
             by: Some(&self.by),
+            device,
             ..Details::default()
         };
         outbox::notify(

@@ -132,10 +132,14 @@ pub enum Event {
     PasswordChanged,
     /// A successful login from an address not seen for this user lately.
     NewSource,
+    /// An authenticator was added (`twostep enroll --add`, twostep-self).
+    DeviceAdded,
+    /// An authenticator was removed (`twostep remove-device`, twostep-self).
+    DeviceRemoved,
 }
 
 impl Event {
-    pub const ALL: [Event; 10] = [
+    pub const ALL: [Event; 12] = [
         Event::Enrolled,
         Event::Reset,
         Event::Locked,
@@ -146,6 +150,8 @@ impl Event {
         Event::Disabled,
         Event::PasswordChanged,
         Event::NewSource,
+        Event::DeviceAdded,
+        Event::DeviceRemoved,
     ];
 
     /// The name in `notify.events` and in records.
@@ -161,6 +167,8 @@ impl Event {
             Event::Disabled => "disabled",
             Event::PasswordChanged => "password_changed",
             Event::NewSource => "new_source",
+            Event::DeviceAdded => "device_added",
+            Event::DeviceRemoved => "device_removed",
         }
     }
 
@@ -204,6 +212,16 @@ impl Event {
                 "password changed",
                 "The password of your account was changed.",
             ),
+            Event::DeviceAdded => (
+                "authenticator added",
+                "An authenticator was added to your two-step sign-in: its codes\n\
+                 now let you in.",
+            ),
+            Event::DeviceRemoved => (
+                "authenticator removed",
+                "An authenticator was removed from your two-step sign-in: its\n\
+                 codes no longer let you in.",
+            ),
             Event::NewSource => (
                 "sign-in from a new address",
                 "Your account was signed in to from an address it has not\n\
@@ -239,6 +257,8 @@ pub struct Notice<'a> {
     /// The PAM service and remote host, when a login did it.
     pub service: Option<&'a str>,
     pub source: Option<&'a str>,
+    /// For `device_added` and `device_removed`: the authenticator's name.
+    pub device: Option<&'a str>,
     /// For `locked`: until when.
     pub until: Option<SystemTime>,
     /// For `locked`: the earlier lock notices held back since the last one
@@ -324,6 +344,9 @@ pub fn notice_email(sender: &Sender, to: &EmailAddress, notice: &Notice) -> Emai
             let _ = writeln!(body, "Through: {} on this machine", clean(service));
         }
         (None, None) => {}
+    }
+    if let Some(device) = notice.device {
+        let _ = writeln!(body, "Device:  {}", clean(device));
     }
     if let Some(until) = notice.until {
         let _ = writeln!(body, "Until:   {}", human_time(until));
@@ -815,6 +838,7 @@ mod tests {
             by: Some(by),
             service: Some("sshd"),
             source: Some("198.51.100.7"),
+            device: matches!(event, Event::DeviceAdded | Event::DeviceRemoved).then_some("phone"),
             until: (event == Event::Locked).then(|| at("2026-11-26T15:47:18Z")),
             held_back: 0,
             when: at(NOW),

@@ -187,6 +187,8 @@ pub struct Details<'a> {
     pub by: Option<&'a str>,
     pub service: Option<&'a str>,
     pub source: Option<&'a str>,
+    /// The authenticator added or removed.
+    pub device: Option<&'a str>,
     pub until: Option<SystemTime>,
     /// Lock notices held back since the last one mailed.
     pub held_back: u32,
@@ -234,6 +236,7 @@ pub fn notify(
         by: details.by,
         service: details.service,
         source: details.source,
+        device: details.device,
         until: details.until,
         held_back: details.held_back,
         when: SystemTime::now(),
