@@ -683,6 +683,7 @@ fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {
             by: None,
             service: Some("sshd"),
             source: Some("192.0.2.1"),
+            device: None,
             until: Some(now + Duration::from_secs(300)),
             held_back: 0,
             when: now,
