@@ -277,11 +277,16 @@ fn judge_store(driver: &Driver, name: &str, section: &str) -> Vec<String> {
     )
     .unwrap();
     // The reference's file with its secret as the last of eight
-    // authenticators, the same recovery codes.
+    // authenticators, the same recovery codes (the code parameters, which
+    // enroll writes at the top, go in each authenticator of a list).
     let reference = std::fs::read_to_string(rig.secret_path(enrolled)).unwrap();
     let mut text: String = reference
         .lines()
-        .filter(|l| !l.starts_with("secret"))
+        .filter(|l| {
+            !["secret", "digits", "period", "algorithm"]
+                .iter()
+                .any(|key| l.starts_with(key))
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     for i in 0..8u8 {
