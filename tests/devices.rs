@@ -60,11 +60,6 @@ fn two_device_rig(name: &str, user: &str, keys: (u8, u8)) -> (Rig, String, Strin
     (rig, phone, tablet)
 }
 
-/// A 6-digit SHA1 30 s code of `secret` for the step starting at `t`.
-fn code_at(secret: &str, t: u64) -> String {
-    oath_code_at(secret, t, "SHA1", 6, 30)
-}
-
 /// Every code of `secret`'s window (skew 1) around the step at `t`.
 fn window(secret: &str, t: u64) -> Vec<String> {
     [t - 30, t, t + 30]
@@ -136,15 +131,6 @@ fn reason(ev: &Event) -> &str {
     ev.get("reason").unwrap_or("")
 }
 
-/// The magic of each slot of a state file (TWOSTEP5, TWOSTEP6...).
-fn slot_magics(rig: &Rig, user: &str) -> Vec<String> {
-    let bytes = std::fs::read(rig.state_path(user)).unwrap();
-    bytes
-        .chunks(1024)
-        .map(|slot| String::from_utf8_lossy(&slot[..8]).into_owned())
-        .collect()
-}
-
 #[test]
 fn two_authenticators_each_logs_in_and_replay_is_refused_per_authenticator() {
     let u = "ts-dvl-two";
@@ -187,7 +173,7 @@ fn a_file_of_the_old_form_is_default_and_keeps_its_step_when_it_gains_a_second()
         }
         assert_eq!(accepted(&mut rig, u, &first), "default");
         // What an earlier version writes and reads: no slot of the new form.
-        let magics = slot_magics(&rig, u);
+        let magics = rig.slot_magics(u);
         assert!(magics.iter().any(|m| m == "TWOSTEP5"), "{magics:?}");
         assert!(magics.iter().all(|m| m != "TWOSTEP6"), "{magics:?}");
         // The file gains a tablet, as `twostep enroll --add` makes it
@@ -217,7 +203,7 @@ fn a_file_of_the_old_form_is_default_and_keeps_its_step_when_it_gains_a_second()
         Some(())
     });
     // The tablet's step needed the new form of slot.
-    assert!(slot_magics(&rig, u).iter().any(|m| m == "TWOSTEP6"));
+    assert!(rig.slot_magics(u).iter().any(|m| m == "TWOSTEP6"));
 }
 
 #[test]
