@@ -8,6 +8,7 @@
 
 mod common;
 use common::mail::write_secret;
+use common::redis::{Redis, store_section, unix_url};
 use common::*;
 use pam_twostep::secret::{SecretFile, devices};
 use std::path::PathBuf;
@@ -43,7 +44,12 @@ fn old_module() -> &'static PathBuf {
 /// rig's config (its `twostep` service is this version's).
 fn rig(name: &str, user: &str) -> Rig {
     ensure_user(user, None);
-    let rig = Rig::new(name, TIERS);
+    host(name, "")
+}
+
+/// [`rig`] with `store` (a `[store]` section, or nothing) in its config.
+fn host(name: &str, store: &str) -> Rig {
+    let rig = Rig::new(name, &format!("{TIERS}\n{store}"));
     rig.service(
         "old",
         &format!(
@@ -256,4 +262,50 @@ fn back_and_forth_between_releases_never_reopens_a_spent_code() {
         "the previous release wrote the state: {}",
         old.raw
     );
+}
+
+/// A fleet in the middle of an upgrade: a host of each release on one
+/// store. A one-authenticator user's step is shared both ways; for a user
+/// with several, the previous release's refusal leaves the named steps in
+/// the store (`ds`) alone, so a spent code stays spent on the new host.
+#[test]
+fn a_fleet_of_both_releases_shares_the_step_and_keeps_the_named_ones() {
+    let (one, two) = ("ts-dvl-down-f1", "ts-dvl-down-f2");
+    ensure_user(one, None);
+    ensure_user(two, None);
+    let redis = Redis::start("dvl-down", &[]);
+    let store = store_section(&redis, &unix_url(&redis), "dvl-down", "");
+    let mut new = host("dvl-down-new", &store);
+    let mut old = host("dvl-down-old", &store);
+    for h in [&new, &old] {
+        write_secret(h, one, &format!("secret = \"{SECRET}\"\n"));
+        write_secret(h, two, &with_a_tablet());
+    }
+    new.events();
+    old.events();
+    fresh_step(12);
+    let t = now() / 30 * 30;
+    // One authenticator: a code spent on either host is spent on the other.
+    let (code, next) = (code_at(SECRET, t), code_at(SECRET, t + 30));
+    assert_eq!(login(&new, "twostep", one, &code).code, PAM_SUCCESS);
+    new.events();
+    let fail = denied(&mut old, "old", one, &code);
+    assert_eq!(fail.get("reason"), Some("replay"), "{fail:?}");
+    assert_eq!(login(&old, "old", one, &next).code, PAM_SUCCESS);
+    old.events();
+    let fail = denied(&mut new, "twostep", one, &next);
+    assert_eq!(fail.get("reason"), Some("replay"), "{fail:?}");
+    // Two: the new host takes the tablet's code, the old host refuses the
+    // file and counts, the tablet's step stays in the store.
+    let tablet = code_at(TABLET, t);
+    assert_eq!(login(&new, "twostep", two, &tablet).code, PAM_SUCCESS);
+    new.events();
+    let key = format!("twostep:dvl-down:{{{two}}}");
+    let steps = redis.cli(&["HGET", &key, "ds"]);
+    assert_eq!(steps.trim().matches('=').count(), 1, "{steps:?}");
+    let fail = denied(&mut old, "old", two, &tablet);
+    assert_eq!(fail.get("reason"), Some("bad_secret_file"), "{fail:?}");
+    assert_eq!(redis.cli(&["HGET", &key, "ds"]), steps);
+    let fail = denied(&mut new, "twostep", two, &tablet);
+    assert_eq!(fail.get("reason"), Some("replay"), "{fail:?}");
 }
