@@ -439,19 +439,26 @@ fn monitor(redis: &Redis, f: impl FnOnce()) -> Seen {
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
     assert_eq!(first.trim(), "OK", "MONITOR did not start");
-    let reader = std::thread::spawn(move || out.lines().map_while(Result::ok).collect::<Vec<_>>());
-    f();
-    // A marker through the store itself: every line before it has arrived.
-    redis.cli(&["ECHO", "twostep-test-end-of-monitor"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // MONITOR shows every command in the order the server ran it: once a
+    // marker sent after `f` shows, everything `f` caused has.
+    const MARKER: &str = "twostep-test-end-of-monitor";
+    let f_and_marker = std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut lines = Vec::new();
+            for line in out.lines().map_while(Result::ok) {
+                if line.contains(MARKER) {
+                    return Some(lines);
+                }
+                lines.push(line);
+            }
+            None
+        });
+        f();
+        redis.cli(&["ECHO", MARKER]);
+        reader.join().unwrap()
+    });
     stop_child(&mut mon);
-    let lines = reader.join().unwrap();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("twostep-test-end-of-monitor")),
-        "{lines:#?}"
-    );
+    let lines = f_and_marker.expect("redis-cli monitor ended before the marker");
     let mut seen = Seen {
         sent: Vec::new(),
         in_scripts: 0,
