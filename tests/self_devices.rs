@@ -18,6 +18,7 @@ mod self_rig;
 use common::mail::{ensure_mail_user, mailbox, wait_for_messages};
 use common::*;
 use self_rig::*;
+use std::time::Duration;
 
 /// The caller.
 const USER: &str = "ts-dvs-user";
@@ -399,4 +400,62 @@ fn without_an_app_there_is_nothing_to_list_add_or_remove() {
     }
     assert!(s.rig.secret_files().is_empty());
     assert!(s.records().is_empty());
+}
+
+#[test]
+fn a_kill_9_storm_during_remove_device_leaves_the_file_old_or_new() {
+    let mut s = devices_rig("storm", ON);
+    let secrets: Vec<String> = (b'A'..=b'H')
+        .map(|c| format!("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ{}", c as char))
+        .collect();
+    let names: Vec<String> = (1..=8).map(|i| format!("d{i}")).collect();
+    let all: Vec<(&str, &str)> = names
+        .iter()
+        .zip(&secrets)
+        .map(|(n, k)| (n.as_str(), k.as_str()))
+        .collect();
+    write_devices(&s, USER, &all);
+    s.records();
+    let (mut killed, mut kept, mut removed) = (0, 0, 0);
+    for round in 0..30u64 {
+        if stored_devices(&s, USER).len() < 2 {
+            write_devices(&s, USER, &all);
+        }
+        let before = stored_devices(&s, USER);
+        // A fresh state each round: every authenticator's code is good
+        // again, and no failure is left counted.
+        let _ = std::fs::remove_file(s.rig.state_path(USER));
+        let target = before[0].0.clone();
+        let confirmer = &before[before.len() - 1].1;
+        let mut pty = up_to_the_code(&s, USER, &[], &["remove-device", &target]);
+        let pid = running_pid(&s).expect("twostep-self running");
+        fresh_step(3);
+        pty.send_line(&oath_code(confirmer, 0));
+        // From at once to after it is done: the kill lands at every stage.
+        std::thread::sleep(Duration::from_micros(round * 800));
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
+            killed += 1;
+        }
+        let _ = pty.wait(STEP);
+        // Never torn: it parses, and is the old list or the old list
+        // without the target, nothing between.
+        let after = stored_devices(&s, USER);
+        let without: Vec<(String, String)> = before[1..].to_vec();
+        if after == before {
+            kept += 1;
+        } else {
+            assert_eq!(after, without, "round {round}");
+            removed += 1;
+        }
+    }
+    let strays = files_under(&s.rig.secret_dir)
+        .iter()
+        .filter(|f| f.to_string_lossy().contains(".tmp."))
+        .count();
+    eprintln!(
+        "storm: {killed} kills sent, {kept} files kept, {removed} removals, \
+         {strays} temporary files left"
+    );
+    assert!(kept + removed > 0);
 }

@@ -617,15 +617,6 @@ fn a_file_size_limit_cannot_cut_a_write_short() {
     assert_eq!(s.rig.secret_files().len(), 1, "no temporary file left");
 }
 
-/// The pid of the running installed binary of `s`.
-fn running_pid(s: &SelfRig) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let exe = std::fs::read_link(e.path().join("exe")).ok()?;
-        (exe == s.bin()).then_some(pid)
-    })
-}
-
 #[test]
 fn sigterm_from_the_caller_cannot_stop_it_between_writes() {
     let mut s = enrolled_rig("sigterm", ON);

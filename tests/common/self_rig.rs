@@ -116,6 +116,15 @@ impl SelfRig {
     }
 }
 
+/// The pid of the running installed binary of `s`.
+pub fn running_pid(s: &SelfRig) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let exe = std::fs::read_link(e.path().join("exe")).ok()?;
+        (exe == s.bin()).then_some(pid)
+    })
+}
+
 impl Drop for SelfRig {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.bin_dir);
