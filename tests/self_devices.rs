@@ -35,8 +35,13 @@ fn devices_rig(name: &str, extra: &str) -> SelfRig {
 /// `user`'s secret file with these authenticators (name, secret), written
 /// as `twostep` writes one: root's, 0600.
 fn write_devices(s: &SelfRig, user: &str, devices: &[(&str, &str)]) {
+    write_devices_below(s, user, "", devices);
+}
+
+/// [`write_devices`] below the top-level lines `top`.
+fn write_devices_below(s: &SelfRig, user: &str, top: &str, devices: &[(&str, &str)]) {
     use std::os::unix::fs::PermissionsExt;
-    let mut text = String::new();
+    let mut text = top.to_string();
     for (name, secret) in devices {
         text.push_str(&format!(
             "[[authenticator]]\nname = \"{name}\"\nsecret = \"{secret}\"\n\
@@ -67,6 +72,18 @@ fn stored_devices(s: &SelfRig, user: &str) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// USER with phone (SECRET) and tablet (SECRET2) and the recovery codes
+/// `twostep enroll` made (returned as shown), records drained.
+fn two_devices_and_recovery_codes(s: &mut SelfRig) -> Vec<String> {
+    let codes = s.rig.enroll_with_recovery_codes(USER, SECRET);
+    let text = std::fs::read_to_string(s.rig.secret_path(USER)).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    let top = format!("recovery_codes = {}\n\n", doc["recovery_codes"]);
+    write_devices_below(s, USER, &top, &[("phone", SECRET), ("tablet", SECRET2)]);
+    s.records();
+    codes
 }
 
 /// USER with phone (SECRET) and tablet (SECRET2), records drained.
@@ -219,7 +236,8 @@ fn the_proof_takes_a_code_from_any_authenticator_with_replay_per_authenticator()
 
 #[test]
 fn a_code_from_the_device_being_removed_does_not_confirm_its_removal() {
-    let mut s = two_devices_rig("own-code", ON);
+    let mut s = devices_rig("own-code", ON);
+    let codes = two_devices_and_recovery_codes(&mut s);
     let mut pty = up_to_the_code(&s, USER, &[], &["remove-device", "phone"]);
     fresh_step(5);
     pty.send_line(&oath_code(SECRET, 0));
@@ -240,6 +258,22 @@ fn a_code_from_the_device_being_removed_does_not_confirm_its_removal() {
     // Its code was not spent: a login takes it.
     let login = s.rig.login(USER, &oath_code(SECRET, 0));
     assert_eq!(login.code, PAM_SUCCESS, "{}", login.out);
+    s.rig.events();
+
+    // A recovery code confirms it.
+    let mut pty = up_to_the_code(&s, USER, &[], &["remove-device", "phone"]);
+    pty.send_line(&codes[0]);
+    expect(&mut pty, "Removed the authenticator phone");
+    assert_eq!(pty.wait(STEP), Some(0), "{}", pty.output());
+    assert_eq!(
+        stored_devices(&s, USER),
+        [("tablet".to_string(), SECRET2.to_string())]
+    );
+    assert_eq!(s.rig.stored_recovery_hashes(USER).len(), 9, "one used up");
+    let r = s.records();
+    assert_eq!(only(&r, "auth_ok").get("method"), Some("recovery"));
+    assert_eq!(only(&r, "device_removed").get("device"), Some("phone"));
+    assert_no_secrets(&r, &[&codes[0], SECRET, SECRET2]);
 }
 
 #[test]
@@ -321,7 +355,11 @@ fn a_wrong_code_counts_toward_the_lockout() {
     assert!(!pty.output().contains("Password:"), "{}", pty.output());
     let out = s.run(USER, &["devices"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("tablet"), "{}", stdout(&out));
+    let listing = stdout(&out);
+    for name in ["phone", "tablet"] {
+        let row = listing.lines().find(|l| l.starts_with(name));
+        assert!(row.is_some_and(|r| r.ends_with("never")), "{listing}");
+    }
 }
 
 #[test]
