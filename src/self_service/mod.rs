@@ -74,7 +74,7 @@ pub const SERVICE: &str = "twostep-self";
     name = "twostep-self",
     version,
     about = "Set up, replace or turn off your own two-step sign-in",
-    after_help = "Examples:\n  twostep-self status                 your method, authenticators, codes left, lock\n  twostep-self enroll                 an authenticator app: QR code, then a code from it\n  twostep-self enroll --add tablet    one more authenticator app, beside the ones you have\n  twostep-self devices                your authenticators: name, created, last used\n  twostep-self remove-device phone    remove one (confirm with a code from another)\n  twostep-self enroll --method email --email you@example.com\n  twostep-self enroll --method sms --phone +4915112345678\n  twostep-self recovery-codes         a new set of recovery codes, shown once\n  twostep-self disable                turn it off (only where the administrator allows)\n\nEvery change asks for your password first and, if you are enrolled, a\ncurrent code or a recovery code. It acts on your own account only."
+    after_help = "Examples:\n  twostep-self status                 your method, authenticators, codes left, lock\n  twostep-self enroll                 an authenticator app: QR code, then a code from it\n  twostep-self enroll --add tablet    one more app, beside the ones you have\n  twostep-self devices                your authenticators: name, created, last used\n  twostep-self remove-device phone    remove one (confirm with a code from another)\n  twostep-self enroll --method email --email you@example.com\n  twostep-self enroll --method sms --phone +4915112345678\n  twostep-self recovery-codes         a new set of recovery codes, shown once\n  twostep-self disable                turn it off (only where the administrator allows)\n\nEvery change asks for your password first and, if you are enrolled, a\ncurrent code or a recovery code. It acts on your own account only."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -85,8 +85,8 @@ struct Cli {
 enum Command {
     /// Show your method, where codes go (masked), recovery codes left and lock state
     Status,
-    /// Set up your second factor, or replace it (a new phone, another method);
-    /// with --add NAME, add one more authenticator app
+    /// Set up or replace your second factor (a new phone, another method), or
+    /// --add one more app
     Enroll(SelfEnroll),
     /// List your authenticators: name, when created, when last used
     Devices,
