@@ -16,6 +16,7 @@ use super::{commands, proof};
 use crate::audit::{Record, Severity};
 use crate::cli::devices::{self as edit, Removed};
 use crate::cli::proven::Over;
+use crate::cli::status::shown;
 use crate::cli::term::{self, Keyboard, NoAnswer, Paint};
 use crate::cli::{CliError, Ctx, enroll};
 use crate::config::TotpParams;
@@ -154,10 +155,6 @@ pub fn list(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
         }
         Ok(())
     }))
-}
-
-fn shown(result: std::io::Result<()>) -> Result<(), CliError> {
-    crate::cli::status::shown(result)
 }
 
 /// The refusal, before the password, of an addition the file would refuse
