@@ -4,8 +4,6 @@
 //! under the user's state lock, over what `over` allows (`proven`): a
 //! reader, or a kill at any moment, sees the old file or the new one.
 #![forbid(unsafe_code)]
-// Until the commands that use it land (issue 24).
-#![allow(dead_code)]
 
 use super::proven::{self, Change, Over};
 use super::{CliError, Ctx};
