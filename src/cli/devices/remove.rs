@@ -34,6 +34,9 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     let user = crate::cli::account_or_name(&args.user)?;
     let name = DeviceName::parse(&args.name)
         .map_err(|why| CliError::Usage(format!("remove-device: {why}")))?;
+    // A user who is not enrolled is told so before the lock is taken, which
+    // would leave them a state file (and a line in `twostep status`).
+    super::current_file(ctx, &user)?;
     // The notice goes to the address in the file as it was.
     let email = ctx
         .wants_notice(Event::DeviceRemoved)
