@@ -324,6 +324,74 @@ fn two_apps_each_log_in_and_removing_one_leaves_the_other() {
     );
 }
 
+#[test]
+fn added_and_removed_apps_are_mailed_naming_them() {
+    let user = "ts-dvc-mail";
+    mail::ensure_mail_user(user);
+    let mbox = mail::mailbox(user);
+    let _ = std::fs::remove_file(&mbox);
+    let issuer = mail::token("dvc-mail");
+    let rig = Rig::new(
+        "dvc-mail",
+        &format!(
+            "issuer = \"{issuer}\"\n[email]\nfrom = \"twostep@localhost\"\n\
+             [notify]\nevents = [\"device_added\", \"device_removed\", \"reset\"]\n"
+        ),
+    );
+    // An app user with an address for notices (the file's `email`).
+    let address = format!("{user}@localhost");
+    rig.enroll_json_secret(user, SECRET, &["--email", &address]);
+    add_json(&rig, user, "tablet");
+    let added = mail::wait_for_messages(&mbox, &issuer, 1);
+    assert!(
+        added[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("authenticator added"),
+        "{added:?}"
+    );
+    assert!(
+        added[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Device:  tablet"),
+        "{added:?}"
+    );
+    assert!(rig.cli(&["remove-device", user, "tablet"]).status.success());
+    let removed = mail::wait_for_messages(&mbox, &issuer, 2);
+    assert!(
+        removed[1]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("authenticator removed"),
+        "{removed:?}"
+    );
+    assert!(
+        removed[1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Device:  tablet"),
+        "{removed:?}"
+    );
+    // The last one's removal is a reset, mailed as one (to the address of
+    // the file removed), not as a removed app.
+    assert!(
+        rig.cli(&["remove-device", user, "default"])
+            .status
+            .success()
+    );
+    let all = mail::wait_for_messages(&mbox, &issuer, 3);
+    assert!(
+        all[2]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("two-step sign-in removed"),
+        "{all:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(mail::parsed_messages(&mbox, &issuer).len(), 3);
+}
+
 /// The command failed with `code` and one line on stderr: `twostep: `
 /// and a message holding `words`, with no control character in it.
 fn assert_refused(out: &std::process::Output, code: i32, words: &str, what: &str) {
