@@ -427,6 +427,25 @@ fn hostile_names_and_options_are_refused_and_nothing_is_written() {
     );
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
+    // Three wrong codes from the new app, or none at all: nothing is
+    // added. (A 5-digit answer is never a 6-digit app's code.)
+    let confirm = ["enroll", user, "--add", "tablet", "--qr", "none"];
+    for (answers, words) in [
+        ("12345\n12345\n12345\n", "3 wrong codes"),
+        ("", "cancelled"),
+    ] {
+        let out = rig.cli_stdin(&confirm, answers);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.contains(words), "{err}");
+        assert!(
+            last.ends_with("tablet was not added to ts-dvc-hostile; nothing was written"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
     for i in 1..8 {
         add_json(&rig, user, &format!("d{i}"));
     }
