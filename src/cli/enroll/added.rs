@@ -11,7 +11,8 @@
 //! refused before anything is shown.
 #![forbid(unsafe_code)]
 
-use super::{Args, MethodArg, NewApp, Undone, issuer, print_written};
+use super::app::{NewApp, print_written};
+use super::{Args, MethodArg, Undone, issuer};
 use super::{remove_all, write_all_private};
 use crate::cli::proven::Over;
 use crate::cli::term::{self, HoldSignals, Keyboard, Paint};
