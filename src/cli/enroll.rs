@@ -339,7 +339,7 @@ struct Asking {
 
 /// What did not happen when a new key is not set up, for the error that
 /// says why: "USER was not enrolled", "NAME was not added to USER".
-pub(crate) struct Undone(String);
+struct Undone(String);
 
 impl Undone {
     fn enrollment(user: &UserName) -> Undone {
