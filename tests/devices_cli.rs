@@ -89,8 +89,8 @@ fn add_json(rig: &Rig, user: &str, name: &str) -> serde_json::Value {
 
 /// `enroll USER --add NAME`, confirmed as a person would: the URI read off
 /// the screen, the code its app (pyotp) shows typed in. Returns the URI,
-/// the start of the confirming code's step and the command's stdout.
-fn add_confirmed(rig: &Rig, user: &str, name: &str) -> (String, u64, String) {
+/// the confirming code, the start of its step and the command's stdout.
+fn add_confirmed(rig: &Rig, user: &str, name: &str) -> (String, String, u64, String) {
     let mut child = rig.cli_spawn(&["enroll", user, "--add", name, "--qr", "none"]);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut shown = String::new();
@@ -119,7 +119,7 @@ fn add_confirmed(rig: &Rig, user: &str, name: &str) -> (String, u64, String) {
         "enroll --add {name} with a right code: {}",
         text(&out.stderr)
     );
-    (uri, now - now % 30, shown + &rest)
+    (uri, code, now - now % 30, shown + &rest)
 }
 
 /// `devices USER --json`, which must succeed: (name, created, last_used).
@@ -155,8 +155,13 @@ fn two_apps_each_log_in_and_removing_one_leaves_the_other() {
     assert_eq!(names(&rig, user), ["default"]);
 
     // A second app, confirmed by a code from it; a third, not confirmed.
-    let (phone_uri, confirmed_at, shown) = add_confirmed(&rig, user, "phone");
+    let (phone_uri, confirming, confirmed_at, shown) = add_confirmed(&rig, user, "phone");
     assert!(shown.contains("Added the app phone"), "{shown}");
+    assert_eq!(
+        rig.login(user, &confirming).code,
+        PAM_AUTH_ERR,
+        "the code that confirmed the phone logs in"
+    );
     assert!(
         !shown.to_lowercase().contains("recovery codes for"),
         "{shown}"
