@@ -223,6 +223,7 @@ fn two_apps_each_log_in_and_removing_one_leaves_the_other() {
     assert_eq!(added[1].get("device"), Some("tablet"));
     assert_eq!(added[1].get("user"), Some(user));
     assert!(added[1].get("by").is_some());
+    assert_eq!(added[1].keys(), ["event", "user", "by", "device"]);
 
     // A code from the tablet (oathtool, from the printed secret) logs in,
     // and is named; one from the phone (pyotp, from its URI) at the same
@@ -287,6 +288,7 @@ fn two_apps_each_log_in_and_removing_one_leaves_the_other() {
         (removed[0].get("device"), removed[0].get("user")),
         (Some("tablet"), Some(user))
     );
+    assert_eq!(removed[0].keys(), ["event", "user", "by", "device"]);
     assert_eq!(names(&rig, user), ["default", "phone"]);
     let next = step_start + 30;
     let tablet_next = oath_code_at(&tablet_secret, next, "SHA1", 6, 30);
