@@ -30,7 +30,9 @@ fn pyotp(uri: &str, unix: u64) -> (String, String, String, String) {
     let script = "import json, sys, pyotp\n\
                   t = pyotp.parse_uri(sys.argv[1])\n\
                   print(json.dumps([t.name, t.issuer, t.secret, t.at(int(sys.argv[2]))]))";
-    let out = Command::new("python3")
+    // Debian's python, where python3-pyotp is: a python3 earlier in PATH
+    // (pyenv, a venv) would not have it.
+    let out = Command::new("/usr/bin/python3")
         .args(["-c", script, uri, &unix.to_string()])
         .output()
         .unwrap();
@@ -629,8 +631,12 @@ fn a_kill_storm_leaves_the_file_old_or_new() {
                 .success()
         );
     }
-    let span_us = (started.elapsed().as_micros() / 6).max(1000) as u64 * 5 / 4;
-    eprintln!("one command takes about {} us", span_us * 4 / 5);
+    let took_us = (started.elapsed().as_micros() / 6).max(1000) as u64;
+    eprintln!("one command takes about {took_us} us");
+    // Kills land at random in [0, span): the span follows the machine's
+    // load, longer after a kill that left the old file, shorter after one
+    // that left the new, so that both keep happening.
+    let mut span_us = took_us * 5 / 4;
 
     let mut current: BTreeSet<String> = ["default".to_string()].into();
     let (mut old_seen, mut new_seen, mut done) = (0, 0, 0);
@@ -681,8 +687,10 @@ fn a_kill_storm_leaves_the_file_old_or_new() {
         let got: BTreeSet<String> = names(&rig, user).into_iter().collect();
         if got == current {
             old_seen += 1;
+            span_us += span_us / 20;
         } else if got == next {
             new_seen += 1;
+            span_us = (span_us - span_us / 20).max(1000);
         } else {
             panic!(
                 "round {round} (seed {seed}): {got:?} is neither the old {current:?} nor the new {next:?}"
