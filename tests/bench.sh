@@ -42,6 +42,11 @@
 #           own state directory), every login from one address (PAM_RHOST,
 #           given to every service then): after the warm-up, each login is
 #           from a known source, which costs one more state write.
+#   TWOSTEP_BENCH_DEVICES=1
+#           also measures users with 8 authenticators (the most a secret
+#           file holds), each logging in with a code of the last one, in the
+#           same rounds as the one-authenticator users (service twostep),
+#           their own state directory, the two taking turns at going first.
 #   TWOSTEP_BENCH_BASELINE=/path/to/an/older/libpam_twostep.so
 #           also measures that build of the module in the same run (its own
 #           state directory), for before/after figures of a change; with
@@ -214,6 +219,17 @@ EOF
     services+=(new-source)
     rhost=(--rhost 192.0.2.1)
 fi
+if [ "${TWOSTEP_BENCH_DEVICES:-}" = 1 ]; then
+    mkdir -p "$work/secrets-8" "$work/state-8"
+    chmod 700 "$work/secrets-8" "$work/state-8"
+    touch "$work/secrets-8/.twostep-secret-dir"
+    cat > "$work/devices8.toml" <<EOF
+secret_dir = "$work/secrets-8"
+state_dir = "$work/state-8"
+EOF
+    echo "auth required $module config=$work/devices8.toml" > "$work/pam.d/devices8"
+    services+=(devices8)
+fi
 if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     sed "s|/state\"|/state-baseline\"|" "$work/twostep.toml" > "$work/baseline.toml"
     echo "auth required $TWOSTEP_BENCH_BASELINE config=$work/baseline.toml" > "$work/pam.d/baseline"
@@ -235,6 +251,13 @@ with open(work + "/users.txt", "w") as users:
              '%s\n" RATE_LIMIT 3 30\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n' % b32, 0o400),
         ):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            os.write(fd, text.encode()); os.close(fd)
+        if os.path.isdir(work + "/secrets-8"):
+            # Seven others first: the code typed is the last one's.
+            others = [base64.b32encode(os.urandom(20)).decode().rstrip("=") for _ in range(7)]
+            text = "".join('[[authenticator]]\nname = "d%d"\nsecret = "%s"\n' % (i, k)
+                           for i, k in enumerate(others + [b32]))
+            fd = os.open("%s/secrets-8/%s" % (work, u), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.write(fd, text.encode()); os.close(fd)
 EOF
 
@@ -284,6 +307,15 @@ for r in $(seq 1 "$rounds"); do
             esac
         done
     fi
+    # Eight authenticators and one take turns at going first.
+    if [ "${TWOSTEP_BENCH_DEVICES:-}" = 1 ] && [ $((r % 2)) = 0 ]; then
+        for i in "${!order[@]}"; do
+            case "${order[$i]}" in
+            twostep) order[i]=devices8 ;;
+            devices8) order[i]=twostep ;;
+            esac
+        done
+    fi
     for s in "${order[@]}"; do
         line=$(bench "$s") || { echo "round $r $s: not every login succeeded: $line" >&2; exit 1; }
         echo "round $r: $line"
@@ -322,6 +354,11 @@ if "single" in per:
         base = statistics.median(per["base-stack"]) - floor
         print("  baseline build, two prompts                           %7.0f us  (this build %+.0f us)"
               % (base, two - base))
+if "devices8" in per:
+    d8 = statistics.median(per["devices8"]) - floor
+    rounds = ["%+.0f" % (b - a) for a, b in zip(per["twostep"], per["devices8"])]
+    print("  twostep, 8 authenticators, the 8th's code  %7.0f us  (%.2fx one authenticator; per round: %s us)"
+          % (d8, d8 / ts, " ".join(rounds)))
 if "baseline" in per:
     base = statistics.median(per["baseline"]) - floor
     print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"

@@ -152,15 +152,22 @@ fn twostep_1_documents_every_subcommand() {
 fn twostep_self_1_documents_every_command_and_the_shipped_pam_file() {
     let page = std::fs::read_to_string(source("twostep-self.1")).unwrap();
     // Its setuid start refuses to go further without effective uid 0: as
-    // root (as the tests run) --help lists the commands; else the four.
+    // root (as the tests run) --help lists the commands; else the six.
     let commands = if nix::unistd::geteuid().is_root() {
         subcommands(Path::new(env!("CARGO_BIN_EXE_twostep-self")))
     } else {
-        ["status", "enroll", "recovery-codes", "disable"]
-            .map(String::from)
-            .to_vec()
+        [
+            "status",
+            "enroll",
+            "devices",
+            "remove-device",
+            "recovery-codes",
+            "disable",
+        ]
+        .map(String::from)
+        .to_vec()
     };
-    assert_eq!(commands.len(), 4, "{commands:?}");
+    assert_eq!(commands.len(), 6, "{commands:?}");
     for c in commands {
         assert!(
             page.contains(&format!("\n*{c}*")),

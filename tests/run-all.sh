@@ -38,6 +38,12 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo build"
 cargo build --quiet
+# tests/downgrade.rs loads the previous release's module beside this one.
+# It is built here, alone, once (about 70 s on 2 cores, then cached in
+# target/old-release/), rather than inside the parallel test run below,
+# which would otherwise build it when the test first asks for it.
+echo "== the previous release's module, for tests/downgrade.rs (tests/old-release.sh)"
+bash tests/old-release.sh >/dev/null
 echo "== cargo test"
 cargo test --quiet -- --test-threads=4
 echo "== timing, alone (tests/timing.rs)"

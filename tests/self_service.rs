@@ -19,14 +19,16 @@ mod common;
 mod etc_overlay;
 #[path = "common/pty.rs"]
 mod pty;
+#[path = "common/self_rig.rs"]
+mod self_rig;
 
 use common::mail::{ensure_mail_user, mailbox, wait_for_messages};
 use common::*;
-use etc_overlay::{EtcOverlay, install_twostep_self};
 use pty::Pty;
+use self_rig::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -37,206 +39,26 @@ const OTHER: &str = "ts-self-other";
 /// A member of GROUP, the always_challenge_groups of the disable tests.
 const ADMIN: &str = "ts-self-adm";
 const GROUP: &str = "ts-self-admins";
-const PASSWORD: &str = "self pass-W0rd";
-const STEP: Duration = Duration::from_secs(30);
-/// Self-service on, nothing else.
-const ON: &str = "[self_service]\nenabled = true\n";
 
-/// One installation: a rig (config, secret and state directories, syslog
-/// socket), the /etc layer above the system's, and the installed binary.
-struct SelfRig {
-    rig: Rig,
-    etc: EtcOverlay,
-    bin_dir: PathBuf,
-}
-
-impl SelfRig {
-    fn new(name: &str, extra: &str) -> SelfRig {
-        for user in [USER, OTHER] {
-            ensure_user(user, Some(PASSWORD));
-        }
-        let rig = Rig::new(&format!("self-{name}"), extra);
-        let etc = EtcOverlay::new(&rig.root);
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/twostep-self.pam");
-        etc.put("pam.d/twostep-self", &std::fs::read(shipped).unwrap());
-        let s = SelfRig {
-            bin_dir: install_twostep_self(name),
-            rig,
-            etc,
-        };
-        s.sync_config();
-        s
-    }
-
-    /// Rewrites the config (the rig's, then the copy in /etc/twostep).
-    fn configure(&self, extra: &str) {
-        self.rig.write_config(extra);
-        self.sync_config();
-    }
-
-    fn sync_config(&self) {
-        self.etc.put(
-            "twostep/twostep.toml",
-            &std::fs::read(&self.rig.config).unwrap(),
-        );
-    }
-
-    fn bin(&self) -> PathBuf {
-        self.bin_dir.join("twostep-self")
-    }
-
-    /// `wrapper` + the binary + `args`.
-    fn command_line(&self, wrapper: &[&str], args: &[&str]) -> Vec<String> {
-        let bin = self.bin().display().to_string();
-        let mut v: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
-        v.push(bin);
-        v.extend(args.iter().map(|s| s.to_string()));
-        v
-    }
-
-    /// On a pty, to be answered.
-    fn spawn(&self, user: &str, wrapper: &[&str], args: &[&str]) -> Pty {
-        let line = self.command_line(wrapper, args);
-        let refs: Vec<&str> = line.iter().map(String::as_str).collect();
-        self.etc.spawn(user, &refs)
-    }
-
-    /// Without a terminal (stdin /dev/null), for what asks nothing.
-    fn command(&self, user: &str, wrapper: &[&str], args: &[&str]) -> Command {
-        let line = self.command_line(wrapper, args);
-        let refs: Vec<&str> = line.iter().map(String::as_str).collect();
-        self.etc.command(user, &refs)
-    }
-
-    fn run(&self, user: &str, args: &[&str]) -> Output {
-        self.command(user, &[], args).output().unwrap()
-    }
-
-    /// The records of twostep-self since the last call.
-    fn records(&mut self) -> Vec<Event> {
-        self.rig
-            .events()
-            .into_iter()
-            .filter(|e| e.tag == "twostep-self")
-            .collect()
-    }
-
-    fn secret_key(&self, user: &str) -> Option<String> {
-        let text = std::fs::read_to_string(self.rig.secret_path(user)).ok()?;
-        let doc: toml::Table = text.parse().unwrap();
-        doc.get("secret")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    }
-
-    /// `twostep status USER --json` (the admin command) of `key`.
-    fn status(&self, user: &str, key: &str) -> serde_json::Value {
-        self.rig.status_json(user)[key].clone()
-    }
-}
-
-impl Drop for SelfRig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.bin_dir);
-    }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Waits for `what` on the pty, or fails with what was shown.
-fn expect(pty: &mut Pty, what: &str) {
-    pty.expect_or_fail(what, STEP);
-}
-
-/// The secret of the otpauth:// URI shown last.
-fn shown_secret(pty: &Pty) -> String {
-    let out = pty.output();
-    let at = out.rfind("secret=").expect("an otpauth URI") + "secret=".len();
-    out[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_uppercase() || ('2'..='7').contains(c))
-        .collect()
-}
-
-/// The recovery codes shown last (`xxxxx-xxxxx`), in order.
-fn shown_recovery_codes(pty: &Pty) -> Vec<String> {
-    let out = pty.output();
-    let last = out
-        .rfind("Recovery codes for")
-        .expect("recovery codes shown");
-    let mut numbered: Vec<(u32, String)> = Vec::new();
-    let words: Vec<&str> = out[last..].split_whitespace().collect();
-    for pair in words.windows(2) {
-        let code = pair[1];
-        let plain = code.len() == 11
-            && code.as_bytes()[5] == b'-'
-            && code
-                .chars()
-                .all(|c| c == '-' || c.is_ascii_lowercase() || c.is_ascii_digit());
-        if let (Some(n), true) = (pair[0].strip_suffix('.'), plain) {
-            numbered.push((n.parse().unwrap(), code.to_string()));
-        }
-    }
-    numbered.sort();
-    numbered.into_iter().map(|(_, c)| c).collect()
-}
-
-/// The password prompt, answered.
-fn password(pty: &mut Pty, password: &str) {
-    expect(pty, "Password: ");
-    pty.send_line(password);
-}
-
-/// Confirms a new app: the code of the secret shown, at the prompt.
-fn confirm_new_app(pty: &mut Pty) -> String {
-    expect(pty, "Code from the app (6 digits): ");
-    let secret = shown_secret(pty);
-    fresh_step(5);
-    pty.send_line(&oath_code(&secret, 0));
-    secret
+/// An installation for USER and OTHER.
+fn self_rig(name: &str, extra: &str) -> SelfRig {
+    SelfRig::new(name, extra, &[USER, OTHER])
 }
 
 /// A rig where USER is enrolled with SECRET (by the admin command), with
 /// the records so far drained.
 fn enrolled_rig(name: &str, extra: &str) -> SelfRig {
-    let mut s = SelfRig::new(name, extra);
+    let mut s = self_rig(name, extra);
     s.rig.enroll(USER, SECRET);
     s.records();
     s
-}
-
-/// `args` as USER on a pty, the password given, up to the code prompt.
-fn up_to_the_code(s: &SelfRig, wrapper: &[&str], args: &[&str]) -> Pty {
-    let mut pty = s.spawn(USER, wrapper, args);
-    password(&mut pty, PASSWORD);
-    expect(&mut pty, "Verification code: ");
-    pty
-}
-
-fn events_named<'a>(records: &'a [Event], event: &str) -> Vec<&'a Event> {
-    records.iter().filter(|e| e.event() == event).collect()
-}
-
-/// Records never carry a code, a secret or a recovery code.
-fn assert_no_secrets(records: &[Event], secrets: &[&str]) {
-    for r in records {
-        for s in secrets {
-            assert!(!r.raw.contains(s), "{s} in {}", r.raw);
-        }
-    }
 }
 
 // ---- policy -----------------------------------------------------------------
 
 #[test]
 fn self_service_is_off_by_default_and_says_so_in_one_line() {
-    let mut s = SelfRig::new("off", "");
+    let mut s = self_rig("off", "");
     s.records();
     for args in [
         &["status"][..],
@@ -258,7 +80,7 @@ fn self_service_is_off_by_default_and_says_so_in_one_line() {
 
 #[test]
 fn another_users_name_is_bad_usage_and_nothing_is_written() {
-    let mut s = SelfRig::new("other-name", ON);
+    let mut s = self_rig("other-name", ON);
     s.records();
     for args in [
         &["status", OTHER][..],
@@ -281,7 +103,7 @@ fn no_config_but_the_systems_is_ever_read() {
     // The system's config (the overlay's /etc/twostep/twostep.toml) has
     // self-service off; the user's own turns it on, over directories the
     // user owns.
-    let s = SelfRig::new("user-config", "");
+    let s = self_rig("user-config", "");
     let uid = nix::unistd::User::from_name(USER).unwrap().unwrap().uid;
     let own = PathBuf::from(format!(
         "/tmp/twostep-self-user-config-{}",
@@ -330,7 +152,7 @@ fn no_config_but_the_systems_is_ever_read() {
 fn disable_is_refused_by_default_and_for_always_challenge_groups_members() {
     ensure_user(ADMIN, Some(PASSWORD));
     ensure_group(GROUP, &[ADMIN]);
-    let mut s = SelfRig::new("disable-refused", ON);
+    let mut s = self_rig("disable-refused", ON);
     s.rig.enroll(USER, SECRET);
     s.rig.enroll(ADMIN, SECRET);
     s.records();
@@ -369,7 +191,7 @@ fn disable_when_allowed_takes_the_password_and_a_code() {
         "disable",
         &format!("{ON}allow_disable = true\n[policy]\nalways_challenge_groups = [\"{GROUP}\"]\n"),
     );
-    let mut pty = up_to_the_code(&s, &[], &["disable"]);
+    let mut pty = up_to_the_code(&s, USER, &[], &["disable"]);
     fresh_step(5);
     let code = oath_code(SECRET, 0);
     pty.send_line(&code);
@@ -394,7 +216,7 @@ fn disable_when_allowed_takes_the_password_and_a_code() {
 
 #[test]
 fn first_set_up_asks_the_password_only_and_writes_a_root_0600_file() {
-    let mut s = SelfRig::new("first", ON);
+    let mut s = self_rig("first", ON);
     s.records();
     let mut pty = s.spawn(USER, &[], &["enroll"]);
     password(&mut pty, PASSWORD);
@@ -430,7 +252,7 @@ fn first_set_up_asks_the_password_only_and_writes_a_root_0600_file() {
 fn a_secret_dir_without_its_marker_is_no_first_set_up() {
     // An unmounted volume looks like "nobody is enrolled": that must not
     // let the password alone set up (or replace) a second factor.
-    let mut s = SelfRig::new("no-marker", ON);
+    let mut s = self_rig("no-marker", ON);
     std::fs::remove_file(s.rig.secret_dir.join(".twostep-secret-dir")).unwrap();
     s.records();
     let mut pty = s.spawn(USER, &[], &["enroll"]);
@@ -450,7 +272,7 @@ fn a_replacement_needs_a_right_current_code() {
     let mut s = enrolled_rig("replace", ON);
 
     // A wrong current code: refused, counted, nothing written.
-    let mut pty = up_to_the_code(&s, &[], &["enroll"]);
+    let mut pty = up_to_the_code(&s, USER, &[], &["enroll"]);
     fresh_step(5);
     let wrong = wrong_code();
     pty.send_line(&wrong);
@@ -468,7 +290,7 @@ fn a_replacement_needs_a_right_current_code() {
     assert!(events_named(&r, "enrolled").is_empty());
 
     // The right one: the new app is set up, the old secret is gone.
-    let mut pty = up_to_the_code(&s, &[], &["enroll"]);
+    let mut pty = up_to_the_code(&s, USER, &[], &["enroll"]);
     fresh_step(8);
     let current = oath_code(SECRET, 0);
     pty.send_line(&current);
@@ -536,7 +358,7 @@ fn a_wrong_password_counts_and_a_locked_user_is_refused_unasked() {
 
 #[test]
 fn recovery_codes_confirmed_by_a_recovery_code() {
-    let mut s = SelfRig::new("recovery", ON);
+    let mut s = self_rig("recovery", ON);
     let enrolled = s.rig.enroll_json_secret(USER, SECRET, &["--force"]);
     let old: Vec<String> = enrolled["recovery_codes"]
         .as_array()
@@ -579,7 +401,7 @@ fn the_notify_events_are_mailed_by_self() {
     ensure_mail_user(user);
     ensure_user(user, Some(PASSWORD));
     let issuer = format!("self-notify-{}", std::process::id());
-    let mut s = SelfRig::new(
+    let mut s = self_rig(
         "notify",
         &format!(
             "issuer = \"{issuer}\"\n{ON}allow_disable = true\n[email]\naddress = \"{{user}}@localhost\"\n\
@@ -631,7 +453,7 @@ fn the_notify_events_are_mailed_by_self() {
 
 #[test]
 fn without_the_setuid_rights_it_says_why() {
-    let s = SelfRig::new("rights", ON);
+    let s = self_rig("rights", ON);
     // Under no_new_privs the kernel ignores the setuid bit.
     let out = s
         .command(USER, &["setpriv", "--no-new-privs", "--"], &["status"])
@@ -663,7 +485,7 @@ fn without_the_setuid_rights_it_says_why() {
 fn status_into_a_closed_pipe_is_one_line_not_a_panic() {
     // `status` printing to a pipe nobody reads used to panic in println!
     // (the panic hook's one line is now a unit test: src/self_service).
-    let s = SelfRig::new("panic", ON);
+    let s = self_rig("panic", ON);
     let (read, write) = nix::unistd::pipe().unwrap();
     drop(read);
     let out = s
@@ -728,6 +550,7 @@ fn a_closed_stdout_goes_nowhere_else() {
     let mut s = enrolled_rig("closed-stdout", ON);
     let mut pty = up_to_the_code(
         &s,
+        USER,
         &["sh", "-c", r#"exec "$0" "$@" >&-"#],
         &["recovery-codes"],
     );
@@ -750,7 +573,7 @@ fn a_file_size_limit_cannot_cut_a_write_short() {
     // The state file is 2,048 bytes, the secret file about 1,100; dash's
     // `ulimit -f 1` is 512 bytes. A soft limit is lifted: the enrollment
     // is written whole.
-    let mut s = SelfRig::new("ulimit", ON);
+    let mut s = self_rig("ulimit", ON);
     s.records();
     let mut pty = s.spawn(
         USER,
@@ -794,19 +617,10 @@ fn a_file_size_limit_cannot_cut_a_write_short() {
     assert_eq!(s.rig.secret_files().len(), 1, "no temporary file left");
 }
 
-/// The pid of the running installed binary of `s`.
-fn running_pid(s: &SelfRig) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let exe = std::fs::read_link(e.path().join("exe")).ok()?;
-        (exe == s.bin()).then_some(pid)
-    })
-}
-
 #[test]
 fn sigterm_from_the_caller_cannot_stop_it_between_writes() {
     let mut s = enrolled_rig("sigterm", ON);
-    let mut pty = up_to_the_code(&s, &[], &["enroll"]);
+    let mut pty = up_to_the_code(&s, USER, &[], &["enroll"]);
     fresh_step(10);
     pty.send_line(&oath_code(SECRET, 0));
     expect(&mut pty, "Code from the app (6 digits): ");
@@ -895,7 +709,7 @@ const SECRET2: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 /// recovery codes shown to them, the records so far drained.
 fn sv_rig(name: &str, extra: &str) -> (SelfRig, Vec<String>) {
     ensure_user(SV, Some(PASSWORD));
-    let mut s = SelfRig::new(name, extra);
+    let mut s = self_rig(name, extra);
     let codes = s.rig.enroll_json_secret(SV, SECRET, &["--force"])["recovery_codes"]
         .as_array()
         .unwrap()
@@ -1058,7 +872,7 @@ impl HeldAfterTheProof {
 #[test]
 fn a_proof_made_unenrolled_does_not_replace_an_enrollment_made_meanwhile() {
     ensure_user(SV, Some(PASSWORD));
-    let mut s = SelfRig::new("sv-stale-enroll", ON);
+    let mut s = self_rig("sv-stale-enroll", ON);
     s.records();
     let mut pty = s.spawn(SV, &[], &["enroll"]);
     password(&mut pty, PASSWORD);
@@ -1169,7 +983,7 @@ fn disable_with_stdout_a_closed_pipe_still_records_and_mails_it() {
     ensure_mail_user(SV_MAIL);
     ensure_user(SV_MAIL, Some(PASSWORD));
     let issuer = format!("sv-closed-disable-{}", std::process::id());
-    let mut s = SelfRig::new(
+    let mut s = self_rig(
         "sv-closed-disable",
         &format!(
             "issuer = \"{issuer}\"\n{ON}allow_disable = true\n[email]\naddress = \"{{user}}@localhost\"\n\

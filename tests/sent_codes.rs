@@ -8,7 +8,8 @@
 
 mod common;
 use common::mail::{
-    code_in, email_rig, ensure_mail_user, mailbox, token, wait_for_messages, write_secret,
+    code_in, email_rig, ensure_mail_user, lost_device_rig, mailbox, replace_lost_device, token,
+    wait_for_messages, write_secret,
 };
 use common::*;
 use std::os::unix::fs::PermissionsExt;
@@ -299,28 +300,13 @@ fn an_sms_code_goes_to_the_command_with_nothing_else() {
     assert!(ev.iter().all(|e| !e.raw.contains(&code)));
 }
 
-/// The URI's secret in the INFO lines of a set-up.
-fn secret_in(shown: &str) -> String {
-    shown
-        .split("secret=")
-        .nth(1)
-        .and_then(|rest| rest.split('&').next())
-        .unwrap_or_else(|| panic!("no otpauth URI in {shown}"))
-        .to_string()
-}
-
 #[test]
 fn a_lost_device_is_replaced_with_the_code_from_the_mail() {
     let u = "tssent-lost";
-    ensure_mail_user(u);
-    let _ = std::fs::remove_file(mailbox(u));
-    let issuer = token("lost");
-    let mut rig = Rig::new(
+    let (mut rig, issuer) = lost_device_rig(
         "sent-lost",
-        &format!(
-            "issuer = \"{issuer}\"\n[lost_device]\nmethod = \"email\"\n[email]\nfrom = \"twostep@localhost\"\n\
-             [notify]\nevents = [\"lost_device\", \"enrolled\"]"
-        ),
+        u,
+        "[notify]\nevents = [\"lost_device\", \"enrolled\"]",
     );
     write_secret(
         &rig,
@@ -328,24 +314,8 @@ fn a_lost_device_is_replaced_with_the_code_from_the_mail() {
         &format!("secret = \"{SECRET}\"\nemail = \"{u}@localhost\"\n"),
     );
     rig.events();
-    let mut s = session(&rig, "twostep", u);
-    s.until_prompt();
-    s.answer("lost");
-    let shown = s.until_prompt();
-    assert!(shown.contains("Code from the email"), "{shown}");
-    let lost_code = code_in(
-        &wait_for_messages(&mailbox(u), &issuer, 1)
-            .into_iter()
-            .find(|m| m["subject"].as_str().unwrap().contains("lost-device"))
-            .unwrap(),
-    );
-    s.answer(&lost_code);
-    let setup = s.until_prompt();
-    let new_secret = secret_in(&setup);
+    let (login, new_secret) = replace_lost_device(&rig, u, &issuer);
     assert_ne!(new_secret, SECRET);
-    fresh_step(5);
-    s.answer(&oath_code(&new_secret, 0));
-    let login = s.finish();
     assert_eq!(login.code, PAM_SUCCESS, "{}", login.out);
     let ev = rig.module_events();
     assert_eq!(count(&ev, "lost_device"), 1, "{ev:#?}");
@@ -379,15 +349,7 @@ fn a_lost_device_is_replaced_with_the_code_from_the_mail() {
 #[test]
 fn a_wrong_new_app_code_after_a_lost_device_writes_nothing() {
     let u = "tssent-lost2";
-    ensure_mail_user(u);
-    let _ = std::fs::remove_file(mailbox(u));
-    let issuer = token("lost2");
-    let mut rig = Rig::new(
-        "sent-lost2",
-        &format!(
-            "issuer = \"{issuer}\"\n[lost_device]\nmethod = \"email\"\n[email]\nfrom = \"twostep@localhost\""
-        ),
-    );
+    let (mut rig, issuer) = lost_device_rig("sent-lost2", u, "");
     write_secret(
         &rig,
         u,

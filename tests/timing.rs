@@ -69,7 +69,7 @@ struct Case {
     nss_miss: bool,
 }
 
-const CASES: [Case; 4] = [
+const CASES: [Case; 5] = [
     Case {
         label: "unknown",
         user: "ts-time-nobody",
@@ -96,6 +96,15 @@ const CASES: [Case; 4] = [
         reason: "bad_code",
         nss_miss: false,
     },
+    // Eight authenticators (the most a secret file holds) against the
+    // reference's one: judging an answer must not tell how many a user
+    // has (issue 24).
+    Case {
+        label: "eight",
+        user: "ts-time-eight",
+        reason: "bad_code",
+        nss_miss: false,
+    },
 ];
 
 /// The case every other is paired with.
@@ -108,8 +117,11 @@ const NSS_HIT: usize = 1;
 /// "has recovery codes" from "has none", not whether a user exists or is
 /// enrolled), and what it must not do is answer sooner.
 const TO_PROMPT: [usize; 2] = [0, 1];
-/// Compared from the answer to the result.
-const TO_RESULT: [usize; 3] = [0, 1, 3];
+/// Compared from the answer to the result. The user with eight
+/// authenticators only here: its larger file is read sooner before the
+/// prompt (by a few microseconds), telling that it is larger, not what it
+/// holds; what must not differ is the time to judge an answer.
+const TO_RESULT: [usize; 4] = [0, 1, 3, 4];
 
 /// An answer of each shape the module treats differently, and how many
 /// rounds to take of it: first, and at most. Each undecided look doubles
@@ -209,10 +221,11 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
 #[ignore]
 fn unknown_unenrolled_and_wrong_code_are_indistinguishable() {
     let _alone = alone();
-    let [unknown, unenrolled, enrolled, no_codes] = CASES.each_ref().map(|c| c.user);
+    let [unknown, unenrolled, enrolled, no_codes, eight] = CASES.each_ref().map(|c| c.user);
     ensure_user(unenrolled, None);
     ensure_user(enrolled, None);
     ensure_user(no_codes, None);
+    ensure_user(eight, None);
     let _ = std::process::Command::new("userdel").arg(unknown).status();
     let driver = Driver::from_env();
     // The state in state_dir (the default), then in a store shared by a
@@ -238,7 +251,7 @@ fn unknown_unenrolled_and_wrong_code_are_indistinguishable() {
 /// and returns what is wrong.
 fn judge_store(driver: &Driver, name: &str, section: &str) -> Vec<String> {
     let began = Instant::now();
-    let [_, _, enrolled, no_codes] = CASES.each_ref().map(|c| c.user);
+    let [_, _, enrolled, no_codes, eight] = CASES.each_ref().map(|c| c.user);
     let mut rig = Rig::new(
         &format!("timing-{}", name.replace(' ', "-")),
         &format!("[lockout]\ntiers = [{{failures = 1000, lock = \"1s\"}}]\n{section}"),
@@ -260,6 +273,34 @@ fn judge_store(driver: &Driver, name: &str, section: &str) -> Vec<String> {
     .unwrap();
     std::fs::set_permissions(
         rig.secret_path(no_codes),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // The reference's file with its secret as the last of eight
+    // authenticators, the same recovery codes (the code parameters, which
+    // enroll writes at the top, go in each authenticator of a list).
+    let reference = std::fs::read_to_string(rig.secret_path(enrolled)).unwrap();
+    let mut text: String = reference
+        .lines()
+        .filter(|l| {
+            !["secret", "digits", "period", "algorithm"]
+                .iter()
+                .any(|key| l.starts_with(key))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for i in 0..8u8 {
+        let key = match i {
+            7 => SECRET.to_string(),
+            _ => char::from(b'A' + i).to_string().repeat(32),
+        };
+        text.push_str(&format!(
+            "[[authenticator]]\nname = \"d{i}\"\nsecret = \"{key}\"\n"
+        ));
+    }
+    std::fs::write(rig.secret_path(eight), text).unwrap();
+    std::fs::set_permissions(
+        rig.secret_path(eight),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();

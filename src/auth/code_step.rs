@@ -146,7 +146,7 @@ pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
         &user,
         read_before,
         &answer,
-        judge::Expecting::Totp,
+        judge::Expecting::Totp { not_from: None },
     )
 }
 

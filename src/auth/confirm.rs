@@ -21,7 +21,7 @@ use super::{Accounts, Env, Outcome, Reason, Request, judge, sent_code};
 use crate::config::Config;
 use crate::lockout::{self, Standing};
 use crate::policy::Groups;
-use crate::secret::{self, Held, Method, SecretError};
+use crate::secret::{self, DeviceName, Held, Method, SecretError};
 use crate::user::UserName;
 
 /// After a right password: asks an enrolled user for a current code or a
@@ -29,7 +29,14 @@ use crate::user::UserName;
 /// success resets the counters, a locked user is refused unasked); gives
 /// the attempt's count back for a user with no enrollment. `Success`: the
 /// change may go ahead, over the secret file `env.judged` names, no other.
-pub fn second_factor(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome {
+/// `not_from`: an authenticator whose code does not confirm (its own
+/// removal), while the user has another (`judge::Expecting::Totp`).
+pub fn second_factor(
+    env: &mut Env<'_>,
+    req: &Request,
+    user: &UserName,
+    not_from: Option<&DeviceName>,
+) -> Outcome {
     let req = &req.for_account(user);
     let store = env.store;
     match store.read(user) {
@@ -68,7 +75,8 @@ pub fn second_factor(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outco
     let Some(answer) = env.ask_code() else {
         return super::code_step::conversation_failed(env, req, user);
     };
-    judge::answer(env, req, user, read_before, &answer, judge::Expecting::Totp)
+    let expecting = judge::Expecting::Totp { not_from };
+    judge::answer(env, req, user, read_before, &answer, expecting)
 }
 
 /// A secret file that cannot be judged against: the attempt fails, counted

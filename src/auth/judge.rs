@@ -15,7 +15,7 @@ use crate::audit::Severity;
 use crate::codes::{self, Verdict};
 use crate::config::TotpParams;
 use crate::delivery::Event;
-use crate::secret::{self, Held, SecretError, UserSecret};
+use crate::secret::{self, DeviceName, Held, SecretError, UserSecret};
 use crate::state::{Purpose, StepKey, UserState};
 use crate::store::{Origin, Success};
 use crate::totp;
@@ -23,9 +23,12 @@ use crate::user::UserName;
 
 /// What the answer is first checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Expecting {
-    /// A code of the app's window.
-    Totp,
+pub(super) enum Expecting<'a> {
+    /// A code of the window of one of the user's authenticators. With
+    /// `not_from` (twostep-self's `remove-device NAME`), a code of that
+    /// authenticator does not count while the user has another: its
+    /// removal is confirmed by one that stays ([`leave_out`]).
+    Totp { not_from: Option<&'a DeviceName> },
     /// The code sent for `purpose`, by `method` (`email`, `sms`).
     Sent {
         purpose: Purpose,
@@ -91,7 +94,7 @@ pub(super) fn answer(
     user: &UserName,
     read_before: (UserSecret, secret::Version),
     answer: &[u8],
-    expecting: Expecting,
+    expecting: Expecting<'_>,
 ) -> Outcome {
     let judging = match Judging::begin(env, req, user) {
         Ok(j) => j,
@@ -106,7 +109,12 @@ pub(super) fn answer(
             Err(*reason)
         }
         Ok((secret, _)) => match expecting {
-            Expecting::Totp => totp_verdict(env, req, secret, judging.state(), answer),
+            Expecting::Totp { not_from } => {
+                let (verdict, why) =
+                    totp_verdict(env, req, secret, judging.state(), answer, not_from);
+                detail = why;
+                verdict
+            }
             Expecting::Sent { purpose, method } => {
                 let (verdict, hash) =
                     sent_verdict(env, user, secret, judging.state(), answer, purpose, method);
@@ -206,21 +214,34 @@ pub(super) fn answer(
 /// A TOTP answer: a code of one of the user's authenticators' windows,
 /// later than that authenticator's last accepted step. Every
 /// authenticator's window is computed (`totp::matching_steps`), and the
-/// choice among them looks at all of them, whichever matched.
+/// choice among them looks at all of them, whichever matched. With the
+/// detail of the record when the code was one of `not_from`'s.
 fn totp_verdict(
     env: &mut Env<'_>,
     req: &Request,
     secret: &UserSecret,
     state: &UserState,
     answer: &[u8],
-) -> Result<Accepted, Reason> {
+    not_from: Option<&DeviceName>,
+) -> (Result<Accepted, Reason>, Option<String>) {
     let keys: Vec<(&[u8], TotpParams)> = secret
         .devices
         .iter()
         .map(|d| (d.key.as_slice(), d.params))
         .collect();
-    let steps = totp::matching_steps(&keys, answer, env.now);
+    let mut steps = totp::matching_steps(&keys, answer, env.now);
+    let left_out = leave_out(&secret.devices, &mut steps, not_from);
     let verdict = pick(&secret.devices, &steps, state);
+    let detail = match (&verdict, left_out) {
+        (Err(_), Some(name)) => {
+            env.conv.error(&format!(
+                "That code is from {name}, the authenticator you are removing: its removal \
+                 is confirmed by a code from one that stays, or by a recovery code."
+            ));
+            Some(format!("a code of {name}, the authenticator being removed"))
+        }
+        _ => None,
+    };
     // The message is built only under `debug`: this runs on every attempt.
     let now = env.now;
     env.trace(req, || match &verdict {
@@ -244,7 +265,23 @@ fn totp_verdict(
         ),
         Ok(_) => "answer: accepted".into(),
     });
-    verdict
+    (verdict, detail)
+}
+
+/// Takes the step `not_from` matched out of `steps`, so that its code
+/// counts for nothing, unless it is the user's only authenticator (then
+/// removing it is turning two-step sign-in off, which any of the user's
+/// codes confirms, as `twostep-self disable`). Its name if its window
+/// matched. Decided on the file as it is under the lock, not as it was
+/// before the prompt.
+fn leave_out<'d>(
+    devices: &'d [secret::Device],
+    steps: &mut [Option<u64>],
+    not_from: Option<&DeviceName>,
+) -> Option<&'d DeviceName> {
+    let name = not_from.filter(|_| devices.len() > 1)?;
+    let i = devices.iter().position(|d| d.name == *name)?;
+    steps.get_mut(i)?.take().map(|_| &devices[i].name)
 }
 
 /// Of the authenticators whose window matched (`steps`, by index), the
@@ -340,6 +377,62 @@ mod tests {
                 other => panic!("{other:?}"),
             });
             assert_eq!(&got, want, "{steps:?}");
+        }
+    }
+
+    #[test]
+    fn a_code_of_the_authenticator_being_removed_counts_only_when_it_is_the_last() {
+        let two = [device("phone"), device("tablet")];
+        let one = [device("phone")];
+        let phone = DeviceName::parse("phone").unwrap();
+        let other = DeviceName::parse("watch").unwrap();
+        let state = UserState::default();
+        type Want = Result<(u64, usize), Reason>;
+        type Row<'a> = (
+            &'a [Device],
+            &'a [Option<u64>],
+            Option<&'a DeviceName>,
+            Want,
+            bool,
+        );
+        // (devices, steps matched, not_from) -> (verdict, left out)
+        let table: &[Row] = &[
+            (&two, &[Some(100), None], None, Ok((3000, 0)), false),
+            (
+                &two,
+                &[Some(100), None],
+                Some(&phone),
+                Err(Reason::BadCode),
+                true,
+            ),
+            (&two, &[None, Some(100)], Some(&phone), Ok((3000, 1)), false),
+            (
+                &two,
+                &[Some(100), Some(100)],
+                Some(&phone),
+                Ok((3000, 1)),
+                true,
+            ),
+            (
+                &two,
+                &[None, None],
+                Some(&phone),
+                Err(Reason::BadCode),
+                false,
+            ),
+            (&two, &[Some(100), None], Some(&other), Ok((3000, 0)), false),
+            // The last one: removing it is turning off, which its code confirms.
+            (&one, &[Some(100)], Some(&phone), Ok((3000, 0)), false),
+        ];
+        for (devices, steps, not_from, want, left) in table {
+            let mut steps = steps.to_vec();
+            let left_out = leave_out(devices, &mut steps, *not_from);
+            assert_eq!(left_out.is_some(), *left, "{steps:?} {not_from:?}");
+            let got = pick(devices, &steps, &state).map(|a| match a {
+                Accepted::Totp { step_time, device } => (step_time, device),
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(&got, want, "{steps:?} {not_from:?}");
         }
     }
 }

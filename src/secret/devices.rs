@@ -299,7 +299,28 @@ pub fn remove(file: &SecretFile, name: &DeviceName) -> Result<Option<SecretFile>
     if next.authenticators.len() == before {
         return Err(EditError::NoSuch(name.clone()));
     }
-    Ok((!next.authenticators.is_empty()).then_some(next))
+    if next.authenticators.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(as_old_form_if_default_alone(next)))
+}
+
+/// A list whose one entry is `default` written back in the old form (a
+/// top-level `secret`), which the versions before lists read: removing the
+/// others undoes adding them, and a downgrade is possible again. Its step
+/// is `default`'s in either form.
+fn as_old_form_if_default_alone(mut file: SecretFile) -> SecretFile {
+    if file.authenticators.len() != 1 || file.authenticators[0].name != DEFAULT_DEVICE {
+        return file;
+    }
+    if let Some(e) = file.authenticators.pop() {
+        file.secret = Some(e.secret.clone());
+        file.digits = e.digits;
+        file.period = e.period;
+        file.algorithm = e.algorithm;
+        file.created = e.created.clone();
+    }
+    file
 }
 
 /// The file in list form: unchanged if it is one already.

@@ -44,11 +44,14 @@ pub fn status(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
         (false, _) => "not locked".to_string(),
     };
     let paint = Paint::stdout();
-    let mut rows = vec![
-        ("Method", method),
-        ("Recovery codes", codes),
-        ("Lock", lock),
-    ];
+    let mut rows = vec![("Method", method)];
+    if let Some(n) = super::devices::count(ctx, user) {
+        rows.push((
+            "Authenticators",
+            format!("{n} (`twostep-self devices` lists them)"),
+        ));
+    }
+    rows.extend([("Recovery codes", codes), ("Lock", lock)]);
     if let Some(problem) = &s.problem {
         rows.push(("Problem", term::escape(problem).into_owned()));
     }
@@ -65,7 +68,7 @@ pub fn status(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
 /// Refuses, before the password is asked, a change whose new secret or
 /// codes would go to a standard output whose reader has gone (`| head -0`):
 /// they could not be shown, so the change would not be made anyway.
-fn refuse_if_unseen(what: &str) -> Result<(), CliError> {
+pub(super) fn refuse_if_unseen(what: &str) -> Result<(), CliError> {
     if term::stdout_gone() {
         return Err(CliError::Failed(format!(
             "standard output is a pipe that nobody reads, so {what} could not be shown: \
@@ -82,7 +85,7 @@ pub fn enroll(ctx: &Ctx, user: &UserName, how: HowCodesCome) -> Result<(), CliEr
     enroll::check(ctx, &args, user)?;
     refuse_if_unseen("your new key and recovery codes")?;
     let keyboard = proof::keyboard()?;
-    let proven = proof::prove(ctx, user, &keyboard)?;
+    let proven = proof::prove(ctx, user, &keyboard, None)?;
     enroll::one(ctx, &args, user, &keyboard, Over::Proven(&proven))
 }
 
@@ -97,39 +100,41 @@ pub fn recovery_codes(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
     }
     refuse_if_unseen("your new recovery codes")?;
     let keyboard = proof::keyboard()?;
-    let proven = proof::prove(ctx, user, &keyboard)?;
+    let proven = proof::prove(ctx, user, &keyboard, None)?;
     let email = recovery_codes::replace(ctx, user, Over::Proven(&proven), false)?;
     ctx.notify(Event::RecoveryRegenerated, user, email.as_ref());
     Ok(())
 }
 
-/// `disable`: only with `self_service.allow_disable`, never for a member
-/// of `policy.always_challenge_groups`.
-pub fn disable(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
+/// Whether the caller may turn two-step sign-in off themselves: only with
+/// `self_service.allow_disable`, never as a member of
+/// `policy.always_challenge_groups`. `Err`: why not, in one line.
+pub(super) fn may_disable(ctx: &Ctx, user: &UserName) -> Result<(), String> {
     if !ctx.config.self_service.allow_disable {
-        return Err(CliError::Failed(
+        return Err(
             "turning two-step sign-in off yourself is not allowed on this machine \
              (self_service.allow_disable): ask your administrator"
                 .into(),
-        ));
+        );
     }
     let groups = &ctx.config.policy.always_challenge_groups;
     match crate::auth::confirm::always_challenged(&ctx.config, &crate::pam::SystemAccounts, user) {
-        Ok(false) => {}
-        Ok(true) => {
-            return Err(CliError::Failed(format!(
-                "members of {} (policy.always_challenge_groups) cannot turn two-step \
-                 sign-in off",
-                groups.join(", ")
-            )));
-        }
-        Err(e) => {
-            return Err(CliError::Failed(format!(
-                "cannot tell whether you are in policy.always_challenge_groups ({e}), \
-                 so it stays on"
-            )));
-        }
+        Ok(false) => Ok(()),
+        Ok(true) => Err(format!(
+            "members of {} (policy.always_challenge_groups) cannot turn two-step \
+             sign-in off",
+            groups.join(", ")
+        )),
+        Err(e) => Err(format!(
+            "cannot tell whether you are in policy.always_challenge_groups ({e}), \
+             so it stays on"
+        )),
     }
+}
+
+/// `disable`: only where [`may_disable`] allows it.
+pub fn disable(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
+    may_disable(ctx, user).map_err(CliError::Failed)?;
     if !enroll::is_enrolled(ctx, user) {
         return Err(CliError::Failed(
             "two-step sign-in is not set up for you: there is nothing to turn off".into(),
@@ -142,7 +147,7 @@ pub fn disable(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
         );
     }
     let keyboard = proof::keyboard()?;
-    let proven = proof::prove(ctx, user, &keyboard)?;
+    let proven = proof::prove(ctx, user, &keyboard, None)?;
     let (removed, email) = reset::remove(ctx, user, Event::Disabled, Over::Proven(&proven))?;
     if !removed {
         return Err(CliError::Failed(

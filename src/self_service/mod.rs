@@ -39,15 +39,18 @@
 //!
 //! Little runs before the caller is authenticated: the start-up above,
 //! the arguments, the caller's account, the configuration (to know
-//! whether self-service is on), and for `status`, which changes nothing
-//! and needs no password, the reading of the caller's own files.
+//! whether self-service is on), and for `status` and `devices`, which
+//! change nothing and need no password, the reading of the caller's own
+//! files.
 //!
 //! Where each part lives: `hygiene` (the setuid start), `pam_client` (libpam
 //! as an application), `proof` (password, then code, under the lockout),
-//! `commands` (what each command does, reusing the admin command's code).
+//! `commands` (what each command does, reusing the admin command's code),
+//! `devices` (the caller's authenticators: listed, one added, one removed).
 #![deny(unsafe_code)]
 
 mod commands;
+mod devices;
 #[allow(unsafe_code)]
 mod hygiene;
 #[allow(unsafe_code)]
@@ -57,6 +60,7 @@ mod proof;
 use crate::cli::enroll::HowCodesCome;
 use crate::cli::{CliError, Ctx};
 use crate::config::{self, Config};
+use crate::secret::DeviceName;
 use crate::user::UserName;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -70,7 +74,7 @@ pub const SERVICE: &str = "twostep-self";
     name = "twostep-self",
     version,
     about = "Set up, replace or turn off your own two-step sign-in",
-    after_help = "Examples:\n  twostep-self status                 your method, recovery codes left, lock\n  twostep-self enroll                 an authenticator app: QR code, then a code from it\n  twostep-self enroll --method email --email you@example.com\n  twostep-self enroll --method sms --phone +4915112345678\n  twostep-self recovery-codes         a new set of recovery codes, shown once\n  twostep-self disable                turn it off (only where the administrator allows)\n\nEvery change asks for your password first and, if you are enrolled, a\ncurrent code or a recovery code. It acts on your own account only."
+    after_help = "Examples:\n  twostep-self status                 your method, authenticators, codes left, lock\n  twostep-self enroll                 an authenticator app: QR code, then a code from it\n  twostep-self enroll --add tablet    one more app, beside the ones you have\n  twostep-self devices                your authenticators: name, created, last used\n  twostep-self remove-device phone    remove one (confirm with a code from another)\n  twostep-self enroll --method email --email you@example.com\n  twostep-self enroll --method sms --phone +4915112345678\n  twostep-self recovery-codes         a new set of recovery codes, shown once\n  twostep-self disable                turn it off (only where the administrator allows)\n\nEvery change asks for your password first and, if you are enrolled, a\ncurrent code or a recovery code. It acts on your own account only."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -81,12 +85,37 @@ struct Cli {
 enum Command {
     /// Show your method, where codes go (masked), recovery codes left and lock state
     Status,
-    /// Set up your second factor, or replace it (a new phone, another method)
-    Enroll(HowCodesCome),
+    /// Set up or replace your second factor (a new phone, another method), or
+    /// --add one more app
+    Enroll(SelfEnroll),
+    /// List your authenticators: name, when created, when last used
+    Devices,
+    /// Remove one of your authenticators, confirmed by a code from another
+    RemoveDevice {
+        /// The authenticator to remove (`twostep-self devices` lists them)
+        #[arg(value_name = "NAME", value_parser = DeviceName::parse)]
+        name: DeviceName,
+    },
     /// Replace your recovery codes and show the new ones once
     RecoveryCodes,
     /// Turn your second factor off (if the administrator allows it)
     Disable,
+}
+
+/// `twostep-self enroll`'s arguments.
+#[derive(clap::Args, Debug)]
+struct SelfEnroll {
+    #[command(flatten)]
+    how: HowCodesCome,
+    /// Add one more authenticator app named NAME (letters, digits, '.', '_',
+    /// '-'; at most 32), keeping the ones you have
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = DeviceName::parse,
+        conflicts_with_all = ["method", "email", "phone"]
+    )]
+    add: Option<DeviceName>,
 }
 
 /// `twostep-self`'s `main`.
@@ -167,7 +196,12 @@ fn command(cli: Cli) -> Result<(), CliError> {
     };
     match cli.command {
         Command::Status => commands::status(&ctx, &user),
-        Command::Enroll(how) => commands::enroll(&ctx, &user, how),
+        Command::Enroll(SelfEnroll {
+            add: Some(name), ..
+        }) => devices::add(&ctx, &user, &name),
+        Command::Enroll(SelfEnroll { how, add: None }) => commands::enroll(&ctx, &user, how),
+        Command::Devices => devices::list(&ctx, &user),
+        Command::RemoveDevice { name } => devices::remove(&ctx, &user, &name),
         Command::RecoveryCodes => commands::recovery_codes(&ctx, &user),
         Command::Disable => commands::disable(&ctx, &user),
     }

@@ -19,6 +19,7 @@ use crate::caller::Shield;
 use crate::cli::proven::Proven;
 use crate::cli::term::{self, Keyboard};
 use crate::cli::{CliError, Ctx};
+use crate::secret::DeviceName;
 use crate::user::UserName;
 use zeroize::Zeroizing;
 
@@ -51,8 +52,15 @@ fn tty_name() -> String {
 /// Asks for the password, then a code if `user` is enrolled. `Ok`: the
 /// change may go ahead, over the secret file the proof was judged against
 /// and within the time it gives (`cli::proven`). Every failure is counted
-/// and recorded, and the person has been told why.
-pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<Proven, CliError> {
+/// and recorded, and the person has been told why. `not_from`: the
+/// authenticator being removed, whose code does not confirm its own
+/// removal while another remains (`auth::confirm::second_factor`).
+pub fn prove(
+    ctx: &Ctx,
+    user: &UserName,
+    keyboard: &Keyboard,
+    not_from: Option<&DeviceName>,
+) -> Result<Proven, CliError> {
     let store = crate::store::open(&ctx.config);
     let mut audit = Syslog {
         socket: &ctx.config.log_socket,
@@ -101,7 +109,7 @@ pub fn prove(ctx: &Ctx, user: &UserName, keyboard: &Keyboard) -> Result<Proven, 
         term::note(&term::escape(&format!("twostep-self: {refused}")));
         return Err(not_confirmed());
     }
-    match auth::confirm::second_factor(&mut env, &req, user) {
+    match auth::confirm::second_factor(&mut env, &req, user, not_from) {
         // Every success names the file it was judged against; should one
         // not, nothing may be written.
         Outcome::Success => env

@@ -277,16 +277,33 @@ impl Locked {
     /// the lock: a write that fails (a full disk, the caller's file-size
     /// limit) then denies before anything is judged, and the outcome's
     /// commit makes both durable with one flush.
+    ///
+    /// The first step of a named authenticator is written into both slots:
+    /// the previous release cannot read a TWOSTEP6 slot, and would read the
+    /// other one, the state from before, and write its count over the
+    /// newer slot. The named steps would be lost, and back on this version
+    /// a spent code of that authenticator would log in again. With no slot
+    /// it can read, it denies and writes nothing (tests/downgrade.rs).
     pub fn write(&mut self, state: UserState) -> Result<(), StateError> {
+        let first_named = self.state.device_steps.is_empty() && !state.device_steps.is_empty();
+        self.write_slot(&state)?;
+        if first_named {
+            self.write_slot(&state)?;
+        }
+        self.state = state;
+        Ok(())
+    }
+
+    /// `state` into the slot that does not hold the current one.
+    fn write_slot(&mut self, state: &UserState) -> Result<(), StateError> {
         let slot = 1 - self.slot;
         let seq = self.seq.wrapping_add(1);
-        let bytes = slot::encode(&state, seq);
+        let bytes = slot::encode(state, seq);
         fsutil::with_file_size_limit_lifted(|| {
             self.file.write_all_at(&bytes, (slot * slot::SLOT) as u64)
         })?;
         self.slot = slot;
         self.seq = seq;
-        self.state = state;
         Ok(())
     }
 
@@ -575,6 +592,55 @@ mod tests {
         // ignores it).
         std::fs::write(decoy_path(&dir), b"not a state file").unwrap();
         assert!(decoy_read(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_first_named_step_leaves_no_slot_of_the_earlier_format() {
+        let dir = std::env::temp_dir().join(format!("twostep-state-v6-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let user = UserName::parse("alice").unwrap();
+        let magics = || -> Vec<String> {
+            let image = std::fs::read(path_for(&dir, &user)).unwrap();
+            image
+                .chunks(slot::SLOT)
+                .map(|s| String::from_utf8_lossy(&s[..8]).into_owned())
+                .collect()
+        };
+        let tablet = StepKey::Named(DeviceId::of("tablet"));
+        let mut locked = lock(&dir, &user).unwrap();
+        let mut state = locked.state.clone();
+        // (the step accepted, or a new secret) -> the slots' magics after
+        let table = [
+            (
+                Some((StepKey::Default, 1_800_000_000)),
+                ["TWOSTEP5", "TWOSTEP5"],
+            ),
+            (Some((tablet, 1_800_000_030)), ["TWOSTEP6", "TWOSTEP6"]),
+            (
+                Some((StepKey::Default, 1_800_000_060)),
+                ["TWOSTEP6", "TWOSTEP6"],
+            ),
+            // A new secret forgets the named steps: the newer slot is the
+            // earlier format again, which the previous release reads.
+            (None, ["TWOSTEP5", "TWOSTEP6"]),
+        ];
+        for (step, want) in table {
+            match step {
+                Some((key, t)) => state.accept_step(key, t),
+                None => state.device_steps.clear(),
+            }
+            locked.commit(state.clone()).unwrap();
+            let mut got = magics();
+            got.sort();
+            let mut want = want.map(String::from);
+            want.sort();
+            assert_eq!(got, want, "{step:?}");
+            let image = std::fs::read(path_for(&dir, &user)).unwrap();
+            assert_eq!(decode_image(&image).unwrap(), state);
+        }
+        drop(locked);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

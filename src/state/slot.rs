@@ -8,7 +8,10 @@
 //!   name's digest, the step's start as u32 Unix seconds, saturating in
 //!   2106). Every other user's slot stays TWOSTEP5, which the previous
 //!   version reads: a downgrade loses nothing but for users with several
-//!   authenticators, whose secret files it refuses anyway.
+//!   authenticators, whose secret files it refuses anyway. The first
+//!   TWOSTEP6 slot is written into both (`super::Locked::write`): the
+//!   previous version, finding no slot it reads, denies and writes nothing,
+//!   rather than read the state from before and lose the named steps.
 //! - `TWOSTEP5` (written for everyone else): 1024-byte slots, a 2048-byte file. After the
 //!   64-byte header come the remembered sources (32 bytes each: the address,
 //!   until when it is remembered, when a login from it was last noted), then,

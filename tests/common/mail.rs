@@ -136,3 +136,52 @@ pub fn write_secret(rig: &super::Rig, user: &str, text: &str) {
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+/// A rig whose lost-device path is on (`lost_device.method = "email"`, mail
+/// from twostep@localhost), `extra` appended to its config, and `user` a
+/// mail user whose mailbox is empty; with the issuer its mail's subjects
+/// carry. The user's secret file is the test's to write.
+pub fn lost_device_rig(name: &str, user: &str, extra: &str) -> (super::Rig, String) {
+    ensure_mail_user(user);
+    let _ = std::fs::remove_file(mailbox(user));
+    let issuer = token(name);
+    let rig = super::Rig::new(
+        name,
+        &format!(
+            "issuer = \"{issuer}\"\n[lost_device]\nmethod = \"email\"\n[email]\nfrom = \"twostep@localhost\"\n{extra}"
+        ),
+    );
+    (rig, issuer)
+}
+
+/// A login through the lost-device path to its end: `lost`, the code from
+/// the lost-device mail, then the current code of the new app the login set
+/// up. Returns the login and the new app's secret.
+pub fn replace_lost_device(rig: &super::Rig, user: &str, issuer: &str) -> (super::Login, String) {
+    let mut s = rig.live_login("twostep", user, &[("rhost", "192.0.2.31"), ("tty", "ssh")]);
+    s.until_prompt();
+    s.answer("lost");
+    let shown = s.until_prompt();
+    assert!(shown.contains("Code from the email"), "{shown}");
+    let lost_code = code_in(
+        &wait_for_messages(&mailbox(user), issuer, 1)
+            .into_iter()
+            .find(|m| m["subject"].as_str().unwrap().contains("lost-device"))
+            .unwrap(),
+    );
+    s.answer(&lost_code);
+    let new_secret = secret_in(&s.until_prompt());
+    super::fresh_step(5);
+    s.answer(&super::oath_code(&new_secret, 0));
+    (s.finish(), new_secret)
+}
+
+/// The secret of the otpauth URI in what a set-up at login showed.
+fn secret_in(shown: &str) -> String {
+    shown
+        .split("secret=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap_or_else(|| panic!("no otpauth URI in {shown}"))
+        .to_string()
+}

@@ -142,6 +142,11 @@ pub fn oath_code_at(secret: &str, unix: u64, alg: &str, digits: u8, period: u32)
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// oathtool's 6-digit SHA1 code of `secret` for the 30 s step starting at `t`.
+pub fn code_at(secret: &str, t: u64) -> String {
+    oath_code_at(secret, t, "SHA1", 6, 30)
+}
+
 /// A code for SECRET that the window (skew 1) does not accept now.
 pub fn wrong_code() -> String {
     let window: Vec<String> = (-1..=1).map(|s| oath_code(SECRET, s)).collect();
@@ -422,6 +427,15 @@ impl Rig {
 
     pub fn state_path(&self, user: &str) -> PathBuf {
         self.state_dir.join(user)
+    }
+
+    /// The magic of each slot of `user`'s state file (`TWOSTEP5`...).
+    pub fn slot_magics(&self, user: &str) -> Vec<String> {
+        let bytes = std::fs::read(self.state_path(user)).unwrap();
+        bytes
+            .chunks(1024)
+            .map(|slot| String::from_utf8_lossy(&slot[..8]).into_owned())
+            .collect()
     }
 
     /// A login through pamdrive, left running with stdin and stdout piped
