@@ -52,6 +52,9 @@ test=(
     # tests/dovecot.rs: a real IMAP server whose PAM passdb asks the module
     # (a private instance on a free port; the system's own is never used).
     dovecot-imapd
+    # tests/devices_cli.rs: a second, independent reader of the otpauth://
+    # URIs `enroll --add` prints (labels "Issuer:user (name)"), beside oathtool.
+    python3-pyotp
 )
 
 case "${1:-}" in

@@ -3,7 +3,12 @@
 //! and their twostep-self counterparts. Each is one whole-file replacement
 //! under the user's state lock, over what `over` allows (`proven`): a
 //! reader, or a kill at any moment, sees the old file or the new one.
+//! `twostep enroll --add` is in `enroll/added.rs`.
 #![forbid(unsafe_code)]
+
+// The commands: `twostep devices` and `twostep remove-device`.
+pub mod list;
+pub mod remove;
 
 use super::proven::{self, Change, Over};
 use super::{CliError, Ctx};

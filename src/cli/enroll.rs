@@ -1,8 +1,9 @@
 //! `twostep enroll USER`: a new secret, shown as a QR code, the key and the
 //! URI; activated only once the user's app gives a right code, and once its
 //! ten recovery codes have been shown. `--batch` enrolls a list of users for
-//! distribution ([`batch`]). `--method email|sms` is in [`sent`]; what is
-//! shown, in [`shown`]. twostep-self runs the same code on its proof
+//! distribution ([`batch`]). `--method email|sms` is in [`sent`]; `--add
+//! NAME`, one more app for an enrolled user, in [`added`]; what is shown,
+//! in [`shown`]. twostep-self runs the same code on its proof
 //! ([`super::proven`]).
 //!
 //! Nothing is written until the very end: an enrollment that is refused,
@@ -11,25 +12,23 @@
 //! `recovery-codes` and `import-google-authenticator`.
 #![forbid(unsafe_code)]
 
+mod added;
+mod app;
 mod batch;
 mod sent;
 mod shown;
 
 use super::proven::{self, Change, Over};
-use super::secret_input;
 use super::term::{self, HoldSignals, Keyboard, NoAnswer, Paint};
 use super::{CliError, CliResult, Ctx};
-use crate::config::TotpParams;
 use crate::delivery::{EmailAddress, Event, PhoneNumber};
 use crate::fsutil;
-use crate::qr::{self, Qr};
 use crate::recovery;
 use crate::secret::{self, SecretFile};
 use crate::state::{self, StateError};
-use crate::totp::{self, Code};
 use crate::user::UserName;
-use shown::{codes_shown_in_vain, print_enrolled, show, show_codes};
-use std::io::Write;
+use app::{NewApp, print_written};
+use shown::{codes_shown_in_vain, print_enrolled, show_codes};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -103,13 +102,18 @@ Examples:
                                                        keep a secret alice's app has
   twostep enroll --batch team.txt --out-dir /root/2fa  one user per line; writes
                                                        USER.png, USER.uri, USER.recovery
+  twostep enroll alice --add tablet                    a second app for alice, named
+                                                       tablet; her phone keeps working
 
 An app's secret is activated only when the code from the app is right (3
 tries). With --method email or sms, a code is sent to the address or number
 and typed here (3 tries, within codes.valid). A wrong code or Ctrl-C writes
 nothing. The 10 recovery codes are shown once; they work with every method.
 --email also gives an app user an address for notices (notify.events) and
-lost-device codes."
+lost-device codes. --add shows the new app's QR code, key and URI (its
+account reads \"ISSUER:USER (NAME)\") and adds it once a code from it is
+right; `twostep devices USER` lists a user's apps, `twostep remove-device`
+removes one."
 )]
 pub struct Args {
     /// The user to enroll
@@ -139,9 +143,15 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     /// Print one JSON object: user, secret, uri, recovery_codes (with
-    /// --method email or sms also method and email or phone; uri is null)
+    /// --method email or sms also method and email or phone; uri is null;
+    /// with --add: user, device, secret, uri)
     #[arg(long)]
     json: bool,
+    /// Add one more app to an enrolled user, named NAME (1 to 32 of
+    /// A-Z a-z 0-9 . _ -; at most 8 a user). Their other apps and recovery
+    /// codes keep working; no new recovery codes are made
+    #[arg(long, value_name = "NAME", conflicts_with = "batch")]
+    add: Option<String>,
     /// Enroll every user listed in FILE (one name a line, # comments; - for
     /// stdin). Implies --no-confirm; needs --out-dir
     #[arg(
@@ -318,27 +328,6 @@ fn remove_all(paths: &[PathBuf]) {
 
 // ---- one user ------------------------------------------------------------------
 
-/// Asks for the app's code, up to [`CONFIRM_TRIES`] times. Returns the start
-/// of the matched time step.
-fn confirm(
-    keyboard: &Keyboard,
-    user: &UserName,
-    key: &[u8],
-    params: &TotpParams,
-    over: Over<'_>,
-) -> Result<u64, CliError> {
-    let asking = Asking {
-        prompt: format!("Code from the app ({} digits): ", params.digits),
-        wrong: "That is not the app's current code for this account",
-        last: "is the phone's clock set automatically?",
-    };
-    ask_until_right(keyboard, user, &asking, over, |answer| {
-        Ok(Code::parse(answer, params.digits)
-            .and_then(|code| totp::matching_step(key, params, &code, super::unix_now()))
-            .map(|step| step.saturating_mul(u64::from(params.period))))
-    })
-}
-
 /// What the person confirming an enrollment is asked and told.
 struct Asking {
     prompt: String,
@@ -348,11 +337,28 @@ struct Asking {
     last: &'static str,
 }
 
+/// What did not happen when a new key is not set up, for the error that
+/// says why: "USER was not enrolled", "NAME was not added to USER".
+struct Undone(String);
+
+impl Undone {
+    fn enrollment(user: &UserName) -> Undone {
+        Undone(format!("{user} was not enrolled"))
+    }
+
+    fn device(user: &UserName, name: &crate::secret::DeviceName) -> Undone {
+        Undone(format!("{name} was not added to {user}"))
+    }
+
+    /// "`why`: USER was not enrolled; nothing was written"
+    fn because(&self, why: &str) -> CliError {
+        CliError::Failed(format!("{why}: {}; nothing was written", self.0))
+    }
+}
+
 /// "`why`: USER was not enrolled; nothing was written"
 fn not_enrolled(user: &UserName, why: &str) -> CliError {
-    CliError::Failed(format!(
-        "{why}: {user} was not enrolled; nothing was written"
-    ))
+    Undone::enrollment(user).because(why)
 }
 
 /// Asks up to [`CONFIRM_TRIES`] times until `check` finds an answer right
@@ -360,7 +366,7 @@ fn not_enrolled(user: &UserName, why: &str) -> CliError {
 /// so does the end of the time a proof gives (`over`).
 fn ask_until_right<T>(
     keyboard: &Keyboard,
-    user: &UserName,
+    undone: &Undone,
     asking: &Asking,
     over: Over<'_>,
     mut check: impl FnMut(&[u8]) -> Result<Option<T>, String>,
@@ -370,16 +376,13 @@ fn ask_until_right<T>(
         let answer = keyboard
             .read_code_within(&asking.prompt, over.prompt_limit())
             .map_err(|no| match no {
-                NoAnswer::Cancelled => not_enrolled(user, "cancelled"),
-                NoAnswer::TimedOut => not_enrolled(
-                    user,
-                    &format!(
-                        "no answer within {} of your confirmation",
-                        proven::good_for_words()
-                    ),
-                ),
+                NoAnswer::Cancelled => undone.because("cancelled"),
+                NoAnswer::TimedOut => undone.because(&format!(
+                    "no answer within {} of your confirmation",
+                    proven::good_for_words()
+                )),
             })?;
-        if let Some(right) = check(answer.as_bytes()).map_err(|why| not_enrolled(user, &why))? {
+        if let Some(right) = check(answer.as_bytes()).map_err(|why| undone.because(&why))? {
             eprintln!("{}", paint.green("Code accepted."));
             return Ok(right);
         }
@@ -395,10 +398,7 @@ fn ask_until_right<T>(
             );
         }
     }
-    Err(not_enrolled(
-        user,
-        &format!("{CONFIRM_TRIES} wrong codes ({})", asking.last),
-    ))
+    Err(undone.because(&format!("{CONFIRM_TRIES} wrong codes ({})", asking.last)))
 }
 
 impl Args {
@@ -418,6 +418,7 @@ impl Args {
             json: false,
             batch: None,
             out_dir: None,
+            add: None,
         }
     }
 }
@@ -438,8 +439,12 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
 
 /// Refuses, before anything is shown or asked, an enrollment that could
 /// not be made: options that do not go together, an existing enrollment
-/// without `--force`, codes that could be sent nowhere.
+/// without `--force`, codes that could be sent nowhere; with `--add`, what
+/// [`added::check`] refuses.
 pub fn check(ctx: &Ctx, args: &Args, user: &UserName) -> CliResult {
+    if let Some(name) = &args.add {
+        return added::check(ctx, args, user, name);
+    }
     if args.how.phone.is_some() && args.how.method != MethodArg::Sms {
         return Err(CliError::Usage(
             "--phone is for --method sms: app and email users get no text messages".into(),
@@ -465,82 +470,31 @@ pub fn one(
     keyboard: &Keyboard,
     over: Over<'_>,
 ) -> CliResult {
+    if let Some(name) = &args.add {
+        return added::run(ctx, args, user, name, keyboard, over);
+    }
     if args.how.method != MethodArg::Totp {
         return sent::run(ctx, args, user, keyboard, over);
     }
-    let confirming = !args.no_confirm;
-    let tty;
-    let (key, keyboard) = match &args.secret_file {
-        Some(source) => {
-            let given = secret_input::read(source)?;
-            let keyboard = if given.took_stdin && confirming {
-                tty = Keyboard::controlling_terminal().map_err(|_| {
-                    CliError::Usage(
-                        "the secret took standard input and there is no terminal to type \
-                         the app's code on: add --no-confirm, or give the secret as a file"
-                            .into(),
-                    )
-                })?;
-                &tty
-            } else {
-                keyboard
-            };
-            (given.key, keyboard)
-        }
-        None => (new_key()?, keyboard),
-    };
-    let params = ctx.config.totp;
+    let undone = Undone::enrollment(user);
     let issuer = issuer(ctx);
-    let b32 = secret::encode_base32(&key);
-    let uri = qr::otpauth_uri(&issuer, user.as_str(), &b32, &params);
-    let wants_qr = args.qr != QrStyle::None || args.png.is_some() || args.svg.is_some();
-    let code = if wants_qr {
-        Some(Qr::encode(uri.as_bytes()).map_err(|e| CliError::Failed(e.to_string()))?)
-    } else {
-        None
-    };
-
-    // With --json, stdout is for the one object: the person confirming reads
-    // stderr.
-    if !args.json || confirming {
-        let drawing = code
-            .as_ref()
-            .filter(|_| args.qr != QrStyle::None)
-            .map(|c| (c, args.qr));
-        let show_on = |out: &mut dyn Write, paint| {
-            show(out, paint, user, &issuer, &b32, &params, &uri, drawing)
-        };
-        let shown = if args.json {
-            let mut err = std::io::stderr();
-            show_on(&mut err, Paint::stderr()).and_then(|()| err.flush())
-        } else {
-            term::to_stdout(|out| show_on(out, Paint::stdout()))
-        };
-        shown.map_err(|e| not_enrolled(user, &format!("the new key could not be shown ({e})")))?;
-    }
-    let confirmed = if confirming {
-        Some(confirm(keyboard, user, &key, &params, over)?)
-    } else {
-        None
-    };
+    let app = NewApp::shown(
+        ctx,
+        args,
+        &format!("Enrolling {user} (issuer \"{issuer}\")."),
+        user.as_str(),
+        &undone,
+    )?;
+    let params = app.params;
+    let (b32, uri) = (&app.b32, &app.uri);
+    let confirmed = app.confirmed(args, keyboard, &undone, over)?;
 
     let (shown, hashes) = new_recovery_codes()?;
     let file = SecretFile {
         email: args.how.email.as_ref().map(ToString::to_string),
-        ..secret_file(&b32, &params, hashes)
+        ..secret_file(b32, &params, hashes)
     };
-    let mut images: Vec<(PathBuf, Zeroizing<Vec<u8>>)> = Vec::new();
-    if let Some(c) = &code {
-        if let Some(p) = &args.png {
-            images.push((
-                p.clone(),
-                c.png().map_err(|e| CliError::Failed(e.to_string()))?,
-            ));
-        }
-        if let Some(p) = &args.svg {
-            images.push((p.clone(), Zeroizing::new(c.svg().as_bytes().to_vec())));
-        }
-    }
+    let images = app.images(args)?;
 
     // From here to the end, Ctrl-C waits: the enrollment is shown and
     // written whole, or nothing is written.
@@ -567,14 +521,7 @@ pub fn one(
         // Done and recorded: the notice goes out even if this cannot be shown.
         let _ = term::to_stdout(|out| {
             print_enrolled(out, Paint::stdout(), user, "", replaced)?;
-            for p in &written {
-                writeln!(
-                    out,
-                    "Wrote {} (mode 0600: it holds the secret).",
-                    p.display()
-                )?;
-            }
-            Ok(())
+            print_written(out, &written)
         });
     }
     drop(hold);

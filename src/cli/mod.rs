@@ -37,7 +37,7 @@ use std::process::ExitCode;
     name = "twostep",
     version,
     about = "Enroll users in two-factor login and manage their lockouts",
-    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep enroll bob --method email    codes by email (to email.address's {user}@...)\n  twostep enroll carol --method sms --phone +4915112345678\n  twostep send-test bob                check that bob's codes can reach him\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
+    after_help = "Examples:\n  twostep enroll alice                 show a QR code, confirm a code, activate\n  twostep enroll bob --method email    codes by email (to email.address's {user}@...)\n  twostep enroll carol --method sms --phone +4915112345678\n  twostep enroll alice --add tablet    a second app for alice, beside her phone\n  twostep devices alice                alice's apps, when added, when last used\n  twostep remove-device alice tablet   that app stops working; the others stay\n  twostep send-test bob                check that bob's codes can reach him\n  twostep recovery-codes alice         replace alice's recovery codes\n  twostep reset alice                  remove alice's enrollment\n  twostep import-google-authenticator alice   adopt ~alice/.google_authenticator\n  twostep status                       every enrolled or locked user\n  twostep unlock alice                 clear alice's failures and lock\n  twostep check                        validate the config and directories\n\nConfiguration: /etc/twostep/twostep.toml (see twostep.toml(5))."
 )]
 pub struct Cli {
     /// Configuration file [env: TWOSTEP_CONFIG] [default: /etc/twostep/twostep.toml]
@@ -59,6 +59,9 @@ enum Command {
     Unlock(unlock::Args),
     Check(check::Args),
     Audit(audit::Args),
+    Devices(devices::list::Args),
+    #[command(name = "remove-device")]
+    RemoveDevice(devices::remove::Args),
     /// Internal: `twostep check` runs it as nobody to learn whether any
     /// local user can connect to the store (and so use up its clients).
     #[command(name = "probe-store-as-nobody", hide = true)]
@@ -367,6 +370,8 @@ fn run(cli: Cli) -> CliResult {
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
         Command::Audit(a) => audit::run(&ctx, a),
+        Command::Devices(a) => devices::list::run(&ctx, a),
+        Command::RemoveDevice(a) => devices::remove::run(&ctx, a),
         Command::ProbeStore(a) => check::probe(&a),
     }
 }

@@ -32,22 +32,30 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     super::require_root("reset")?;
     let user = super::account_or_name(&args.user)?;
+    reset(ctx, &user, None)
+}
+
+/// Removes the user's enrollment as the administrator, records `reset`,
+/// says what was kept and mails the notice. `why`: a line said first
+/// (`remove-device`: the app removed was the last).
+pub fn reset(ctx: &Ctx, user: &UserName, why: Option<String>) -> CliResult {
     let dir = &ctx.config.secret_dir;
-    let path = secret::path_for(dir, &user);
-    let (removed, email) = remove(ctx, &user, Event::Reset, Over::Anything)?;
+    let path = secret::path_for(dir, user);
+    let (removed, email) = remove(ctx, user, Event::Reset, Over::Anything)?;
     if !removed {
         return Err(CliError::Failed(format!(
             "{user} is not enrolled (no {}): nothing to reset",
             path.display()
         )));
     }
-    ctx.log_admin("reset", &user);
-    let mut said = vec![format!(
+    ctx.log_admin("reset", user);
+    let mut said: Vec<String> = why.into_iter().collect();
+    said.push(format!(
         "Removed the enrollment of {user} ({}).",
         path.display()
-    )];
+    ));
     let now = super::unix_now();
-    match ctx.store().read(&user) {
+    match ctx.store().read(user) {
         Ok(Some(s)) if s.counters.failures > 0 || s.counters.locked_until > now => {
             let lock = match lockout::standing(&s.counters, now) {
                 Standing::Locked { until } => {
@@ -72,7 +80,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
     }
     // Done and recorded: the notice goes out even if this cannot be shown.
     let _ = term::to_stdout(|out| said.iter().try_for_each(|line| writeln!(out, "{line}")));
-    ctx.notify(Event::Reset, &user, email.as_ref());
+    ctx.notify(Event::Reset, user, email.as_ref());
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::path::Path;
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Show enrollment and lockout status",
-    after_help = "Examples:\n  twostep status              every user with a secret or state file\n  twostep status alice\n  twostep status --json | jq '.[] | select(.locked)'\n  twostep status --json | jq -r '.[] | select(.method == \"sms\") | .user'\n\nMETHOD is how the user's codes come: totp (an app), email or sms, with where\nthey go, masked as the records show it (a***@e***.com, +*********5678)."
+    after_help = "Examples:\n  twostep status              every user with a secret or state file\n  twostep status alice\n  twostep status --json | jq '.[] | select(.locked)'\n  twostep status --json | jq -r '.[] | select(.method == \"sms\") | .user'\n\nMETHOD is how the user's codes come: totp (an app), email or sms, with where\nthey go, masked as the records show it (a***@e***.com, +*********5678). APPS is\nhow many authenticator apps log the user in (`twostep devices USER` lists them)."
 )]
 pub struct Args {
     /// One user (default: every user with a secret or state file)
@@ -34,6 +34,9 @@ pub struct Status {
     /// Where email or SMS codes go, masked; null for an app user, or when
     /// they could go nowhere (then `problem` says why)
     pub to: Option<String>,
+    /// How many apps (authenticators) log in: 0 when not enrolled, refused,
+    /// or when the codes are sent
+    pub devices: usize,
     pub locked: bool,
     pub locked_until: Option<String>,
     pub failures: u32,
@@ -51,9 +54,11 @@ pub struct Status {
 pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
     let mut problems = Vec::new();
     let (mut method, mut to, mut codes_left) = (None, None, None);
+    let mut devices = 0;
     let enrolled = match secret::load(&ctx.config.secret_dir, user, &ctx.config.totp) {
         Ok(read) => {
             method = Some(read.method.as_str());
+            devices = read.devices.len();
             codes_left = Some(read.file.recovery_codes.len());
             if read.method != Method::Totp {
                 match outbox::destination(&ctx.config, user, &read, read.method) {
@@ -78,6 +83,7 @@ pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
         enrolled,
         method,
         to,
+        devices,
         locked: false,
         locked_until: None,
         failures: 0,
@@ -186,12 +192,13 @@ fn print_table(out: &mut dyn std::io::Write, rows: &[Status]) -> std::io::Result
         "USER",
         "ENROLLED",
         "METHOD",
+        "APPS",
         "LOCKED UNTIL",
         "FAILURES",
         "TIER",
         "LAST SUCCESS",
     ];
-    let cells: Vec<[String; 7]> = rows
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|s| {
             [
@@ -206,6 +213,10 @@ fn print_table(out: &mut dyn std::io::Write, rows: &[Status]) -> std::io::Result
                     (Some(m), None) => m.into(),
                     (None, _) => "-".into(),
                 },
+                match s.devices {
+                    0 => "-".into(),
+                    n => n.to_string(),
+                },
                 match (&s.locked_until, s.locked) {
                     (Some(t), _) => t.clone(),
                     (None, true) => "LOCKED (bad state)".into(),
@@ -217,25 +228,7 @@ fn print_table(out: &mut dyn std::io::Write, rows: &[Status]) -> std::io::Result
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |row: &[String]| {
-        row.iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    writeln!(out, "{}", line(&header.map(String::from)))?;
-    for row in &cells {
-        writeln!(out, "{}", line(row))?;
-    }
+    term::table(out, &header, &cells)?;
     for s in rows {
         if let Some(p) = &s.problem {
             writeln!(out, "{}: {}", term::escape(&s.user), term::escape(p))?;

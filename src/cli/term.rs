@@ -130,6 +130,39 @@ pub fn aligned(rows: &[(&str, String)]) -> String {
         .collect()
 }
 
+/// A table: `header`, then each row, the columns aligned, two spaces
+/// apart. Cells are printed as given: escape what came from outside first.
+pub fn table<R: AsRef<[String]>>(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: &[R],
+) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row.as_ref()) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", line(&mut header.iter().copied()))?;
+    for row in rows {
+        writeln!(
+            out,
+            "{}",
+            line(&mut row.as_ref().iter().map(String::as_str))
+        )?;
+    }
+    Ok(())
+}
+
 /// The person at the terminal gave up (Ctrl-C, Ctrl-D, end of input).
 #[derive(Debug)]
 pub struct Cancelled;

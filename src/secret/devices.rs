@@ -50,9 +50,15 @@ impl DeviceName {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
         {
+            // A control character is named by its code point: quoted, the
+            // terminal would act on it or the CLI escape it twice.
+            let shown = if bad.is_control() {
+                format!("U+{:04X}", u32::from(bad))
+            } else {
+                format!("{bad:?}")
+            };
             return Err(format!(
-                "a device name is letters, digits, '.', '_' and '-' only (not {:?})",
-                bad
+                "a device name is letters, digits, '.', '_' and '-' only (not {shown})"
             ));
         }
         Ok(DeviceName(text.to_string()))
@@ -358,8 +364,9 @@ mod tests {
             (&long, Err("at most 32 bytes")),
             ("my phone", Err("' '")),
             ("a/b", Err("'/'")),
-            ("a\nb", Err("'\\n'")),
-            ("a\u{1b}[1m", Err("'\\u{1b}'")),
+            ("a\nb", Err("not U+000A")),
+            ("a\u{1b}[1m", Err("not U+001B")),
+            ("a\u{7f}", Err("not U+007F")),
             ("ph=one", Err("'='")),
             ("téléphone", Err("'é'")),
         ];

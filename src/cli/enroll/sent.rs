@@ -235,14 +235,20 @@ fn confirm(
         wrong: "That is not the code that was sent",
         last: "did it come to the right address or number?",
     };
-    super::ask_until_right(keyboard, user, &asking, over, |answer| {
-        if sent_at.elapsed() >= settings.valid {
-            return Err(format!("the code expired after {valid} (codes.valid)"));
-        }
-        Ok(codes::normalize(answer, len)
-            .filter(|typed| bool::from(typed.as_slice().ct_eq(code.as_bytes())))
-            .map(|_| ()))
-    })
+    super::ask_until_right(
+        keyboard,
+        &super::Undone::enrollment(user),
+        &asking,
+        over,
+        |answer| {
+            if sent_at.elapsed() >= settings.valid {
+                return Err(format!("the code expired after {valid} (codes.valid)"));
+            }
+            Ok(codes::normalize(answer, len)
+                .filter(|typed| bool::from(typed.as_slice().ct_eq(code.as_bytes())))
+                .map(|_| ()))
+        },
+    )
 }
 
 /// Counts the confirmation code toward the user's limits and the

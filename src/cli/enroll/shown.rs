@@ -69,23 +69,21 @@ pub(super) fn show_codes(
     })
 }
 
-/// What the person enrolling is shown: QR code, key, account and URI.
+/// What the person setting up an app is shown: `heading`, the QR code,
+/// the key, the account ("ISSUER:LABEL", as the app will show it) and the
+/// URI.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn show(
     out: &mut dyn Write,
     paint: Paint,
-    user: &UserName,
-    issuer: &str,
+    heading: &str,
+    account: &str,
     b32: &str,
     params: &TotpParams,
     uri: &str,
     code: Option<(&Qr, QrStyle)>,
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{}\n",
-        paint.bold(&format!("Enrolling {user} (issuer \"{issuer}\")."))
-    )?;
+    writeln!(out, "{}\n", paint.bold(heading))?;
     if let Some((qr, style)) = code {
         let style = match style {
             QrStyle::Ansi => qr::Style::Ansi,
@@ -110,7 +108,7 @@ pub(super) fn show(
         "{}",
         term::aligned(&[
             ("Key", paint.bold(&super::grouped(b32))),
-            ("Account", format!("{issuer}:{user}")),
+            ("Account", account.to_string()),
             (
                 "Type",
                 format!(
