@@ -93,7 +93,13 @@ fn add_json(rig: &Rig, user: &str, name: &str) -> serde_json::Value {
 /// the screen, the code its app (pyotp) shows typed in. Returns the URI,
 /// the confirming code, the start of its step and the command's stdout.
 fn add_confirmed(rig: &Rig, user: &str, name: &str) -> (String, String, u64, String) {
-    let mut child = rig.cli_spawn(&["enroll", user, "--add", name, "--qr", "none"]);
+    confirmed(rig, &["enroll", user, "--add", name, "--qr", "none"])
+}
+
+/// An `enroll` command (`args`) confirmed as [`add_confirmed`] says.
+fn confirmed(rig: &Rig, args: &[&str]) -> (String, String, u64, String) {
+    let what = args.join(" ");
+    let mut child = rig.cli_spawn(args);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut shown = String::new();
     let uri = loop {
@@ -118,7 +124,7 @@ fn add_confirmed(rig: &Rig, user: &str, name: &str) -> (String, String, u64, Str
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "enroll --add {name} with a right code: {}",
+        "{what} with a right code: {}",
         text(&out.stderr)
     );
     (uri, code, now - now % 30, shown + &rest)
@@ -713,4 +719,35 @@ fn a_kill_storm_leaves_the_file_old_or_new() {
         .collect();
     eprintln!("temporary files left by kills: {}", left.len());
     assert!(left.iter().all(|n| n.starts_with('.')), "{left:?}");
+}
+
+/// With a shared store every host's logins look there: the code that
+/// confirmed a new app must be marked used there, not only in this host's
+/// state file (where it was, and the code logged in once more).
+#[test]
+fn on_a_fleet_the_code_that_confirmed_an_app_does_not_log_in() {
+    use common::redis::{Redis, store_section, unix_url};
+    let user = "ts-dvc-fleet";
+    ensure_user(user, None);
+    let redis = Redis::start("dvc-fleet", &[]);
+    let section = store_section(&redis, &unix_url(&redis), "dvc-fleet", "");
+    let mut rig = Rig::new("dvc-fleet", &format!("issuer = \"{ISSUER}\"\n{section}"));
+    rig.enroll(user, SECRET);
+    let (_, confirming, _, _) = add_confirmed(&rig, user, "phone");
+    rig.events();
+    assert_eq!(
+        rig.login(user, &confirming).code,
+        PAM_AUTH_ERR,
+        "the code that confirmed the phone logs in through the store"
+    );
+    let ev = rig.events();
+    let fail = ev.iter().find(|e| e.event() == "auth_fail").unwrap();
+    assert_eq!(fail.get("reason"), Some("replay"), "{ev:#?}");
+    // The same for the code that confirms a whole new enrollment.
+    let (_, confirming, _, _) = confirmed(&rig, &["enroll", user, "--force", "--qr", "none"]);
+    assert_eq!(
+        rig.login(user, &confirming).code,
+        PAM_AUTH_ERR,
+        "the code that confirmed the new enrollment logs in through the store"
+    );
 }

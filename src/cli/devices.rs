@@ -47,17 +47,57 @@ pub fn add(
     let file = current_file(ctx, user)?;
     let next = devices::add(&file, entry).map_err(|e| CliError::Failed(format!("{user}: {e}")))?;
     write(ctx, user, &next)?;
-    if let (Some(l), Some(t)) = (locked.as_mut(), confirmed_step_time) {
-        let mut state = l.state.clone();
-        state.accept_step(StepKey::of(&name), t);
-        if let Err(e) = l.commit(state) {
-            super::term::note(&format!(
-                "{}: note: could not mark the confirmation code as used: {e}",
-                ctx.tag
-            ));
-        }
+    if let Some(t) = confirmed_step_time {
+        mark_used(ctx, user, locked.as_mut(), StepKey::of(&name), t, false);
     }
     Ok(())
+}
+
+/// Marks the step of a code that confirmed a new authenticator used where
+/// the state is, so that the same code does not log in as well: in this
+/// host's state file, under the lock the caller holds (`locked`), or in
+/// the shared store, where every host's logins look (a code confirmed on
+/// one host was good once more on another: tests/devices_cli.rs). With
+/// `new_secret`, the remembered sources and the named authenticators'
+/// steps go too. A failure is a note: the change is written already.
+pub fn mark_used(
+    ctx: &Ctx,
+    user: &UserName,
+    locked: Option<&mut crate::state::Locked>,
+    key: StepKey,
+    step_time: u64,
+    new_secret: bool,
+) {
+    let done = if ctx.config.store.url == crate::config::StoreUrl::Local {
+        match locked {
+            Some(l) => {
+                let next = crate::store::file::marked_used(&l.state, key, step_time, new_secret);
+                if next == l.state {
+                    Ok(())
+                } else {
+                    l.commit(next).map_err(|e| e.to_string())
+                }
+            }
+            // A damaged state file: the module refuses the user until
+            // `twostep unlock`, which starts it afresh.
+            None => Ok(()),
+        }
+    } else {
+        ctx.store()
+            .mark_used(user, key, step_time, new_secret)
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = done {
+        super::term::note(&format!(
+            "{}: note: could not mark the confirmation code as used{}: {e}",
+            ctx.tag,
+            if new_secret {
+                " and forget the addresses remembered for the old secret"
+            } else {
+                ""
+            }
+        ));
+    }
 }
 
 /// What a removal left.

@@ -269,23 +269,15 @@ pub fn activate(
             secret::path_for(dir, user).display()
         )),
     })?;
-    if let Some(l) = locked.as_mut() {
-        let mut next = l.state.clone();
-        if let Some(step_time) = confirmed_step_time {
-            next.last_step_time = next.last_step_time.max(step_time);
-        }
-        // A new secret: addresses remembered for the old one are forgotten.
-        next.remembered.clear();
-        if next != l.state
-            && let Err(e) = l.commit(next)
-        {
-            term::note(&format!(
-                "{}: note: could not mark the confirmation code as used \
-                 and forget remembered addresses: {e}",
-                ctx.tag
-            ));
-        }
-    }
+    // A new secret: addresses remembered for the old one are forgotten.
+    super::devices::mark_used(
+        ctx,
+        user,
+        locked.as_mut(),
+        crate::state::StepKey::Default,
+        confirmed_step_time.unwrap_or(0),
+        true,
+    );
     Ok(existed)
 }
 

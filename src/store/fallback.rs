@@ -14,7 +14,9 @@
 
 use super::file::FileStore;
 use super::shared::SharedStore;
-use super::{Begun, Held, Issued, NewCode, Origin, Sendable, Store, StoreError, UserState};
+use super::{
+    Begun, Held, Issued, NewCode, Origin, Sendable, StepKey, Store, StoreError, UserState,
+};
 use crate::audit::{Record, Severity, Sink, Syslog};
 use crate::config::{Codes, Tier};
 use crate::user::UserName;
@@ -114,6 +116,17 @@ impl Store for Fallback {
     ) -> Result<Begun<'a>, StoreError> {
         either!(self, user.as_str(), |s| s
             .begin(user, now, tiers, held, durable))
+    }
+
+    fn mark_used(
+        &self,
+        user: &UserName,
+        key: StepKey,
+        step_time: u64,
+        new_secret: bool,
+    ) -> Result<(), StoreError> {
+        either!(self, user.as_str(), |s| s
+            .mark_used(user, key, step_time, new_secret))
     }
 
     fn give_back(&self, user: &UserName, held: Held) -> Result<(), StoreError> {

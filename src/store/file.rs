@@ -7,7 +7,7 @@
 
 use super::{
     Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Origin, Purpose, Refusal,
-    Sendable, Store, StoreError, Success, UserState,
+    Sendable, StepKey, Store, StoreError, Success, UserState,
 };
 use crate::codes::{self, Allowance, Plan};
 use crate::config::{Codes, Tier};
@@ -120,6 +120,17 @@ impl FileAttempt {
         }
         Ok(())
     }
+}
+
+/// `state` with `key`'s step moved on to `step_time` ([`Store::mark_used`]).
+pub fn marked_used(state: &UserState, key: StepKey, step_time: u64, new_secret: bool) -> UserState {
+    let mut next = state.clone();
+    if new_secret {
+        next.remembered.clear();
+        next.device_steps.clear();
+    }
+    next.accept_step(key, step_time);
+    next
 }
 
 /// The state after a success: `reset` (counters cleared, a new epoch) with
@@ -345,6 +356,19 @@ impl Store for FileStore {
             Ok(_) => Ok(cleared),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn mark_used(
+        &self,
+        user: &UserName,
+        key: StepKey,
+        step_time: u64,
+        new_secret: bool,
+    ) -> Result<(), StoreError> {
+        state::update(&self.state_dir, user, |s| {
+            marked_used(s, key, step_time, new_secret)
+        })?;
+        Ok(())
     }
 
     fn forget(&self, user: &UserName) -> Result<bool, StoreError> {

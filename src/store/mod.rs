@@ -343,6 +343,21 @@ pub trait Store {
     /// step later than `future_beyond` cleared (returned).
     fn unlock(&self, user: &UserName, future_beyond: u64) -> Result<Option<u64>, StoreError>;
 
+    /// A code that confirmed a new authenticator outside a login (`twostep
+    /// enroll`, `--add`, twostep-self): `key`'s step moved on to
+    /// `step_time`, so that the same code does not log in too, on any host.
+    /// With `new_secret` (every authenticator replaced), the remembered
+    /// sources and the named authenticators' steps are forgotten as well.
+    /// Callers that hold this host's state lock (the file store) write the
+    /// file under it themselves.
+    fn mark_used(
+        &self,
+        user: &UserName,
+        key: StepKey,
+        step_time: u64,
+        new_secret: bool,
+    ) -> Result<(), StoreError>;
+
     /// `twostep reset`: the user's state removed. `Ok(false)`: there was none.
     fn forget(&self, user: &UserName) -> Result<bool, StoreError>;
 

@@ -477,6 +477,32 @@ impl Store for SharedStore {
         Ok(Begun::Open(Box::new(attempt)))
     }
 
+    fn mark_used(
+        &self,
+        user: &UserName,
+        key: StepKey,
+        step_time: u64,
+        new_secret: bool,
+    ) -> Result<(), StoreError> {
+        let hash = self.key(user.as_str());
+        let id = match key {
+            StepKey::Default => String::new(),
+            StepKey::Named(id) => id.hex(),
+        };
+        let (t, keep) = (
+            step_time.to_string(),
+            crate::state::MAX_DEVICE_STEPS.to_string(),
+        );
+        let new_secret: &[u8] = if new_secret { b"1" } else { b"0" };
+        self.forget_snapshot();
+        self.run(
+            &scripts::all().mark_used,
+            &[&hash],
+            &[t.as_bytes(), id.as_bytes(), keep.as_bytes(), new_secret],
+        )
+        .map(|_| ())
+    }
+
     fn give_back(&self, user: &UserName, held: Held) -> Result<(), StoreError> {
         let key = self.key(user.as_str());
         let epoch = held.epoch.to_string();

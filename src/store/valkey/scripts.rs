@@ -342,6 +342,20 @@ end
 return 0
 "#;
 
+/// A code that confirmed a new authenticator outside a login: its step
+/// marked used. ARGV: the step's start, the authenticator's id (hex; '':
+/// `default`), the most named steps kept, new secret ('1': the remembered
+/// sources and the named steps forgotten first).
+const MARK_USED: &str = concat!(
+    prelude!(),
+    r#"
+local k = KEYS[1]
+if ARGV[4] == '1' then redis.call('HDEL', k, 'rm', 'ds') end
+accept_step(k, ARGV[2], tonumber(ARGV[1]), tonumber(ARGV[3]))
+return 1
+"#
+);
+
 /// `twostep unlock`: reset, and last steps later than ARGV[1] cleared,
 /// `default`'s and named authenticators'. Returns the latest step cleared,
 /// or -1.
@@ -377,6 +391,7 @@ pub struct Scripts {
     pub spend: Script,
     pub unlock: Script,
     pub note_source: Script,
+    pub mark_used: Script,
 }
 
 pub fn all() -> &'static Scripts {
@@ -392,5 +407,6 @@ pub fn all() -> &'static Scripts {
         spend: Script::new(SPEND),
         unlock: Script::new(UNLOCK),
         note_source: Script::new(NOTE_SOURCE),
+        mark_used: Script::new(MARK_USED),
     })
 }
