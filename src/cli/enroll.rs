@@ -16,7 +16,7 @@ mod added;
 mod app;
 mod batch;
 mod sent;
-mod shown;
+pub(crate) mod shown;
 
 use super::proven::{self, Change, Over};
 use super::term::{self, HoldSignals, Keyboard, NoAnswer, Paint};

@@ -27,7 +27,6 @@ use crate::secret::{self, DeviceName, Method, SecretError, SecretFile};
 use crate::state::StepKey;
 use crate::totp::{self, Code};
 use crate::user::UserName;
-use std::io::Write;
 use zeroize::Zeroizing;
 
 /// Tries to type the new authenticator's code, as `enroll` gives.
@@ -206,19 +205,20 @@ pub fn add(ctx: &Ctx, user: &UserName, name: &DeviceName) -> Result<(), CliError
     let params = ctx.config.totp;
     let issuer = enroll::issuer(ctx);
     let b32 = secret::encode_base32(&key);
-    let uri = qr::otpauth_uri(&issuer, user.as_str(), &b32, &params);
+    let label = enroll::shown::device_label(user, name);
+    let uri = qr::otpauth_uri(&issuer, &label, &b32, &params);
     let drawing = Qr::encode(uri.as_bytes()).map_err(|e| CliError::Failed(e.to_string()))?;
+    let heading = format!("A new authenticator, {name}, for {user} (issuer \"{issuer}\").");
     term::to_stdout(|out| {
-        show_new(
+        enroll::shown::show(
             out,
             Paint::stdout(),
-            user,
-            name,
-            &issuer,
+            &heading,
+            &format!("{issuer}:{label}"),
             &b32,
             &params,
             &uri,
-            &drawing,
+            Some((&drawing, enroll::QrStyle::Utf8)),
         )
     })
     .map_err(|e| not_added(name, &format!("the new key could not be shown ({e})")))?;
@@ -276,60 +276,6 @@ fn done(ctx: &Ctx, user: &UserName, name: &DeviceName, event: Event, said: &str)
 /// "`why`: NAME was not added; nothing was written"
 fn not_added(name: &DeviceName, why: &str) -> CliError {
     CliError::Failed(format!("{why}: {name} was not added; nothing was written"))
-}
-
-/// What the person adding an authenticator is shown: QR code, key, account
-/// and URI, under the new one's name.
-#[allow(clippy::too_many_arguments)]
-fn show_new(
-    out: &mut dyn Write,
-    paint: Paint,
-    user: &UserName,
-    name: &DeviceName,
-    issuer: &str,
-    b32: &str,
-    params: &TotpParams,
-    uri: &str,
-    drawing: &Qr,
-) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{}\n",
-        paint.bold(&format!(
-            "A new authenticator, {name}, for {user} (issuer \"{issuer}\")."
-        ))
-    )?;
-    match drawing.terminal(qr::Style::Utf8) {
-        Ok(qr) => writeln!(out, "{}", qr.as_str())?,
-        Err(e) => writeln!(
-            out,
-            "{}\n",
-            paint.yellow(&format!("No QR code shown: {e}."))
-        )?,
-    }
-    writeln!(
-        out,
-        "Scan the QR code with the app on {name}, or add the account by hand:\n"
-    )?;
-    write!(
-        out,
-        "{}",
-        term::aligned(&[
-            ("Key", paint.bold(&enroll::grouped(b32))),
-            ("Account", format!("{issuer}:{user}")),
-            (
-                "Type",
-                format!(
-                    "time-based, {}, {} digits, every {} seconds",
-                    params.algorithm.as_str(),
-                    params.digits,
-                    params.period
-                ),
-            ),
-            ("URI", uri.to_string()),
-        ])
-    )?;
-    writeln!(out)
 }
 
 /// Asks for the new app's code, up to [`CONFIRM_TRIES`] times, within the

@@ -100,7 +100,7 @@ pub(super) fn run(
         ctx,
         args,
         &format!("Adding the app {name} for {user} (issuer \"{issuer}\")."),
-        &format!("{user} ({name})"),
+        &super::shown::device_label(user, &name),
         &undone,
     )?;
     let confirmed = app.confirmed(args, keyboard, &undone, over)?;

@@ -4,7 +4,9 @@
 //! what comes after the write never stops its record and notice.
 #![forbid(unsafe_code)]
 
+
 use super::{QrStyle, not_enrolled};
+use crate::secret::DeviceName;
 use crate::cli::term::{self, Paint};
 use crate::cli::{CliError, CliResult};
 use crate::config::TotpParams;
@@ -69,11 +71,17 @@ pub(super) fn show_codes(
     })
 }
 
+/// The account an app shows for one more authenticator of `user`: "USER
+/// (NAME)", so that an app holding two of them tells them apart.
+pub(crate) fn device_label(user: &UserName, name: &DeviceName) -> String {
+    format!("{user} ({name})")
+}
+
 /// What the person setting up an app is shown: `heading`, the QR code,
 /// the key, the account ("ISSUER:LABEL", as the app will show it) and the
 /// URI.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn show(
+pub(crate) fn show(
     out: &mut dyn Write,
     paint: Paint,
     heading: &str,
