@@ -24,7 +24,6 @@ use crate::delivery::Event;
 use crate::qr::{self, Qr};
 use crate::secret::devices::{self, EditError, Entry};
 use crate::secret::{self, DeviceName, Method, SecretError, SecretFile};
-use crate::state::StepKey;
 use crate::totp::{self, Code};
 use crate::user::UserName;
 use zeroize::Zeroizing;
@@ -76,7 +75,7 @@ pub fn count(ctx: &Ctx, user: &UserName) -> Option<usize> {
 /// `devices`: read-only, about the caller's own account, so no password.
 pub fn list(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
     let paint = Paint::stdout();
-    let file = match own_file(ctx, user)? {
+    match own_file(ctx, user)? {
         None => {
             return shown(term::to_stdout(|out| {
                 writeln!(
@@ -95,32 +94,11 @@ pub fn list(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
                 )
             }));
         }
-        Some(file) => file,
+        Some(_) => {}
     };
-    // The last use of each is its last accepted step, as logins keep it; a
-    // state that cannot be read leaves it unknown, not "never".
-    let state = ctx.store().read(user);
-    let rows: Vec<[String; 3]> = devices::list(&file)
-        .into_iter()
-        .map(|(name, created)| {
-            let last = match (&state, DeviceName::parse(&name)) {
-                (Ok(state), Ok(name)) => {
-                    let step = state.as_ref().map_or(0, |s| s.step_of(StepKey::of(&name)));
-                    if step == 0 {
-                        "never".to_string()
-                    } else {
-                        crate::audit::rfc3339(step)
-                    }
-                }
-                _ => "unknown".to_string(),
-            };
-            [
-                term::escape(&name).into_owned(),
-                created.map_or_else(|| "unknown".to_string(), |c| term::escape(&c).into_owned()),
-                last,
-            ]
-        })
-        .collect();
+    // The admin's `twostep devices` table: the last use of each is its last
+    // accepted step, as logins keep it.
+    let rows = crate::cli::devices::list::rows(ctx, user)?;
     let total = rows.len();
     shown(term::to_stdout(|out| {
         writeln!(
@@ -131,28 +109,7 @@ pub fn list(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
                 devices::MAX_DEVICES
             ))
         )?;
-        let header = ["NAME", "CREATED", "LAST USED"].map(str::to_string);
-        let widths: Vec<usize> = (0..3)
-            .map(|c| {
-                std::iter::once(&header)
-                    .chain(&rows)
-                    .map(|r| r[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for row in std::iter::once(&header).chain(&rows) {
-            writeln!(
-                out,
-                "{:<w0$}  {:<w1$}  {}",
-                row[0],
-                row[1],
-                row[2],
-                w0 = widths[0],
-                w1 = widths[1]
-            )?;
-        }
-        Ok(())
+        crate::cli::devices::list::print_rows(out, &rows)
     }))
 }
 

@@ -4,13 +4,12 @@
 //! what comes after the write never stops its record and notice.
 #![forbid(unsafe_code)]
 
-
 use super::{QrStyle, not_enrolled};
-use crate::secret::DeviceName;
 use crate::cli::term::{self, Paint};
 use crate::cli::{CliError, CliResult};
 use crate::config::TotpParams;
 use crate::qr::{self, Qr};
+use crate::secret::DeviceName;
 use crate::user::UserName;
 use std::io::Write;
 use zeroize::Zeroizing;
