@@ -290,6 +290,21 @@ pub fn add(file: &SecretFile, entry: Entry) -> Result<SecretFile, EditError> {
     Ok(next)
 }
 
+/// Whether [`add`] would take an authenticator named `name` (the name
+/// free, fewer than eight, an app user): the commands refuse before they
+/// ask for anything.
+pub fn can_add(file: &SecretFile, name: &DeviceName) -> Result<(), EditError> {
+    let probe = Entry {
+        name: name.to_string(),
+        secret: Zeroizing::new(String::new()),
+        digits: None,
+        period: None,
+        algorithm: None,
+        created: None,
+    };
+    add(file, probe).map(|_| ())
+}
+
 /// `file` without the authenticator `name`; `None` if it was the last (the
 /// caller removes the enrollment: a `reset`).
 pub fn remove(file: &SecretFile, name: &DeviceName) -> Result<Option<SecretFile>, EditError> {

@@ -117,17 +117,7 @@ pub fn list(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {
 /// (`devices::add`'s rules: eight already, the name taken).
 fn refuse_addition(ctx: &Ctx, user: &UserName, name: &DeviceName) -> Result<(), CliError> {
     let file = app_file(ctx, user)?;
-    let probe = Entry {
-        name: name.to_string(),
-        secret: Zeroizing::new(String::new()),
-        digits: None,
-        period: None,
-        algorithm: None,
-        created: None,
-    };
-    devices::add(&file, probe)
-        .map(drop)
-        .map_err(|e| CliError::Failed(edit_refused(&e)))
+    devices::can_add(&file, name).map_err(|e| CliError::Failed(edit_refused(&e)))
 }
 
 fn edit_refused(e: &EditError) -> String {

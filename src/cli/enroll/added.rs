@@ -71,17 +71,7 @@ pub(super) fn check(ctx: &Ctx, args: &Args, user: &UserName, raw: &str) -> CliRe
     refuse_options(args)?;
     let name = device_name(raw)?;
     let file = devices::current_file(ctx, user)?;
-    let trial = Entry {
-        name: name.to_string(),
-        secret: Zeroizing::new(String::new()),
-        digits: None,
-        period: None,
-        algorithm: None,
-        created: None,
-    };
-    secret::devices::add(&file, trial)
-        .map(drop)
-        .map_err(|e| CliError::Failed(format!("{user}: {e}")))
+    secret::devices::can_add(&file, &name).map_err(|e| CliError::Failed(format!("{user}: {e}")))
 }
 
 pub(super) fn run(
