@@ -602,9 +602,25 @@ fn two_first_logins_at_once_enroll_one_secret() {
 
 #[test]
 fn a_reset_or_a_new_enrollment_forgets_remembered_addresses() {
+    forgets_remembered_addresses("pol-remember-reset", "");
+}
+
+/// The same with a shared store, where the remembered addresses are kept:
+/// a reset and an enrollment by the CLI forget them there (they forgot
+/// only this host's state file's, and every host still skipped the code).
+#[test]
+fn on_a_fleet_a_reset_or_a_new_enrollment_forgets_remembered_addresses() {
+    use common::redis::{Redis, store_section, unix_url};
+    let redis = Redis::start("pol-remember-reset", &[]);
+    let section = store_section(&redis, &unix_url(&redis), "pol-rem", "");
+    forgets_remembered_addresses("pol-remember-reset-fleet", &section);
+}
+
+fn forgets_remembered_addresses(name: &str, store: &str) {
     let user = "ts-pol-rem3";
     ensure_user(user, None);
-    let mut rig = Rig::new("pol-remember-reset", "[policy]\nremember = \"1h\"");
+    let config = |first: &str| format!("{first}[policy]\nremember = \"1h\"\n{store}");
+    let mut rig = Rig::new(name, &config(""));
     rig.enroll(user, SECRET);
     let home = "192.0.2.100";
     fresh_step(5);
@@ -637,7 +653,7 @@ fn a_reset_or_a_new_enrollment_forgets_remembered_addresses() {
         String::from_utf8_lossy(&out.stderr)
     );
     rig.events();
-    rig.write_config("unenrolled = \"allow\"\n[policy]\nremember = \"1h\"");
+    rig.write_config(&config("unenrolled = \"allow\"\n"));
     let login = login_from(&rig, user, "", Some(home));
     assert_skipped(&mut rig, &login, user, "unenrolled", "after reset");
 }

@@ -68,7 +68,29 @@ pub fn mark_used(
     step_time: u64,
     new_secret: bool,
 ) {
-    let done = if ctx.config.store.url == crate::config::StoreUrl::Local {
+    if let Err(e) = mark_used_or_fail(ctx, user, locked, key, step_time, new_secret) {
+        super::term::note(&format!(
+            "{}: note: could not mark the confirmation code as used{}: {e}",
+            ctx.tag,
+            if new_secret {
+                " and forget the addresses remembered for the old secret"
+            } else {
+                ""
+            }
+        ));
+    }
+}
+
+/// [`mark_used`], its failure returned.
+pub fn mark_used_or_fail(
+    ctx: &Ctx,
+    user: &UserName,
+    locked: Option<&mut crate::state::Locked>,
+    key: StepKey,
+    step_time: u64,
+    new_secret: bool,
+) -> Result<(), String> {
+    if ctx.config.store.url == crate::config::StoreUrl::Local {
         match locked {
             Some(l) => {
                 let next = crate::store::file::marked_used(&l.state, key, step_time, new_secret);
@@ -86,17 +108,6 @@ pub fn mark_used(
         ctx.store()
             .mark_used(user, key, step_time, new_secret)
             .map_err(|e| e.to_string())
-    };
-    if let Err(e) = done {
-        super::term::note(&format!(
-            "{}: note: could not mark the confirmation code as used{}: {e}",
-            ctx.tag,
-            if new_secret {
-                " and forget the addresses remembered for the old secret"
-            } else {
-                ""
-            }
-        ));
     }
 }
 

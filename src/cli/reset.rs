@@ -108,14 +108,19 @@ pub fn remove(
         .map_err(|e| CliError::Failed(format!("cannot remove {}: {e}", path.display())))?;
     // Addresses remembered (policy.remember) for a good code of the old
     // secret prove nothing about the next one: a reset after a stolen
-    // phone or enrollment must not leave the thief's address trusted.
-    if let Some(l) = locked
-        .as_mut()
-        .filter(|l| removed && !l.state.remembered.is_empty())
-    {
-        let mut next = l.state.clone();
-        next.remembered.clear();
-        l.commit(next).map_err(|e| {
+    // phone or enrollment must not leave the thief's address trusted, on
+    // this host or, with a shared store, on any (where they were kept
+    // until now). The named authenticators' steps go with their file.
+    if removed {
+        super::devices::mark_used_or_fail(
+            ctx,
+            user,
+            locked.as_mut(),
+            crate::state::StepKey::Default,
+            0,
+            true,
+        )
+        .map_err(|e| {
             CliError::Failed(format!(
                 "removed the enrollment of {user}, but could not forget its remembered addresses: {e}"
             ))
