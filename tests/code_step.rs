@@ -45,9 +45,13 @@ fn accepts_the_current_code_and_logs_auth_ok() {
     assert_eq!(ev.tag, "pam_twostep");
     assert_eq!(
         ev.keys(),
-        ["event", "user", "service", "rhost", "tty", "method"]
+        [
+            "event", "user", "service", "rhost", "tty", "method", "device"
+        ]
     );
     assert_eq!(ev.event(), "auth_ok");
+    // A file with one top-level secret is one authenticator, "default".
+    assert_eq!(ev.get("device"), Some("default"));
     assert_eq!(ev.get("user"), Some(ALICE));
     assert_eq!(ev.get("service"), Some("twostep"));
     assert_eq!(ev.get("rhost"), Some("192.0.2.10"));

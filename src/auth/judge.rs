@@ -256,8 +256,24 @@ fn totp_verdict(
             )
         }
         Err(Reason::Replay) => {
-            "answer: a code of the window, but not later than its authenticator's last accepted step"
+            "answer: a code of the window, but not later than the last accepted step (of its \
+             authenticator)"
                 .into()
+        }
+        Err(_)
+            if secret
+                .devices
+                .iter()
+                .all(|d| totp::Code::parse(answer, d.params.digits).is_none()) =>
+        {
+            let mut digits: Vec<String> = secret
+                .devices
+                .iter()
+                .map(|d| d.params.digits.to_string())
+                .collect();
+            digits.sort();
+            digits.dedup();
+            format!("answer: not {} digits", digits.join(" or "))
         }
         Err(_) => format!(
             "answer: no step of the window of any of {} authenticator(s) has this code",
