@@ -349,3 +349,90 @@ fn wait_replicas_denies_a_success_no_replica_acknowledged() {
     assert_eq!(l.code, PAM_SUCCESS, "{}\n{:#?}", l.out, a.module_events());
     assert_eq!(count(&a.module_events(), "auth_ok"), 1);
 }
+
+#[test]
+fn check_reports_each_sentinel_the_primary_it_names_and_whether_they_agree() {
+    let primary = server("snc-check", &[]);
+    let elsewhere = server("snc-check-x", &[]);
+    let one = Sentinel::start("check-1", &primary);
+    let two = Sentinel::start("check-2", &primary);
+    let odd = Sentinel::start("check-3", &elsewhere);
+    let dead = dead_port();
+    let said = |rig: &Rig| {
+        let out = rig.cli(&["check"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let names = |s: &Sentinel, p: &Redis| {
+        format!(
+            "store.url: sentinel 127.0.0.1:{} names 127.0.0.1:{} as the primary of \"{SERVICE}\"",
+            s.port, p.port
+        )
+    };
+    // Two that agree and one down: a warning, not a problem.
+    let a = Rig::new(
+        "snc-check",
+        &sentinel_store(&primary, &[one.port, dead, two.port], "check", ""),
+    );
+    let (status, text) = said(&a);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains(&names(&one, &primary)), "{text}");
+    assert!(text.contains(&names(&two, &primary)), "{text}");
+    assert!(
+        text.contains(&format!(
+            "warning: store.url: sentinel 127.0.0.1:{dead}: cannot reach"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("disagree"), "{text}");
+    // One that names another server: a warning.
+    a.write_config(&sentinel_store(
+        &primary,
+        &[one.port, odd.port],
+        "check",
+        "",
+    ));
+    let (status, text) = said(&a);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains(&names(&odd, &elsewhere)), "{text}");
+    assert!(
+        text.contains(&format!(
+            "warning: store.url: the sentinels disagree on the primary (127.0.0.1:{} names \
+             127.0.0.1:{}, 127.0.0.1:{} names 127.0.0.1:{})",
+            one.port, primary.port, odd.port, elsewhere.port
+        )),
+        "{text}"
+    );
+    // None that answers: a problem.
+    a.write_config(&sentinel_store(
+        &primary,
+        &[dead],
+        "check",
+        "timeout = \"300ms\"",
+    ));
+    let (status, text) = said(&a);
+    assert_eq!(status, Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "store.url: no sentinel named a primary of \"{SERVICE}\": every login is denied"
+        )),
+        "{text}"
+    );
+    // wait_replicas = 1 with no replica: every success would be denied.
+    a.write_config(&sentinel_store(
+        &primary,
+        &[one.port],
+        "check",
+        "wait_replicas = 1",
+    ));
+    let (status, text) = said(&a);
+    assert_eq!(status, Some(2), "{text}");
+    assert!(
+        text.contains("every successful login would be denied"),
+        "{text}"
+    );
+}
