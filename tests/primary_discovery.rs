@@ -436,3 +436,83 @@ fn check_reports_each_sentinel_the_primary_it_names_and_whether_they_agree() {
         "{text}"
     );
 }
+
+/// Makes `to` the primary the sentinel names for SERVICE and `from` its
+/// replica, as a failover leaves them (without waiting for one).
+fn move_primary(sentinel: &Sentinel, from: &Redis, to: &Redis) {
+    assert!(
+        sentinel
+            .cli(&["SENTINEL", "REMOVE", SERVICE])
+            .contains("OK")
+    );
+    let port = to.port.to_string();
+    assert!(
+        sentinel
+            .cli(&["SENTINEL", "MONITOR", SERVICE, "127.0.0.1", &port, "1"])
+            .contains("OK")
+    );
+    from.cli(&["REPLICAOF", "127.0.0.1", &port]);
+    synced(from);
+}
+
+#[test]
+fn a_primary_found_last_that_is_a_replica_now_is_replaced_by_the_one_the_sentinels_name() {
+    let u = "ts-snc-moved";
+    ensure_user(u, None);
+    let first = server("snc-moved-1", &[]);
+    let second = server("snc-moved-2", &[]);
+    let sentinel = Sentinel::start("moved", &first);
+    let mut a = Rig::new(
+        "snc-moved",
+        &sentinel_store(&first, &[sentinel.port], "moved", "timeout = \"2s\""),
+    );
+    a.enroll(u, SECRET);
+    a.events();
+    fresh_step(5);
+    assert_eq!(a.login(u, &oath_code(SECRET, 0)).code, PAM_SUCCESS);
+    let hint = a.state_dir.join(".store-primary");
+    let names = |p: &Redis| format!("\n127.0.0.1 {}\n", p.port);
+    assert!(
+        std::fs::read_to_string(&hint)
+            .unwrap()
+            .ends_with(&names(&first))
+    );
+    move_primary(&sentinel, &first, &second);
+    // The hint leads to a replica: ROLE says so, the sentinel is asked, the
+    // login goes through on the new primary, and the hint follows.
+    let l = a.login(u, &oath_code(SECRET, 1));
+    assert_eq!(l.code, PAM_SUCCESS, "{}", l.out);
+    assert_eq!(count(&a.module_events(), "store_unavailable"), 0);
+    assert!(
+        std::fs::read_to_string(&hint)
+            .unwrap()
+            .ends_with(&names(&second))
+    );
+    assert!(!keys(&second, "twostep:moved:").is_empty());
+}
+
+#[test]
+fn a_primary_demoted_during_a_login_refuses_the_write_and_the_new_one_takes_it() {
+    let u = "ts-snc-demoted";
+    ensure_user(u, None);
+    let first = server("snc-demoted-1", &[]);
+    let second = server("snc-demoted-2", &[]);
+    let sentinel = Sentinel::start("demoted", &first);
+    let mut a = Rig::new(
+        "snc-demoted",
+        &sentinel_store(&first, &[sentinel.port], "demoted", "timeout = \"2s\""),
+    );
+    a.enroll(u, SECRET);
+    a.events();
+    fresh_step(10);
+    // At the prompt the module holds its connection to the first primary
+    // (it read the state from it); it is demoted before the answer.
+    let mut live = a.live_login("twostep", u, &[]);
+    assert!(live.until_prompt().starts_with("PROMPT_OFF"));
+    move_primary(&sentinel, &first, &second);
+    live.answer(&oath_code(SECRET, 0));
+    let l = live.finish();
+    assert_eq!(l.code, PAM_SUCCESS, "{}\n{:#?}", l.out, a.module_events());
+    let step = second.cli(&["HGET", &format!("twostep:demoted:{{{u}}}"), "ls"]);
+    assert!(!step.trim().is_empty(), "written on the new primary");
+}
