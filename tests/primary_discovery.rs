@@ -455,19 +455,23 @@ fn move_primary(sentinel: &Sentinel, from: &Redis, to: &Redis) {
     synced(from);
 }
 
+/// Two servers, a sentinel naming the first, and a host enrolling `user`.
+fn two_primaries(name: &str, user: &str) -> (Redis, Redis, Sentinel, Rig) {
+    ensure_user(user, None);
+    let first = server(&format!("snc-{name}-1"), &[]);
+    let second = server(&format!("snc-{name}-2"), &[]);
+    let sentinel = Sentinel::start(name, &first);
+    let store = sentinel_store(&first, &[sentinel.port], name, "timeout = \"2s\"");
+    let mut rig = Rig::new(&format!("snc-{name}"), &store);
+    rig.enroll(user, SECRET);
+    rig.events();
+    (first, second, sentinel, rig)
+}
+
 #[test]
 fn a_primary_found_last_that_is_a_replica_now_is_replaced_by_the_one_the_sentinels_name() {
     let u = "ts-snc-moved";
-    ensure_user(u, None);
-    let first = server("snc-moved-1", &[]);
-    let second = server("snc-moved-2", &[]);
-    let sentinel = Sentinel::start("moved", &first);
-    let mut a = Rig::new(
-        "snc-moved",
-        &sentinel_store(&first, &[sentinel.port], "moved", "timeout = \"2s\""),
-    );
-    a.enroll(u, SECRET);
-    a.events();
+    let (first, second, sentinel, mut a) = two_primaries("moved", u);
     fresh_step(5);
     assert_eq!(a.login(u, &oath_code(SECRET, 0)).code, PAM_SUCCESS);
     let hint = a.state_dir.join(".store-primary");
@@ -494,16 +498,7 @@ fn a_primary_found_last_that_is_a_replica_now_is_replaced_by_the_one_the_sentine
 #[test]
 fn a_primary_demoted_during_a_login_refuses_the_write_and_the_new_one_takes_it() {
     let u = "ts-snc-demoted";
-    ensure_user(u, None);
-    let first = server("snc-demoted-1", &[]);
-    let second = server("snc-demoted-2", &[]);
-    let sentinel = Sentinel::start("demoted", &first);
-    let mut a = Rig::new(
-        "snc-demoted",
-        &sentinel_store(&first, &[sentinel.port], "demoted", "timeout = \"2s\""),
-    );
-    a.enroll(u, SECRET);
-    a.events();
+    let (first, second, sentinel, mut a) = two_primaries("demoted", u);
     fresh_step(10);
     // At the prompt the module holds its connection to the first primary
     // (it read the state from it); it is demoted before the answer.

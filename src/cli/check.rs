@@ -26,7 +26,10 @@ use std::path::Path;
                   that the accounts email.user and sms.user name, if any, exist.\n\n\
                   With a shared store (store.url): its password file, and that it answers,\n\
                   accepts the credentials and lets this host run every script and command;\n\
-                  a warning (exit status unchanged) when any local user can connect to it.\n\n\
+                  a warning (exit status unchanged) when any local user can connect to it.\n\
+                  With a Sentinel URL: the primary each sentinel names (one down, or sentinels\n\
+                  that disagree: a warning; none naming one: a problem). With\n\
+                  store.wait_replicas: that enough replicas acknowledge a write in time.\n\n\
                   Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed)."
 )]
 pub struct Args {}
