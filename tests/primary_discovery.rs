@@ -511,3 +511,58 @@ fn a_primary_demoted_during_a_login_refuses_the_write_and_the_new_one_takes_it()
     let step = second.cli(&["HGET", &format!("twostep:demoted:{{{u}}}"), "ls"]);
     assert!(!step.trim().is_empty(), "written on the new primary");
 }
+
+#[test]
+fn a_primary_found_last_that_hangs_leaves_the_sentinels_half_the_budget() {
+    let u = "ts-snc-hangs";
+    let (first, second, sentinel, mut a) = two_primaries("hangs", u);
+    fresh_step(5);
+    assert_eq!(a.login(u, &oath_code(SECRET, 0)).code, PAM_SUCCESS);
+    // The sentinel names the second now; the first, still remembered,
+    // takes connections and never answers.
+    assert!(
+        sentinel
+            .cli(&["SENTINEL", "REMOVE", SERVICE])
+            .contains("OK")
+    );
+    let port = second.port.to_string();
+    let monitor = ["SENTINEL", "MONITOR", SERVICE, "127.0.0.1", &port, "1"];
+    assert!(sentinel.cli(&monitor).contains("OK"));
+    first.signal("-STOP");
+    a.write_config(&sentinel_store(
+        &first,
+        &[sentinel.port],
+        "hangs",
+        "timeout = \"1s\"",
+    ));
+    let l = a.login(u, &oath_code(SECRET, 1));
+    assert_eq!(l.code, PAM_SUCCESS, "{}\n{:#?}", l.out, a.module_events());
+    let hint = std::fs::read_to_string(a.state_dir.join(".store-primary")).unwrap();
+    assert!(
+        hint.ends_with(&format!("\n127.0.0.1 {}\n", second.port)),
+        "{hint}"
+    );
+    first.signal("-CONT");
+}
+
+#[test]
+fn a_sentinel_that_never_answers_leaves_the_next_its_share() {
+    let u = "ts-snc-share";
+    ensure_user(u, None);
+    let primary = server("snc-share", &[]);
+    let stopped = Sentinel::start("share-1", &primary);
+    let live = Sentinel::start("share-2", &primary);
+    stopped.signal("-STOP");
+    let store = sentinel_store(
+        &primary,
+        &[stopped.port, live.port],
+        "share",
+        "timeout = \"1s\"",
+    );
+    let mut a = Rig::new("snc-share", &store);
+    a.enroll(u, SECRET);
+    a.events();
+    fresh_step(5);
+    let l = a.login(u, &oath_code(SECRET, 0));
+    assert_eq!(l.code, PAM_SUCCESS, "{}\n{:#?}", l.out, a.module_events());
+}
