@@ -11,7 +11,7 @@ mod common;
 use common::redis::{self, ADMIN_COMMANDS, HOST_COMMANDS, Redis, acl_user, free_port};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,10 +37,18 @@ struct Sentinel {
     child: Child,
     port: u16,
     dir: PathBuf,
+    /// With TLS: the test CA's certificate (`redis::make_certs`).
+    ca: Option<PathBuf>,
 }
 
 impl Sentinel {
     fn start(name: &str, primary: &Redis) -> Sentinel {
+        Sentinel::start_on(name, primary.port, None)
+    }
+
+    /// Watching the primary on `port`; with `certs` (a directory
+    /// `redis::make_certs` filled), over TLS only, to clients and servers.
+    fn start_on(name: &str, primary_port: u16, certs: Option<&Path>) -> Sentinel {
         let dir = PathBuf::from(format!(
             "/tmp/ts-snc-sentinel-{name}-{}",
             std::process::id()
@@ -49,17 +57,26 @@ impl Sentinel {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let port = free_port();
+        let listen = match certs {
+            None => format!("port {port}\n"),
+            Some(c) => format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+                 tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                c.join("server.crt").display(),
+                c.join("server.key").display(),
+                c.join("ca.crt").display()
+            ),
+        };
         let conf = dir.join("sentinel.conf");
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\n\
-                 sentinel monitor {SERVICE} 127.0.0.1 {} 1\n\
+                "{listen}bind 127.0.0.1\ndir {}\n\
+                 sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 1\n\
                  sentinel down-after-milliseconds {SERVICE} 600000\n\
                  user {SENTINEL_USER} on >{SENTINEL_PASSWORD} -@all +auth \
                  +sentinel|get-master-addr-by-name\n",
                 dir.display(),
-                primary.port
             ),
         )
         .unwrap();
@@ -69,7 +86,13 @@ impl Sentinel {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("redis-sentinel (packages.sh test installs it)");
-        let s = Sentinel { child, port, dir };
+        let ca = certs.map(|c| c.join("ca.crt"));
+        let s = Sentinel {
+            child,
+            port,
+            dir,
+            ca,
+        };
         let ready = Instant::now() + Duration::from_secs(10);
         while !s.cli(&["PING"]).contains("PONG") {
             assert!(Instant::now() < ready, "redis-sentinel did not start");
@@ -80,8 +103,12 @@ impl Sentinel {
 
     /// redis-cli to the sentinel as its default user (housekeeping).
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+        let mut cli = Command::new("redis-cli");
+        cli.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(ca) = &self.ca {
+            cli.arg("--tls").arg("--cacert").arg(ca);
+        }
+        let out = cli
             .args(args)
             .stderr(Stdio::null())
             .output()
@@ -144,13 +171,23 @@ fn dead_port() -> u16 {
 /// The `[store]` section for a Sentinel URL over `ports`, with both
 /// password files, a prefix unique to `name`.
 fn sentinel_store(primary: &Redis, ports: &[u16], name: &str, extra: &str) -> String {
+    sentinel_store_as("redis", primary, ports, name, extra)
+}
+
+fn sentinel_store_as(
+    scheme: &str,
+    primary: &Redis,
+    ports: &[u16],
+    name: &str,
+    extra: &str,
+) -> String {
     let list: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let password = primary.password_file(redis::PASSWORD, 0o600);
     let sentinel_password = primary.dir.join("sentinel-password");
     std::fs::write(&sentinel_password, SENTINEL_PASSWORD).unwrap();
     std::fs::set_permissions(&sentinel_password, std::fs::Permissions::from_mode(0o600)).unwrap();
     format!(
-        "[store]\nurl = \"redis+sentinel://{}/{SERVICE}\"\nuser = \"twostep-host\"\n\
+        "[store]\nurl = \"{scheme}+sentinel://{}/{SERVICE}\"\nuser = \"twostep-host\"\n\
          password_file = \"{}\"\nsentinel_user = \"{SENTINEL_USER}\"\n\
          sentinel_password_file = \"{}\"\nprefix = \"twostep:{name}:\"\n{extra}\n",
         list.join(","),
@@ -565,4 +602,49 @@ fn a_sentinel_that_never_answers_leaves_the_next_its_share() {
     fresh_step(5);
     let l = a.login(u, &oath_code(SECRET, 0));
     assert_eq!(l.code, PAM_SUCCESS, "{}\n{:#?}", l.out, a.module_events());
+}
+
+#[test]
+fn rediss_sentinel_is_tls_to_the_sentinels_and_the_servers() {
+    let u = "ts-snc-tls";
+    ensure_user(u, None);
+    let certs = PathBuf::from(format!("/tmp/ts-snc-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&certs);
+    std::fs::create_dir_all(&certs).unwrap();
+    redis::make_certs(&certs);
+    let c = |f: &str| certs.join(f).display().to_string();
+    let tls_port = free_port();
+    let tls = redis::tls_args(&certs, tls_port);
+    let primary = server(
+        "snc-tls",
+        &tls.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let sentinel = Sentinel::start_on("tls", tls_port, Some(&certs));
+    let store = |ca: &str| {
+        sentinel_store_as(
+            "rediss",
+            &primary,
+            &[sentinel.port],
+            "tls",
+            &format!("ca_file = \"{}\"\ntimeout = \"2s\"", c(ca)),
+        )
+    };
+    let mut a = Rig::new("snc-tls", &store("ca.crt"));
+    a.enroll(u, SECRET);
+    a.events();
+    fresh_step(5);
+    let l = a.login(u, &oath_code(SECRET, 0));
+    assert_eq!(l.code, PAM_SUCCESS, "{}\n{:#?}", l.out, a.module_events());
+    // Another CA: the sentinel's certificate is refused, a fault (never a
+    // fallback), named so.
+    a.write_config(&store("other-ca.crt"));
+    let _ = std::fs::remove_file(a.state_dir.join(".store-primary"));
+    let ev = denied_within(&mut a, u, Duration::from_secs(5));
+    let (reason, detail) = store_failure(&ev);
+    assert_eq!(reason, "tls", "{ev:#?}");
+    assert!(
+        detail.contains(&format!("sentinel 127.0.0.1:{}", sentinel.port)),
+        "{detail}"
+    );
+    let _ = std::fs::remove_dir_all(&certs);
 }
