@@ -310,6 +310,26 @@ fn every_sentinel_down_is_denied_within_the_budget() {
     );
     assert!(!a.state_dir.join(".store-primary").exists());
     assert_eq!(keys(&primary, "twostep:nosent:"), "");
+    // An outage: with on_unavailable = "local" the host counts on its own.
+    a.write_config(&sentinel_store(
+        &primary,
+        &[list_ports[0], list_ports[1], stopped.port],
+        "nosent",
+        "timeout = \"300ms\"\non_unavailable = \"local\"",
+    ));
+    fresh_step(5);
+    let l = a.login(u, &oath_code(SECRET, 0));
+    assert_eq!(l.code, PAM_SUCCESS, "{}", l.out);
+    let ev = a.module_events();
+    let fell = ev
+        .iter()
+        .find(|e| e.event() == "store_unavailable")
+        .unwrap();
+    assert_eq!(
+        (fell.get("reason"), fell.get("fallback")),
+        (Some("sentinel"), Some("local")),
+        "{ev:#?}"
+    );
 }
 
 #[test]
