@@ -178,39 +178,46 @@ pub fn open(store: &Store, known: Option<&Addr>, deadline: Instant) -> Result<Op
             primary: addr.clone(),
         })
     };
+    // The latest failure of a server thought to be the primary: what the
+    // login is told when the sentinels name only servers already tried.
+    let mut failure = None;
     if let Some(addr) = known {
         match primary(addr, share(deadline, 2)) {
             Ok(opened) => return Ok(opened),
             // Gone, or too slow for its half: the sentinels know better.
-            Err(e) if moved(&e) || matches!(e, StoreError::Timeout { .. }) => {}
+            Err(e) if moved(&e) || matches!(e, StoreError::Timeout { .. }) => failure = Some(e),
             Err(e) => return Err(e),
         }
     }
     let mut tried: Vec<Addr> = known.into_iter().cloned().collect();
     // Twice at most: a failover may end while the sentinels are asked, and
     // the second time they name the new primary.
-    let mut last = None;
-    for _ in 0..2 {
+    for pass in 0..2 {
         match walk(
-            store, sentinels, *tls, service, &secrets, &mut tried, &primary, deadline,
+            store,
+            sentinels,
+            *tls,
+            service,
+            &secrets,
+            &mut tried,
+            &mut failure,
+            &primary,
+            deadline,
         ) {
             Ok(opened) => return Ok(opened),
-            // Once more, for the addresses not tried yet.
-            Err(e) if moved(&e) && Instant::now() < deadline && last.is_none() => {
-                last = Some(e);
-            }
-            // A second pass that found nothing new: the first's failure.
-            Err(e) => return Err(last.unwrap_or(e)),
+            Err(e) if moved(&e) && pass == 0 && Instant::now() < deadline => failure = Some(e),
+            Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| StoreError::Sentinel("no primary".into())))
+    Err(failure.unwrap_or_else(|| StoreError::Sentinel("no primary".into())))
 }
 
 /// Asks the sentinels in order, each within its share of what is left, and
 /// tries the primary each names (once each address): the first that
 /// answers as a primary is the one. A sentinel that names a dead primary
 /// (its own view is stale, or it is cut off) does not stop the next from
-/// naming the live one. None: a sentinel's refusal of the credentials,
+/// naming the live one (`failure`: the last such server's failure, before
+/// this walk). None: a sentinel's refusal of the credentials,
 /// the certificate or the configuration (a fault, not an outage, which
 /// `on_unavailable = "local"` must not paper over), else the last named
 /// primary's failure (a replica: `NotPrimary`), else `Sentinel` with each
@@ -223,12 +230,14 @@ fn walk(
     service: &str,
     secrets: &Secrets,
     tried: &mut Vec<Addr>,
+    failure: &mut Option<StoreError>,
     primary: &dyn Fn(&Addr, Instant) -> Result<Opened, StoreError>,
     deadline: Instant,
 ) -> Result<Opened, StoreError> {
     let mut notes = Vec::new();
     let mut fault = None;
     let mut failed_primary = None;
+    let mut named_tried = false;
     for (i, (host, port)) in sentinels.iter().enumerate() {
         let at = Addr {
             host: host.clone(),
@@ -245,6 +254,7 @@ fn walk(
         ) {
             Ok(Some(named)) if tried.contains(&named) => {
                 notes.push(format!("{at}: names {named}, tried"));
+                named_tried = true;
             }
             Ok(Some(named)) => {
                 tried.push(named.clone());
@@ -271,8 +281,12 @@ fn walk(
             }
         }
     }
+    // A sentinel that named only a server that failed already: that
+    // server's failure (a replica is `not_primary`), not "no sentinel".
+    let earlier = if named_tried { failure.take() } else { None };
     Err(fault
         .or(failed_primary)
+        .or(earlier)
         .unwrap_or_else(|| StoreError::Sentinel(notes.join("; "))))
 }
 
