@@ -69,3 +69,25 @@ fn the_rig_fails_over_to_a_replica_that_has_the_data() {
     assert_eq!(got, Ok(Reply::Bulk(b"v".to_vec())));
     assert_eq!(rig.server_ports().len(), 2);
 }
+
+/// The rig's partition: with replication cut, a write on the primary
+/// reaches no replica, and the replica promoted after the primary's death
+/// does not have it. This is the window the module's `wait_replicas`
+/// closes.
+#[test]
+fn the_rig_loses_a_write_made_while_replication_is_cut() {
+    let mut rig = SentinelRig::start("snr-cut");
+    let primary = rig.primary();
+    rig.cut_replication();
+    assert_eq!(
+        ask(primary, &["SET", "twostep:snr-cut:k", "v"]),
+        Ok(Reply::Simple(b"OK".to_vec()))
+    );
+    assert_eq!(ask(primary, &["WAIT", "1", "300"]), Ok(Reply::Integer(0)));
+    for r in rig.replica_ports() {
+        assert!(rig.offset(r) < rig.offset(primary), "replica {r} has it");
+    }
+    let (old, _) = rig.kill_primary();
+    let new = rig.wait_for_new_primary(old, Duration::from_secs(30));
+    assert_eq!(ask(new, &["GET", "twostep:snr-cut:k"]), Ok(Reply::Nil));
+}

@@ -17,6 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const SENTINEL_PASSWORD: &str = "fleet sentinel pass-W0rd";
+/// The user the replicas replicate as (not `default`, so that the tests
+/// can cut replication alone: [`SentinelRig::cut_replication`]).
+const REPL_USER: &str = "twostep-repl";
+const REPL_PASSWORD: &str = "fleet repl pass-W0rd";
 pub const SENTINEL_USER: &str = "twostep-sentinel";
 /// What a host's store user needs on a server besides the single-server
 /// set: ROLE (is this the primary?) and WAIT (`store.wait_replicas`).
@@ -177,6 +181,11 @@ impl SentinelRig {
         );
         let users = [
             acl_user("twostep-host", PASSWORD, &host),
+            acl_user(
+                REPL_USER,
+                REPL_PASSWORD,
+                &["+psync", "+sync", "+replconf", "+ping"],
+            ),
             // Without WAIT: a host whose user cannot honour wait_replicas.
             acl_user(
                 "twostep-nowait",
@@ -193,6 +202,7 @@ impl SentinelRig {
                 .args(["--save", "", "--appendonly", "no"])
                 // The first sync at once, not after the default 5 s.
                 .args(["--repl-diskless-sync-delay", "0"])
+                .args(["--masteruser", REPL_USER, "--masterauth", REPL_PASSWORD])
                 .arg("--dir")
                 .arg(&self.dir)
                 .arg("--dbfilename")
@@ -371,14 +381,26 @@ impl SentinelRig {
             .unwrap_or_else(|| panic!("no replication offset from {port}"))
     }
 
-    /// Cuts every replica's link to the primary (the primary drops its
-    /// replica connections): what a partition or a slow link does. The
-    /// replicas reconnect by themselves within about a second.
+    /// Cuts every replica's link to the primary and keeps it cut (the
+    /// primary disables the replicas' user and drops their connections):
+    /// what a partition between the primary and its replicas does. What
+    /// the primary writes from now on reaches no replica. The sentinels
+    /// (the default user) still reach it.
     pub fn cut_replication(&self) {
-        let reply = ask(self.primary(), &["CLIENT", "KILL", "TYPE", "replica"]);
-        assert!(
-            matches!(reply, Ok(Reply::Integer(n)) if n >= 1),
-            "{reply:?}"
+        let primary = self.primary();
+        let off = ask(primary, &["ACL", "SETUSER", REPL_USER, "off"]);
+        assert_eq!(off, Ok(Reply::Simple(b"OK".to_vec())));
+        // Some versions drop a disabled user's connections themselves.
+        let killed = ask(primary, &["CLIENT", "KILL", "USER", REPL_USER]);
+        assert!(matches!(killed, Ok(Reply::Integer(_))), "{killed:?}");
+        self.wait_until(
+            "the replicas to see their link down",
+            Duration::from_secs(5),
+            |r| {
+                r.replica_ports()
+                    .iter()
+                    .all(|&p| r.info(p, "master_link_status").as_deref() == Some("down"))
+            },
         );
     }
 
