@@ -350,6 +350,16 @@ next_step() { # sleep into the first seconds of the next 30 s step
     local s; s=$(date +%s); sleep $((30 - s % 30 + 1))
 }
 
+# swap_in_order A B: services A and B trade places in this round's order.
+swap_in_order() {
+    local i
+    for i in "${!order[@]}"; do
+        case "${order[$i]}" in
+        "$1") order[i]=$2 ;;
+        "$2") order[i]=$1 ;;
+        esac
+    done
+}
 echo "warm-up: creating every user's state (first logins)"
 for s in "${services[@]:1}"; do bench "$s" >/dev/null || true; done
 
@@ -369,32 +379,11 @@ for r in $(seq 1 "$rounds"); do
     fi
     # One answer and two prompts take turns at going first, for the same
     # reason.
-    if [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ] && [ $((r % 2)) = 0 ]; then
-        for i in "${!order[@]}"; do
-            case "${order[$i]}" in
-            stack) order[i]=single ;;
-            single) order[i]=stack ;;
-            esac
-        done
-    fi
+    [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order stack single
     # Eight authenticators and one take turns at going first.
-    if [ "${TWOSTEP_BENCH_DEVICES:-}" = 1 ] && [ $((r % 2)) = 0 ]; then
-        for i in "${!order[@]}"; do
-            case "${order[$i]}" in
-            twostep) order[i]=devices8 ;;
-            devices8) order[i]=twostep ;;
-            esac
-        done
-    fi
+    [ "${TWOSTEP_BENCH_DEVICES:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order twostep devices8
     # Direct and through Sentinel take turns at going first.
-    if [ "${TWOSTEP_BENCH_SENTINEL:-}" = 1 ] && [ $((r % 2)) = 0 ]; then
-        for i in "${!order[@]}"; do
-            case "${order[$i]}" in
-            direct) order[i]=sentinel ;;
-            sentinel) order[i]=direct ;;
-            esac
-        done
-    fi
+    [ "${TWOSTEP_BENCH_SENTINEL:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order direct sentinel
     for s in "${order[@]}"; do
         line=$(bench "$s") || { echo "round $r $s: not every login succeeded: $line" >&2; exit 1; }
         echo "round $r: $line"
