@@ -381,6 +381,16 @@ impl SentinelRig {
             .unwrap_or_else(|| panic!("no replication offset from {port}"))
     }
 
+    /// Waits (a few seconds at most) until every live replica has applied
+    /// all that the primary wrote so far.
+    pub fn wait_for_replicas(&self) {
+        let primary = self.primary();
+        let target = self.offset(primary);
+        self.wait_until("the replicas to catch up", Duration::from_secs(5), |r| {
+            r.replica_ports().iter().all(|&p| r.offset(p) >= target)
+        });
+    }
+
     /// Cuts every replica's link to the primary and keeps it cut (the
     /// primary disables the replicas' user and drops their connections):
     /// what a partition between the primary and its replicas does. What
