@@ -25,14 +25,8 @@ pub const SENTINEL_USER: &str = "twostep-sentinel";
 /// What a host's store user needs on a server besides the single-server
 /// set: ROLE (is this the primary?) and WAIT (`store.wait_replicas`).
 pub const FAILOVER_COMMANDS: &[&str] = &["+role", "+wait"];
-/// What a host asks of a sentinel: where the primary is (and, for
-/// `twostep check`, the sentinel's view of it).
-pub const SENTINEL_COMMANDS: &[&str] = &[
-    "+sentinel|get-master-addr-by-name",
-    "+sentinel|master",
-    "+sentinel|sentinels",
-    "+ping",
-];
+/// What a host asks of a sentinel: where the primary is.
+pub const SENTINEL_COMMANDS: &[&str] = &["+auth", "+sentinel|get-master-addr-by-name"];
 
 /// How quickly the sentinels act.
 #[derive(Debug, Clone, Copy)]
