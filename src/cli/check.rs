@@ -137,7 +137,7 @@ fn store_problems(c: &Config) -> Vec<String> {
     if !store.user.is_empty() && store.password_file.is_none() {
         problems.push("store.user is set, but store.password_file is not".into());
     }
-    problems.extend(crate::store::shared::SharedStore::new(store).problems());
+    problems.extend(crate::store::shared::SharedStore::new(store, None).problems());
     problems
 }
 
@@ -154,7 +154,7 @@ const NOBODY: u32 = 65534;
 fn store_warnings(c: &Config) -> Vec<String> {
     use crate::config::StoreUrl;
     let target = match &c.store.url {
-        StoreUrl::Local => return Vec::new(),
+        StoreUrl::Local | StoreUrl::Sentinel { .. } => return Vec::new(),
         StoreUrl::Tcp { host, port, .. } => format!("tcp:{host}:{port}"),
         StoreUrl::Unix(path) => format!("unix:{}", path.display()),
     };

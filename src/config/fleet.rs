@@ -17,7 +17,22 @@ pub enum StoreUrl {
     Tcp { host: String, port: u16, tls: bool },
     /// `unix:///PATH`.
     Unix(PathBuf),
+    /// `redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE` or, with `tls`,
+    /// `rediss+sentinel://...` (TLS to the sentinels and to the servers):
+    /// the primary of SERVICE, as the sentinels name it.
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        service: String,
+        tls: bool,
+    },
 }
+
+/// The port of a sentinel when the URL gives none.
+pub const SENTINEL_PORT: u16 = 26379;
+/// The most sentinels a URL may list (a quorum is 3 or 5).
+pub const MAX_SENTINELS: usize = 16;
+/// The most `store.wait_replicas` can be.
+pub const MAX_WAIT_REPLICAS: u32 = 16;
 
 impl StoreUrl {
     pub fn parse(s: &str) -> Result<StoreUrl, String> {
@@ -26,7 +41,8 @@ impl StoreUrl {
         }
         let bad = |why: &str| {
             format!(
-                "{s:?} {why}: use \"redis://HOST:PORT\", \"rediss://HOST:PORT\" or \"unix:///PATH\""
+                "{s:?} {why}: use \"redis://HOST:PORT\", \"rediss://HOST:PORT\", \"unix:///PATH\" \
+                 or \"redis+sentinel://HOST:PORT,HOST:PORT/SERVICE\""
             )
         };
         if let Some(path) = s.strip_prefix("unix://") {
@@ -35,41 +51,92 @@ impl StoreUrl {
             }
             return Ok(StoreUrl::Unix(PathBuf::from(path)));
         }
-        let (tls, rest) = match (s.strip_prefix("redis://"), s.strip_prefix("rediss://")) {
-            (Some(rest), _) => (false, rest),
-            (_, Some(rest)) => (true, rest),
-            _ => return Err(bad("is not a store address")),
+        let schemes = [
+            ("redis://", false, false),
+            ("rediss://", true, false),
+            ("redis+sentinel://", false, true),
+            ("rediss+sentinel://", true, true),
+        ];
+        let Some((rest, tls, sentinel)) = schemes
+            .iter()
+            .find_map(|&(scheme, tls, sentinel)| Some((s.strip_prefix(scheme)?, tls, sentinel)))
+        else {
+            return Err(bad("is not a store address"));
         };
         if rest.contains('@') {
             return Err(bad(
-                "carries credentials: use store.user and store.password_file",
+                "carries credentials: use store.user and store.password_file \
+                 (store.sentinel_user and store.sentinel_password_file for sentinels)",
             ));
         }
+        if rest.contains(['?', '#']) {
+            return Err(bad("has options: there are none"));
+        }
+        if sentinel {
+            let Some((list, service)) = rest.split_once('/') else {
+                return Err(bad("names no service after the sentinels (/SERVICE)"));
+            };
+            let service = service.strip_suffix('/').unwrap_or(service);
+            let name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if service.is_empty() || service.len() > 64 || !service.chars().all(name) {
+                return Err(bad(
+                    "has a bad service name (1 to 64 of letters, digits and . _ -)",
+                ));
+            }
+            let sentinels = list
+                .split(',')
+                .map(|one| host_port(one, SENTINEL_PORT).map_err(&bad))
+                .collect::<Result<Vec<_>, _>>()?;
+            if sentinels.len() > MAX_SENTINELS {
+                return Err(bad("lists more than 16 sentinels"));
+            }
+            return Ok(StoreUrl::Sentinel {
+                sentinels,
+                service: service.to_string(),
+                tls,
+            });
+        }
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains(['/', '?', '#']) {
+        if rest.contains('/') {
             return Err(bad(
                 "has a path or options: keys are separated by store.prefix",
             ));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            // [v6]:port, host:port
-            Some((h, p)) if !h.ends_with(':') || h.starts_with('[') => {
-                let port = p.parse::<u16>().ok().filter(|&p| p > 0);
-                (h, port.ok_or_else(|| bad("has a bad port"))?)
-            }
-            _ => (rest, 6379),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':');
-        if host.is_empty() || !host.chars().all(plain) {
-            return Err(bad("has a bad host"));
-        }
-        Ok(StoreUrl::Tcp {
-            host: host.to_string(),
-            port,
-            tls,
-        })
+        let (host, port) = host_port(rest, 6379).map_err(bad)?;
+        Ok(StoreUrl::Tcp { host, port, tls })
     }
+
+    /// A Sentinel URL: the servers are found through sentinels.
+    pub fn is_sentinel(&self) -> bool {
+        matches!(self, StoreUrl::Sentinel { .. })
+    }
+
+    /// TLS to the servers (and to the sentinels).
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self,
+            StoreUrl::Tcp { tls: true, .. } | StoreUrl::Sentinel { tls: true, .. }
+        )
+    }
+}
+
+/// `HOST[:PORT]`, `[V6]:PORT` or a bare IPv6 address: the host (without
+/// brackets) and the port (`default` when none is given).
+fn host_port(text: &str, default: u16) -> Result<(String, u16), &'static str> {
+    let (host, port) = match text.rsplit_once(':') {
+        // [v6]:port, host:port
+        Some((h, p)) if !h.ends_with(':') || h.starts_with('[') => {
+            let port = p.parse::<u16>().ok().filter(|&p| p > 0);
+            (h, port.ok_or("has a bad port")?)
+        }
+        _ => (text, default),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':');
+    if host.is_empty() || !host.chars().all(plain) {
+        return Err("has a bad host");
+    }
+    Ok((host.to_string(), port))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -90,6 +157,12 @@ pub struct Store {
     pub timeout: Duration,
     pub on_unavailable: OnUnavailable,
     pub prefix: String,
+    /// With a Sentinel URL: the sentinels' ACL user; empty: `default`.
+    pub sentinel_user: String,
+    pub sentinel_password_file: Option<PathBuf>,
+    /// After a successful login's write: how many replicas must have
+    /// acknowledged it (`WAIT`) within the budget; 0: none.
+    pub wait_replicas: u32,
 }
 
 impl Default for Store {
@@ -102,6 +175,9 @@ impl Default for Store {
             timeout: Duration::from_millis(500),
             on_unavailable: OnUnavailable::Deny,
             prefix: "twostep:".into(),
+            sentinel_user: String::new(),
+            sentinel_password_file: None,
+            wait_replicas: 0,
         }
     }
 }
@@ -124,6 +200,9 @@ pub(super) struct RawStore {
     timeout: Option<StoreTimeout>,
     on_unavailable: Option<OnUnavailable>,
     prefix: Option<Prefix>,
+    sentinel_user: Option<AclUser>,
+    sentinel_password_file: Option<EmptyOrPath>,
+    wait_replicas: Option<WaitReplicas>,
 }
 
 impl RawStore {
@@ -137,6 +216,9 @@ impl RawStore {
             timeout: self.timeout.map_or(d.timeout, |t| t.0),
             on_unavailable: self.on_unavailable.unwrap_or(d.on_unavailable),
             prefix: self.prefix.map_or(d.prefix, |p| p.0),
+            sentinel_user: self.sentinel_user.map_or(d.sentinel_user, |u| u.0),
+            sentinel_password_file: self.sentinel_password_file.and_then(|p| p.0),
+            wait_replicas: self.wait_replicas.map_or(d.wait_replicas, |w| w.0),
         }
     }
 }
@@ -214,6 +296,20 @@ impl<'de> Deserialize<'de> for Prefix {
     }
 }
 
+/// `store.wait_replicas`: 0 to [`MAX_WAIT_REPLICAS`].
+struct WaitReplicas(u32);
+impl<'de> Deserialize<'de> for WaitReplicas {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u32::try_from(n) {
+            Ok(n) if n <= MAX_WAIT_REPLICAS => Ok(WaitReplicas(n)),
+            _ => Err(de::Error::custom(format!(
+                "{n} is out of range: from 0 (do not wait) to {MAX_WAIT_REPLICAS} replicas"
+            ))),
+        }
+    }
+}
+
 /// `store.timeout`: milliseconds allowed (`"500ms"`), 10ms to 10s.
 struct StoreTimeout(Duration);
 impl<'de> Deserialize<'de> for StoreTimeout {
@@ -268,6 +364,60 @@ mod tests {
         ];
         for (text, want) in good {
             assert_eq!(StoreUrl::parse(text), Ok(want), "{text}");
+        }
+        let sentinel = |list: &[(&str, u16)], service: &str, tls| StoreUrl::Sentinel {
+            sentinels: list.iter().map(|&(h, p)| (h.to_string(), p)).collect(),
+            service: service.into(),
+            tls,
+        };
+        let good = [
+            (
+                "redis+sentinel://10.0.0.1:26379,10.0.0.2:26380,s3.example.com/twostep",
+                sentinel(
+                    &[
+                        ("10.0.0.1", 26379),
+                        ("10.0.0.2", 26380),
+                        ("s3.example.com", 26379),
+                    ],
+                    "twostep",
+                    false,
+                ),
+            ),
+            (
+                "rediss+sentinel://[2001:db8::7]:5000/my_svc.1-a/",
+                sentinel(&[("2001:db8::7", 5000)], "my_svc.1-a", true),
+            ),
+            (
+                "redis+sentinel://s1/x",
+                sentinel(&[("s1", SENTINEL_PORT)], "x", false),
+            ),
+        ];
+        for (text, want) in good {
+            let got = StoreUrl::parse(text);
+            assert_eq!(got, Ok(want), "{text}");
+            assert!(got.is_ok_and(|u| u.is_sentinel()), "{text}");
+        }
+        let seventeen = vec!["10.0.0.1:26379"; 17].join(",");
+        // (URL, words the message must contain)
+        let bad_sentinels = [
+            ("redis+sentinel://s1:26379", "no service"),
+            ("redis+sentinel://s1:26379/", "service name"),
+            ("redis+sentinel://s1:26379/a/b", "service name"),
+            ("redis+sentinel://s1:26379/a b", "service name"),
+            ("redis+sentinel://s1:26379/{x}", "service name"),
+            ("redis+sentinel:///svc", "bad host"),
+            ("redis+sentinel://s1,,s2/svc", "bad host"),
+            ("redis+sentinel://s1:0/svc", "bad port"),
+            ("redis+sentinel://s1:99999/svc", "bad port"),
+            ("redis+sentinel://u:pw@s1/svc", "sentinel_password_file"),
+            ("redis+sentinel://s1/svc?db=1", "options"),
+            ("sentinel://s1/svc", "not a store address"),
+            ("redis+sentinels://s1/svc", "not a store address"),
+            (&format!("redis+sentinel://{seventeen}/svc"), "more than 16"),
+        ];
+        for (text, why) in bad_sentinels {
+            let err = StoreUrl::parse(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
         }
         let bad = [
             "valkey:6379",

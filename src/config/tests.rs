@@ -339,6 +339,9 @@ ca_file = "/etc/twostep/ca.pem"
 timeout = "250ms"
 on_unavailable = "local"
 prefix = "mfa:"
+sentinel_user = "twostep-sentinel"
+sentinel_password_file = "/etc/twostep/sentinel.password"
+wait_replicas = 1
 [self_service]
 enabled = true
 allow_disable = true
@@ -409,6 +412,12 @@ allow_disable = true
     assert_eq!(cfg.store.timeout, Duration::from_millis(250));
     assert_eq!(cfg.store.on_unavailable, OnUnavailable::Local);
     assert_eq!(cfg.store.prefix, "mfa:");
+    assert_eq!(cfg.store.sentinel_user, "twostep-sentinel");
+    assert_eq!(
+        cfg.store.sentinel_password_file,
+        Some(PathBuf::from("/etc/twostep/sentinel.password"))
+    );
+    assert_eq!(cfg.store.wait_replicas, 1);
     assert_eq!(
         cfg.self_service,
         SelfService {
@@ -489,6 +498,23 @@ fn bad_outbound_and_fleet_values_name_their_key() {
         (
             "[store]\npassword_file = \"pw\"\n",
             &["store.password_file"],
+        ),
+        (
+            "[store]\nsentinel_password_file = \"pw\"\n",
+            &["store.sentinel_password_file"],
+        ),
+        (
+            "[store]\nsentinel_user = \"a b\"\n",
+            &["store.sentinel_user"],
+        ),
+        (
+            "[store]\nwait_replicas = 17\n",
+            &["store.wait_replicas", "0 (do not wait) to 16"],
+        ),
+        ("[store]\nwait_replicas = -1\n", &["store.wait_replicas"]),
+        (
+            "[store]\nurl = \"redis+sentinel://s1:26379\"\n",
+            &["store.url", "SERVICE"],
         ),
         (
             "[self_service]\nenabled = \"yes\"\n",

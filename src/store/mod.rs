@@ -18,6 +18,7 @@
 
 mod fallback;
 pub mod file;
+mod primary;
 pub mod shared;
 pub mod valkey;
 
@@ -40,7 +41,7 @@ pub fn open(config: &Config) -> Box<dyn Store> {
     if config.store.url == StoreUrl::Local {
         return Box::new(file::FileStore::new(&config.state_dir));
     }
-    let shared = shared::SharedStore::new(&config.store);
+    let shared = shared::SharedStore::new(&config.store, Some(&config.state_dir));
     match config.store.on_unavailable {
         OnUnavailable::Deny => Box::new(shared),
         OnUnavailable::Local => Box::new(fallback::Fallback::new(

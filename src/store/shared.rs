@@ -5,9 +5,20 @@
 //! adds up across the call's operations, and each waits only for what is
 //! left. A store that does not answer delays a login by at most that; the
 //! time the person spends at the prompt does not count.
+//!
+//! With a Sentinel URL, the connection is opened to the primary that
+//! `valkey::sentinel` finds (the one found last first, `primary::Hint`),
+//! within the same budget. A write refused as a replica refuses it
+//! (READONLY: the primary was demoted meanwhile, nothing was written) is
+//! made again, once, on the primary the sentinels name then.
+//!
+//! `store.wait_replicas`: a success is written, then `WAIT`ed for; if
+//! fewer replicas acknowledged it within the budget, the login is denied
+//! (a failover could lose it, and the code with it could be accepted again).
 #![forbid(unsafe_code)]
 
-use super::valkey::{Client, Reply, Script, StoreError as ClientError, scripts};
+use super::primary::Hint;
+use super::valkey::{Client, Reply, Script, StoreError as ClientError, scripts, sentinel};
 use super::{
     Attempt, Begun, Committed, Counted, DeviceId, DeviceStep, Failed, Held, Issued, NewCode,
     Origin, Purpose, Refusal, Remembered, Sendable, SentCode, StepKey, Store, StoreError, Success,
@@ -18,6 +29,7 @@ use crate::config::{self, Codes, Tier};
 use crate::lockout::{Counters, NewLock};
 use crate::user::UserName;
 use std::cell::{Cell, RefCell};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub struct SharedStore {
@@ -28,19 +40,58 @@ pub struct SharedStore {
     /// The last state read, and whose: what a code attempt is judged
     /// against without reading it again (a write forgets it).
     snapshot: RefCell<Option<(UserName, UserState)>>,
+    /// With a Sentinel URL: where the primary was found last.
+    hint: Option<Hint>,
 }
 
 /// The decoy's key: a name no user can have (names may not start with '.').
 const DECOY_KEY: &str = ".decoy";
 
 impl SharedStore {
-    /// A store that will connect on first use.
-    pub fn new(config: &config::Store) -> SharedStore {
+    /// A store that will connect on first use. `state_dir`: where a
+    /// Sentinel URL's primary is remembered between processes (none: in
+    /// this process only).
+    pub fn new(config: &config::Store, state_dir: Option<&Path>) -> SharedStore {
+        let hint = match &config.url {
+            config::StoreUrl::Sentinel {
+                sentinels,
+                service,
+                tls,
+            } => {
+                let scheme = if *tls { "rediss" } else { "redis" };
+                let list: Vec<String> = sentinels.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+                let url = format!("{scheme}+sentinel://{}/{service}", list.join(","));
+                Some(Hint::new(url, state_dir))
+            }
+            _ => None,
+        };
         SharedStore {
             config: config.clone(),
             spent: Cell::new(Duration::ZERO),
             client: RefCell::new(None),
             snapshot: RefCell::new(None),
+            hint,
+        }
+    }
+
+    /// A new connection: to `store.url`, or to the primary a Sentinel URL
+    /// leads to.
+    fn open(&self, deadline: Instant) -> Result<Client, ClientError> {
+        let Some(hint) = &self.hint else {
+            return Client::open(&self.config, deadline);
+        };
+        let known = hint.get();
+        match sentinel::open(&self.config, known.as_ref(), deadline) {
+            Ok(opened) => {
+                hint.set(&opened.primary, known.as_ref());
+                Ok(opened.client)
+            }
+            Err(e) => {
+                if known.is_some() {
+                    hint.forget();
+                }
+                Err(e)
+            }
         }
     }
 
@@ -71,30 +122,86 @@ impl SharedStore {
     }
 
     /// Runs `f` on the connection, opening it first if need be. A failed
-    /// connection is dropped (its state is unknown).
+    /// connection is dropped (its state is unknown). With a Sentinel URL, a
+    /// READONLY refusal (nothing done: the server is a replica now) runs
+    /// `f` once more on the primary the sentinels name.
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Client, Instant) -> Result<T, ClientError>,
+        mut f: impl FnMut(&mut Client, Instant) -> Result<T, ClientError>,
     ) -> Result<T, StoreError> {
         let start = Instant::now();
         let left = self.config.timeout.saturating_sub(self.spent.get());
         let deadline = start + left;
         let result = (|| {
             let mut slot = self.client.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(Client::open(&self.config, deadline)?);
-            }
-            let Some(client) = slot.as_mut() else {
-                return Err(ClientError::Connect("no connection".into()));
-            };
-            let result = f(client, deadline);
-            if result.is_err() {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let client = match slot.as_mut() {
+                    Some(client) => client,
+                    None => slot.insert(self.open(deadline)?),
+                };
+                let result = f(client, deadline);
+                let Err(e) = result else {
+                    return result;
+                };
                 *slot = None;
+                if let Some(hint) = &self.hint
+                    && sentinel::moved(&e)
+                {
+                    hint.forget();
+                    if tries == 1 && e.server_code() == Some("READONLY") {
+                        continue;
+                    }
+                }
+                return Err(e);
             }
-            result
         })();
         self.spent.set(self.spent.get() + start.elapsed());
         result.map_err(unavailable)
+    }
+
+    /// `store.wait_replicas`: waits, within the budget, until that many
+    /// replicas acknowledged what this connection wrote. The server is
+    /// told to wait for all that is left: it ends a WAIT up to its cron
+    /// period (100ms at hz 10) late, so its own answer may come after the
+    /// budget; no answer by then is no acknowledgement.
+    fn wait_for_replicas(&self) -> Result<(), StoreError> {
+        let want = self.config.wait_replicas;
+        if want == 0 {
+            return Ok(());
+        }
+        let n = want.to_string();
+        let short = |got: &str| StoreError::Unavailable {
+            reason: "replicas",
+            detail: format!(
+                "the success was acknowledged by fewer than the {want} replica(s) of \
+                 store.wait_replicas within store.timeout ({got}): denied, the code stays used"
+            ),
+        };
+        let reply = self.with(|c, deadline| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // WAIT 0 would wait for ever.
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+            c.call(
+                &[b"WAIT", n.as_bytes(), ms.to_string().as_bytes()],
+                deadline,
+            )
+        });
+        match reply {
+            Ok(reply) => {
+                let acked = int(&reply).ok_or_else(|| garbled("WAIT"))?;
+                if acked >= u64::from(want) {
+                    Ok(())
+                } else {
+                    Err(short(&format!("{acked} did")))
+                }
+            }
+            Err(StoreError::Unavailable {
+                reason: "timeout", ..
+            }) => Err(short("no answer in time")),
+            Err(e) => Err(e),
+        }
     }
 
     fn run(&self, script: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Result<Reply, StoreError> {
@@ -395,7 +502,10 @@ impl Attempt for SharedAttempt<'_> {
             return Err(garbled("a success"));
         };
         let why = match v.first().and_then(text) {
-            Some(b"done") => return Ok(Committed::Done),
+            Some(b"done") => {
+                s.wait_for_replicas()?;
+                return Ok(Committed::Done);
+            }
             Some(b"locked") => {
                 let until = v.get(1).and_then(int).ok_or_else(|| garbled("a success"))?;
                 return Ok(Committed::Locked { until });

@@ -23,10 +23,16 @@ pub enum StoreError {
     /// The configuration cannot be used (a password file that others can
     /// read, a host name that would need DNS, ...).
     Config(String),
+    /// With a Sentinel URL: no sentinel answered, or none named a primary.
+    Sentinel(String),
+    /// With a Sentinel URL: the server named says it is not a primary
+    /// (`ROLE`); nothing was written there.
+    NotPrimary(String),
 }
 
 impl StoreError {
-    /// `timeout`, `connect`, `auth`, `refused`, `protocol`, `tls` or `config`.
+    /// `timeout`, `connect`, `auth`, `refused`, `protocol`, `tls`, `config`,
+    /// `sentinel` or `not_primary`.
     pub fn reason(&self) -> &'static str {
         match self {
             StoreError::Timeout { .. } => "timeout",
@@ -36,6 +42,8 @@ impl StoreError {
             StoreError::Protocol(_) => "protocol",
             StoreError::Tls(_) => "tls",
             StoreError::Config(_) => "config",
+            StoreError::Sentinel(_) => "sentinel",
+            StoreError::NotPrimary(_) => "not_primary",
         }
     }
 
@@ -63,6 +71,8 @@ impl fmt::Display for StoreError {
             }
             StoreError::Tls(why) => write!(f, "TLS with the store failed: {why}"),
             StoreError::Config(why) => write!(f, "store configuration: {why}"),
+            StoreError::Sentinel(why) => write!(f, "no sentinel named the primary: {why}"),
+            StoreError::NotPrimary(why) => write!(f, "the server named is not a primary: {why}"),
         }
     }
 }
@@ -101,12 +111,22 @@ mod tests {
             StoreError::Protocol("x".into()),
             StoreError::Tls("x".into()),
             StoreError::Config("x".into()),
+            StoreError::Sentinel("x".into()),
+            StoreError::NotPrimary("x".into()),
         ];
         let words: Vec<_> = all.iter().map(StoreError::reason).collect();
         assert_eq!(
             words,
             [
-                "timeout", "connect", "auth", "refused", "protocol", "tls", "config"
+                "timeout",
+                "connect",
+                "auth",
+                "refused",
+                "protocol",
+                "tls",
+                "config",
+                "sentinel",
+                "not_primary"
             ]
         );
     }

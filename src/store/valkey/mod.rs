@@ -24,6 +24,7 @@ pub mod scripts;
 mod openssl;
 pub mod password;
 pub mod resp;
+pub mod sentinel;
 mod transport;
 
 pub use error::StoreError;
@@ -107,6 +108,10 @@ impl Script {
     }
 }
 
+/// The keys that give a user and its password, for messages.
+type CredentialKeys = (&'static str, &'static str);
+const STORE_KEYS: CredentialKeys = ("store.user", "store.password_file");
+
 /// The largest read: a reply is parsed again after each one.
 const READ_CHUNK: usize = 4096;
 
@@ -131,7 +136,8 @@ impl Client {
     /// Connects to `url` and, with a password, sends `AUTH user password`
     /// (the user `default` when `user` is empty). `ca_file` is for
     /// `rediss://`: the CA certificates (PEM) that the server's certificate
-    /// must chain to, instead of the system's.
+    /// must chain to, instead of the system's. A Sentinel URL names no
+    /// server: `sentinel` finds the primary and connects to it.
     pub fn connect(
         url: &StoreUrl,
         user: &str,
@@ -139,63 +145,114 @@ impl Client {
         ca_file: Option<&Path>,
         deadline: Instant,
     ) -> Result<Client, StoreError> {
-        let conn = match url {
+        let mut client = match url {
             StoreUrl::Local => {
                 return Err(StoreError::Config(
                     "store.url is empty: no store is configured".into(),
                 ));
             }
-            StoreUrl::Unix(path) => Conn::Plain(Socket::unix(path, deadline)?),
+            StoreUrl::Sentinel { .. } => {
+                return Err(StoreError::Config(
+                    "a Sentinel store.url names no server: the sentinels are asked for it".into(),
+                ));
+            }
+            StoreUrl::Unix(path) => Client::new(Conn::Plain(Socket::unix(path, deadline)?)),
             StoreUrl::Tcp { host, port, tls } => {
-                let socket = Socket::tcp(host, *port, Path::new(transport::HOSTS), deadline)?;
-                if *tls {
-                    let stream = openssl::TlsStream::handshake(socket, host, ca_file, deadline)?;
-                    Conn::Tls(Box::new(stream))
-                } else {
-                    Conn::Plain(socket)
-                }
+                Client::reach(host, *port, *tls, ca_file, deadline)?
             }
         };
-        let mut client = Client {
+        client.authenticate(STORE_KEYS, user, password, None, deadline)?;
+        Ok(client)
+    }
+
+    fn new(conn: Conn) -> Client {
+        Client {
             conn,
             buf: Vec::new(),
             broken: false,
-        };
-        match (password, user.is_empty()) {
+        }
+    }
+
+    /// A connection to `host:port` (with TLS, the handshake done), not
+    /// authenticated yet.
+    fn reach(
+        host: &str,
+        port: u16,
+        tls: bool,
+        ca_file: Option<&Path>,
+        deadline: Instant,
+    ) -> Result<Client, StoreError> {
+        let socket = Socket::tcp(host, port, Path::new(transport::HOSTS), deadline)?;
+        Ok(Client::new(if tls {
+            let stream = openssl::TlsStream::handshake(socket, host, ca_file, deadline)?;
+            Conn::Tls(Box::new(stream))
+        } else {
+            Conn::Plain(socket)
+        }))
+    }
+
+    /// With a password, `AUTH user password`; and `then`, if any, sent in
+    /// the same round trip (after AUTH), its reply returned as it came (an
+    /// error reply included).
+    fn authenticate(
+        &mut self,
+        keys: CredentialKeys,
+        user: &str,
+        password: Option<&[u8]>,
+        then: Option<&[&[u8]]>,
+        deadline: Instant,
+    ) -> Result<Option<Reply>, StoreError> {
+        let auth: Vec<&[u8]> = match (password, user.is_empty()) {
             (Some(password), _) => {
                 let user = if user.is_empty() { "default" } else { user };
-                match client.call(&[b"AUTH", user.as_bytes(), password], deadline) {
-                    Ok(_) => {}
-                    Err(StoreError::Refused(why)) => return Err(StoreError::Auth(why)),
-                    Err(e) => return Err(e),
-                }
+                vec![b"AUTH", user.as_bytes(), password]
             }
-            (None, true) => {}
+            (None, true) => Vec::new(),
             (None, false) => {
-                return Err(StoreError::Config(
-                    "store.user is set but store.password_file is not".into(),
-                ));
+                return Err(StoreError::Config(format!(
+                    "{} is set but {} is not",
+                    keys.0, keys.1
+                )));
             }
+        };
+        let commands: Vec<&[&[u8]]> = [auth.as_slice()]
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .chain(then)
+            .collect();
+        if commands.is_empty() {
+            return Ok(None);
         }
-        Ok(client)
+        let mut replies = self.exchange_all(&commands, deadline)?.into_iter();
+        if !auth.is_empty()
+            && let Some(Reply::Error(text)) = replies.next()
+        {
+            return Err(StoreError::Auth(error::server_text(&text)));
+        }
+        Ok(replies.next())
     }
 
     /// Sends one command and reads its reply. An error reply is
     /// [`StoreError::Refused`] (its text escaped and bounded).
     pub fn call(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Reply, StoreError> {
-        if self.broken {
-            return Err(StoreError::Connect(
-                "the connection was given up after an earlier error".into(),
-            ));
+        match self.exchange_all(&[args], deadline)?.pop() {
+            None => Err(StoreError::Protocol("no reply".into())),
+            Some(Reply::Error(text)) => Err(StoreError::Refused(error::server_text(&text))),
+            Some(reply) => Ok(reply),
         }
-        let result = self.exchange(args, deadline);
+    }
+
+    /// Sends `commands` at once, and reads their replies, in order.
+    fn exchange_all(
+        &mut self,
+        commands: &[&[&[u8]]],
+        deadline: Instant,
+    ) -> Result<Vec<Reply>, StoreError> {
+        let result = self.exchange(commands, deadline);
         if result.is_err() {
             self.broken = true;
         }
-        match result? {
-            Reply::Error(text) => Err(StoreError::Refused(error::server_text(&text))),
-            reply => Ok(reply),
-        }
+        result
     }
 
     /// Runs `script` by its SHA-1 (`EVALSHA`); when the server does not have
@@ -228,14 +285,45 @@ impl Client {
         }
     }
 
-    fn exchange(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Reply, StoreError> {
-        // The command may hold the password: wiped once sent.
+    fn exchange(
+        &mut self,
+        commands: &[&[&[u8]]],
+        deadline: Instant,
+    ) -> Result<Vec<Reply>, StoreError> {
+        if self.broken {
+            return Err(StoreError::Connect(
+                "the connection was given up after an earlier error".into(),
+            ));
+        }
+        // The commands may hold the password: wiped once sent.
         let mut out = Zeroizing::new(Vec::new());
-        resp::encode(args, &mut out);
+        for args in commands {
+            resp::encode(args, &mut out);
+        }
         self.conn.write_all(&out, deadline, "sending a command")?;
         self.buf.clear();
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut used = 0;
         let mut chunk = [0u8; READ_CHUNK];
         loop {
+            while replies.len() < commands.len() {
+                match resp::parse(self.buf.get(used..).unwrap_or_default()) {
+                    Ok(Some((reply, n))) => {
+                        replies.push(reply);
+                        used += n;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(StoreError::Protocol(e.to_string())),
+                }
+            }
+            if replies.len() == commands.len() {
+                if used != self.buf.len() {
+                    return Err(StoreError::Protocol(
+                        "more bytes than the replies asked for".into(),
+                    ));
+                }
+                return Ok(replies);
+            }
             let n = self
                 .conn
                 .read(&mut chunk, deadline, "waiting for a reply")?;
@@ -247,16 +335,6 @@ impl Client {
                 });
             };
             self.buf.extend_from_slice(got);
-            match resp::parse(&self.buf) {
-                Ok(Some((reply, used))) if used == self.buf.len() => return Ok(reply),
-                Ok(Some(_)) => {
-                    return Err(StoreError::Protocol(
-                        "more bytes than the one reply asked for".into(),
-                    ));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(StoreError::Protocol(e.to_string())),
-            }
         }
     }
 }

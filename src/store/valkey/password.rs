@@ -15,12 +15,21 @@ const MAX_PASSWORD: usize = 4096;
 /// CRLF), as an editor or `echo` leaves it, is not part of the password. The
 /// bytes are wiped when the returned value is dropped.
 pub fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    read_owned_by(path, fsutil::expected_owner())
+    read_for("store.password_file", path)
 }
 
-pub(super) fn read_owned_by(path: &Path, owner: u32) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    let bad =
-        |why: String| StoreError::Config(format!("store.password_file {}: {why}", path.display()));
+/// [`read`], for the key `key` (named in errors): `store.password_file`
+/// or `store.sentinel_password_file`.
+pub fn read_for(key: &str, path: &Path) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    read_owned_by(key, path, fsutil::expected_owner())
+}
+
+pub(super) fn read_owned_by(
+    key: &str,
+    path: &Path,
+    owner: u32,
+) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let bad = |why: String| StoreError::Config(format!("{key} {}: {why}", path.display()));
     let file = fsutil::open_nofollow(path, false)
         .map_err(|e| fsutil::classify_open_error(e, bad, |e| bad(e.to_string())))?;
     let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
@@ -62,7 +71,7 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             p
         };
-        let ok = |p: &Path| read_owned_by(p, me).map(|b| b.to_vec());
+        let ok = |p: &Path| read_owned_by("store.password_file", p, me).map(|b| b.to_vec());
         assert_eq!(ok(&file("lf", b"s3cret\n", 0o600)).unwrap(), b"s3cret");
         assert_eq!(ok(&file("crlf", b"s3cret\r\n", 0o400)).unwrap(), b"s3cret");
         assert_eq!(
@@ -83,7 +92,14 @@ mod tests {
         let link = dir.join("link");
         std::os::unix::fs::symlink(dir.join("lf"), &link).unwrap();
         assert!(ok(&link).unwrap_err().to_string().contains("symbolic link"));
-        let not_mine = read_owned_by(&dir.join("lf"), me + 1).unwrap_err();
+        let not_mine =
+            read_owned_by("store.sentinel_password_file", &dir.join("lf"), me + 1).unwrap_err();
+        assert!(
+            not_mine
+                .to_string()
+                .contains("store.sentinel_password_file"),
+            "{not_mine}"
+        );
         assert!(not_mine.to_string().contains("owned by"), "{not_mine}");
         assert!(
             ok(&dir)
