@@ -276,21 +276,8 @@ fn tls_with_a_test_ca() {
     redis::make_certs(&certs);
     let tls_port = redis::free_port();
     let c = |f: &str| certs.join(f).display().to_string();
-    let redis = Redis::start(
-        "tls",
-        &[
-            "--tls-port",
-            &tls_port.to_string(),
-            "--tls-cert-file",
-            &c("server.crt"),
-            "--tls-key-file",
-            &c("server.key"),
-            "--tls-ca-cert-file",
-            &c("ca.crt"),
-            "--tls-auth-clients",
-            "no",
-        ],
-    );
+    let tls = redis::tls_args(&certs, tls_port);
+    let redis = Redis::start("tls", &tls.iter().map(String::as_str).collect::<Vec<_>>());
     let url = format!("rediss://127.0.0.1:{tls_port}");
     let store = store_section(
         &redis,

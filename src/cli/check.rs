@@ -8,6 +8,7 @@ use crate::config::{Config, LostDeviceMethod};
 use crate::delivery::{self, outbox};
 use crate::fsutil;
 use crate::secret::{self, Method};
+use crate::store::valkey::sentinel::{self, Addr};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -25,7 +26,10 @@ use std::path::Path;
                   that the accounts email.user and sms.user name, if any, exist.\n\n\
                   With a shared store (store.url): its password file, and that it answers,\n\
                   accepts the credentials and lets this host run every script and command;\n\
-                  a warning (exit status unchanged) when any local user can connect to it.\n\n\
+                  a warning (exit status unchanged) when any local user can connect to it.\n\
+                  With a Sentinel URL: the primary each sentinel names (one down, or sentinels\n\
+                  that disagree: a warning; none naming one: a problem). With\n\
+                  store.wait_replicas: that enough replicas acknowledge a write in time.\n\n\
                   Exit status: 0 if all is well, 2 if anything is wrong (each problem is printed)."
 )]
 pub struct Args {}
@@ -101,9 +105,18 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
         }
     }
     problems.extend(delivery_problems(c)?);
+    let sentinels = sentinel_report(&c.store);
+    for line in &sentinels.said {
+        println!("{}", term::escape(line));
+    }
+    problems.extend(sentinels.problems);
     problems.extend(store_problems(c));
-    for w in store_warnings(c) {
-        println!("warning: {}", term::escape(&w));
+    for w in sentinels
+        .warnings
+        .iter()
+        .chain(&store_warnings(c, &sentinels.reached))
+    {
+        println!("warning: {}", term::escape(w));
     }
     if problems.is_empty() {
         println!("{}: OK", ctx.config_path.display());
@@ -129,16 +142,123 @@ fn store_problems(c: &Config) -> Vec<String> {
     if store.url == StoreUrl::Local {
         return problems;
     }
-    let tls = matches!(store.url, StoreUrl::Tcp { tls: true, .. });
-    if store.ca_file.is_some() && !tls {
-        problems
-            .push("store.ca_file is set, but store.url is not rediss://: it is not used".into());
+    if store.ca_file.is_some() && !store.url.is_tls() {
+        problems.push(
+            "store.ca_file is set, but store.url is not rediss:// or rediss+sentinel://: \
+             it is not used"
+                .into(),
+        );
     }
     if !store.user.is_empty() && store.password_file.is_none() {
         problems.push("store.user is set, but store.password_file is not".into());
     }
+    if store.url.is_sentinel() {
+        if !store.sentinel_user.is_empty() && store.sentinel_password_file.is_none() {
+            problems
+                .push("store.sentinel_user is set, but store.sentinel_password_file is not".into());
+        }
+        if let Some(path) = &store.sentinel_password_file
+            && let Err(e) =
+                crate::store::valkey::password::read_for("store.sentinel_password_file", path)
+        {
+            problems.push(e.to_string());
+        }
+    } else if !store.sentinel_user.is_empty() || store.sentinel_password_file.is_some() {
+        problems.push(
+            "store.sentinel_user or store.sentinel_password_file is set, but store.url is \
+             not a Sentinel URL (redis+sentinel://): they are not used"
+                .into(),
+        );
+    }
     problems.extend(crate::store::shared::SharedStore::new(store, None).problems());
     problems
+}
+
+/// What `twostep check` learned from the sentinels of a Sentinel URL.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SentinelReport {
+    /// One line for each sentinel that named a primary.
+    said: Vec<String>,
+    warnings: Vec<String>,
+    problems: Vec<String>,
+    /// The sentinels that answered, and the primaries they named.
+    reached: Vec<Addr>,
+}
+
+/// Asks every sentinel (each within store.timeout) which server is the
+/// primary.
+fn sentinel_report(store: &crate::config::Store) -> SentinelReport {
+    let crate::config::StoreUrl::Sentinel {
+        sentinels, service, ..
+    } = &store.url
+    else {
+        return SentinelReport::default();
+    };
+    let answers: Vec<_> = sentinels
+        .iter()
+        .map(|(host, port)| {
+            let at = Addr {
+                host: host.clone(),
+                port: *port,
+            };
+            let deadline = std::time::Instant::now() + store.timeout;
+            let answer = sentinel::ask_one(store, &at, deadline).map_err(|e| e.to_string());
+            (at, answer)
+        })
+        .collect();
+    judge_sentinels(service, &answers)
+}
+
+/// A sentinel, and the primary it named (or none), or why it did not answer.
+type Answer = (Addr, Result<Option<Addr>, String>);
+
+/// What the sentinels' answers mean: an unreachable sentinel, one that
+/// knows no primary, or sentinels that disagree are warnings (logins still
+/// find a primary); none naming one is a problem (every login is denied).
+fn judge_sentinels(service: &str, answers: &[Answer]) -> SentinelReport {
+    let mut r = SentinelReport::default();
+    let mut named: Vec<(&Addr, &Addr)> = Vec::new();
+    for (at, answer) in answers {
+        match answer {
+            Ok(Some(primary)) => {
+                r.said.push(format!(
+                    "store.url: sentinel {at} names {primary} as the primary of {service:?}"
+                ));
+                r.reached.push(at.clone());
+                if !r.reached.contains(primary) {
+                    r.reached.push(primary.clone());
+                }
+                named.push((at, primary));
+            }
+            Ok(None) => {
+                r.reached.push(at.clone());
+                r.warnings.push(format!(
+                    "store.url: sentinel {at} knows no primary of {service:?}"
+                ));
+            }
+            Err(e) => r.warnings.push(format!("store.url: sentinel {at}: {e}")),
+        }
+    }
+    match named.first() {
+        None => r.problems.push(format!(
+            "store.url: no sentinel named a primary of {service:?}: every login is denied \
+             (store_unavailable reason=sentinel)"
+        )),
+        Some((_, first)) if named.iter().any(|(_, p)| p != first) => {
+            let who: Vec<String> = named
+                .iter()
+                .map(|(at, p)| format!("{at} names {p}"))
+                .collect();
+            r.warnings.push(format!(
+                "store.url: the sentinels disagree on the primary ({}): a failover under way, \
+                 or sentinels that do not watch the same servers; logins believe the first \
+                 that answers",
+                who.join(", ")
+            ));
+        }
+        Some(_) => {}
+    }
+    r
 }
 
 /// The user the probe runs as: `nobody` on Debian, and a uid that owns
@@ -151,17 +271,35 @@ const NOBODY: u32 = 65534;
 /// refuses every login on every host (with `on_unavailable = "deny"`).
 /// Learned by connecting as uid 65534: a unix socket's permissions and an
 /// owner-match firewall rule are what it meets.
-fn store_warnings(c: &Config) -> Vec<String> {
+/// With a Sentinel URL, `reached` are the sentinels that answered and the
+/// primaries they named: each is probed, since a local user who holds a
+/// sentinel's connections keeps logins from finding the primary.
+fn store_warnings(c: &Config, reached: &[Addr]) -> Vec<String> {
     use crate::config::StoreUrl;
-    let target = match &c.store.url {
-        StoreUrl::Local | StoreUrl::Sentinel { .. } => return Vec::new(),
-        StoreUrl::Tcp { host, port, .. } => format!("tcp:{host}:{port}"),
-        StoreUrl::Unix(path) => format!("unix:{}", path.display()),
-    };
+    match &c.store.url {
+        StoreUrl::Local => Vec::new(),
+        StoreUrl::Tcp { host, port, .. } => probe_as_nobody(c, "the store", &tcp(host, *port)),
+        StoreUrl::Unix(path) => {
+            probe_as_nobody(c, "the store", &format!("unix:{}", path.display()))
+        }
+        StoreUrl::Sentinel { .. } => reached
+            .iter()
+            .flat_map(|a| probe_as_nobody(c, &a.to_string(), &tcp(&a.host, a.port)))
+            .collect(),
+    }
+}
+
+fn tcp(host: &str, port: u16) -> String {
+    format!("tcp:{host}:{port}")
+}
+
+/// Whether uid 65534 can connect to `target` (`what`, for the message).
+fn probe_as_nobody(c: &Config, what: &str, target: &str) -> Vec<String> {
+    use crate::config::StoreUrl;
     let probe = std::env::current_exe().and_then(|exe| {
         use std::os::unix::process::CommandExt;
         std::process::Command::new(exe)
-            .args(["probe-store-as-nobody", &target])
+            .args(["probe-store-as-nobody", target])
             .uid(NOBODY)
             .gid(NOBODY)
             .env_clear()
@@ -176,14 +314,14 @@ fn store_warnings(c: &Config) -> Vec<String> {
                ! --uid-owner 0 -j REJECT); see pam_twostep(8), FLEET";
     match probe {
         Ok(status) if status.success() => vec![format!(
-            "store.url: any local user can connect to the store (uid {NOBODY} did), and by \
+            "store.url: any local user can connect to {what} (uid {NOBODY} did), and by \
              holding connections use up its maxclients, which refuses every login on every \
              host; limit it with {fix}"
         )],
         Ok(_) => Vec::new(),
-        Err(e) if matches!(c.store.url, StoreUrl::Tcp { .. }) => vec![format!(
-            "store.url: could not test whether other local users can connect ({e}); over \
-             TCP they can unless a firewall rule says otherwise: {fix}"
+        Err(e) if !matches!(c.store.url, StoreUrl::Unix(_)) => vec![format!(
+            "store.url: could not test whether other local users can connect to {what} ({e}); \
+             over TCP they can unless a firewall rule says otherwise: {fix}"
         )],
         Err(_) => Vec::new(),
     }
@@ -272,4 +410,80 @@ fn delivery_problems(c: &Config) -> Result<Vec<String>, CliError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_sentinels_answers_mean() {
+        let a = |port| Addr {
+            host: "10.0.0.1".into(),
+            port,
+        };
+        let refused = || Err("cannot reach the store: refused".to_string());
+        // (answers, the words of each warning, of each problem)
+        type Case = (Vec<Answer>, Vec<&'static str>, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
+            (
+                vec![(a(1), Ok(Some(a(9)))), (a(2), Ok(Some(a(9))))],
+                vec![],
+                vec![],
+            ),
+            (
+                vec![(a(1), refused()), (a(2), Ok(Some(a(9))))],
+                vec!["sentinel 10.0.0.1:1: cannot reach"],
+                vec![],
+            ),
+            (
+                vec![(a(1), Ok(Some(a(9)))), (a(2), Ok(Some(a(8))))],
+                vec![
+                    "disagree on the primary (10.0.0.1:1 names 10.0.0.1:9, 10.0.0.1:2 names 10.0.0.1:8)",
+                ],
+                vec![],
+            ),
+            (
+                vec![(a(1), Ok(None)), (a(2), Ok(Some(a(9))))],
+                vec!["10.0.0.1:1 knows no primary of \"svc\""],
+                vec![],
+            ),
+            (
+                vec![(a(1), refused()), (a(2), Ok(None))],
+                vec!["cannot reach", "knows no primary"],
+                vec!["no sentinel named a primary of \"svc\""],
+            ),
+            (
+                vec![(a(1), refused()), (a(2), refused())],
+                vec!["10.0.0.1:1", "10.0.0.1:2"],
+                vec!["reason=sentinel"],
+            ),
+        ];
+        for (answers, warnings, problems) in cases {
+            let r = judge_sentinels("svc", &answers);
+            let fits = |got: &[String], want: &[&str]| {
+                got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g.contains(w))
+            };
+            assert!(
+                fits(&r.warnings, &warnings),
+                "{answers:?}: {:?}",
+                r.warnings
+            );
+            assert!(
+                fits(&r.problems, &problems),
+                "{answers:?}: {:?}",
+                r.problems
+            );
+        }
+        let r = judge_sentinels("svc", &[(a(1), Ok(Some(a(9)))), (a(2), refused())]);
+        assert_eq!(
+            r.reached,
+            [a(1), a(9)],
+            "the answering sentinel and its primary"
+        );
+        assert_eq!(
+            r.said,
+            ["store.url: sentinel 10.0.0.1:1 names 10.0.0.1:9 as the primary of \"svc\""]
+        );
+    }
 }

@@ -920,6 +920,13 @@ impl SharedStore {
                 problems.push(format!("store: {what}: {e}"));
             }
         }
+        // The check's writes, acknowledged as a login's success must be.
+        if let Err(e) = self.wait_for_replicas() {
+            problems.push(format!(
+                "store: waiting for replicas (WAIT, for store.wait_replicas): {e}; \
+                 every successful login would be denied"
+            ));
+        }
         problems
     }
 }

@@ -180,6 +180,25 @@ pub fn exists(path: &Path) -> bool {
     path.symlink_metadata().is_ok()
 }
 
+/// redis-server's arguments for TLS on `tls_port` with the certificates
+/// [`make_certs`] left in `certs` (clients need no certificate).
+pub fn tls_args(certs: &Path, tls_port: u16) -> Vec<String> {
+    let c = |f: &str| certs.join(f).display().to_string();
+    [
+        "--tls-port".to_string(),
+        tls_port.to_string(),
+        "--tls-cert-file".into(),
+        c("server.crt"),
+        "--tls-key-file".into(),
+        c("server.key"),
+        "--tls-ca-cert-file".into(),
+        c("ca.crt"),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ]
+    .to_vec()
+}
+
 /// A test CA (`ca.crt`), another CA (`other-ca.crt`), and a server
 /// certificate and key (`server.crt`, `server.key`) for localhost and
 /// 127.0.0.1 signed by the first, made with openssl(1) in `dir`.
