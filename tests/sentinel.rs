@@ -221,9 +221,10 @@ fn a_login_during_a_partition_then_a_failover(
     name: &str,
     user: &str,
     extra_store: &str,
+    extra_server: &[&str],
 ) -> (Vec<Event>, [i32; 3]) {
     ensure_user(user, None);
-    let mut rig = SentinelRig::start(name);
+    let mut rig = SentinelRig::start_with(name, sentinel::Timing::FAST, extra_server);
     let store = rig.store_section(name, &format!("timeout = \"500ms\"\n{extra_store}"));
     let mut a = host(name, &store, "");
     a.enroll(user, SECRET);
@@ -247,8 +248,12 @@ fn a_login_during_a_partition_then_a_failover(
 /// This is the window `wait_replicas` closes (the next test).
 #[test]
 fn without_wait_a_code_accepted_during_a_partition_is_accepted_again_after_the_failover() {
-    let (ev, results) =
-        a_login_during_a_partition_then_a_failover("snr-win0", "ts-snr-win0", "wait_replicas = 0");
+    let (ev, results) = a_login_during_a_partition_then_a_failover(
+        "snr-win0",
+        "ts-snr-win0",
+        "wait_replicas = 0",
+        &[],
+    );
     assert_eq!(count(&ev, "auth_ok"), 1, "{ev:#?}");
     assert_eq!(
         results,
@@ -264,8 +269,12 @@ fn without_wait_a_code_accepted_during_a_partition_is_accepted_again_after_the_f
 /// never again.
 #[test]
 fn with_wait_replicas_1_a_code_is_accepted_at_most_once_across_the_failover() {
-    let (ev, results) =
-        a_login_during_a_partition_then_a_failover("snr-win1", "ts-snr-win1", "wait_replicas = 1");
+    let (ev, results) = a_login_during_a_partition_then_a_failover(
+        "snr-win1",
+        "ts-snr-win1",
+        "wait_replicas = 1",
+        &[],
+    );
     assert_eq!(count(&ev, "auth_ok"), 0, "{ev:#?}");
     assert!(
         reasons(&ev).contains(&"store_unavailable:replicas".to_string()),
@@ -275,6 +284,36 @@ fn with_wait_replicas_1_a_code_is_accepted_at_most_once_across_the_failover() {
         results,
         [PAM_AUTH_ERR, PAM_SUCCESS, PAM_AUTH_ERR],
         "denied (unacknowledged), then accepted once on the promoted replica, then a replay"
+    );
+}
+
+/// pam_twostep(8)'s advice for the servers, `min-replicas-to-write 1`,
+/// closes the same window from the server's side, without `wait_replicas`:
+/// a primary with no replica connected refuses the login's write, so the
+/// code is accepted once at most.
+#[test]
+fn min_replicas_to_write_refuses_a_login_during_a_partition() {
+    let (ev, results) = a_login_during_a_partition_then_a_failover(
+        "snr-minrep",
+        "ts-snr-minrep",
+        "wait_replicas = 0",
+        &[
+            "--min-replicas-to-write",
+            "1",
+            "--min-replicas-max-lag",
+            "10",
+        ],
+    );
+    assert_eq!(count(&ev, "auth_ok"), 0, "{ev:#?}");
+    assert!(
+        reasons(&ev).contains(&"auth_fail:store".to_string()),
+        "{:?}\n{ev:#?}",
+        reasons(&ev)
+    );
+    assert_eq!(
+        results,
+        [PAM_AUTH_ERR, PAM_SUCCESS, PAM_AUTH_ERR],
+        "refused (NOREPLICAS), then accepted once on the promoted replica, then a replay"
     );
 }
 
