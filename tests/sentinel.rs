@@ -375,3 +375,31 @@ fn measure_the_failover_and_the_replay_window() {
     }
     eprintln!("\n{}", report.join("\n"));
 }
+
+/// One sentinel whose view is stale (it still names a primary that is gone:
+/// cut off from the others during a failover, or restarted from an old
+/// config) must not stop logins while the other sentinels name the live
+/// primary: Sentinel runs three so that one may be wrong. Here the stale
+/// one is first in store.url, so it is asked first.
+#[test]
+fn a_sentinel_naming_a_dead_primary_does_not_stop_logins() {
+    let u = "ts-snr-stale";
+    ensure_user(u, None);
+    let mut rig = SentinelRig::start("snr-stale");
+    let good = rig.sentinel_ports();
+    let stale = rig.add_sentinel_naming(sentinel::dead_port());
+    let url = rig.url_of(&[&[stale][..], &good].concat());
+    let store = rig.store_section_for(&url, "snr-stale", "timeout = \"500ms\"");
+    let mut a = host("snr-stale", &store, "");
+    a.enroll(u, SECRET);
+    a.events();
+    fresh_step(5);
+    let l = a.login(u, &oath_code(SECRET, 0));
+    let ev = a.module_events();
+    assert_eq!(
+        l.code,
+        PAM_SUCCESS,
+        "denied while the other sentinels name the live primary: {:?}\n{ev:#?}",
+        reasons(&ev)
+    );
+}
