@@ -178,21 +178,116 @@ pub fn open(store: &Store, known: Option<&Addr>, deadline: Instant) -> Result<Op
             primary: addr.clone(),
         })
     };
+    // The latest failure of a server thought to be the primary: what the
+    // login is told when the sentinels name only servers already tried.
+    let mut failure = None;
     if let Some(addr) = known {
         match primary(addr, share(deadline, 2)) {
             Ok(opened) => return Ok(opened),
             // Gone, or too slow for its half: the sentinels know better.
-            Err(e) if moved(&e) || matches!(e, StoreError::Timeout { .. }) => {}
+            Err(e) if moved(&e) || matches!(e, StoreError::Timeout { .. }) => failure = Some(e),
             Err(e) => return Err(e),
         }
     }
-    let ask = || ask_all(store, sentinels, *tls, service, &secrets, deadline);
-    let named = ask()?;
-    match primary(&named, deadline) {
-        // A failover may have just ended: once more.
-        Err(e) if moved(&e) => primary(&ask()?, deadline),
-        other => other,
+    let mut tried: Vec<Addr> = known.into_iter().cloned().collect();
+    // Twice at most: a failover may end while the sentinels are asked, and
+    // the second time they name the new primary.
+    for pass in 0..2 {
+        match walk(
+            store,
+            sentinels,
+            *tls,
+            service,
+            &secrets,
+            &mut tried,
+            &mut failure,
+            &primary,
+            deadline,
+        ) {
+            Ok(opened) => return Ok(opened),
+            Err(e) if moved(&e) && pass == 0 && Instant::now() < deadline => failure = Some(e),
+            Err(e) => return Err(e),
+        }
     }
+    Err(failure.unwrap_or_else(|| StoreError::Sentinel("no primary".into())))
+}
+
+/// Asks the sentinels in order, each within its share of what is left, and
+/// tries the primary each names (once each address): the first that
+/// answers as a primary is the one. A sentinel that names a dead primary
+/// (its own view is stale, or it is cut off) does not stop the next from
+/// naming the live one (`failure`: the last such server's failure, before
+/// this walk). None: a sentinel's refusal of the credentials,
+/// the certificate or the configuration (a fault, not an outage, which
+/// `on_unavailable = "local"` must not paper over), else the last named
+/// primary's failure (a replica: `NotPrimary`), else `Sentinel` with each
+/// one's failure in the detail.
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    store: &Store,
+    sentinels: &[(String, u16)],
+    tls: bool,
+    service: &str,
+    secrets: &Secrets,
+    tried: &mut Vec<Addr>,
+    failure: &mut Option<StoreError>,
+    primary: &dyn Fn(&Addr, Instant) -> Result<Opened, StoreError>,
+    deadline: Instant,
+) -> Result<Opened, StoreError> {
+    let mut notes = Vec::new();
+    let mut fault = None;
+    let mut failed_primary = None;
+    let mut named_tried = false;
+    for (i, (host, port)) in sentinels.iter().enumerate() {
+        let at = Addr {
+            host: host.clone(),
+            port: *port,
+        };
+        let left = sentinels.len() - i;
+        match ask(
+            store,
+            &at,
+            tls,
+            service,
+            secrets.sentinel.as_ref().map(|p| p.as_slice()),
+            share(deadline, left),
+        ) {
+            Ok(Some(named)) if tried.contains(&named) => {
+                notes.push(format!("{at}: names {named}, tried"));
+                named_tried = true;
+            }
+            Ok(Some(named)) => {
+                tried.push(named.clone());
+                match primary(&named, share(deadline, left)) {
+                    Ok(opened) => return Ok(opened),
+                    Err(e) if moved(&e) || matches!(e, StoreError::Timeout { .. }) => {
+                        notes.push(format!("{at}: names {named}: {}", e.reason()));
+                        failed_primary = Some(e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(None) => notes.push(format!("{at}: no primary of {service:?}")),
+            Err(e) => {
+                // One word each: a record's detail is bounded.
+                notes.push(format!("{at}: {}", e.reason()));
+                let on = |why: &str| format!("sentinel {at}: {why}");
+                fault = fault.or(match &e {
+                    StoreError::Auth(why) => Some(StoreError::Auth(on(why))),
+                    StoreError::Tls(why) => Some(StoreError::Tls(on(why))),
+                    StoreError::Config(why) => Some(StoreError::Config(on(why))),
+                    _ => None,
+                });
+            }
+        }
+    }
+    // A sentinel that named only a server that failed already: that
+    // server's failure (a replica is `not_primary`), not "no sentinel".
+    let earlier = if named_tried { failure.take() } else { None };
+    Err(fault
+        .or(failed_primary)
+        .or(earlier)
+        .unwrap_or_else(|| StoreError::Sentinel(notes.join("; "))))
 }
 
 /// Connects to `addr`, authenticates, and (in the same round trip) asks
@@ -223,53 +318,6 @@ fn connect_primary(
         ))),
         Err(e) => Err(e),
     }
-}
-
-/// Asks the sentinels in order; the first that names a primary is
-/// believed. None: `Sentinel` (each one's failure in the detail), unless one
-/// refused the credentials, the certificate or the configuration: that
-/// fault is the error (a fault, not an outage, which
-/// `on_unavailable = "local"` must not paper over).
-fn ask_all(
-    store: &Store,
-    sentinels: &[(String, u16)],
-    tls: bool,
-    service: &str,
-    secrets: &Secrets,
-    deadline: Instant,
-) -> Result<Addr, StoreError> {
-    let mut notes = Vec::new();
-    let mut fault = None;
-    for (i, (host, port)) in sentinels.iter().enumerate() {
-        let at = Addr {
-            host: host.clone(),
-            port: *port,
-        };
-        let until = share(deadline, sentinels.len() - i);
-        match ask(
-            store,
-            &at,
-            tls,
-            service,
-            secrets.sentinel.as_ref().map(|p| p.as_slice()),
-            until,
-        ) {
-            Ok(Some(primary)) => return Ok(primary),
-            Ok(None) => notes.push(format!("{at}: no primary of {service:?}")),
-            Err(e) => {
-                // One word each: a record's detail is bounded.
-                notes.push(format!("{at}: {}", e.reason()));
-                let on = |why: &str| format!("sentinel {at}: {why}");
-                fault = fault.or(match &e {
-                    StoreError::Auth(why) => Some(StoreError::Auth(on(why))),
-                    StoreError::Tls(why) => Some(StoreError::Tls(on(why))),
-                    StoreError::Config(why) => Some(StoreError::Config(on(why))),
-                    _ => None,
-                });
-            }
-        }
-    }
-    Err(fault.unwrap_or_else(|| StoreError::Sentinel(notes.join("; "))))
 }
 
 /// One sentinel's answer: the primary of `service`, or none known.
