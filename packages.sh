@@ -25,6 +25,7 @@ bench=(
     libpam-google-authenticator   # the baseline measured in the same run
     python3                       # the benchmark's report
     redis-server                  # TWOSTEP_BENCH_STORE=1: the shared store
+    redis-sentinel                # TWOSTEP_BENCH_SENTINEL=1: the store through Sentinel
     exim4-daemon-light            # TWOSTEP_BENCH_EMAIL=1: the real /usr/sbin/sendmail
 )
 test=(
@@ -49,6 +50,9 @@ test=(
     # 7.0; Valkey speaks the same protocol); the system's own is never used.
     # openssl(1) makes the test CA for rediss://.
     redis-server openssl
+    # tests/sentinel.rs: three private sentinels (quorum 2) over a primary
+    # and two replicas, for the failover tests (store.url redis+sentinel://).
+    redis-sentinel
     # tests/dovecot.rs: a real IMAP server whose PAM passdb asks the module
     # (a private instance on a free port; the system's own is never used).
     dovecot-imapd

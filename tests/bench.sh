@@ -22,6 +22,15 @@
 #           (pambench processes) logging USERS users in at once against
 #           that one server, and reports logins per second and the p50 and
 #           p99 of a login's time as the host count grows.
+#   TWOSTEP_BENCH_SENTINEL=1
+#           also measures twostep with its store reached through Sentinel:
+#           a private primary, two replicas and three redis-sentinel
+#           processes (quorum 2) on free loopback ports; the services
+#           "direct" (store.url = "redis://" straight to that primary) and
+#           "sentinel" (store.url = "redis+sentinel://" naming the three
+#           sentinels) take turns in the same rounds, then the same fleet
+#           as TWOSTEP_BENCH_STORE (1, 4, 16 and 64 hosts) through each,
+#           in the same time step: the cost of Sentinel, before and after.
 #   TWOSTEP_BENCH_EMAIL=1
 #           also measures what a code sent by email adds to a code attempt:
 #           the same users as email users (method = "email", the real
@@ -180,6 +189,67 @@ EOF
     echo "auth required $module config=$work/store.toml" > "$work/pam.d/store"
     services+=(store)
 fi
+sentinel_pids=()
+if [ "${TWOSTEP_BENCH_SENTINEL:-}" = 1 ]; then
+    # Free loopback ports: bound by the kernel's choice, then let go.
+    free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    sdir=$work/sentinel
+    mkdir -p "$sdir" "$work/state-direct" "$work/state-sentinel"
+    chmod 700 "$sdir" "$work/state-direct" "$work/state-sentinel"
+    ports=()
+    for i in 0 1 2; do
+        ports+=("$(free_port)")
+        replicaof=()
+        [ "$i" != 0 ] && replicaof=(--replicaof 127.0.0.1 "${ports[0]}")
+        redis-server --bind 127.0.0.1 --port "${ports[$i]}" --save '' --appendonly no \
+            --repl-diskless-sync-delay 0 --dir "$sdir" --dbfilename "dump-$i.rdb" \
+            --maxclients 10000 --logfile "$sdir/server-$i.log" ${replicaof[@]+"${replicaof[@]}"} &
+        sentinel_pids+=($!)
+    done
+    for _ in $(seq 1 200); do
+        redis-cli -p "${ports[0]}" info replication 2>/dev/null | grep -q '^connected_slaves:2' && break
+        sleep 0.05
+    done
+    # down-after 5 s: a primary busy with 64 hosts is never taken for dead
+    # (the run checks at its end that no failover happened).
+    sentinel_ports=()
+    for i in 0 1 2; do
+        sentinel_ports+=("$(free_port)")
+        cat > "$sdir/sentinel-$i.conf" <<EOF
+port ${sentinel_ports[$i]}
+bind 127.0.0.1
+dir $sdir
+logfile $sdir/sentinel-$i.log
+sentinel monitor bench 127.0.0.1 ${ports[0]} 2
+sentinel down-after-milliseconds bench 5000
+sentinel failover-timeout bench 10000
+EOF
+        redis-sentinel "$sdir/sentinel-$i.conf" &
+        sentinel_pids+=($!)
+    done
+    trap 'kill $sink ${redis_pid:-} ${sentinel_pids[*]} 2>/dev/null' EXIT
+    for p in "${sentinel_ports[@]}"; do
+        for _ in $(seq 1 200); do
+            redis-cli -p "$p" sentinel get-master-addr-by-name bench 2>/dev/null | grep -qx "${ports[0]}" && break
+            sleep 0.05
+        done
+    done
+    urls=$(printf '127.0.0.1:%s,' "${sentinel_ports[@]}")
+    for kind in direct sentinel; do
+        url="redis://127.0.0.1:${ports[0]}"
+        [ "$kind" = sentinel ] && url="redis+sentinel://${urls%,}/bench"
+        cat > "$work/$kind.toml" <<EOF
+secret_dir = "$work/secrets"
+state_dir = "$work/state-$kind"
+[store]
+url = "$url"
+prefix = "twostep:$kind:"
+timeout = "5s"
+EOF
+        echo "auth required $module config=$work/$kind.toml" > "$work/pam.d/$kind"
+    done
+    services+=(direct sentinel)
+fi
 bench_password="bench pass 1"
 if [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ]; then
     # Each stack its own state: a step accepted in one is no replay in another.
@@ -280,6 +350,16 @@ next_step() { # sleep into the first seconds of the next 30 s step
     local s; s=$(date +%s); sleep $((30 - s % 30 + 1))
 }
 
+# swap_in_order A B: services A and B trade places in this round's order.
+swap_in_order() {
+    local i
+    for i in "${!order[@]}"; do
+        case "${order[$i]}" in
+        "$1") order[i]=$2 ;;
+        "$2") order[i]=$1 ;;
+        esac
+    done
+}
 echo "warm-up: creating every user's state (first logins)"
 for s in "${services[@]:1}"; do bench "$s" >/dev/null || true; done
 
@@ -299,23 +379,11 @@ for r in $(seq 1 "$rounds"); do
     fi
     # One answer and two prompts take turns at going first, for the same
     # reason.
-    if [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ] && [ $((r % 2)) = 0 ]; then
-        for i in "${!order[@]}"; do
-            case "${order[$i]}" in
-            stack) order[i]=single ;;
-            single) order[i]=stack ;;
-            esac
-        done
-    fi
+    [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order stack single
     # Eight authenticators and one take turns at going first.
-    if [ "${TWOSTEP_BENCH_DEVICES:-}" = 1 ] && [ $((r % 2)) = 0 ]; then
-        for i in "${!order[@]}"; do
-            case "${order[$i]}" in
-            twostep) order[i]=devices8 ;;
-            devices8) order[i]=twostep ;;
-            esac
-        done
-    fi
+    [ "${TWOSTEP_BENCH_DEVICES:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order twostep devices8
+    # Direct and through Sentinel take turns at going first.
+    [ "${TWOSTEP_BENCH_SENTINEL:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order direct sentinel
     for s in "${order[@]}"; do
         line=$(bench "$s") || { echo "round $r $s: not every login succeeded: $line" >&2; exit 1; }
         echo "round $r: $line"
@@ -339,6 +407,13 @@ print("  twostep               %7.0f us  (%.0f%% of google-authenticator)" % (ts
 if "store" in per:
     st = statistics.median(per["store"]) - floor
     print("  twostep, shared store  %7.0f us  (%.0f%% of google-authenticator; a redis-server on a unix socket)" % (st, 100 * st / ga))
+if "sentinel" in per:
+    d = statistics.median(per["direct"]) - floor
+    se = statistics.median(per["sentinel"]) - floor
+    rounds = ["%+.0f" % (b - a) for a, b in zip(per["direct"], per["sentinel"])]
+    print("  twostep, store direct %7.0f us  (redis:// to the primary over loopback TCP)" % d)
+    print("  twostep, via Sentinel %7.0f us  (redis+sentinel://, three sentinels: %+.0f us; per round: %s us)"
+          % (se, se - d, " ".join(rounds)))
 if "new-source" in per:
     ns = statistics.median(per["new-source"]) - floor
     print("  twostep, new_source   %7.0f us  (%.0f%% of google-authenticator; %+.0f us over twostep)"
@@ -364,34 +439,55 @@ if "baseline" in per:
     print("  baseline twostep      %7.0f us  (%.0f%% of google-authenticator; this build %+.0f us)"
           % (base, 100 * base / ga, ts - base))
 EOF
+# fleet SERVICE HOSTS: HOSTS pambench processes log the users in at once
+# through SERVICE, each its share of them; one line of figures.
+fleet() {
+    local service=$1 hosts=$2 per off n h pids=() failed=0 start end
+    per=$(( (users + hosts - 1) / hosts ))
+    rm -f "$work"/lat.*
+    start=$(date +%s.%N)
+    for h in $(seq 0 $((hosts - 1))); do
+        off=$((h * per))
+        [ "$off" -ge "$users" ] && break
+        n=$(( users - off < per ? users - off : per ))
+        "$work/pambench" --confdir "$work/pam.d" --service "$service" --users "$work/users.txt" \
+            --iterations "$n" --offset "$off" --latencies "$work/lat.$h" >/dev/null &
+        pids+=($!)
+    done
+    for job in "${pids[@]}"; do wait "$job" || failed=1; done
+    end=$(date +%s.%N)
+    python3 - "$service" "$hosts" "$start" "$end" "$failed" "$work"/lat.* <<'EOF2'
+import sys
+service, hosts = sys.argv[1], int(sys.argv[2])
+start, end, failed = float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
+lat = sorted(float(l) for f in sys.argv[6:] for l in open(f))
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+print("  %-8s %2d hosts: %5d logins in %5.2f s = %6.0f logins/s, p50 %6.0f us, p99 %6.0f us%s"
+      % (service, hosts, len(lat), end - start, len(lat) / (end - start), q(0.5), q(0.99),
+         "  (SOME LOGINS FAILED)" if failed else ""))
+EOF2
+}
 if [ "${TWOSTEP_BENCH_STORE:-}" = 1 ]; then
     echo
     echo "a fleet on one store: HOSTS processes logging $users users in at once (each once a step)"
     for hosts in 1 4 16 64; do
         next_step
-        per=$(( (users + hosts - 1) / hosts ))
-        rm -f "$work"/lat.*
-        start=$(date +%s.%N)
-        for h in $(seq 0 $((hosts - 1))); do
-            off=$((h * per))
-            [ "$off" -ge "$users" ] && break
-            n=$(( users - off < per ? users - off : per ))
-            "$work/pambench" --confdir "$work/pam.d" --service store --users "$work/users.txt" \
-                --iterations "$n" --offset "$off" --latencies "$work/lat.$h" >/dev/null &
-        done
-        wait_ok=0
-        for job in $(jobs -p); do [ "$job" = "$sink" ] || [ "$job" = "$redis_pid" ] || wait "$job" || wait_ok=1; done
-        end=$(date +%s.%N)
-        python3 - "$hosts" "$start" "$end" "$wait_ok" "$work"/lat.* <<'EOF2'
-import sys
-hosts, start, end, failed = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
-lat = sorted(float(l) for f in sys.argv[5:] for l in open(f))
-q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
-print("  %2d hosts: %5d logins in %5.2f s = %6.0f logins/s, p50 %6.0f us, p99 %6.0f us%s"
-      % (hosts, len(lat), end - start, len(lat) / (end - start), q(0.5), q(0.99),
-         "  (SOME LOGINS FAILED)" if failed else ""))
-EOF2
+        fleet store "$hosts"
     done
+fi
+if [ "${TWOSTEP_BENCH_SENTINEL:-}" = 1 ]; then
+    echo
+    echo "a fleet through Sentinel: the same, direct (redis://) and through the sentinels, in the same step"
+    pair=(direct sentinel)
+    for hosts in 1 4 16 64; do
+        next_step
+        # Each user logs in once a step per service (their own prefixes);
+        # the two take turns at going first.
+        for s in "${pair[@]}"; do fleet "$s" "$hosts"; done
+        pair=("${pair[1]}" "${pair[0]}")
+    done
+    now=$(redis-cli -p "${sentinel_ports[0]}" sentinel get-master-addr-by-name bench | tail -n 1)
+    [ "$now" = "${ports[0]}" ] || echo "  (A FAILOVER HAPPENED DURING THE RUN: the primary is now $now)"
 fi
 if [ "${TWOSTEP_BENCH_EMAIL:-}" = 1 ]; then
     mailuser=tsbenchmail

@@ -10,6 +10,7 @@
 pub mod dovecot;
 pub mod mail;
 pub mod redis;
+pub mod sentinel;
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
