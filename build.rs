@@ -14,6 +14,14 @@
 //! catch_unwind); tests/panic.rs checks that through the real libpam. If the
 //! archive cannot be found, the build falls back to the shared library.
 //!
+//! # Where the module finds its on-demand part
+//!
+//! `TWOSTEP_ONDEMAND_PATH` when it is set (debian/rules sets it), else, for
+//! a debug build, the part cargo builds beside the module (so that the
+//! tests load the part of the same build), else
+//! `/usr/lib/twostep/libtwostep_ondemand.so`. A constant of the build,
+//! never configuration: src/ondemand/ says why.
+//!
 //! # The code a login runs, kept together
 //! `link/hot-symbols.txt` lists the functions a login runs; the linker puts
 //! them first and together, so that each login maps a quarter of the module's
@@ -33,6 +41,7 @@ fn main() {
         return;
     };
     static_unwinder(&out);
+    ondemand_path(&out);
     if std::env::var("PROFILE").as_deref() == Ok("release") {
         order_hot_code(&out);
     }
@@ -58,6 +67,25 @@ fn static_unwinder(out: &Path) {
     if std::os::unix::fs::symlink(&archive, &link).is_ok() {
         println!("cargo:rustc-link-search=native={}", out.display());
     }
+}
+
+const ONDEMAND_ENV: &str = "TWOSTEP_ONDEMAND_PATH";
+const ONDEMAND_INSTALLED: &str = "/usr/lib/twostep/libtwostep_ondemand.so";
+
+fn ondemand_path(out: &Path) {
+    println!("cargo:rerun-if-env-changed={ONDEMAND_ENV}");
+    let path = match std::env::var(ONDEMAND_ENV) {
+        Ok(set) if !set.is_empty() => set,
+        _ if std::env::var("PROFILE").as_deref() == Ok("debug") => {
+            // OUT_DIR is <target>/debug/build/<package>-<hash>/out.
+            match out.ancestors().nth(3) {
+                Some(dir) => dir.join("libtwostep_ondemand.so").display().to_string(),
+                None => ONDEMAND_INSTALLED.to_string(),
+            }
+        }
+        _ => ONDEMAND_INSTALLED.to_string(),
+    };
+    println!("cargo:rustc-env={ONDEMAND_ENV}={path}");
 }
 
 fn order_hot_code(out: &Path) {

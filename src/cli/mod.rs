@@ -310,6 +310,9 @@ pub(crate) fn parse_command_line<P: clap::Parser>() -> Result<P, ExitCode> {
 }
 
 pub fn main() -> ExitCode {
+    // A command starts sendmail and the SMS command itself; only the PAM
+    // module goes through its on-demand part.
+    crate::delivery::run_children_here();
     let cli = match parse_command_line::<Cli>() {
         Ok(cli) => cli,
         Err(exit) => return exit,

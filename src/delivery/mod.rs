@@ -57,6 +57,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Why a message was not handed over.
@@ -71,13 +72,29 @@ pub enum DeliveryError {
     /// The account the program is to run as cannot be used (there is no
     /// such account): it is not run at all.
     Account(String),
+    /// As reported by the module's on-demand part, which ran the program
+    /// (`reason` is one of the words above), or `part`: the part itself
+    /// is missing, not root's, or failed ([`crate::ondemand`]).
+    Part {
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 impl DeliveryError {
+    /// The on-demand part could not be used: why.
+    pub fn part(detail: String) -> DeliveryError {
+        DeliveryError::Part {
+            reason: "part",
+            detail,
+        }
+    }
+
     /// One word for the `delivery_failed` record's `reason`: `program`,
-    /// `account`, `spawn`, `exit`, `signal`, `timeout` or `io`.
+    /// `account`, `spawn`, `exit`, `signal`, `timeout`, `io` or `part`.
     pub fn reason(&self) -> &'static str {
         match self {
+            DeliveryError::Part { reason, .. } => reason,
             DeliveryError::UnsafeProgram(_) => "program",
             DeliveryError::Account(_) => "account",
             DeliveryError::Message(_) => "message",
@@ -91,7 +108,8 @@ impl fmt::Display for DeliveryError {
         match self {
             DeliveryError::UnsafeProgram(why)
             | DeliveryError::Message(why)
-            | DeliveryError::Account(why) => f.write_str(why),
+            | DeliveryError::Account(why)
+            | DeliveryError::Part { detail: why, .. } => f.write_str(why),
             DeliveryError::Run { program, error } => write!(f, "{} {error}", program.display()),
         }
     }
@@ -137,12 +155,59 @@ pub fn send_sms(
     run_checked(command, &args, text.as_bytes(), timeout)
 }
 
+/// One program to run: what [`send_email`] and [`send_sms`] hand to the
+/// process that starts it.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub program: Program<'a>,
+    pub args: &'a [&'a OsStr],
+    pub input: &'a [u8],
+    pub timeout: Duration,
+}
+
+/// How this process runs a [`Job`], when it is not the PAM module.
+type Runner = fn(&Job<'_>) -> Result<(), DeliveryError>;
+
+static RUNNER: OnceLock<Runner> = OnceLock::new();
+
+/// Makes this process start programs itself ([`run_here`]), as the
+/// commands do: they are started for the purpose and load nothing at each
+/// login. Until it is called (in the PAM module, always), a program is
+/// started by the module's on-demand part ([`crate::ondemand`]), so that
+/// the code that starts children, and the C functions it needs, are loaded
+/// only by the logins that send something. Only a function pointer joins
+/// the two, so the module's link leaves [`run_here`] out.
+pub fn run_children_here() {
+    let _ = RUNNER.set(run_here);
+}
+
 fn run_checked(
     program: Program<'_>,
     args: &[&OsStr],
     input: &[u8],
     timeout: Duration,
 ) -> Result<(), DeliveryError> {
+    let job = Job {
+        program,
+        args,
+        input,
+        timeout,
+    };
+    match RUNNER.get() {
+        Some(run) => run(&job),
+        None => crate::ondemand::run(&job),
+    }
+}
+
+/// Runs `job` in this process: checks the program ([`program_problem`]),
+/// finds the account, and starts it with nothing of ours ([`spawn`]).
+pub fn run_here(job: &Job<'_>) -> Result<(), DeliveryError> {
+    let Job {
+        program,
+        args,
+        input,
+        timeout,
+    } = *job;
     let path = program.path;
     if let Some(why) = program_problem(path) {
         return Err(DeliveryError::UnsafeProgram(why));
@@ -168,6 +233,17 @@ const MAX_LINKS: usize = 40;
 /// directories that only root can change (a sticky directory such as /tmp
 /// counts as root's: others cannot rename root's entries in it).
 pub fn program_problem(path: &Path) -> Option<String> {
+    trusted_file_problem(path, true)
+}
+
+/// As [`program_problem`], for a file root reads but does not run (the
+/// module's on-demand part, which it loads): the executable bit is not
+/// asked for.
+pub fn library_problem(path: &Path) -> Option<String> {
+    trusted_file_problem(path, false)
+}
+
+fn trusted_file_problem(path: &Path, executable: bool) -> Option<String> {
     let shown = path.display();
     if !path.is_absolute() {
         return Some(format!("{shown} is not an absolute path"));
@@ -198,7 +274,7 @@ pub fn program_problem(path: &Path) -> Option<String> {
             current = current.parent().unwrap_or(Path::new("/")).join(target);
             continue;
         }
-        return file_problem(&meta)
+        return file_problem(&meta, executable)
             .map(|why| format!("{shown} {why}"))
             .or_else(|| {
                 // Directories reached through links (/sbin -> usr/sbin) are
@@ -210,7 +286,7 @@ pub fn program_problem(path: &Path) -> Option<String> {
     Some(format!("{shown}: more than {MAX_LINKS} symbolic links"))
 }
 
-fn file_problem(meta: &std::fs::Metadata) -> Option<String> {
+fn file_problem(meta: &std::fs::Metadata, executable: bool) -> Option<String> {
     let mode = meta.mode() & 0o7777;
     if !meta.is_file() {
         Some("is not a regular file".into())
@@ -218,7 +294,7 @@ fn file_problem(meta: &std::fs::Metadata) -> Option<String> {
         Some(format!("is owned by uid {}, not root", meta.uid()))
     } else if mode & 0o022 != 0 {
         Some(format!("is writable by group or others (mode {mode:04o})"))
-    } else if mode & 0o111 == 0 {
+    } else if executable && mode & 0o111 == 0 {
         Some(format!("is not executable (mode {mode:04o})"))
     } else {
         None

@@ -121,6 +121,8 @@ struct SelfEnroll {
 /// `twostep-self`'s `main`.
 pub fn main() -> ExitCode {
     hygiene::quiet_panics();
+    // It starts sendmail itself, as the admin's command does (delivery).
+    crate::delivery::run_children_here();
     // A panic unwinds to here (it has printed its one line): exit 1.
     std::panic::catch_unwind(run).unwrap_or(ExitCode::from(1))
 }
