@@ -124,7 +124,7 @@ ext4) mount "$TWOSTEP_BENCH_DEV" "$work" && rm -rf "${work:?}/lost+found" ;;
 *) echo "bench.sh: TWOSTEP_BENCH_FS is ext4, tmpfs or unset" >&2; exit 2 ;;
 esac
 # What the figures are about: an ext4 with or without a journal flushes
-# differently (README, Performance). Read now, while /dev is the real one.
+# differently (docs/performance.md). Read now, while /dev is the real one.
 fs=$(findmnt -n -o FSTYPE -T "$work")
 if [ "${fs#ext}" != "$fs" ]; then
     if dumpe2fs -h "$(findmnt -n -o SOURCE -T "$work")" 2>/dev/null | grep -q has_journal; then

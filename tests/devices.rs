@@ -329,8 +329,8 @@ fn one_answer_with_the_second_authenticators_code() {
 }
 
 /// The lost-device path replaces the whole file with one new authenticator:
-/// the user cannot vouch for either old one (README, "Several
-/// authenticators").
+/// the user cannot vouch for either old one (pam_twostep(8), "Lost
+/// device").
 #[test]
 fn a_lost_device_with_two_authenticators_leaves_one_and_both_old_ones_fail() {
     let u = "ts-dvl-lost";

@@ -65,7 +65,7 @@ echo "== the Debian package (tests/deb.sh)"
 bash tests/deb.sh
 echo "== the demo (tests/demo.sh)"
 bash tests/demo.sh
-echo "== the benchmark, small (tests/bench.sh 200 1): every login must succeed; README has full figures"
+echo "== the benchmark, small (tests/bench.sh 200 1): every login must succeed; docs/performance.md has full figures"
 bash tests/bench.sh 200 1
 echo "== the hot-code list still matches the module (link/hot-symbols.sh --check)"
 bash link/hot-symbols.sh --check
