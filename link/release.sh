@@ -4,8 +4,11 @@
 #   sh link/release.sh [cargo options, e.g. --locked]
 #
 # leaves the CLI in target/release/twostep, the self-service command in
-# target/release/twostep-self and the PAM module in
-# target/release/libpam_twostep.so.
+# target/release/twostep-self, the PAM module in
+# target/release/libpam_twostep.so and its on-demand part (src/ondemand/)
+# in target/release/libtwostep_ondemand.so. The module looks for the part
+# where TWOSTEP_ONDEMAND_PATH says when it is built (debian/rules), else at
+# /usr/lib/twostep/libtwostep_ondemand.so.
 #
 # Why not just `cargo build --release`: the library is both a cdylib (the
 # module) and an rlib (for the CLI and the tests), and cargo does not run
@@ -17,4 +20,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --bin twostep --bin twostep-self "$@"
+cargo build --release -p twostep-ondemand "$@"
 cargo rustc --release --lib --crate-type cdylib "$@"

@@ -18,6 +18,7 @@ pub extern "C" fn twostep_ondemand_abi() -> u32 {
 /// # Safety
 /// `request` is readable for `request_len` bytes, `reply` writable for
 /// `reply_cap` bytes, `reply_len` a writable usize; none is kept.
+// SAFETY: called only by src/ondemand/load.rs, which keeps that promise.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twostep_ondemand_run(
     request: *const u8,
