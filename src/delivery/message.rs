@@ -26,8 +26,8 @@
 //! made one printable line each before they reach a header or the body.
 #![forbid(unsafe_code)]
 
-use super::address::{EmailAddress, check_domain};
-use crate::audit::MONTHS;
+use crate::base::address::{EmailAddress, check_domain};
+use crate::base::records::MONTHS;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;

@@ -14,9 +14,9 @@
 //! [`StateError::Corrupt`]: the caller treats the user as locked.
 #![forbid(unsafe_code)]
 
-use crate::fsutil;
-use crate::lockout::Counters;
-use crate::user::UserName;
+use crate::base::user::UserName;
+use crate::files::fsutil;
+use crate::rules::lockout::Counters;
 use std::fs::File;
 use std::io;
 use std::net::IpAddr;
@@ -63,7 +63,7 @@ pub struct UserState {
 }
 
 /// Named authenticators' steps kept per user: as many as a user may have.
-pub const MAX_DEVICE_STEPS: usize = crate::secret::MAX_DEVICES;
+pub const MAX_DEVICE_STEPS: usize = crate::files::secret::MAX_DEVICES;
 
 /// Which authenticator's last accepted step: `default`'s (the earlier
 /// versions' one step), or a named one's, by [`DeviceId`].
@@ -75,7 +75,7 @@ pub enum StepKey {
 }
 
 impl StepKey {
-    pub fn of(name: &crate::secret::DeviceName) -> StepKey {
+    pub fn of(name: &crate::files::secret::DeviceName) -> StepKey {
         if name.is_default() {
             StepKey::Default
         } else {
@@ -186,7 +186,7 @@ impl UserState {
     /// new epoch.
     pub fn reset(&self) -> UserState {
         UserState {
-            counters: crate::lockout::reset(),
+            counters: crate::rules::lockout::reset(),
             epoch: self.epoch.wrapping_add(1),
             ..self.clone()
         }
@@ -195,7 +195,7 @@ impl UserState {
 
 /// A source address of this user's logins: remembered (`policy.remember`:
 /// not asked for a code until `until`) and known (`new_source`: last seen
-/// logging in at `seen`). One list, two clocks (`crate::policy`).
+/// logging in at `seen`). One list, two clocks (`crate::rules::policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Remembered {
     pub addr: IpAddr,
@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn each_authenticator_has_its_own_step_and_a_ninth_pushes_out_the_oldest() {
-        let name = |n: &str| crate::secret::DeviceName::parse(n).unwrap();
+        let name = |n: &str| crate::files::secret::DeviceName::parse(n).unwrap();
         let (a, b) = (StepKey::of(&name("phone")), StepKey::of(&name("tablet")));
         assert_eq!(StepKey::of(&name("default")), StepKey::Default);
         assert_ne!(a, b);

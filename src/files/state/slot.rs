@@ -36,7 +36,7 @@
 use super::{
     DeviceId, DeviceStep, MAX_DEVICE_STEPS, Purpose, Remembered, SentCode, StateError, UserState,
 };
-use crate::lockout::Counters;
+use crate::rules::lockout::Counters;
 use blake2::{Blake2b256, Digest};
 use std::net::{IpAddr, Ipv6Addr};
 

@@ -5,10 +5,10 @@
 //! wiped on drop.
 #![forbid(unsafe_code)]
 
+use crate::base::address::{EmailAddress, PhoneNumber};
+use crate::base::user::UserName;
 use crate::config::{Algorithm, TotpParams};
-use crate::delivery::address::{EmailAddress, PhoneNumber};
-use crate::fsutil;
-use crate::user::UserName;
+use crate::files::fsutil;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -441,7 +441,7 @@ pub enum Fingerprint {
 
 impl Fingerprint {
     fn of(bytes: &[u8]) -> Fingerprint {
-        Fingerprint::Digest(crate::state::checksum(bytes))
+        Fingerprint::Digest(crate::files::state::checksum(bytes))
     }
 }
 

@@ -34,7 +34,7 @@
 #![forbid(unsafe_code)]
 
 use crate::config::{Console, Policy};
-use crate::state::{MAX_REMEMBERED, Remembered};
+use crate::files::state::{MAX_REMEMBERED, Remembered};
 use std::net::IpAddr;
 
 /// Why no code was asked: the `reason` of the `skipped` record.
