@@ -1,5 +1,5 @@
 //! How long one recovery-code check takes with the built-in argon2
-//! parameters (see src/recovery.rs "Cost"). Run with --release.
+//! parameters (see src/rules/recovery.rs "Cost"). Run with --release.
 fn main() {
     let codes = match pam_twostep::rules::recovery::generate() {
         Ok(c) => c,
