@@ -6,10 +6,10 @@
 //! in `catch_unwind`, so a panic becomes PAM_ABORT instead of unwinding into
 //! sshd. Everything below is safe Rust.
 
-use crate::audit::{Record, Severity, Sink, Syslog};
 use crate::auth::{self, Accounts, Conversation, Env, Mode, Outcome, Request};
+use crate::base::records::{Record, Severity, Sink, Syslog};
+use crate::base::user::UserName;
 use crate::config::{self, Config};
-use crate::user::UserName;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
 use pam::items::{AuthTok, Item, RHost, Service, Tty};
@@ -367,9 +367,9 @@ mod before_change {
 /// PAM handle (pam_set_data) for the rest of this pam_authenticate.
 mod reservation {
     use crate::auth::Reservation;
-    use crate::lockout::NewLock;
+    use crate::base::user::{self, UserName};
+    use crate::rules::lockout::NewLock;
     use crate::store::Origin;
-    use crate::user::{self, UserName};
     use pam::module::PamHandle;
 
     /// Versioned: a module of another version in the same stack keeps its

@@ -13,10 +13,10 @@ use common::mail::{ensure_mail_user, parsed_messages};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
+use pam_twostep::base::address::{self, EmailAddress, PhoneNumber};
 use pam_twostep::delivery::child::Identity;
 use pam_twostep::delivery::{
-    self, Code, DeliveryError, EmailAddress, Login, PhoneNumber, Program, RunError, Sender,
-    message, spawn,
+    self, Code, DeliveryError, Login, Program, RunError, Sender, message, spawn,
 };
 use std::ffi::OsStr;
 use std::fs;
@@ -616,7 +616,7 @@ fn a_code_reaches_a_local_mailbox_through_the_real_sendmail() {
 
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     // A container's name may be no domain name; the From address needs one.
-    let host = match delivery::address::check_domain(&host) {
+    let host = match address::check_domain(&host) {
         Ok(()) => host,
         Err(_) => "localhost".to_string(),
     };

@@ -15,7 +15,7 @@ use common::mail::{lost_device_rig, replace_lost_device, write_secret};
 use common::redis::{Redis, store_section, unix_url};
 use common::*;
 use pam_twostep::config::TotpParams;
-use pam_twostep::secret::{self, SecretFile, devices};
+use pam_twostep::files::secret::{self, SecretFile, devices};
 use std::io::BufRead;
 use std::time::Duration;
 

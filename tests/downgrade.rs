@@ -10,7 +10,7 @@ mod common;
 use common::mail::write_secret;
 use common::redis::{Redis, store_section, unix_url};
 use common::*;
-use pam_twostep::secret::{SecretFile, devices};
+use pam_twostep::files::secret::{SecretFile, devices};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -534,9 +534,9 @@ fn a_sent_code_past_its_expiry_on_the_stores_clock_is_refused() {
 /// allows it) had the hash unkeyed; now it is keyed with the host's key.
 #[test]
 fn a_sent_code_hash_in_the_store_does_not_give_the_code_back() {
-    use pam_twostep::codes::keyed_hash;
-    use pam_twostep::state::Purpose;
-    use pam_twostep::user::UserName;
+    use pam_twostep::base::user::UserName;
+    use pam_twostep::files::state::Purpose;
+    use pam_twostep::rules::codes::keyed_hash;
     let u = "tsfleet-keyed";
     common::mail::ensure_mail_user(u);
     let _ = std::fs::remove_file(common::mail::mailbox(u));

@@ -4,10 +4,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use pam_twostep::base::user::UserName;
 use pam_twostep::config::TotpParams;
-use pam_twostep::totp::{self, Code};
-use pam_twostep::user::UserName;
-use pam_twostep::{pam, recovery};
+use pam_twostep::pam;
+use pam_twostep::rules::recovery;
+use pam_twostep::rules::totp::{self, Code};
 
 const KEY: &[u8; 20] = b"12345678901234567890";
 

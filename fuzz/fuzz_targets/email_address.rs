@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pam_twostep::delivery::address::{self, EmailAddress};
+use pam_twostep::base::address::{self, EmailAddress};
 
 /// The shape every accepted address has, checked independently of the parser.
 fn plain(s: &str) {

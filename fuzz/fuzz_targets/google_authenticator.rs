@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use pam_twostep::cli::import_ga;
-use pam_twostep::{recovery, secret};
+use pam_twostep::files::secret;
+use pam_twostep::rules::recovery;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pam_twostep::config::TotpParams;
-use pam_twostep::secret::{self, SecretFile};
+use pam_twostep::files::secret::{self, SecretFile};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

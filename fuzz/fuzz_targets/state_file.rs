@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pam_twostep::state::{self, FILE_SIZE, MAX_REMEMBERED, MAX_SENDS, StateError};
+use pam_twostep::files::state::{self, FILE_SIZE, MAX_REMEMBERED, MAX_SENDS, StateError};
 
 /// Recomputes each slot's checksum, so that the fields behind it (counters,
 /// remembered addresses, sent codes) are explored too, not only the

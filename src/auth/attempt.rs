@@ -14,13 +14,13 @@
 
 use super::identity::{self, Who};
 use super::{Env, Outcome, Reason, Request, Reservation};
-use crate::audit::{Record, Severity};
+use crate::base::records::{Record, Severity};
+use crate::base::user::UserName;
 use crate::delivery::Event;
-use crate::lockout::NewLock;
+use crate::rules::lockout::NewLock;
 use crate::store::{
     Attempt, Begun, Committed, Counted, Failed, Held, Refusal, StoreError, Success, UserState,
 };
-use crate::user::UserName;
 
 /// `preauth`: refuses a locked user at once; otherwise counts this attempt
 /// before the password is checked.
@@ -322,7 +322,7 @@ pub(super) fn record_lock(env: &mut Env<'_>, req: &Request, user: &UserName, loc
         Record::new("locked", Severity::Warning)
             .with("user", user)
             .with("tier", lock.tier)
-            .with("until", crate::audit::rfc3339(lock.until)),
+            .with("until", crate::base::records::rfc3339(lock.until)),
     );
     super::notify::event(env, Event::Locked, user, None, req, None, Some(lock.until));
 }

@@ -5,13 +5,13 @@
 use super::attempt::{self, Failure};
 use super::identity::{self, UserGroups, Who};
 use super::{Env, Outcome, Reason, Request, decoy, enroll, judge, lost_device, sent_code};
-use crate::audit::Severity;
+use crate::base::records::Severity;
+use crate::base::user::UserName;
 use crate::config::{Config, Unenrolled};
-use crate::lockout::{self, Standing};
-use crate::policy::{self, Decision};
-use crate::secret::{self, Method, SecretError};
-use crate::state::{Remembered, UserState};
-use crate::user::UserName;
+use crate::files::secret::{self, Method, SecretError};
+use crate::files::state::{Remembered, UserState};
+use crate::rules::lockout::{self, Standing};
+use crate::rules::policy::{self, Decision};
 
 pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
     // A code kept by `preauth single` is this user's only: if PAM_USER

@@ -18,11 +18,11 @@
 use super::attempt::{self, Failure, Judging};
 use super::identity::UserGroups;
 use super::{Accounts, Env, Outcome, Reason, Request, judge, sent_code};
+use crate::base::user::UserName;
 use crate::config::Config;
-use crate::lockout::{self, Standing};
-use crate::policy::Groups;
-use crate::secret::{self, DeviceName, Held, Method, SecretError};
-use crate::user::UserName;
+use crate::files::secret::{self, DeviceName, Held, Method, SecretError};
+use crate::rules::lockout::{self, Standing};
+use crate::rules::policy::Groups;
 
 /// After a right password: asks an enrolled user for a current code or a
 /// recovery code and judges it under the lockout (a failure counts, a

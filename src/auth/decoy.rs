@@ -14,9 +14,9 @@
 #![forbid(unsafe_code)]
 
 use crate::config::TotpParams;
-use crate::recovery;
-use crate::secret::{self, UserSecret};
-use crate::totp;
+use crate::files::secret::{self, UserSecret};
+use crate::rules::recovery;
+use crate::rules::totp;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;

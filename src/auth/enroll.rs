@@ -8,14 +8,15 @@
 
 use super::attempt::{Failure, Judging};
 use super::{Env, Outcome, Reason, Request, notify};
-use crate::audit::{Record, Severity};
-use crate::delivery::{EmailAddress, Event};
-use crate::enrollment;
+use crate::base::address::EmailAddress;
+use crate::base::records::{Record, Severity};
+use crate::base::user::UserName;
+use crate::delivery::Event;
+use crate::files::enrollment;
+use crate::files::secret::{self, SecretFile};
 use crate::qr::{self, Qr};
-use crate::secret::{self, SecretFile};
+use crate::rules::totp::{self, Code};
 use crate::store::Success;
-use crate::totp::{self, Code};
-use crate::user::UserName;
 use zeroize::Zeroizing;
 
 /// Which set-up this is.
@@ -138,7 +139,7 @@ pub(super) fn set_up(env: &mut Env<'_>, req: &Request, user: &UserName, how: Set
         // left. A replaced secret stays replaced: the old phone is lost,
         // and the new app's next code (a later step) will work.
         if let SetUp::First = how {
-            let _ = crate::fsutil::remove_durably(&env.config.secret_dir, &path);
+            let _ = crate::files::fsutil::remove_durably(&env.config.secret_dir, &path);
         }
         return refused;
     }

@@ -12,9 +12,9 @@
 #![forbid(unsafe_code)]
 
 use super::{Accounts, Env, Request};
-use crate::policy;
-use crate::secret;
-use crate::user::UserName;
+use crate::base::user::UserName;
+use crate::files::secret;
+use crate::rules::policy;
 
 /// Who the attempt is about, once the name is checked.
 pub(super) enum Who {

@@ -11,15 +11,15 @@
 use super::attempt::{Failure, Judging};
 use super::code_step::remember;
 use super::{Env, Outcome, Reason, Request, notify, recovery};
-use crate::audit::Severity;
-use crate::codes::{self, Verdict};
+use crate::base::records::Severity;
+use crate::base::user::UserName;
 use crate::config::TotpParams;
 use crate::delivery::Event;
-use crate::secret::{self, DeviceName, Held, SecretError, UserSecret};
-use crate::state::{Purpose, StepKey, UserState};
+use crate::files::secret::{self, DeviceName, Held, SecretError, UserSecret};
+use crate::files::state::{Purpose, StepKey, UserState};
+use crate::rules::codes::{self, Verdict};
+use crate::rules::totp;
 use crate::store::{Origin, Success};
-use crate::totp;
-use crate::user::UserName;
 
 /// What the answer is first checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,7 +357,7 @@ fn sent_verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::{Device, DeviceName};
+    use crate::files::secret::{Device, DeviceName};
     use zeroize::Zeroizing;
 
     fn device(name: &str) -> Device {

@@ -15,14 +15,14 @@ use super::code_step::conversation_failed;
 use super::enroll::{self, SetUp};
 use super::judge;
 use super::{Env, Outcome, Reason, Request, notify, sent_code};
-use crate::audit::Severity;
-use crate::codes::{self, Verdict};
+use crate::base::records::Severity;
+use crate::base::user::UserName;
 use crate::config::{Config, LostDeviceMethod};
 use crate::delivery::Event;
 use crate::delivery::outbox::{self, Destination};
-use crate::secret::{self, UserSecret};
-use crate::state::Purpose;
-use crate::user::UserName;
+use crate::files::secret::{self, UserSecret};
+use crate::files::state::Purpose;
+use crate::rules::codes::{self, Verdict};
 
 /// Whether `answer` asks for the lost-device path, and it is on.
 pub(super) fn asked(config: &Config, answer: &[u8]) -> bool {

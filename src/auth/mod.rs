@@ -40,12 +40,12 @@ mod recovery;
 mod sent_code;
 pub mod single;
 
-use crate::audit::{Record, Severity, Sink};
+use crate::base::records::{Record, Severity, Sink};
+use crate::base::user::UserName;
 use crate::config::Config;
-use crate::lockout::NewLock;
-use crate::state::StateError;
+use crate::files::state::StateError;
+use crate::rules::lockout::NewLock;
 use crate::store::{Store, StoreError};
-use crate::user::UserName;
 use zeroize::Zeroizing;
 
 pub use notify::password_changed;
@@ -170,7 +170,7 @@ pub struct Env<'a> {
     /// judged against, as the answer left it (a used recovery code struck
     /// off); `Absent` when a user with none was let through. twostep-self
     /// writes its change only over that same file (`cli::proven`).
-    pub judged: Option<crate::secret::Held>,
+    pub judged: Option<crate::files::secret::Held>,
     /// `preauth single`. In: the answer the application set as
     /// PAM_AUTHTOK, if it did (otherwise the module asks). Out: the
     /// password to hand on as PAM_AUTHTOK.
@@ -265,7 +265,7 @@ impl Env<'_> {
         self.conv.error(&lock_message(until, self.now));
         let rec = self
             .record("lock_denied", Severity::Notice, req)
-            .with("until", crate::audit::rfc3339(until));
+            .with("until", crate::base::records::rfc3339(until));
         self.emit(rec);
         Outcome::Denied
     }
@@ -317,7 +317,7 @@ impl Env<'_> {
 /// "Too many failed attempts. Try again after 07:05:00 UTC (in 5 minutes)."
 pub fn lock_message(until: u64, now: u64) -> String {
     let left = until.saturating_sub(now);
-    let stamp = crate::audit::rfc3339(until);
+    let stamp = crate::base::records::rfc3339(until);
     let when = stamp.replace('T', " ").replace('Z', " UTC");
     let wait = match left {
         0..=59 => format!("{left} seconds"),

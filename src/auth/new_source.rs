@@ -14,9 +14,9 @@
 
 use super::identity::{self, Who};
 use super::{Env, Request, notify};
-use crate::audit::Severity;
+use crate::base::records::Severity;
 use crate::delivery::Event;
-use crate::policy::{self, Source};
+use crate::rules::policy::{self, Source};
 
 /// The window when `policy.remember` is off.
 const DEFAULT_WINDOW: u64 = 30 * 86_400;

@@ -5,10 +5,11 @@
 #![forbid(unsafe_code)]
 
 use super::{Env, Request};
+use crate::base::address::EmailAddress;
+use crate::base::user::UserName;
+use crate::delivery::Event;
 use crate::delivery::outbox::{self, Details};
-use crate::delivery::{EmailAddress, Event};
-use crate::secret;
-use crate::user::UserName;
+use crate::files::secret;
 use std::time::{Duration, SystemTime};
 
 /// Mails `event` if the config asks for it. `email`: the secret file's
@@ -75,14 +76,17 @@ pub(super) fn event(
 /// `notify.events` names it. Outside any login: no state, no lock.
 pub fn password_changed(
     config: &crate::config::Config,
-    audit: &mut dyn crate::audit::Sink,
+    audit: &mut dyn crate::base::records::Sink,
     user: &UserName,
     service: &str,
 ) {
     audit.emit(
-        crate::audit::Record::new("password_changed", crate::audit::Severity::Notice)
-            .with("user", user)
-            .with("service", service),
+        crate::base::records::Record::new(
+            "password_changed",
+            crate::base::records::Severity::Notice,
+        )
+        .with("user", user)
+        .with("service", service),
     );
     if !config.notify.wants(Event::PasswordChanged) {
         return;

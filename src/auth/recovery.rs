@@ -2,11 +2,11 @@
 #![forbid(unsafe_code)]
 
 use super::{Reason, decoy};
+use crate::base::user::UserName;
 use crate::config::Config;
-use crate::recovery;
-use crate::secret::{self, UserSecret};
-use crate::state;
-use crate::user::UserName;
+use crate::files::secret::{self, UserSecret};
+use crate::files::state;
+use crate::rules::recovery;
 
 /// A recovery code used.
 pub(super) struct Used {
@@ -71,7 +71,7 @@ fn strike_off(
         return Ok(None);
     };
     let used = current.file.recovery_codes.remove(index);
-    let digest = crate::state::checksum(used.as_bytes());
+    let digest = crate::files::state::checksum(used.as_bytes());
     // If the code cannot be struck off, it must not be accepted.
     let file_now = secret::store(&config.secret_dir, user, &current.file, true).map_err(|e| {
         (

@@ -12,14 +12,14 @@ use super::attempt::{self, Failure};
 use super::code_step::{Target, conversation_failed, deny_after_prompt};
 use super::judge::{self, Expecting};
 use super::{Env, Outcome, Reason, Request, single};
-use crate::audit::Severity;
-use crate::codes::{self, Plan};
+use crate::base::records::Severity;
+use crate::base::user::UserName;
 use crate::delivery::Login;
 use crate::delivery::outbox::{self, Destination};
-use crate::secret::{self, Method, UserSecret};
-use crate::state::Purpose;
+use crate::files::secret::{self, Method, UserSecret};
+use crate::files::state::Purpose;
+use crate::rules::codes::{self, Plan};
 use crate::store::{Issued, NewCode};
-use crate::user::UserName;
 use std::time::Duration;
 
 pub(super) fn code_step(
@@ -156,7 +156,7 @@ pub(super) fn issue(
                 format!(
                     "codes.max_per_hour ({}) reached until {}",
                     env.config.codes.max_per_hour,
-                    crate::audit::rfc3339(until)
+                    crate::base::records::rfc3339(until)
                 ),
             ));
             env.conv.error(&format!(
@@ -232,6 +232,6 @@ fn ago(secs: u64) -> String {
 
 /// "07:05 UTC".
 fn clock(unix: u64) -> String {
-    let stamp = crate::audit::rfc3339(unix);
+    let stamp = crate::base::records::rfc3339(unix);
     format!("{} UTC", stamp.get(11..16).unwrap_or("?"))
 }

@@ -12,10 +12,10 @@ pub mod remove;
 
 use super::proven::{self, Change, Over};
 use super::{CliError, Ctx};
-use crate::secret::devices::{self, Entry};
-use crate::secret::{self, DeviceName, SecretError, SecretFile};
-use crate::state::StepKey;
-use crate::user::UserName;
+use crate::base::user::UserName;
+use crate::files::secret::devices::{self, Entry};
+use crate::files::secret::{self, DeviceName, SecretError, SecretFile};
+use crate::files::state::StepKey;
 
 /// The user's secret file as it is now, for an edit: an error if they are
 /// not enrolled or the file is refused.
@@ -63,7 +63,7 @@ pub fn add(
 pub fn mark_used(
     ctx: &Ctx,
     user: &UserName,
-    locked: Option<&mut crate::state::Locked>,
+    locked: Option<&mut crate::files::state::Locked>,
     key: StepKey,
     step_time: u64,
     new_secret: bool,
@@ -85,7 +85,7 @@ pub fn mark_used(
 pub fn mark_used_or_fail(
     ctx: &Ctx,
     user: &UserName,
-    locked: Option<&mut crate::state::Locked>,
+    locked: Option<&mut crate::files::state::Locked>,
     key: StepKey,
     step_time: u64,
     new_secret: bool,

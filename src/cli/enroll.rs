@@ -21,12 +21,13 @@ pub(crate) mod shown;
 use super::proven::{self, Change, Over};
 use super::term::{self, HoldSignals, Keyboard, NoAnswer, Paint};
 use super::{CliError, CliResult, Ctx};
-use crate::delivery::{EmailAddress, Event, PhoneNumber};
-use crate::fsutil;
-use crate::recovery;
-use crate::secret::{self, SecretFile};
-use crate::state::{self, StateError};
-use crate::user::UserName;
+use crate::base::address::{EmailAddress, PhoneNumber};
+use crate::base::user::UserName;
+use crate::delivery::Event;
+use crate::files::fsutil;
+use crate::files::secret::{self, SecretFile};
+use crate::files::state::{self, StateError};
+use crate::rules::recovery;
 use app::{NewApp, print_written};
 use shown::{codes_shown_in_vain, print_enrolled, show_codes};
 use std::path::{Path, PathBuf};
@@ -169,17 +170,17 @@ pub struct Args {
 // ---- shared by the commands that write an enrollment ---------------------------
 
 // The parts of an enrollment the module shares (enrollment at login).
-pub use crate::enrollment::{grouped, secret_file};
+pub use crate::files::enrollment::{grouped, secret_file};
 pub use shown::print_recovery_codes;
 
 /// A fresh 160-bit secret, the size RFC 4226 recommends.
 pub fn new_key() -> Result<Zeroizing<Vec<u8>>, CliError> {
-    crate::enrollment::new_key().map_err(CliError::Failed)
+    crate::files::enrollment::new_key().map_err(CliError::Failed)
 }
 
 /// The name apps show above the code.
 pub fn issuer(ctx: &Ctx) -> String {
-    crate::enrollment::issuer(&ctx.config)
+    crate::files::enrollment::issuer(&ctx.config)
 }
 
 /// New recovery codes: (codes to show once, hashes to store).
@@ -274,7 +275,7 @@ pub fn activate(
         ctx,
         user,
         locked.as_mut(),
-        crate::state::StepKey::Default,
+        crate::files::state::StepKey::Default,
         confirmed_step_time.unwrap_or(0),
         true,
     );
@@ -338,7 +339,7 @@ impl Undone {
         Undone(format!("{user} was not enrolled"))
     }
 
-    fn device(user: &UserName, name: &crate::secret::DeviceName) -> Undone {
+    fn device(user: &UserName, name: &crate::files::secret::DeviceName) -> Undone {
         Undone(format!("{name} was not added to {user}"))
     }
 

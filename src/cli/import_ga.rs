@@ -15,9 +15,9 @@ use super::proven::Over;
 use super::term::{self, HoldSignals, Paint};
 use super::{CliError, CliResult, Ctx};
 use crate::config::{Algorithm, TotpParams};
-use crate::fsutil;
-use crate::recovery;
-use crate::secret::{self, SecretFile};
+use crate::files::fsutil;
+use crate::files::secret::{self, SecretFile};
+use crate::rules::recovery;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
@@ -341,7 +341,7 @@ pub fn run(ctx: &Ctx, args: Args) -> CliResult {
 fn print_report(
     out: &mut dyn std::io::Write,
     ctx: &Ctx,
-    user: &crate::user::UserName,
+    user: &crate::base::user::UserName,
     path: &std::path::Path,
     ga: &GaFile,
     params: &TotpParams,

@@ -22,12 +22,13 @@ pub(crate) mod status;
 pub(crate) mod term;
 mod unlock;
 
-use crate::audit::{Record, Severity, Sink, Syslog};
+use crate::base::address::EmailAddress;
+use crate::base::records::{Record, Severity, Sink, Syslog};
+use crate::base::user::UserName;
 use crate::config::{self, Config};
+use crate::delivery::Event;
 use crate::delivery::outbox::{self, Details};
-use crate::delivery::{EmailAddress, Event};
-use crate::secret;
-use crate::user::UserName;
+use crate::files::secret;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,10 +15,10 @@
 #![forbid(unsafe_code)]
 
 use super::{CliError, Ctx};
-use crate::audit::{Record, Severity};
-use crate::secret::{self, Fingerprint};
-use crate::state;
-use crate::user::UserName;
+use crate::base::records::{Record, Severity};
+use crate::base::user::UserName;
+use crate::files::secret::{self, Fingerprint};
+use crate::files::state;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long a proof is good for: the change must be written within this
@@ -357,7 +357,7 @@ mod tests {
             "too_late",
         );
         // The administrator enrolls meanwhile.
-        let file = crate::enrollment::secret_file(
+        let file = crate::files::enrollment::secret_file(
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
             &ctx.config.totp,
             vec![],

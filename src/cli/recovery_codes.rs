@@ -5,9 +5,10 @@ use super::enroll;
 use super::proven::{self, Change, Over};
 use super::term::{self, HoldSignals, Paint};
 use super::{CliError, CliResult, Ctx};
-use crate::delivery::{EmailAddress, Event};
-use crate::secret::{self, SecretError};
-use crate::user::UserName;
+use crate::base::address::EmailAddress;
+use crate::base::user::UserName;
+use crate::delivery::Event;
+use crate::files::secret::{self, SecretError};
 
 #[derive(clap::Args, Debug)]
 #[command(

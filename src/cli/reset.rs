@@ -4,11 +4,12 @@
 use super::proven::{self, Change, Over};
 use super::term;
 use super::{CliError, CliResult, Ctx};
-use crate::delivery::{EmailAddress, Event};
-use crate::fsutil;
-use crate::lockout::{self, Standing};
-use crate::secret;
-use crate::user::UserName;
+use crate::base::address::EmailAddress;
+use crate::base::user::UserName;
+use crate::delivery::Event;
+use crate::files::fsutil;
+use crate::files::secret;
+use crate::rules::lockout::{self, Standing};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -59,7 +60,7 @@ pub fn reset(ctx: &Ctx, user: &UserName, why: Option<String>) -> CliResult {
         Ok(Some(s)) if s.counters.failures > 0 || s.counters.locked_until > now => {
             let lock = match lockout::standing(&s.counters, now) {
                 Standing::Locked { until } => {
-                    format!(", locked until {}", crate::audit::rfc3339(until))
+                    format!(", locked until {}", crate::base::records::rfc3339(until))
                 }
                 Standing::Open => String::new(),
             };
@@ -116,7 +117,7 @@ pub fn remove(
             ctx,
             user,
             locked.as_mut(),
-            crate::state::StepKey::Default,
+            crate::files::state::StepKey::Default,
             0,
             true,
         )

@@ -13,7 +13,7 @@
 
 use super::CliError;
 use super::term;
-use crate::secret;
+use crate::files::secret;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::os::fd::AsFd;

@@ -10,7 +10,7 @@ use super::term;
 use super::{CliError, CliResult, Ctx};
 use crate::delivery;
 use crate::delivery::outbox::{self, Destination};
-use crate::secret::{self, Method, SecretError};
+use crate::files::secret::{self, Method, SecretError};
 use std::time::SystemTime;
 
 #[derive(clap::Args, Debug)]

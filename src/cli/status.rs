@@ -3,10 +3,10 @@
 
 use super::term;
 use super::{CliError, CliResult, Ctx};
+use crate::base::user::UserName;
 use crate::delivery::outbox;
-use crate::lockout::{self, Standing};
-use crate::secret::{self, Method, SecretError};
-use crate::user::UserName;
+use crate::files::secret::{self, Method, SecretError};
+use crate::rules::lockout::{self, Standing};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -97,11 +97,12 @@ pub fn status_of(ctx: &Ctx, user: &UserName, now: u64) -> Status {
         Ok(Some(st)) => {
             if let Standing::Locked { until } = lockout::standing(&st.counters, now) {
                 s.locked = true;
-                s.locked_until = Some(crate::audit::rfc3339(until));
+                s.locked_until = Some(crate::base::records::rfc3339(until));
             }
             s.failures = st.counters.failures;
             s.tier = lockout::tier_number(&st.counters, tiers);
-            s.last_success = (st.last_success > 0).then(|| crate::audit::rfc3339(st.last_success));
+            s.last_success =
+                (st.last_success > 0).then(|| crate::base::records::rfc3339(st.last_success));
         }
         Err(e) => {
             // The module treats such a user as locked; say so.

@@ -4,11 +4,11 @@
 
 use super::term;
 use super::{CliError, CliResult, Ctx};
-use crate::audit::rfc3339;
+use crate::base::records::rfc3339;
 use crate::config::TotpParams;
 use crate::delivery::Event;
-use crate::secret;
-use crate::state::{self, StateError, UserState};
+use crate::files::secret;
+use crate::files::state::{self, StateError, UserState};
 use crate::store::StoreError;
 
 #[derive(clap::Args, Debug)]

@@ -244,7 +244,7 @@ impl Config {
         if let Some(problem) = file_problem(&meta) {
             return Err(err(problem));
         }
-        let text = crate::fsutil::read_text(&file, meta.len(), MAX_CONFIG_BYTES)
+        let text = crate::files::fsutil::read_text(&file, meta.len(), MAX_CONFIG_BYTES)
             .map_err(|e| err(format!("cannot read: {e}")))?;
         Config::parse(&text).map_err(|(line, message)| ConfigError {
             path: path.to_path_buf(),
@@ -273,7 +273,7 @@ pub fn file_problem(meta: &std::fs::Metadata) -> Option<String> {
     if meta.len() > MAX_CONFIG_BYTES {
         return Some("larger than 1 MiB: is this the right file?".into());
     }
-    if meta.uid() != crate::fsutil::expected_owner() {
+    if meta.uid() != crate::files::fsutil::expected_owner() {
         return Some(format!(
             "owned by uid {}, not root: only root may decide who is asked for a code",
             meta.uid()

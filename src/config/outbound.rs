@@ -3,9 +3,9 @@
 #![forbid(unsafe_code)]
 
 use super::values::{AbsPath, duration_in, ranged};
+use crate::base::address::EmailAddress;
+use crate::base::user::UserName;
 use crate::delivery::Program;
-use crate::delivery::address::EmailAddress;
-use crate::user::UserName;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use std::path::PathBuf;
@@ -292,7 +292,7 @@ impl<'de> Deserialize<'de> for Template {
         if s.is_empty() {
             return Ok(Template(s));
         }
-        crate::delivery::address::check_template(&s)
+        crate::base::address::check_template(&s)
             .map(|()| Template(s))
             .map_err(de::Error::custom)
     }

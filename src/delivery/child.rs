@@ -5,7 +5,7 @@
 //! everything here is worked out before the fork.
 #![forbid(unsafe_code)]
 
-use crate::user::UserName;
+use crate::base::user::UserName;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
 use nix::unistd::{Gid, Uid, User, getgrouplist};
 use std::ffi::CString;

@@ -1,7 +1,7 @@
 //! Codes and notices by email and text message: handing a message to
 //! sendmail or to the site's SMS command. The login flow and the CLI call
 //! [`send_email`] and [`send_sms`] with a message built by [`message`] for
-//! an address or number validated by [`address`].
+//! an address or number validated by [`crate::base::address`].
 //!
 //! The model is Linux-PAM's pam_exec, which runs a child from inside sshd;
 //! [`spawn`] adds the deadline it lacks. What a caller can rely on:
@@ -34,7 +34,6 @@
 //!   phone number) are hidden.
 #![deny(unsafe_code)]
 
-pub mod address;
 pub mod child;
 mod excerpt;
 pub mod message;
@@ -44,14 +43,14 @@ pub mod outbox;
 #[allow(unsafe_code)]
 pub mod spawn;
 
-pub use address::{BadEmail, BadPhone, BadTemplate, EmailAddress, PhoneNumber};
 pub use message::{
     Code, Email, Event, Login, Notice, Purpose, Sender, code_email, code_sms, notice_email,
     test_email, test_sms,
 };
 pub use spawn::RunError;
 
-use crate::user::UserName;
+use crate::base::address::PhoneNumber;
+use crate::base::user::UserName;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -309,7 +308,7 @@ fn unsafe_directory(path: &Path) -> Option<String> {
             Ok(m) => m,
             Err(e) => return Some(format!("{}: {e}", dir.display())),
         };
-        crate::fsutil::others_can_change_dir(&meta).then(|| {
+        crate::files::fsutil::others_can_change_dir(&meta).then(|| {
             format!(
                 "the directory {} can be changed by users other than root",
                 dir.display()

@@ -5,13 +5,14 @@
 #![forbid(unsafe_code)]
 
 use super::{
-    Code, DeliveryError, EmailAddress, Event, Login, Notice, PhoneNumber, Purpose, Sender, address,
-    code_email, code_sms, notice_email, send_email, send_sms,
+    Code, DeliveryError, Event, Login, Notice, Purpose, Sender, code_email, code_sms, notice_email,
+    send_email, send_sms,
 };
-use crate::audit::{Record, Severity, Sink};
+use crate::base::address::{self, EmailAddress, PhoneNumber};
+use crate::base::records::{Record, Severity, Sink};
+use crate::base::user::UserName;
 use crate::config::Config;
-use crate::secret::{Method, UserSecret};
-use crate::user::UserName;
+use crate::files::secret::{Method, UserSecret};
 use std::time::{Duration, SystemTime};
 
 /// Where a user's codes go: an address or a number, validated.
@@ -111,12 +112,12 @@ pub struct Origin {
 
 impl Origin {
     pub fn new(config: &Config) -> Result<Origin, DeliveryError> {
-        let host = crate::enrollment::hostname();
+        let host = crate::files::enrollment::hostname();
         let from = from_address(config, &host)?;
         Ok(Origin {
             host,
             from,
-            issuer: crate::enrollment::issuer(config),
+            issuer: crate::files::enrollment::issuer(config),
         })
     }
 

@@ -12,8 +12,8 @@
 #![forbid(unsafe_code)]
 
 use super::{RUN_FAILED, RUN_OK, RUN_PANICKED};
+use crate::base::user::UserName;
 use crate::delivery::{DeliveryError, Job, Program};
-use crate::user::UserName;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use crate::auth::Kept;
-use crate::user;
+use crate::base::user;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Versioned, as the reservation's is.

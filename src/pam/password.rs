@@ -7,7 +7,7 @@
 //! then, if that pass succeeded, with PAM_UPDATE_AUTHTOK (pam_unix asks for
 //! the new password and writes it). The second pass decides; the first
 //! only keeps a fingerprint of the account's password entry
-//! (`crate::shadow`) with the PAM handle.
+//! (`crate::files::shadow`) with the PAM handle.
 //!
 //! Whether this line runs in the second pass after a failed change depends
 //! on the stack and on libpam, and the module cannot ask libpam how the
@@ -28,10 +28,10 @@
 #![forbid(unsafe_code)]
 
 use super::{SystemAccounts, before_change, item_string};
-use crate::audit::{Record, Severity, Sink, Syslog};
 use crate::auth::Accounts;
+use crate::base::records::{Record, Severity, Sink, Syslog};
+use crate::base::user::UserName;
 use crate::config::{self, Config};
-use crate::user::UserName;
 use pam::constants::{PamFlag, PamResultCode};
 use pam::items::{Service, User};
 use pam::module::PamHandle;
@@ -131,7 +131,7 @@ fn notice(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> PamResultCode
         trace(&mut audit, args.debug, &service, "no valid PAM_USER");
         return PamResultCode::PAM_IGNORE;
     };
-    let entry = crate::shadow::fingerprint(Path::new(ETC), &user);
+    let entry = crate::files::shadow::fingerprint(Path::new(ETC), &user);
     if flags & PAM_PRELIM_CHECK != 0 {
         if before_change::put(pamh, entry).is_err() {
             trace(&mut audit, args.debug, &service, "pam_set_data failed");

@@ -7,13 +7,13 @@
 #![forbid(unsafe_code)]
 
 use super::proof;
+use crate::base::user::UserName;
 use crate::cli::enroll::{self, HowCodesCome};
 use crate::cli::proven::Over;
 use crate::cli::term::{self, Paint};
 use crate::cli::{CliError, Ctx, recovery_codes, reset};
 use crate::config::Unenrolled;
 use crate::delivery::Event;
-use crate::user::UserName;
 
 /// `status`: read-only, about the caller's own account, so no password.
 pub fn status(ctx: &Ctx, user: &UserName) -> Result<(), CliError> {

@@ -13,7 +13,8 @@
 #![forbid(unsafe_code)]
 
 use super::{commands, proof};
-use crate::audit::{Record, Severity};
+use crate::base::records::{Record, Severity};
+use crate::base::user::UserName;
 use crate::cli::devices::{self as edit, Removed};
 use crate::cli::proven::Over;
 use crate::cli::status::shown;
@@ -21,11 +22,10 @@ use crate::cli::term::{self, Keyboard, NoAnswer, Paint};
 use crate::cli::{CliError, Ctx, enroll};
 use crate::config::TotpParams;
 use crate::delivery::Event;
+use crate::files::secret::devices::{self, EditError, Entry};
+use crate::files::secret::{self, DeviceName, Method, SecretError, SecretFile};
 use crate::qr::{self, Qr};
-use crate::secret::devices::{self, EditError, Entry};
-use crate::secret::{self, DeviceName, Method, SecretError, SecretFile};
-use crate::totp::{self, Code};
-use crate::user::UserName;
+use crate::rules::totp::{self, Code};
 use zeroize::Zeroizing;
 
 /// Tries to type the new authenticator's code, as `enroll` gives.
@@ -177,7 +177,7 @@ pub fn add(ctx: &Ctx, user: &UserName, name: &DeviceName) -> Result<(), CliError
         digits: Some(params.digits),
         period: Some(params.period),
         algorithm: Some(params.algorithm),
-        created: Some(crate::enrollment::now_rfc3339()),
+        created: Some(crate::files::enrollment::now_rfc3339()),
     };
     edit::add(ctx, user, entry, Some(step_time), over).map_err(|e| match e {
         CliError::Failed(why) => not_added(name, &why),

@@ -57,11 +57,11 @@ mod hygiene;
 mod pam_client;
 mod proof;
 
+use crate::base::user::UserName;
 use crate::cli::enroll::HowCodesCome;
 use crate::cli::{CliError, Ctx};
 use crate::config::{self, Config};
-use crate::secret::DeviceName;
-use crate::user::UserName;
+use crate::files::secret::DeviceName;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

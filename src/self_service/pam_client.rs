@@ -14,8 +14,8 @@
 //! sound. The callback never unwinds into libpam: a panic is caught and is
 //! a conversation error.
 
+use crate::base::user::UserName;
 use crate::cli::term::{self, Keyboard};
-use crate::user::UserName;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::AssertUnwindSafe;
 use zeroize::Zeroizing;

@@ -13,14 +13,14 @@
 #![forbid(unsafe_code)]
 
 use super::{SERVICE, pam_client};
-use crate::audit::Syslog;
 use crate::auth::{self, Conversation, Env, Mode, Outcome, Request};
+use crate::base::records::Syslog;
+use crate::base::user::UserName;
 use crate::caller::Shield;
 use crate::cli::proven::Proven;
 use crate::cli::term::{self, Keyboard};
 use crate::cli::{CliError, Ctx};
-use crate::secret::DeviceName;
-use crate::user::UserName;
+use crate::files::secret::DeviceName;
 use zeroize::Zeroizing;
 
 /// The refusal after a failed proof; what went wrong was said above it.

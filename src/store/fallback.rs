@@ -17,9 +17,9 @@ use super::shared::SharedStore;
 use super::{
     Begun, Held, Issued, NewCode, Origin, Sendable, StepKey, Store, StoreError, UserState,
 };
-use crate::audit::{Record, Severity, Sink, Syslog};
+use crate::base::records::{Record, Severity, Sink, Syslog};
+use crate::base::user::UserName;
 use crate::config::{Codes, Tier};
-use crate::user::UserName;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
@@ -179,7 +179,7 @@ impl Store for Fallback {
         addr: std::net::IpAddr,
         now: u64,
         window: u64,
-    ) -> Result<crate::policy::Source, StoreError> {
+    ) -> Result<crate::rules::policy::Source, StoreError> {
         either!(self, user.as_str(), |s| s
             .note_source(user, addr, now, window))
     }

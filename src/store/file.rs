@@ -1,4 +1,4 @@
-//! The store in this host's `state_dir`: one file per user (`crate::state`:
+//! The store in this host's `state_dir`: one file per user (`crate::files::state`:
 //! two checksummed slots, updated in place). Each operation holds the file's
 //! exclusive lock from its read to its write; an attempt holds it from its
 //! count until it fails or succeeds, so its judgement is serialized with
@@ -9,12 +9,12 @@ use super::{
     Attempt, Begun, Committed, Counted, Failed, Held, Issued, NewCode, Origin, Purpose, Refusal,
     Sendable, StepKey, Store, StoreError, Success, UserState,
 };
-use crate::codes::{self, Allowance, Plan};
+use crate::base::user::UserName;
 use crate::config::{Codes, Tier};
-use crate::lockout::{self, Standing};
-use crate::policy;
-use crate::state::{self, Locked, StateError};
-use crate::user::UserName;
+use crate::files::state::{self, Locked, StateError};
+use crate::rules::codes::{self, Allowance, Plan};
+use crate::rules::lockout::{self, Standing};
+use crate::rules::policy;
 use std::path::{Path, PathBuf};
 
 pub struct FileStore {
@@ -373,7 +373,7 @@ impl Store for FileStore {
 
     fn forget(&self, user: &UserName) -> Result<bool, StoreError> {
         let path = state::path_for(&self.state_dir, user);
-        crate::fsutil::remove_durably(&self.state_dir, &path)
+        crate::files::fsutil::remove_durably(&self.state_dir, &path)
             .map_err(|e| StoreError::State(StateError::Io(e)))
     }
 

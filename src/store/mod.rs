@@ -22,13 +22,13 @@ mod primary;
 pub mod shared;
 pub mod valkey;
 
-use crate::codes::{Allowance, Plan};
+use crate::base::user::UserName;
 use crate::config::{Codes, Config, OnUnavailable, StoreUrl, Tier};
-use crate::lockout::NewLock;
-use crate::user::UserName;
+use crate::rules::codes::{Allowance, Plan};
+use crate::rules::lockout::NewLock;
 use std::net::IpAddr;
 
-pub use crate::state::{
+pub use crate::files::state::{
     DeviceId, DeviceStep, Purpose, Remembered, SentCode, StateError, StepKey, UserState,
 };
 
@@ -322,7 +322,7 @@ pub trait Store {
         addr: IpAddr,
         now: u64,
         window: u64,
-    ) -> Result<crate::policy::Source, StoreError>;
+    ) -> Result<crate::rules::policy::Source, StoreError>;
 
     /// Forgets the sent code if it is still `hash` (a hand-over that
     /// failed: the code must not work if it arrives after all).

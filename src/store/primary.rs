@@ -19,7 +19,7 @@
 #![forbid(unsafe_code)]
 
 use super::valkey::sentinel::Addr;
-use crate::fsutil;
+use crate::files::fsutil;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 

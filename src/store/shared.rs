@@ -24,10 +24,10 @@ use super::{
     Origin, Purpose, Refusal, Remembered, Sendable, SentCode, StepKey, Store, StoreError, Success,
     UserState,
 };
-use crate::codes::{Allowance, Plan};
+use crate::base::user::UserName;
 use crate::config::{self, Codes, Tier};
-use crate::lockout::{Counters, NewLock};
-use crate::user::UserName;
+use crate::rules::codes::{Allowance, Plan};
+use crate::rules::lockout::{Counters, NewLock};
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -460,7 +460,7 @@ impl Attempt for SharedAttempt<'_> {
             StepKey::Default => String::new(),
             StepKey::Named(id) => id.hex(),
         };
-        let keep_steps = crate::state::MAX_DEVICE_STEPS.to_string();
+        let keep_steps = crate::files::state::MAX_DEVICE_STEPS.to_string();
         let (purpose, hash) = match &success.spend {
             Some((p, h)) => (purpose_digit(*p).to_vec(), hex(h)),
             None => (Vec::new(), String::new()),
@@ -471,7 +471,7 @@ impl Attempt for SharedAttempt<'_> {
             None => (String::new(), "0".into()),
         };
         let new_secret: &[u8] = if success.new_secret { b"1" } else { b"0" };
-        let keep = crate::state::MAX_REMEMBERED.to_string();
+        let keep = crate::files::state::MAX_REMEMBERED.to_string();
         // Counted already (preauth): nothing to count here.
         let tiers = if self.counted.is_some() {
             String::new()
@@ -601,7 +601,7 @@ impl Store for SharedStore {
         };
         let (t, keep) = (
             step_time.to_string(),
-            crate::state::MAX_DEVICE_STEPS.to_string(),
+            crate::files::state::MAX_DEVICE_STEPS.to_string(),
         );
         let new_secret: &[u8] = if new_secret { b"1" } else { b"0" };
         self.forget_snapshot();
@@ -719,13 +719,13 @@ impl Store for SharedStore {
         addr: std::net::IpAddr,
         _now: u64,
         window: u64,
-    ) -> Result<crate::policy::Source, StoreError> {
+    ) -> Result<crate::rules::policy::Source, StoreError> {
         let key = self.key(user.as_str());
         // The script compares addresses as text: one form for each.
-        let addr = crate::policy::canonical(addr).to_string();
-        let slack = crate::policy::note_slack(window).to_string();
+        let addr = crate::rules::policy::canonical(addr).to_string();
+        let slack = crate::rules::policy::note_slack(window).to_string();
         let window = window.to_string();
-        let keep = crate::state::MAX_REMEMBERED.to_string();
+        let keep = crate::files::state::MAX_REMEMBERED.to_string();
         self.forget_snapshot();
         let reply = self.run(
             &scripts::all().note_source,
@@ -738,9 +738,9 @@ impl Store for SharedStore {
             ],
         )?;
         match text(&reply) {
-            Some(b"known") => Ok(crate::policy::Source::Known),
-            Some(b"new") => Ok(crate::policy::Source::New),
-            Some(b"first") => Ok(crate::policy::Source::First),
+            Some(b"known") => Ok(crate::rules::policy::Source::Known),
+            Some(b"new") => Ok(crate::rules::policy::Source::New),
+            Some(b"first") => Ok(crate::rules::policy::Source::First),
             _ => Err(garbled("a source noted")),
         }
     }

@@ -34,13 +34,13 @@ pub mod split;
 use super::attempt::{self, Failure};
 use super::code_step;
 use super::{Env, Outcome, Reason, Request, decoy, judge};
-use crate::codes::{self, Verdict};
+use crate::base::user::UserName;
 use crate::config::{TotpParams, Unenrolled};
-use crate::policy::Decision;
-use crate::secret::{self, Method, UserSecret};
-use crate::state::{Purpose, UserState};
-use crate::totp;
-use crate::user::UserName;
+use crate::files::secret::{self, Method, UserSecret};
+use crate::files::state::{Purpose, UserState};
+use crate::rules::codes::{self, Verdict};
+use crate::rules::policy::Decision;
+use crate::rules::totp;
 use split::{Shape, Split, Unusable};
 use zeroize::Zeroizing;
 
@@ -311,7 +311,7 @@ fn refuse_unusable(
         .error("That answer cannot be a password followed by a code.");
     let Some(user) = user else {
         let rec = env
-            .record("auth_fail", crate::audit::Severity::Notice, req)
+            .record("auth_fail", crate::base::records::Severity::Notice, req)
             .with("tty", &req.tty)
             .with("reason", Reason::BadUser.as_str())
             .with("failures", 0)

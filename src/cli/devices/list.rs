@@ -2,11 +2,11 @@
 //! when a code from it was last accepted.
 #![forbid(unsafe_code)]
 
+use crate::base::user::UserName;
 use crate::cli::term;
 use crate::cli::{CliError, CliResult, Ctx};
-use crate::secret::{DeviceName, devices};
-use crate::state::StepKey;
-use crate::user::UserName;
+use crate::files::secret::{DeviceName, devices};
+use crate::files::state::StepKey;
 use serde::Serialize;
 
 #[derive(clap::Args, Debug)]
@@ -64,7 +64,7 @@ pub fn rows(ctx: &Ctx, user: &UserName) -> Result<Vec<Row>, CliError> {
             Row {
                 name,
                 created,
-                last_used: (step > 0).then(|| crate::audit::rfc3339(step)),
+                last_used: (step > 0).then(|| crate::base::records::rfc3339(step)),
             }
         })
         .collect())

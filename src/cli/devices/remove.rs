@@ -8,7 +8,7 @@ use crate::cli::proven::Over;
 use crate::cli::term;
 use crate::cli::{CliError, CliResult, Ctx, reset};
 use crate::delivery::Event;
-use crate::secret::DeviceName;
+use crate::files::secret::DeviceName;
 
 #[derive(clap::Args, Debug)]
 #[command(

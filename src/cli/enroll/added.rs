@@ -14,13 +14,13 @@
 use super::app::{NewApp, print_written};
 use super::{Args, MethodArg, Undone, issuer};
 use super::{remove_all, write_all_private};
+use crate::base::user::UserName;
 use crate::cli::proven::Over;
 use crate::cli::term::{self, HoldSignals, Keyboard, Paint};
 use crate::cli::{CliError, CliResult, Ctx, devices};
 use crate::delivery::Event;
-use crate::secret::devices::Entry;
-use crate::secret::{self, DeviceName};
-use crate::user::UserName;
+use crate::files::secret::devices::Entry;
+use crate::files::secret::{self, DeviceName};
 use zeroize::Zeroizing;
 
 /// The options that belong to a new enrollment, not to one more app.
@@ -60,7 +60,7 @@ fn entry(name: &DeviceName, b32: &str, app: &NewApp) -> Entry {
         digits: Some(app.params.digits),
         period: Some(app.params.period),
         algorithm: Some(app.params.algorithm),
-        created: Some(crate::enrollment::now_rfc3339()),
+        created: Some(crate::files::enrollment::now_rfc3339()),
     }
 }
 

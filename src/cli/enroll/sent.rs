@@ -15,16 +15,16 @@
 #![forbid(unsafe_code)]
 
 use super::{Args, Asking, MethodArg};
-use crate::audit::{Record, Severity};
+use crate::base::records::{Record, Severity};
+use crate::base::user::UserName;
 use crate::cli::proven::Over;
 use crate::cli::term::{self, HoldSignals, Keyboard, Paint};
 use crate::cli::{CliError, CliResult, Ctx};
-use crate::codes::{self, Allowance};
 use crate::delivery::outbox::{self, Destination};
 use crate::delivery::{Event, Login, Purpose};
-use crate::secret::{self, SecretFile};
+use crate::files::secret::{self, SecretFile};
+use crate::rules::codes::{self, Allowance};
 use crate::store::Sendable;
-use crate::user::UserName;
 use std::time::Instant;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -48,7 +48,7 @@ fn prepare(ctx: &Ctx, args: &Args, user: &UserName) -> Result<(SecretFile, Desti
         period: None,
         algorithm: None,
         recovery_codes: Vec::new(),
-        created: Some(crate::enrollment::now_rfc3339()),
+        created: Some(crate::files::enrollment::now_rfc3339()),
         authenticators: Vec::new(),
     };
     let to = destination(ctx, user, args, &file)?;
@@ -261,7 +261,7 @@ fn count_toward_throttles(ctx: &Ctx, user: &UserName, to: &Destination) -> Resul
     let store = crate::store::open(&ctx.config);
     let codes = &ctx.config.codes;
     let at = |until: u64| {
-        crate::audit::rfc3339(until)
+        crate::base::records::rfc3339(until)
             .replace('T', " ")
             .replace('Z', " UTC")
     };

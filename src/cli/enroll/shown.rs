@@ -5,12 +5,12 @@
 #![forbid(unsafe_code)]
 
 use super::{QrStyle, not_enrolled};
+use crate::base::user::UserName;
 use crate::cli::term::{self, Paint};
 use crate::cli::{CliError, CliResult};
 use crate::config::TotpParams;
+use crate::files::secret::DeviceName;
 use crate::qr::{self, Qr};
-use crate::secret::DeviceName;
-use crate::user::UserName;
 use std::io::Write;
 use zeroize::Zeroizing;
 

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use super::error::StoreError;
-use crate::fsutil;
+use crate::files::fsutil;
 use std::io::Read;
 use std::path::Path;
 use zeroize::Zeroizing;

@@ -12,13 +12,13 @@
 //! |---|---|
 //! | `f` `tf` `t` `lu` | failures, failures in this tier, the tier (0-based), locked until |
 //! | `ls` `lok` `e` | last accepted step's start, last success, epoch |
-//! | `rm` | remembered and known sources: `addr=until=seen;...` (`crate::policy::remember`, `note_source`; an earlier version's `addr=until` is read as never seen) |
+//! | `rm` | remembered and known sources: `addr=until=seen;...` (`crate::rules::policy::remember`, `note_source`; an earlier version's `addr=until` is read as never seen) |
 //! | `sp` `sh` `se` `sa` | the sent code: purpose (1 sign-in, 2 lost device, 3 confirm), hash (hex), expires, sent at |
 //! | `sn` | the sends of the last hour: `t,t,t` |
 //! | `na` `nq` | the last lock notice mailed, the notices held back since |
-//! | `ds` | named authenticators' last accepted steps: `id=step;...` (`crate::state::DeviceStep`; `default`'s is `ls`, which hosts of an earlier version share) |
+//! | `ds` | named authenticators' last accepted steps: `id=step;...` (`crate::files::state::DeviceStep`; `default`'s is `ls`, which hosts of an earlier version share) |
 //!
-//! The tier arithmetic is `crate::lockout`'s, in Lua; `tests/fleet.rs`
+//! The tier arithmetic is `crate::rules::lockout`'s, in Lua; `tests/fleet.rs`
 //! drives both through the same tiers.
 #![forbid(unsafe_code)]
 

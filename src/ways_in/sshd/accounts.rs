@@ -6,7 +6,7 @@
 //! (login.defs; 1000 without it) whose shell is not nologin or false.
 #![forbid(unsafe_code)]
 
-use crate::user::UserName;
+use crate::base::user::UserName;
 use std::collections::BTreeSet;
 
 /// One account of the tree's passwd file.

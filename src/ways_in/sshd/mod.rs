@@ -198,7 +198,7 @@ fn named_accounts(
 ) -> Result<Vec<Account>, AuditError> {
     let mut out: Vec<Account> = Vec::new();
     for raw in users {
-        let name = crate::user::UserName::parse(raw)
+        let name = crate::base::user::UserName::parse(raw)
             .map_err(|e| AuditError(format!("--user {raw:?}: {e}")))?;
         if out.iter().any(|a| a.name == name) {
             continue;

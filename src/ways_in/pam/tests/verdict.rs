@@ -2,6 +2,8 @@
 //! and substacks, reset, bad jumps, the canonical stack, Debian's
 //! common-auth as pam-auth-update writes it with our three profiles.
 //! tests/audit_pam.rs logs into many of the same stacks through libpam.
+//! It stays one file: each stack is a table row, and their verdicts are read
+//! side by side against what libpam does.
 #![forbid(unsafe_code)]
 
 use super::super::{PamAudit, asks_for_the_code_in, audit_source};

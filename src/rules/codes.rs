@@ -10,9 +10,9 @@
 //! nothing that lets them try the million codes offline.
 #![forbid(unsafe_code)]
 
+use crate::base::user::UserName;
 use crate::config::Codes;
-use crate::state::{Purpose, SentCode, UserState};
-use crate::user::UserName;
+use crate::files::state::{Purpose, SentCode, UserState};
 use blake2::{Blake2b256, Digest};
 use zeroize::Zeroizing;
 

@@ -3,9 +3,9 @@
 //! both write the same secret file the same way.
 #![forbid(unsafe_code)]
 
+use crate::base::user::UserName;
 use crate::config::{Config, TotpParams};
-use crate::secret::{self, SecretFile};
-use crate::user::UserName;
+use crate::files::secret::{self, SecretFile};
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -55,7 +55,7 @@ pub fn now_rfc3339() -> String {
 pub fn secret_file(b32: &str, params: &TotpParams, recovery_codes: Vec<String>) -> SecretFile {
     SecretFile {
         secret: Some(Zeroizing::new(b32.to_string())),
-        method: crate::secret::Method::Totp,
+        method: crate::files::secret::Method::Totp,
         email: None,
         phone: None,
         digits: Some(params.digits),

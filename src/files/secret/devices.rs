@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 /// Authenticators per user, at most: the cost of judging an answer is that
-/// of this many, whatever the user has (`crate::totp::matching_steps`).
+/// of this many, whatever the user has (`crate::rules::totp::matching_steps`).
 pub const MAX_DEVICES: usize = 8;
 
 /// The name of the one authenticator of a file with a top-level `secret`.

@@ -8,7 +8,7 @@
 //! hash this host could see change.
 #![forbid(unsafe_code)]
 
-use crate::user::UserName;
+use crate::base::user::UserName;
 use blake2::{Blake2b256, Digest};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use crate::config::{Algorithm, TotpParams};
-use crate::secret::MAX_DEVICES;
+use crate::files::secret::MAX_DEVICES;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 

@@ -1,0 +1,13 @@
+//! The values shared by the module and the commands, below everything else:
+//! they import nothing of the crate's, so config, the files, delivery and the
+//! commands can all build on them.
+//!
+//! - `user`: the validated user name, the only way a name reaches a path
+//! - `address`: the validated email address and phone number, the only way a
+//!   value reaches sendmail's or an SMS command's argv
+//! - `records`: the syslog records (not the `twostep audit` command)
+#![forbid(unsafe_code)]
+
+pub mod address;
+pub mod records;
+pub mod user;
