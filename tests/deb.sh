@@ -93,6 +93,7 @@ echo "== deb: contents"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for path in \
     "./lib/$multiarch/security/pam_twostep.so" \
+    ./usr/lib/twostep/libtwostep_ondemand.so \
     ./usr/bin/twostep \
     ./usr/bin/twostep-self \
     ./etc/pam.d/twostep-self \
@@ -130,6 +131,15 @@ done
 echo "== deb: dpkg -i"
 dpkg -i "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "dpkg -i"; }
 [ -f "/lib/$multiarch/security/pam_twostep.so" ] || fail "module not installed"
+# The on-demand part: where the installed module looks for it, root's, and
+# writable by no one else (the module refuses it otherwise).
+part=/usr/lib/twostep/libtwostep_ondemand.so
+[ "$(stat -c '%a %U %G %F' "$part")" = "644 root root regular file" ] ||
+    fail "$part is $(stat -c '%a %U %G %F' "$part" 2>&1), not 644 root root regular file"
+[ "$(stat -c '%a %U' /usr/lib/twostep)" = "755 root" ] ||
+    fail "/usr/lib/twostep is $(stat -c '%a %U' /usr/lib/twostep), not 755 root"
+grep -qaF "$part" "/lib/$multiarch/security/pam_twostep.so" ||
+    fail "the installed module does not look for its part at $part"
 [ "$(stat -c '%a %U %G' /usr/bin/twostep-self)" = "4755 root root" ] ||
     fail "/usr/bin/twostep-self is $(stat -c '%a %U %G' /usr/bin/twostep-self), not 4755 root root"
 [ -f /etc/pam.d/twostep-self ] || fail "/etc/pam.d/twostep-self was not installed"
@@ -247,6 +257,7 @@ echo "== deb: dpkg -r"
 dpkg -r libpam-twostep >"$work/remove.log" 2>&1 || { cat "$work/remove.log" >&2; fail "dpkg -r"; }
 [ -z "$(twostep_lines)" ] || fail "twostep lines left after remove in: $(twostep_lines)"
 [ ! -e "/lib/$multiarch/security/pam_twostep.so" ] || fail "module left after remove"
+[ ! -e /usr/lib/twostep ] || fail "/usr/lib/twostep left after remove"
 [ -f /etc/twostep/twostep.toml ] || fail "remove (not purge) dropped the conffile"
 [ -d /var/lib/twostep/secrets ] || fail "remove (not purge) dropped the secrets"
 

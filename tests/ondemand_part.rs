@@ -3,7 +3,8 @@
 //! `delivery_failed reason=part` record naming the part and what is wrong,
 //! when the part is missing, not root's, or writable by others; an
 //! app-code login beside it is not affected; and once the part is put
-//! right, the same email login succeeds again.
+//! right, the same email login succeeds again. `twostep check` says the
+//! same, naming who needs the part.
 //!
 //! The part is the one this build's module loads (its path is a constant
 //! of the build: `pam_twostep::ondemand::PART_PATH`, beside the debug
@@ -90,7 +91,12 @@ fn a_login_that_needs_a_missing_or_unsafe_part_is_denied_and_app_logins_are_not(
     let part = PartBackup::new();
     let other = nix::unistd::User::from_name("nobody").unwrap().unwrap();
 
-    // The part as built: the code is mailed and accepted.
+    // The part as built: `twostep check` finds nothing, the code is
+    // mailed and accepted.
+    let check = rig.cli(&["check"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{said}");
+    assert!(!said.contains("on-demand"), "{said}");
     rig.events();
     let login = email_login(&rig, mailer, &issuer, 1, true);
     assert_eq!(login.code, PAM_SUCCESS, "{}", login.out);
@@ -131,6 +137,16 @@ fn a_login_that_needs_a_missing_or_unsafe_part_is_denied_and_app_logins_are_not(
             "{what}: the record names the part and why: {detail}"
         );
         assert_eq!(count(&ev, "code_sent"), 0, "{what}: {ev:#?}");
+        // `twostep check` loads the part as a login would, and says so.
+        let check = rig.cli(&["check"]);
+        let said = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(2), "{what}: {said}");
+        assert!(
+            said.contains(pam_twostep::ondemand::PART_PATH)
+                && said.contains(why)
+                && said.contains(&format!("the email user {mailer}")),
+            "{what}: {said}"
+        );
         // An app-code login beside it is untouched.
         let app = &apps[i];
         let login = rig.login(app, &oath_code(SECRET, 0));

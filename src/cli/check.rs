@@ -104,16 +104,17 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
             }
         }
     }
-    problems.extend(delivery_problems(c)?);
+    let mut warnings = Vec::new();
+    problems.extend(delivery_problems(c, &mut warnings)?);
     let sentinels = sentinel_report(&c.store);
     for line in &sentinels.said {
         println!("{}", term::escape(line));
     }
     problems.extend(sentinels.problems);
     problems.extend(store_problems(c));
-    for w in sentinels
-        .warnings
+    for w in warnings
         .iter()
+        .chain(&sentinels.warnings)
         .chain(&store_warnings(c, &sentinels.reached))
     {
         println!("warning: {}", term::escape(w));
@@ -131,8 +132,10 @@ pub fn run(ctx: &Ctx, _args: Args) -> CliResult {
     )))
 }
 
-/// The programs that send, where something uses them, and the users whose
-/// method could send nothing.
+/// The programs that send, where something uses them, the module's
+/// on-demand part that starts them (loaded here as a login loads it), and
+/// the users whose method could send nothing. The part is a problem when
+/// something sends, a warning otherwise (`warnings`).
 /// With a shared store: its password file, its TLS settings, and that it
 /// answers, accepts the credentials and allows every script and command.
 fn store_problems(c: &Config) -> Vec<String> {
@@ -357,11 +360,12 @@ pub fn probe(args: &ProbeArgs) -> CliResult {
     }
 }
 
-fn delivery_problems(c: &Config) -> Result<Vec<String>, CliError> {
+fn delivery_problems(c: &Config, warnings: &mut Vec<String>) -> Result<Vec<String>, CliError> {
     let mut users = BTreeSet::new();
     super::status::names_in(&c.secret_dir, &mut users)?;
     let mut out = Vec::new();
     let mut mailing = Vec::new();
+    let mut texting = Vec::new();
     if !c.notify.events.is_empty() {
         mailing.push("notify.events".to_string());
     }
@@ -374,8 +378,10 @@ fn delivery_problems(c: &Config) -> Result<Vec<String>, CliError> {
         let Ok(read) = secret::load(&c.secret_dir, user, &c.totp) else {
             continue;
         };
-        if read.method == Method::Email {
-            mailing.push(format!("the email user {user}"));
+        match read.method {
+            Method::Email => mailing.push(format!("the email user {user}")),
+            Method::Sms => texting.push(format!("the SMS user {user}")),
+            _ => {}
         }
         if read.method != Method::Totp
             && let Err(why) = outbox::destination(c, user, &read, read.method)
@@ -399,6 +405,24 @@ fn delivery_problems(c: &Config) -> Result<Vec<String>, CliError> {
         && let Some(why) = delivery::program_problem(command)
     {
         out.push(format!("sms.command: {why}"));
+    }
+    if let Some(why) = crate::ondemand::problem() {
+        match mailing.first().or(texting.first()) {
+            Some(first) => {
+                let more = match mailing.len() + texting.len() {
+                    1 => String::new(),
+                    n => format!(" and {} more", n - 1),
+                };
+                out.push(format!(
+                    "{why}; it starts sendmail and the SMS command for the module \
+                     (used by {first}{more}): those logins are denied"
+                ));
+            }
+            None => warnings.push(format!(
+                "{why}; nothing here sends a code or a notice now, but a login \
+                 that did would be denied"
+            )),
+        }
     }
     for (key, user) in [("email.user", &c.email.user), ("sms.user", &c.sms.user)] {
         if let Some(name) = user
