@@ -91,6 +91,8 @@ if [ "${TWOSTEP_BENCH_INNER:-}" != 1 ]; then
     exec 9>/tmp/twostep-bench.lock
     flock -n 9 || { echo "bench.sh: waiting for another run to end" >&2; flock 9; }
     bash packages.sh bench
+    # The module looks for its on-demand part beside it (email users).
+    export TWOSTEP_ONDEMAND_PATH=$here/target/release/libtwostep_ondemand.so
     sh link/release.sh --quiet
     bash tests/c/mkbenchusers.sh "$users"
     trap 'bash tests/c/mkbenchusers.sh 0' EXIT
@@ -389,6 +391,27 @@ for r in $(seq 1 "$rounds"); do
         echo "round $r: $line"
         echo "$line" >> "$results"
     done
+done
+
+# What loading costs a PAM host, whatever the login then does: libpam loads
+# the module at every pam_start and unloads it at pam_end. The same paired,
+# rotating rounds (tests/c/loadbench.c), against google-authenticator's and
+# an empty library; with the size and the work the dynamic linker has.
+cc -O2 -o "$work/loadbench" tests/c/loadbench.c -Wl,--no-as-needed -lpam -ldl
+echo 'int twostep_bench_empty(void) { return 0; }' > "$work/empty.c"
+cc -shared -fPIC -O2 -o "$work/libempty.so" "$work/empty.c"
+ga_so=$(find /lib /usr/lib -name pam_google_authenticator.so 2>/dev/null | head -1)
+part=$here/target/release/libtwostep_ondemand.so
+loads=(ga="$ga_so" empty="$work/libempty.so" twostep="$module" part="$part")
+[ -n "${TWOSTEP_BENCH_BASELINE:-}" ] && loads+=(baseline="$TWOSTEP_BENCH_BASELINE")
+echo "loading: dlopen(RTLD_NOW)+dlclose, libpam resident, 15 rounds of 300, median; ratio paired by round"
+"$work/loadbench" 15 300 "${loads[@]}"
+printf '%-10s %10s %10s %12s %s\n' library bytes undefined relocations needed
+for l in "${loads[@]}"; do
+    f=${l#*=}
+    printf '%-10s %10s %10s %12s %s\n' "${l%%=*}" "$(stat -c %s "$f")" \
+        "$(nm -D --undefined-only "$f" | wc -l)" "$(readelf -r "$f" | grep -c R_X86_64)" \
+        "$(readelf -d "$f" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
 done
 
 python3 - "$results" <<'EOF'

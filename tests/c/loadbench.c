@@ -10,7 +10,9 @@
  * last and a slow spell of the machine falls on all of them. It prints, per
  * library, the median over rounds of the mean cost of one load+unload, the
  * lowest and highest round, and, against the first library named, the
- * median of the per-round ratios (paired: the same round, the same spell).
+ * median of the per-round ratios (paired: the same round, the same spell),
+ * and the page faults one load and unload takes (the same every time: a
+ * property of the library, not of the machine's mood).
  *
  * Built by tests/bench.sh: cc -O2 -o loadbench loadbench.c -ldl -lpam
  */
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static double now_us(void)
@@ -57,6 +60,7 @@ int main(int argc, char **argv)
     }
     char **name = calloc(n, sizeof *name), **path = calloc(n, sizeof *path);
     double *cost = calloc((size_t)n * rounds, sizeof *cost);
+    double *faults = calloc(n, sizeof *faults);
     for (int i = 0; i < n; i++) {
         char *eq = strchr(argv[i + 3], '=');
         if (!eq) {
@@ -76,6 +80,8 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         for (int k = 0; k < n; k++) {
             int i = (k + r) % n;
+            struct rusage before, after;
+            getrusage(RUSAGE_SELF, &before);
             double t0 = now_us();
             for (int j = 0; j < per; j++) {
                 void *h = dlopen(path[i], RTLD_NOW);
@@ -86,9 +92,11 @@ int main(int argc, char **argv)
                 dlclose(h);
             }
             cost[i * rounds + r] = (now_us() - t0) / per;
+            getrusage(RUSAGE_SELF, &after);
+            faults[i] += (double)(after.ru_minflt - before.ru_minflt) / per / rounds;
         }
     }
-    printf("%-16s %10s %10s %10s %14s\n", "library", "median_us", "min_us", "max_us", "ratio_to_first");
+    printf("%-16s %10s %10s %10s %14s %8s\n", "library", "median_us", "min_us", "max_us", "ratio_to_first", "faults");
     double *ratio = calloc(rounds, sizeof *ratio);
     for (int i = 0; i < n; i++) {
         double *c = cost + (size_t)i * rounds;
@@ -102,7 +110,8 @@ int main(int argc, char **argv)
         double m = median(ratio, rounds);
         double copy[rounds];
         memcpy(copy, c, sizeof copy);
-        printf("%-16s %10.1f %10.1f %10.1f %14.2f\n", name[i], median(copy, rounds), lo, hi, m);
+        printf("%-16s %10.1f %10.1f %10.1f %14.2f %8.1f\n", name[i], median(copy, rounds), lo, hi, m,
+               faults[i]);
     }
     return 0;
 }
