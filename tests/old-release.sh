@@ -30,6 +30,9 @@ if [ ! -e "$stamp" ] || [ ! -e "$module" ]; then
     rm -rf "$src" "$stamp"
     mkdir -p "$src"
     git archive "$OLD_RELEASE" | tar -x -C "$src"
+    # A workspace of its own: cargo would otherwise take it for a stray
+    # member of this tree's workspace (Cargo.toml), which it sits inside.
+    printf '\n[workspace]\n' >> "$src/Cargo.toml"
     # Only the library: the module is all that the downgrade tests load.
     (cd "$src" && CARGO_TARGET_DIR="$cache/build" cargo build --quiet --locked --lib) >&2
     touch "$stamp"
