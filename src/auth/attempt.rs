@@ -49,7 +49,7 @@ pub(super) fn preauth_state(env: &mut Env<'_>, req: &Request) -> (Outcome, Optio
             // state for them (a flood of made-up names must not fill the
             // disk), but the same cost an account's count has, so that the
             // time taken does not tell them apart.
-            env.store.decoy();
+            env.store.decoy(false);
             return (Outcome::Success, None);
         }
     };
@@ -59,7 +59,7 @@ pub(super) fn preauth_state(env: &mut Env<'_>, req: &Request) -> (Outcome, Optio
         Err(e) => (env.refuse_store(req, &user, &e), None),
         Ok(Begun::Locked { until }) => (env.refuse_locked(req, until), None),
         Ok(Begun::Open(attempt)) => {
-            // A durable begin has counted the attempt.
+            // A reserving begin has counted the attempt.
             let Some(counted) = attempt.counted() else {
                 let e = StoreError::Unavailable {
                     reason: "protocol",
@@ -86,8 +86,14 @@ pub(super) fn preauth_state(env: &mut Env<'_>, req: &Request) -> (Outcome, Optio
 pub(super) fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
     let user = match identity::resolve(env, req) {
         Who::Account(user) => user,
-        Who::Invalid | Who::Unknown => {
-            // No state for names that are not accounts.
+        who @ (Who::Invalid | Who::Unknown) => {
+            // No state for names that are not accounts, but for a plausible
+            // one the flush an account's failure costs here (its count,
+            // written by preauth or now, is flushed with the failure), so
+            // that the time taken does not tell them apart.
+            if matches!(who, Who::Unknown) {
+                env.store.decoy(true);
+            }
             env.reservation = None;
             let rec = env
                 .record("password_fail", Severity::Notice, req)

@@ -259,7 +259,7 @@ pub(super) fn deny_after_prompt(
         Target::Account(user) => {
             return attempt::fail_unjudged(env, req, user, Failure::Code(reason, detail));
         }
-        Target::Unknown => env.store.decoy(),
+        Target::Unknown => env.store.decoy(true),
         Target::Invalid => {}
     }
     let mut rec = env

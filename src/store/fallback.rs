@@ -112,10 +112,10 @@ impl Store for Fallback {
         now: u64,
         tiers: &[Tier],
         held: Option<Held>,
-        durable: bool,
+        reserve: bool,
     ) -> Result<Begun<'a>, StoreError> {
         either!(self, user.as_str(), |s| s
-            .begin(user, now, tiers, held, durable))
+            .begin(user, now, tiers, held, reserve))
     }
 
     fn mark_used(
@@ -192,11 +192,11 @@ impl Store for Fallback {
         either!(self, "", |s| s.read_decoy())
     }
 
-    fn decoy(&self) {
+    fn decoy(&self, flush: bool) {
         if self.fell.get() {
-            self.local.decoy();
+            self.local.decoy(flush);
         } else {
-            self.shared.decoy();
+            self.shared.decoy(flush);
         }
     }
 

@@ -182,7 +182,7 @@ impl Store for FileStore {
         now: u64,
         tiers: &[Tier],
         held: Option<Held>,
-        durable: bool,
+        _reserve: bool,
     ) -> Result<Begun<'a>, StoreError> {
         let mut locked = self.lock(user)?;
         if still_counts(held, &locked.state) {
@@ -192,10 +192,12 @@ impl Store for FileStore {
                 epoch: locked.state.epoch,
                 reserved: true,
             };
+            // preauth wrote the reservation and did not flush it: whatever
+            // this attempt ends in is flushed, and the reservation with it.
             return Ok(Begun::Open(Box::new(FileAttempt {
                 locked,
                 counted,
-                unsynced: false,
+                unsynced: true,
             })));
         }
         if let Standing::Locked { until } = lockout::standing(&locked.state.counters, now) {
@@ -206,10 +208,9 @@ impl Store for FileStore {
             counters,
             ..locked.state.clone()
         };
+        // Written, not flushed: the outcome is flushed with it (preauth's
+        // reservation: by authfail or the code step; Store::begin says why).
         locked.write(next)?;
-        if durable {
-            locked.sync()?;
-        }
         let counted = Counted {
             failures: counters.failures,
             new_lock,
@@ -219,7 +220,7 @@ impl Store for FileStore {
         Ok(Begun::Open(Box::new(FileAttempt {
             locked,
             counted,
-            unsynced: !durable,
+            unsynced: true,
         })))
     }
 
@@ -330,8 +331,8 @@ impl Store for FileStore {
         Ok(state::decoy_read(&self.state_dir)?)
     }
 
-    fn decoy(&self) {
-        state::decoy_write(&self.state_dir);
+    fn decoy(&self, flush: bool) {
+        state::decoy_write(&self.state_dir, flush);
     }
 
     fn unlock(&self, user: &UserName, future_beyond: u64) -> Result<Option<u64>, StoreError> {

@@ -257,17 +257,26 @@ pub trait Store {
 
     /// Begins an attempt: refuses a locked user (unless `held` still counts
     /// in the state), otherwise counts the attempt as a failure (or finds
-    /// it counted by `held`). With `durable`, the count is recorded durably
-    /// before this returns (`preauth`: the password is checked next, by
-    /// another module), and [`Begun::Open`]'s attempt is only dropped;
-    /// otherwise it may be recorded with the outcome (see [`Attempt`]).
+    /// it counted by `held`). With `reserve`, the count is recorded before
+    /// this returns, where every other attempt sees it (`preauth`: the
+    /// password is checked next, by another module), and [`Begun::Open`]'s
+    /// attempt is only dropped; otherwise it may be recorded with the
+    /// outcome (see [`Attempt`]).
+    ///
+    /// A reservation is not flushed to disk by itself: the attempt's
+    /// outcome (authfail's failure, the code step's verdict) is, with it,
+    /// so that a login with the password pays one flush, not two. Written,
+    /// it is in the page cache that every process reads, so parallel
+    /// attempts and a killed process see it; only a crash of the machine
+    /// between the password check and the outcome can lose it, and then
+    /// the answer that attempt would have had never left the host.
     fn begin<'a>(
         &'a self,
         user: &UserName,
         now: u64,
         tiers: &[Tier],
         held: Option<Held>,
-        durable: bool,
+        reserve: bool,
     ) -> Result<Begun<'a>, StoreError>;
 
     /// A login let through without a code (a policy skip) after `held` was
@@ -337,8 +346,10 @@ pub trait Store {
     fn read_decoy(&self) -> Result<(), StoreError>;
 
     /// For a name that is not an account: the same cost as counting an
-    /// account's attempt, nothing kept. Errors do not matter.
-    fn decoy(&self);
+    /// account's attempt, nothing kept: with `flush`, as a verdict's
+    /// (written and flushed); without, as `preauth`'s reservation (written).
+    /// Errors do not matter.
+    fn decoy(&self, flush: bool);
 
     /// `twostep unlock`: counters reset, a new epoch, and a last accepted
     /// step later than `future_beyond` cleared (returned).

@@ -373,7 +373,7 @@ fn held_arg(held: Option<Held>) -> String {
         .unwrap_or_default()
 }
 
-/// An attempt on the shared store. After a durable `begin` (preauth) it is
+/// An attempt on the shared store. After a reserving `begin` (preauth) it is
 /// counted already; otherwise (the code step, authfail) it is counted by
 /// the server in the same script that records its outcome, so that a
 /// login costs one round trip for its judgement, as the file store's
@@ -559,15 +559,15 @@ impl Store for SharedStore {
         _now: u64,
         tiers: &[Tier],
         held: Option<Held>,
-        durable: bool,
+        reserve: bool,
     ) -> Result<Begun<'a>, StoreError> {
         let cached = match &*self.snapshot.borrow() {
             Some((who, state)) if who == user => Some(state.clone()),
             _ => None,
         };
         let state = match cached {
-            Some(state) if !durable => state,
-            _ if !durable => self.read(user)?.unwrap_or_default(),
+            Some(state) if !reserve => state,
+            _ if !reserve => self.read(user)?.unwrap_or_default(),
             _ => UserState::default(),
         };
         let mut attempt = SharedAttempt {
@@ -578,7 +578,7 @@ impl Store for SharedStore {
             tiers: tiers_arg(tiers),
             held,
         };
-        if durable {
+        if reserve {
             // preauth: counted now, before the password is checked.
             if let Err(until) = attempt.count()? {
                 return Ok(Begun::Locked { until });
@@ -752,9 +752,9 @@ impl Store for SharedStore {
             .map(|_| ())
     }
 
-    fn decoy(&self) {
+    fn decoy(&self, _flush: bool) {
         // The same round trip as an account's count, on a key that never
-        // locks.
+        // locks (the server's persistence is its own: one cost either way).
         let key = self.key(DECOY_KEY);
         let _ = self.run(&scripts::all().begin, &[&key], &[b"1000000:1", b""]);
     }

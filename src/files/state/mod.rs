@@ -492,12 +492,17 @@ pub fn decoy_read(state_dir: &Path) -> Result<(), StateError> {
     read_at(&decoy_path(state_dir)).map(|_| ())
 }
 
-/// The same durable write an account's failure costs, to the decoy's file.
-/// Used for made-up user names, so that their refusal takes as long as a
-/// real one. Errors are irrelevant here.
-pub fn decoy_write(state_dir: &Path) {
-    let _ = lock_at(state_dir, &decoy_path(state_dir))
-        .and_then(|mut locked| locked.commit(UserState::default()));
+/// The same write an account's count costs (flushed, with `flush`, as a
+/// verdict is), to the decoy's file. Used for made-up user names, so that
+/// their refusal takes as long as a real one. Errors are irrelevant here.
+pub fn decoy_write(state_dir: &Path, flush: bool) {
+    let _ = lock_at(state_dir, &decoy_path(state_dir)).and_then(|mut locked| {
+        if flush {
+            locked.commit(UserState::default())
+        } else {
+            locked.write(UserState::default())
+        }
+    });
 }
 
 /// Replaces a user's state under the lock (the CLI's unlock).

@@ -58,8 +58,8 @@ fn the_decoy_is_read_and_written_as_an_account_is_and_nothing_else_appears() {
     decoy_read(&dir).unwrap();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     // After: a state file like an account's, read by the same code.
-    decoy_write(&dir);
-    decoy_write(&dir);
+    decoy_write(&dir, false);
+    decoy_write(&dir, true);
     decoy_read(&dir).unwrap();
     assert_eq!(
         read_at(&decoy_path(&dir)).unwrap(),
