@@ -100,11 +100,38 @@ pub fn audit(
     let sshd = ways_in::sshd::audit(root, users, pam_asks, &config.audit.accept)?;
     findings.extend(sshd.findings);
     accept::apply(&config.audit.accept, &mut findings);
+    let mut notes = sshd.notes;
+    notes.extend(part_note(root));
     Ok(Report {
         findings,
         errors: pam.errors,
-        notes: sshd.notes,
+        notes,
     })
+}
+
+/// The module's on-demand part in the audited tree, if it would be
+/// refused: not a way in (a login that needs it is denied, never let
+/// through), but a way the code cannot be sent. On this machine it is
+/// loaded as a login loads it; under `--root`, where the package put it
+/// (a tree without that directory has no twostep package to check), only
+/// its file is checked (owner, mode, the directories above it), as the
+/// module would first.
+fn part_note(root: &Path) -> Option<String> {
+    let why = if root == Path::new("/") {
+        crate::ondemand::problem()?
+    } else {
+        let path = root.join(crate::ondemand::PART_PATH.trim_start_matches('/'));
+        if !path.parent().is_some_and(Path::is_dir) {
+            return None;
+        }
+        format!(
+            "the on-demand part {}",
+            crate::delivery::library_problem(&path)?
+        )
+    };
+    Some(format!(
+        "{why}: logins that send a code by email or SMS, and notices, are denied or not sent (twostep check)"
+    ))
 }
 
 /// One line per way in: where, who, why and the fix; then the verdict.
