@@ -103,9 +103,28 @@ pub(super) fn authfail(env: &mut Env<'_>, req: &Request) -> Outcome {
             return Outcome::Denied;
         }
     };
-    let failure = super::single::failure(env, req);
+    let failure = kept_failure(env, req);
     let req = &req.for_account(&user);
     fail_unjudged(env, req, &user, failure)
+}
+
+/// What `authfail` records after a one-answer attempt: the password's
+/// failure, or the code's when the password module was never given the
+/// password.
+fn kept_failure(env: &Env<'_>, req: &Request) -> Failure {
+    match &env.kept {
+        Some(kept) if kept.user == req.user && !kept.password_handed && kept.replayed => {
+            Failure::Code(
+                Reason::Replay,
+                Some("one answer: its code was used already; the password was not checked".into()),
+            )
+        }
+        Some(kept) if kept.user == req.user && !kept.password_handed => Failure::Code(
+            Reason::BadCode,
+            Some("one answer: no good code in it; the password was not checked".into()),
+        ),
+        _ => Failure::Password,
+    }
 }
 
 /// An attempt that fails without an answer to judge: counted (by its

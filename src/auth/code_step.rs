@@ -2,16 +2,17 @@
 //! prompt, and the answer judged under the user's lock.
 #![forbid(unsafe_code)]
 
-use super::attempt::{self, Failure};
-use super::identity::{self, UserGroups, Who};
-use super::{Env, Outcome, Reason, Request, decoy, enroll, judge, lost_device, sent_code};
+use super::asked::{decide, enrollment_open};
+use super::attempt;
+use super::identity::{self, Who};
+use super::refusal::{Target, conversation_failed, deny_after_prompt};
+use super::{Env, Outcome, Reason, Request, enroll, judge, lost_device, sent_code};
 use crate::base::records::Severity;
 use crate::base::user::UserName;
-use crate::config::{Config, Unenrolled};
+use crate::config::Unenrolled;
 use crate::files::secret::{self, Method, SecretError};
-use crate::files::state::{Remembered, UserState};
 use crate::rules::lockout::{self, Standing};
-use crate::rules::policy::{self, Decision};
+use crate::rules::policy::Decision;
 
 pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
     // A code kept by `preauth single` is this user's only: if PAM_USER
@@ -150,48 +151,6 @@ pub(super) fn run(env: &mut Env<'_>, req: &Request) -> Outcome {
     )
 }
 
-/// Who is asked. The default policy asks everyone, and then this costs
-/// nothing: no group lookup, no file read.
-pub(super) fn decide(
-    env: &mut Env<'_>,
-    req: &Request,
-    user: &UserName,
-    state: Option<&UserState>,
-) -> Decision {
-    if !env.config.policy.is_active() {
-        return Decision::Challenge { always: false };
-    }
-    let remembered: &[Remembered] = state.map_or(&[], |s| &s.remembered);
-    let mut groups = UserGroups::new(env.accounts, user);
-    let console = req.rhost.is_empty() && identity::on_local_terminal(&req.tty);
-    let decision = policy::decide(
-        &env.config.policy,
-        &mut groups,
-        &req.rhost,
-        console,
-        remembered,
-        env.now,
-    );
-    if let Decision::Challenge { always } = decision {
-        env.trace(req, || {
-            format!("policy: ask (always_challenge_groups member: {always})")
-        });
-    }
-    decision
-}
-
-/// The person went away at the prompt. A preauth reservation stays counted;
-/// a lock it set off is recorded now, as no failure will record it.
-pub(super) fn conversation_failed(env: &mut Env<'_>, req: &Request, user: &UserName) -> Outcome {
-    if let Some(r) = env.reservation.take()
-        && r.user == *user
-        && let Some(lock) = r.new_lock
-    {
-        attempt::record_lock(env, req, user, lock);
-    }
-    Outcome::ConversationFailed
-}
-
 /// Lets an existing account through without a code, records why, and gives
 /// back the attempt's reservation.
 fn skip(env: &mut Env<'_>, req: &Request, user: &UserName, reason: &str) -> Outcome {
@@ -203,73 +162,4 @@ fn skip(env: &mut Env<'_>, req: &Request, user: &UserName, reason: &str) -> Outc
         .with("reason", reason);
     env.emit(rec);
     Outcome::Success
-}
-
-/// Whether `unenrolled = "enroll"` still enrolls: before `policy.enroll_until`.
-pub(super) fn enrollment_open(config: &Config, now: u64) -> bool {
-    config.policy.enroll_until.is_none_or(|until| {
-        let until = until
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        now < until
-    })
-}
-
-/// The source to remember after a successful code login, for how long:
-/// when `policy.remember` is on and the source is an address.
-pub(super) fn remember(env: &Env<'_>, req: &Request) -> Option<(std::net::IpAddr, u64)> {
-    let secs = env.config.policy.remember.as_secs();
-    if secs == 0 {
-        return None;
-    }
-    policy::source_address(&req.rhost).map(|addr| (addr, secs))
-}
-
-/// Whose failure [`deny_after_prompt`] records.
-pub(super) enum Target<'a> {
-    Invalid,
-    Unknown,
-    Account(&'a UserName),
-}
-
-/// Asks like any other attempt, then denies: a remote client cannot tell an
-/// unknown or unenrolled user from a wrong code. Accounts count the failure;
-/// unknown names do an equivalent durable write to a decoy, so that the
-/// response time does not tell them apart either. Invalid names touch nothing.
-pub(super) fn deny_after_prompt(
-    env: &mut Env<'_>,
-    req: &Request,
-    target: Target<'_>,
-    reason: Reason,
-    detail: Option<String>,
-) -> Outcome {
-    // An enrolled user's secret file is parsed before the prompt and judged
-    // after it: the decoy's too.
-    let decoy = decoy::secret(&env.config.totp);
-    let Some(answer) = env.ask_code() else {
-        return match target {
-            Target::Account(user) => conversation_failed(env, req, user),
-            _ => Outcome::ConversationFailed,
-        };
-    };
-    if let Some(decoy) = &decoy {
-        decoy::check(&env.config.state_dir, decoy, env.now, &answer);
-    }
-    match target {
-        Target::Account(user) => {
-            return attempt::fail_unjudged(env, req, user, Failure::Code(reason, detail));
-        }
-        Target::Unknown => env.store.decoy(true),
-        Target::Invalid => {}
-    }
-    let mut rec = env
-        .record("auth_fail", Severity::Notice, req)
-        .with("tty", &req.tty)
-        .with("reason", reason.as_str())
-        .with("failures", 0);
-    if let Some(detail) = detail {
-        rec = rec.with("detail", detail);
-    }
-    env.emit(rec);
-    Outcome::Denied
 }

@@ -73,7 +73,7 @@ pub fn second_factor(
         return sent_code::code_step(env, req, user, read_before);
     }
     let Some(answer) = env.ask_code() else {
-        return super::code_step::conversation_failed(env, req, user);
+        return super::refusal::conversation_failed(env, req, user);
     };
     let expecting = judge::Expecting::Totp { not_from };
     judge::answer(env, req, user, read_before, &answer, expecting)

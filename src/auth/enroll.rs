@@ -128,7 +128,7 @@ pub(super) fn set_up(env: &mut Env<'_>, req: &Request, user: &UserName, how: Set
     // remembered for an earlier secret are forgotten.
     let success = Success {
         step_time: Some(step_time),
-        remember: super::code_step::remember(env, req),
+        remember: super::judge::remember(env, req),
         new_secret: true,
         ..Success::default()
     };

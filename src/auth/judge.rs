@@ -9,15 +9,15 @@
 #![forbid(unsafe_code)]
 
 use super::attempt::{Failure, Judging};
-use super::code_step::remember;
 use super::{Env, Outcome, Reason, Request, notify, recovery};
 use crate::base::records::Severity;
 use crate::base::user::UserName;
 use crate::config::TotpParams;
 use crate::delivery::Event;
-use crate::files::secret::{self, DeviceName, Held, SecretError, UserSecret};
+use crate::files::secret::{self, DeviceName, Held, UserSecret};
 use crate::files::state::{Purpose, StepKey, UserState};
 use crate::rules::codes::{self, Verdict};
+use crate::rules::policy;
 use crate::rules::totp;
 use crate::store::{Origin, Success};
 
@@ -75,15 +75,7 @@ pub(super) fn current_secret(
     drop(before);
     secret::load_versioned(&env.config.secret_dir, user, &env.config.totp)
         .map(|(now, version)| (now, version.held()))
-        .map_err(changed_secret)
-}
-
-/// Why a secret file read again during an attempt cannot be judged against.
-pub(super) fn changed_secret(e: SecretError) -> (Reason, String) {
-    match e {
-        SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
-        e => (Reason::BadSecretFile, e.to_string()),
-    }
+        .map_err(recovery::changed_secret)
 }
 
 /// Judges `answer` and answers the login: success (durably recorded before
@@ -352,6 +344,16 @@ fn sent_verdict(
         Verdict::Wrong => Err(Reason::BadCode),
     };
     (verdict, Some(hash))
+}
+
+/// The source to remember after a successful code login, for how long:
+/// when `policy.remember` is on and the source is an address.
+pub(super) fn remember(env: &Env<'_>, req: &Request) -> Option<(std::net::IpAddr, u64)> {
+    let secs = env.config.policy.remember.as_secs();
+    if secs == 0 {
+        return None;
+    }
+    policy::source_address(&req.rhost).map(|addr| (addr, secs))
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@
 #![forbid(unsafe_code)]
 
 use super::attempt::{Failure, Judging};
-use super::code_step::conversation_failed;
 use super::enroll::{self, SetUp};
 use super::judge;
+use super::refusal::conversation_failed;
 use super::{Env, Outcome, Reason, Request, notify, sent_code};
 use crate::base::records::Severity;
 use crate::base::user::UserName;

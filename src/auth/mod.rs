@@ -26,6 +26,7 @@
 //!   the response does not tell them apart; and the bound on argon2 checks
 #![forbid(unsafe_code)]
 
+mod asked;
 mod attempt;
 mod code_step;
 pub mod confirm;
@@ -37,6 +38,7 @@ mod lost_device;
 mod new_source;
 mod notify;
 mod recovery;
+mod refusal;
 mod sent_code;
 pub mod single;
 

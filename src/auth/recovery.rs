@@ -4,7 +4,7 @@
 use super::{Reason, decoy};
 use crate::base::user::UserName;
 use crate::config::Config;
-use crate::files::secret::{self, UserSecret};
+use crate::files::secret::{self, SecretError, UserSecret};
 use crate::files::state;
 use crate::rules::recovery;
 
@@ -48,8 +48,7 @@ pub(super) fn use_code(
             format!("cannot lock {user}'s state to strike off a recovery code: {e}"),
         )
     })?;
-    *current = secret::load(&config.secret_dir, user, &config.totp)
-        .map_err(super::judge::changed_secret)?;
+    *current = secret::load(&config.secret_dir, user, &config.totp).map_err(changed_secret)?;
     strike_off(config, user, current, answer)
 }
 
@@ -95,5 +94,13 @@ pub fn recovery_message(left: usize) -> String {
         }
         1 => "Recovery code accepted. 1 recovery code is left.".into(),
         n => format!("Recovery code accepted. {n} recovery codes are left."),
+    }
+}
+
+/// Why a secret file read again during an attempt cannot be judged against.
+pub(super) fn changed_secret(e: SecretError) -> (Reason, String) {
+    match e {
+        SecretError::Missing => (Reason::NoSecret, "removed during the attempt".to_string()),
+        e => (Reason::BadSecretFile, e.to_string()),
     }
 }

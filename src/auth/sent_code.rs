@@ -9,8 +9,8 @@
 #![forbid(unsafe_code)]
 
 use super::attempt::{self, Failure};
-use super::code_step::{Target, conversation_failed, deny_after_prompt};
 use super::judge::{self, Expecting};
+use super::refusal::{Target, conversation_failed, deny_after_prompt};
 use super::{Env, Outcome, Reason, Request, single};
 use crate::base::records::Severity;
 use crate::base::user::UserName;

@@ -31,8 +31,8 @@
 
 pub mod split;
 
+use super::asked;
 use super::attempt::{self, Failure};
-use super::code_step;
 use super::{Env, Outcome, Reason, Request, decoy, judge};
 use crate::base::user::UserName;
 use crate::config::{TotpParams, Unenrolled};
@@ -158,7 +158,7 @@ struct Expects {
 
 fn expects(env: &mut Env<'_>, req: &Request, user: &UserName, state: Option<UserState>) -> Expects {
     let req = &req.for_account(user);
-    let (skipped, always) = match code_step::decide(env, req, user, state.as_ref()) {
+    let (skipped, always) = match asked::decide(env, req, user, state.as_ref()) {
         Decision::Skip(_) => (true, false),
         Decision::Challenge { always } => (false, always),
     };
@@ -185,7 +185,7 @@ fn expects(env: &mut Env<'_>, req: &Request, user: &UserName, state: Option<User
         Err(secret::SecretError::Missing) if marked => {
             let lets_through = match config.unenrolled {
                 Unenrolled::Allow => true,
-                Unenrolled::Enroll => code_step::enrollment_open(config, env.now),
+                Unenrolled::Enroll => asked::enrollment_open(config, env.now),
                 Unenrolled::Deny => false,
             };
             if lets_through && !always {
@@ -321,25 +321,6 @@ fn refuse_unusable(
     };
     let req = &req.for_account(user);
     attempt::fail_unjudged(env, req, user, Failure::Code(Reason::BadCode, Some(detail)))
-}
-
-/// What `authfail` records after a one-answer attempt: the password's
-/// failure, or the code's when the password module was never given the
-/// password.
-pub(super) fn failure(env: &Env<'_>, req: &Request) -> Failure {
-    match &env.kept {
-        Some(kept) if kept.user == req.user && !kept.password_handed && kept.replayed => {
-            Failure::Code(
-                Reason::Replay,
-                Some("one answer: its code was used already; the password was not checked".into()),
-            )
-        }
-        Some(kept) if kept.user == req.user && !kept.password_handed => Failure::Code(
-            Reason::BadCode,
-            Some("one answer: no good code in it; the password was not checked".into()),
-        ),
-        _ => Failure::Password,
-    }
 }
 
 /// Whether this attempt came as one answer (the code step then asks
