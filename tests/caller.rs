@@ -121,7 +121,11 @@ impl Recorder {
     fn install(name: &str, writer: Option<&str>) -> Recorder {
         static BUILT: OnceLock<PathBuf> = OnceLock::new();
         let built = BUILT.get_or_init(|| compile_c("recorder"));
-        let dir = root_dir(&format!("twostep-kid-{name}-{}", std::process::id()));
+        // One directory per recorder, also when two tests of this process
+        // install one of the same name at once (each has its own runs).
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = root_dir(&format!("twostep-kid-{name}-{}-{n}", std::process::id()));
         let r = Recorder { dir };
         std::fs::copy(built, r.path()).unwrap();
         std::os::unix::fs::chown(r.path(), Some(0), Some(0)).unwrap();
