@@ -362,6 +362,7 @@ swap_in_order() {
         esac
     done
 }
+cc -O2 -o "$work/flushfloor" tests/c/flushfloor.c
 echo "warm-up: creating every user's state (first logins)"
 for s in "${services[@]:1}"; do bench "$s" >/dev/null || true; done
 
@@ -391,6 +392,10 @@ for r in $(seq 1 "$rounds"); do
         echo "round $r: $line"
         echo "$line" >> "$results"
     done
+    # The durable-write floor, in the same round and directory.
+    line=$("$work/flushfloor" "$work/state" "$users")
+    echo "round $r: $line"
+    echo "$line" >> "$results"
 done
 
 # What loading costs a PAM host, whatever the login then does: libpam loads
@@ -427,6 +432,12 @@ print()
 print("median per successful login, pam_permit's %.0f us subtracted:" % floor)
 print("  google-authenticator  %7.0f us" % ga)
 print("  twostep               %7.0f us  (%.0f%% of google-authenticator)" % (ts, 100 * ts / ga))
+if "floor" in per:
+    fl = statistics.median(per["floor"])
+    paired = [t - p for t, p in zip(per["twostep"], per["permit"])]
+    ratios = ["%.2f" % (x / f) for x, f in zip(paired, per["floor"])]
+    print("  durable-write floor   %7.0f us  (one pwrite of 1 KiB + fdatasync of a per-user file, no PAM)" % fl)
+    print("  twostep / floor       %7.2f     (per round: %s)" % (ts / fl, " ".join(ratios)))
 if "store" in per:
     st = statistics.median(per["store"]) - floor
     print("  twostep, shared store  %7.0f us  (%.0f%% of google-authenticator; a redis-server on a unix socket)" % (st, 100 * st / ga))
