@@ -91,8 +91,12 @@ if [ "${TWOSTEP_BENCH_INNER:-}" != 1 ]; then
     exec 9>/tmp/twostep-bench.lock
     flock -n 9 || { echo "bench.sh: waiting for another run to end" >&2; flock 9; }
     bash packages.sh bench
-    # The module looks for its on-demand part beside it (email users).
-    export TWOSTEP_ONDEMAND_PATH=$here/target/release/libtwostep_ondemand.so
+    # With email users, the module looks for its on-demand part beside it
+    # (the part starts sendmail). Only then: the path is compiled in, and
+    # another value rebuilds the module.
+    if [ "${TWOSTEP_BENCH_EMAIL:-}" = 1 ]; then
+        export TWOSTEP_ONDEMAND_PATH=$here/target/release/libtwostep_ondemand.so
+    fi
     sh link/release.sh --quiet
     bash tests/c/mkbenchusers.sh "$users"
     trap 'bash tests/c/mkbenchusers.sh 0' EXIT
