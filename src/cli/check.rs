@@ -392,14 +392,10 @@ fn delivery_problems(c: &Config, warnings: &mut Vec<String>) -> Result<Vec<Strin
             ));
         }
     }
-    if let Some(first) = mailing.first() {
-        let more = match mailing.len() {
-            1 => String::new(),
-            n => format!(" and {} more", n - 1),
-        };
-        if let Some(why) = delivery::program_problem(&c.email.sendmail) {
-            out.push(format!("email.sendmail (used by {first}{more}): {why}"));
-        }
+    if let Some(users) = used_by(&mailing)
+        && let Some(why) = delivery::program_problem(&c.email.sendmail)
+    {
+        out.push(format!("email.sendmail (used by {users}): {why}"));
     }
     if let Some(command) = &c.sms.command
         && let Some(why) = delivery::program_problem(command)
@@ -407,17 +403,13 @@ fn delivery_problems(c: &Config, warnings: &mut Vec<String>) -> Result<Vec<Strin
         out.push(format!("sms.command: {why}"));
     }
     if let Some(why) = crate::ondemand::problem() {
-        match mailing.first().or(texting.first()) {
-            Some(first) => {
-                let more = match mailing.len() + texting.len() {
-                    1 => String::new(),
-                    n => format!(" and {} more", n - 1),
-                };
-                out.push(format!(
-                    "{why}; it starts sendmail and the SMS command for the module \
-                     (used by {first}{more}): those logins are denied"
-                ));
-            }
+        let mut senders = mailing;
+        senders.extend(texting);
+        match used_by(&senders) {
+            Some(users) => out.push(format!(
+                "{why}; it starts sendmail and the SMS command for the module \
+                 (used by {users}): those logins are denied"
+            )),
             None => warnings.push(format!(
                 "{why}; nothing here sends a code or a notice now, but a login \
                  that did would be denied"
@@ -434,6 +426,16 @@ fn delivery_problems(c: &Config, warnings: &mut Vec<String>) -> Result<Vec<Strin
         }
     }
     Ok(out)
+}
+
+/// "the first" or "the first and N more", for what `names` use; None for
+/// nothing.
+fn used_by(names: &[String]) -> Option<String> {
+    let first = names.first()?;
+    Some(match names.len() {
+        1 => first.clone(),
+        n => format!("{first} and {} more", n - 1),
+    })
 }
 
 #[cfg(test)]

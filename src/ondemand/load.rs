@@ -61,6 +61,27 @@ impl Part {
             _handle: handle,
         })
     }
+
+    /// Hands `request` to the part: its status and reply line.
+    pub fn call(&self, request: &[u8]) -> (i32, Vec<u8>) {
+        let mut reply = vec![0u8; REPLY_MAX];
+        let mut len = 0usize;
+        // The part's version matched, so `run` is its twostep_ondemand_run;
+        // the part writes at most that many bytes and keeps no pointer.
+        // SAFETY: the request is valid for its length, the reply buffer
+        // writable for REPLY_MAX bytes and `len` a live usize.
+        let status = unsafe {
+            (self.run)(
+                request.as_ptr(),
+                request.len(),
+                reply.as_mut_ptr(),
+                reply.len(),
+                &mut len,
+            )
+        };
+        reply.truncate(len.min(REPLY_MAX));
+        (status, reply)
+    }
 }
 
 impl Handle {
@@ -94,27 +115,4 @@ fn dl_error() -> String {
     }
     // SAFETY: non-null, NUL-terminated, copied before any other dl call.
     unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
-}
-
-impl Part {
-    /// Hands `request` to the part: its status and reply line.
-    pub fn call(&self, request: &[u8]) -> (i32, Vec<u8>) {
-        let mut reply = vec![0u8; REPLY_MAX];
-        let mut len = 0usize;
-        // The part's version matched, so `run` is its twostep_ondemand_run;
-        // the part writes at most that many bytes and keeps no pointer.
-        // SAFETY: the request is valid for its length, the reply buffer
-        // writable for REPLY_MAX bytes and `len` a live usize.
-        let status = unsafe {
-            (self.run)(
-                request.as_ptr(),
-                request.len(),
-                reply.as_mut_ptr(),
-                reply.len(),
-                &mut len,
-            )
-        };
-        reply.truncate(len.min(REPLY_MAX));
-        (status, reply)
-    }
 }

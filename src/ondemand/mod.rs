@@ -67,7 +67,9 @@ pub const RUN_PANICKED: i32 = 3;
 
 /// Runs `job` through the on-demand part at [`PART_PATH`].
 pub fn run(job: &Job<'_>) -> Result<(), DeliveryError> {
-    run_with(Path::new(PART_PATH), job)
+    let part = load::Part::open(Path::new(PART_PATH)).map_err(DeliveryError::part)?;
+    let (status, reply) = part.call(&wire::encode(job));
+    wire::outcome(status, &reply)
 }
 
 /// What is wrong with the part at [`PART_PATH`] (missing, not root's,
@@ -75,12 +77,6 @@ pub fn run(job: &Job<'_>) -> Result<(), DeliveryError> {
 /// `twostep check`, which loads it as a login would.
 pub fn problem() -> Option<String> {
     load::Part::open(Path::new(PART_PATH)).err()
-}
-
-fn run_with(path: &Path, job: &Job<'_>) -> Result<(), DeliveryError> {
-    let part = load::Part::open(path).map_err(DeliveryError::part)?;
-    let (status, reply) = part.call(&wire::encode(job));
-    wire::outcome(status, &reply)
 }
 
 /// The part's side of [`RUN_SYMBOL`]: decodes `request`, runs it here, and
