@@ -321,11 +321,12 @@ pub fn lock_message(until: u64, now: u64) -> String {
     let left = until.saturating_sub(now);
     let stamp = crate::base::records::rfc3339(until);
     let when = stamp.replace('T', " ").replace('Z', " UTC");
-    let wait = match left {
-        0..=59 => format!("{left} seconds"),
-        60..=5399 => format!("{} minutes", left.div_ceil(60)),
-        _ => format!("{} hours", left.div_ceil(3600)),
+    let (n, unit) = match left {
+        0..=59 => (left, "second"),
+        60..=5399 => (left.div_ceil(60), "minute"),
+        _ => (left.div_ceil(3600), "hour"),
     };
+    let wait = format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     format!("Too many failed attempts: this account is locked until {when} (in {wait}).")
 }
 
@@ -363,6 +364,11 @@ mod tests {
                 "locked until 1970-01-12 13:51:40 UTC (in 5 minutes).",
             ),
             (1_000_030, 1_000_000, "(in 30 seconds)."),
+            (1_000_001, 1_000_000, "(in 1 second)."),
+            (1_000_000, 1_000_000, "(in 0 seconds)."),
+            (1_000_060, 1_000_000, "(in 1 minute)."),
+            (1_000_061, 1_000_000, "(in 2 minutes)."),
+            (1_005_401, 1_000_000, "(in 2 hours)."),
             (1_003_600, 1_000_000, "(in 60 minutes)."),
             (1_007_200, 1_000_000, "(in 2 hours)."),
         ];
