@@ -56,6 +56,9 @@
 #           file holds), each logging in with a code of the last one, in the
 #           same rounds as the one-authenticator users (service twostep),
 #           their own state directory, the two taking turns at going first.
+#   TWOSTEP_BENCH_PERF=FILE
+#           after the rounds, records one more step of twostep's logins with
+#           `perf record -g` into FILE (needs the perf package).
 #   TWOSTEP_BENCH_BASELINE=/path/to/an/older/libpam_twostep.so
 #           also measures that build of the module in the same run (its own
 #           state directory), for before/after figures of a change; with
@@ -401,6 +404,14 @@ for r in $(seq 1 "$rounds"); do
     echo "round $r: $line"
     echo "$line" >> "$results"
 done
+
+if [ -n "${TWOSTEP_BENCH_PERF:-}" ]; then
+    # Where a login's time goes: one more step of twostep's logins, sampled
+    # (perf report -i FILE --no-children --sort dso,symbol).
+    next_step
+    perf record -q -F 20000 -g -o "$TWOSTEP_BENCH_PERF" -- "$work/pambench" --confdir "$work/pam.d" \
+        --service twostep --users "$work/users.txt" --iterations "$users" >/dev/null
+fi
 
 # What loading costs a PAM host, whatever the login then does: libpam loads
 # the module at every pam_start and unloads it at pam_end. The same paired,
