@@ -16,8 +16,10 @@
  * several pambench processes with distinct offsets are several hosts.
  * --latencies writes each login's time in microseconds, one a line.
  * --rhost sets PAM_RHOST of every login. The result is one line on stdout:
- *   service=NAME iterations=N total_s=S per_login_us=U ok=K fail=F
- * timed with clock_gettime(CLOCK_MONOTONIC) around the whole loop.
+ *   service=NAME iterations=N total_s=S per_login_us=U ok=K fail=F faults=P
+ * timed with clock_gettime(CLOCK_MONOTONIC) around the whole loop; P is
+ * the page faults a login took (getrusage's minor and major faults over the
+ * loop, per login): what loading, running and unloading a module maps.
  *
  * FILE has one user per line: "user<TAB>base32secret". Every prompt
  * (echo on or off) is answered with that user's current RFC 6238 code
@@ -48,6 +50,7 @@
 #include <ctype.h>
 #include <security/pam_appl.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +354,8 @@ int main(int argc, char **argv)
 
 	long ok = 0, fail = 0;
 	struct timespec t0, t1, a, b;
+	struct rusage r0, r1;
+	getrusage(RUSAGE_SELF, &r0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++) {
 		struct ctx c = { &u[(size_t)(i + offset) % nusers], answer,
@@ -382,10 +387,14 @@ int main(int argc, char **argv)
 	if (lat)
 		fclose(lat);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	getrusage(RUSAGE_SELF, &r1);
+	double faults = (double)(r1.ru_minflt - r0.ru_minflt + r1.ru_majflt -
+				 r0.ru_majflt) /
+			(double)n;
 	double total = (double)(t1.tv_sec - t0.tv_sec) +
 		       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("service=%s iterations=%ld total_s=%.3f per_login_us=%.1f "
-	       "ok=%ld fail=%ld\n", service, n, total, total * 1e6 / (double)n,
-	       ok, fail);
+	       "ok=%ld fail=%ld faults=%.1f\n", service, n, total,
+	       total * 1e6 / (double)n, ok, fail, faults);
 	return fail ? 1 : 0;
 }
