@@ -131,6 +131,9 @@ impl Recorder {
         std::os::unix::fs::chown(r.path(), Some(0), Some(0)).unwrap();
         std::fs::set_permissions(r.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         if let Some(user) = writer {
+            // The account may not exist yet on a fresh machine: this runs
+            // before the test's Setting, which makes them.
+            ensure_accounts();
             std::fs::write(r.out(), b"").unwrap();
             std::os::unix::fs::chown(r.out(), Some(uid_of(user)), None).unwrap();
         }
