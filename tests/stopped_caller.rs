@@ -145,7 +145,11 @@ fn a_user_cannot_stop_a_setuid_login_while_it_holds_what_others_wait_for() {
 #[test]
 fn a_caller_cannot_starve_a_setuid_login_inside_the_module() {
     let u = ATTACKERS[0];
-    ensure_user(u, None);
+    // Every member of the group, not only this test's: on a fresh machine
+    // the other test may not have made them yet.
+    for a in ATTACKERS {
+        ensure_user(a, None);
+    }
     ensure_group(GROUP, &ATTACKERS);
     let rig = Rig::new("starve", "");
     rig.enroll(u, SECRET);
