@@ -180,7 +180,7 @@ fn a_file_of_the_old_form_is_default_and_keeps_its_step_when_it_gains_a_second()
         assert!(magics.iter().all(|m| m != "TWOSTEP6"), "{magics:?}");
         // The file gains a tablet, as `twostep enroll --add` makes it
         // (secret::devices::add): the old secret becomes `default`.
-        let file: SecretFile = toml::from_str(&old).unwrap();
+        let file = SecretFile::from_toml(&old).unwrap();
         let entry = devices::Entry {
             name: "tablet".into(),
             secret: tablet.clone().into(),
@@ -350,7 +350,7 @@ fn a_lost_device_with_two_authenticators_leaves_one_and_both_old_ones_fail() {
 
     // One authenticator left, the new app's; the address kept.
     let text = std::fs::read_to_string(rig.secret_path(u)).unwrap();
-    let file: SecretFile = toml::from_str(&text).unwrap();
+    let file = SecretFile::from_toml(&text).unwrap();
     assert_eq!(devices::list(&file).len(), 1, "{file:?}");
     let now_held = secret::parse(&text, &TotpParams::default()).unwrap();
     assert_eq!(now_held.devices.len(), 1);

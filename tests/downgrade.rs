@@ -209,7 +209,7 @@ fn the_previous_release_reads_the_state_written_for_one_authenticator() {
 /// The old form with a tablet added, as `twostep enroll --add` writes it
 /// (secret::devices::add): SECRET as `default`, then TABLET.
 fn with_a_tablet() -> String {
-    let old_form: SecretFile = toml::from_str(&format!("secret = \"{SECRET}\"\n")).unwrap();
+    let old_form = SecretFile::from_toml(&format!("secret = \"{SECRET}\"\n")).unwrap();
     let tablet = devices::Entry {
         name: "tablet".into(),
         secret: TABLET.to_string().into(),

@@ -2,9 +2,8 @@
 //! `[self_service]`.
 #![forbid(unsafe_code)]
 
-use super::values::AbsPath;
-use serde::Deserialize;
-use serde::de::{self, Deserializer};
+use super::outbound::optional_path;
+use crate::base::tomlread::{Bad, Table, Value, message};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -139,8 +138,7 @@ fn host_port(text: &str, default: u16) -> Result<(String, u16), &'static str> {
     Ok((host.to_string(), port))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnUnavailable {
     Deny,
     Local,
@@ -190,145 +188,107 @@ pub struct SelfService {
 
 // ---- as written ----------------------------------------------------------------
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawStore {
-    url: Option<Url>,
-    user: Option<AclUser>,
-    password_file: Option<EmptyOrPath>,
-    ca_file: Option<EmptyOrPath>,
-    timeout: Option<StoreTimeout>,
-    on_unavailable: Option<OnUnavailable>,
-    prefix: Option<Prefix>,
-    sentinel_user: Option<AclUser>,
-    sentinel_password_file: Option<EmptyOrPath>,
-    wait_replicas: Option<WaitReplicas>,
-}
-
-impl RawStore {
-    pub(super) fn into_section(self) -> Store {
-        let d = Store::default();
-        Store {
-            url: self.url.map_or(d.url, |u| u.0),
-            user: self.user.map_or(d.user, |u| u.0),
-            password_file: self.password_file.and_then(|p| p.0),
-            ca_file: self.ca_file.and_then(|p| p.0),
-            timeout: self.timeout.map_or(d.timeout, |t| t.0),
-            on_unavailable: self.on_unavailable.unwrap_or(d.on_unavailable),
-            prefix: self.prefix.map_or(d.prefix, |p| p.0),
-            sentinel_user: self.sentinel_user.map_or(d.sentinel_user, |u| u.0),
-            sentinel_password_file: self.sentinel_password_file.and_then(|p| p.0),
-            wait_replicas: self.wait_replicas.map_or(d.wait_replicas, |w| w.0),
-        }
+impl Store {
+    #[inline(never)]
+    pub(super) fn read(t: &Table) -> Result<Store, Bad> {
+        const KEYS: &[&str] = &[
+            "url",
+            "user",
+            "password_file",
+            "ca_file",
+            "timeout",
+            "on_unavailable",
+            "prefix",
+            "sentinel_user",
+            "sentinel_password_file",
+            "wait_replicas",
+        ];
+        let mut s = Store::default();
+        t.each(KEYS, |key, v| {
+            match key {
+                "url" => s.url = StoreUrl::parse(v.str()?).map_err(message)?,
+                "user" => s.user = acl_user(v)?,
+                "password_file" => s.password_file = optional_path(v)?,
+                "ca_file" => s.ca_file = optional_path(v)?,
+                "timeout" => s.timeout = store_timeout(v)?,
+                "on_unavailable" => {
+                    s.on_unavailable = v.one_of(&[
+                        ("deny", OnUnavailable::Deny),
+                        ("local", OnUnavailable::Local),
+                    ])?
+                }
+                "prefix" => s.prefix = prefix(v)?,
+                "sentinel_user" => s.sentinel_user = acl_user(v)?,
+                "sentinel_password_file" => s.sentinel_password_file = optional_path(v)?,
+                "wait_replicas" => {
+                    s.wait_replicas = v.int_in(
+                        0,
+                        MAX_WAIT_REPLICAS.into(),
+                        &format!("from 0 (do not wait) to {MAX_WAIT_REPLICAS} replicas"),
+                    )? as u32
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(s)
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSelfService {
-    enabled: Option<bool>,
-    allow_disable: Option<bool>,
-}
-
-impl RawSelfService {
-    pub(super) fn into_section(self) -> SelfService {
-        SelfService {
-            enabled: self.enabled.unwrap_or(false),
-            allow_disable: self.allow_disable.unwrap_or(false),
-        }
-    }
-}
-
-struct Url(StoreUrl);
-impl<'de> Deserialize<'de> for Url {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        StoreUrl::parse(&s).map(Url).map_err(de::Error::custom)
-    }
-}
-
-struct EmptyOrPath(Option<PathBuf>);
-impl<'de> Deserialize<'de> for EmptyOrPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Path(AbsPath),
-            Text(String),
-        }
-        match Either::deserialize(d)? {
-            Either::Path(p) => Ok(EmptyOrPath(Some(p.0))),
-            Either::Text(s) if s.is_empty() => Ok(EmptyOrPath(None)),
-            Either::Text(s) => Err(de::Error::custom(format!(
-                "{s:?} must be an absolute path, or \"\" for none"
-            ))),
-        }
+impl SelfService {
+    #[inline(never)]
+    pub(super) fn read(t: &Table) -> Result<SelfService, Bad> {
+        let mut s = SelfService::default();
+        t.each(&["enabled", "allow_disable"], |key, v| {
+            match key {
+                "enabled" => s.enabled = v.bool()?,
+                "allow_disable" => s.allow_disable = v.bool()?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(s)
     }
 }
 
 /// An ACL user name: printable, no spaces.
-struct AclUser(String);
-impl<'de> Deserialize<'de> for AclUser {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(de::Error::custom(format!(
-                "{s:?} is not an ACL user name (printable, no spaces, at most 128)"
-            )));
-        }
-        Ok(AclUser(s))
+fn acl_user(v: &Value) -> Result<String, Bad> {
+    let s = v.str()?;
+    if s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(message(format!(
+            "{s:?} is not an ACL user name (printable, no spaces, at most 128)"
+        )));
     }
+    Ok(s.to_string())
 }
 
 /// A key prefix: 1 to 64 of `[A-Za-z0-9:_.-]` (no braces: hash tags are
 /// added by twostep itself).
-struct Prefix(String);
-impl<'de> Deserialize<'de> for Prefix {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '-');
-        if s.is_empty() || s.len() > 64 || !s.chars().all(ok) {
-            return Err(de::Error::custom(format!(
-                "{s:?}: 1 to 64 of letters, digits and : _ . -"
-            )));
-        }
-        Ok(Prefix(s))
+fn prefix(v: &Value) -> Result<String, Bad> {
+    let s = v.str()?;
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '-');
+    if s.is_empty() || s.len() > 64 || !s.chars().all(ok) {
+        return Err(message(format!(
+            "{s:?}: 1 to 64 of letters, digits and : _ . -"
+        )));
     }
-}
-
-/// `store.wait_replicas`: 0 to [`MAX_WAIT_REPLICAS`].
-struct WaitReplicas(u32);
-impl<'de> Deserialize<'de> for WaitReplicas {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        match u32::try_from(n) {
-            Ok(n) if n <= MAX_WAIT_REPLICAS => Ok(WaitReplicas(n)),
-            _ => Err(de::Error::custom(format!(
-                "{n} is out of range: from 0 (do not wait) to {MAX_WAIT_REPLICAS} replicas"
-            ))),
-        }
-    }
+    Ok(s.to_string())
 }
 
 /// `store.timeout`: milliseconds allowed (`"500ms"`), 10ms to 10s.
-struct StoreTimeout(Duration);
-impl<'de> Deserialize<'de> for StoreTimeout {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let bad = || format!("{s:?} is not a duration like \"500ms\" or \"2s\"");
-        if !s.starts_with(|c: char| c.is_ascii_digit())
-            || !s.ends_with(|c: char| c.is_ascii_alphabetic())
-        {
-            return Err(de::Error::custom(bad()));
-        }
-        let v = humantime::parse_duration(&s).map_err(|_| de::Error::custom(bad()))?;
-        if v < Duration::from_millis(10) || v > Duration::from_secs(10) {
-            return Err(de::Error::custom(format!(
-                "{s:?} is out of range: from 10ms to 10s"
-            )));
-        }
-        Ok(StoreTimeout(v))
+fn store_timeout(v: &Value) -> Result<Duration, Bad> {
+    let s = v.str()?;
+    let bad = || message(format!("{s:?} is not a duration like \"500ms\" or \"2s\""));
+    if !s.starts_with(|c: char| c.is_ascii_digit())
+        || !s.ends_with(|c: char| c.is_ascii_alphabetic())
+    {
+        return Err(bad());
     }
+    let t = humantime::parse_duration(s).map_err(|_| bad())?;
+    if t < Duration::from_millis(10) || t > Duration::from_secs(10) {
+        return Err(message(format!("{s:?} is out of range: from 10ms to 10s")));
+    }
+    Ok(t)
 }
 
 #[cfg(test)]

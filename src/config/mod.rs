@@ -15,7 +15,7 @@ pub use outbound::{
 };
 pub(crate) use values::*;
 
-use serde::Deserialize;
+use crate::base::tomlread::{Bad, Doc, Table, Value, message};
 use std::fmt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -57,15 +57,14 @@ pub struct Audit {
     pub accept: Vec<crate::ways_in::accept::Accept>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unenrolled {
     Deny,
     Allow,
     Enroll,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Algorithm {
     SHA1,
     SHA256,
@@ -73,6 +72,13 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// The names the config and the secret files use.
+    pub const NAMES: [(&'static str, Algorithm); 3] = [
+        ("SHA1", Algorithm::SHA1),
+        ("SHA256", Algorithm::SHA256),
+        ("SHA512", Algorithm::SHA512),
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::SHA1 => "SHA1",
@@ -132,8 +138,7 @@ impl Default for Lockout {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Console {
     Challenge,
     Skip,
@@ -256,10 +261,8 @@ impl Config {
 
     /// Parses the text of a config file. The error is (line, message).
     pub fn parse(text: &str) -> Result<Config, (Option<usize>, String)> {
-        match toml::from_str::<RawConfig>(text) {
-            Ok(raw) => raw.into_config(),
-            Err(e) => Err(toml_error(text, &e)),
-        }
+        let doc = Doc::parse(text).map_err(|bad| syntax_error(text, bad))?;
+        Config::read(&doc.root()).map_err(|bad| bad.into_line(text))
     }
 }
 
@@ -291,19 +294,18 @@ pub fn file_problem(meta: &std::fs::Metadata) -> Option<String> {
 /// `log.socket` from the text of a file that failed validation, if it can
 /// still be read from it.
 fn log_socket_hint(text: &str) -> Option<PathBuf> {
-    let table: toml::Table = toml::from_str(text).ok()?;
-    let socket = table.get("log")?.get("socket")?.as_str()?;
-    socket.starts_with('/').then(|| PathBuf::from(socket))
+    let doc = Doc::parse(text).ok()?;
+    let log = doc.root().get("log")?.table().ok()?;
+    abs_path(&log.get("socket")?).ok()
 }
 
-/// A TOML or value error as (line, message), the message led by the key it
-/// is about ("totp.digits: 9 is out of range...").
-fn toml_error(text: &str, e: &toml::de::Error) -> (Option<usize>, String) {
-    let message = e.message().trim().to_string();
-    let Some(start) = e.span().map(|span| span.start.min(text.len())) else {
+/// A TOML syntax error as (line, message), the message led by the key it is
+/// about, if one is found on its line.
+fn syntax_error(text: &str, bad: Bad) -> (Option<usize>, String) {
+    let (line, message) = bad.into_line(text);
+    let Some(line) = line else {
         return (None, message);
     };
-    let line = text[..start].matches('\n').count() + 1;
     match key_at(text, line) {
         Some(key) if !message.contains(&format!("`{key}`")) => {
             (Some(line), format!("{key}: {message}"))
@@ -314,9 +316,7 @@ fn toml_error(text: &str, e: &toml::de::Error) -> (Option<usize>, String) {
 
 /// The dotted name of the key whose value spans line `line` (1-based): the
 /// nearest `key =` at or above it, under the nearest `[table]` above that.
-/// Found from the text rather than by tracking the deserializer's path,
-/// which would compile the whole config's deserializer a second time into
-/// the module.
+/// Found from the text: a syntax error has no parse tree to name it.
 fn key_at(text: &str, line: usize) -> Option<String> {
     let lines: Vec<&str> = text.lines().take(line).collect();
     let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
@@ -342,159 +342,176 @@ fn key_at(text: &str, line: usize) -> Option<String> {
 
 // ---- the file as written: every key optional --------------------------------
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    secret_dir: Option<AbsPath>,
-    state_dir: Option<AbsPath>,
-    issuer: Option<Issuer>,
-    prompt: Option<String>,
-    prompt_single: Option<String>,
-    unenrolled: Option<Unenrolled>,
-    #[serde(default)]
-    totp: RawTotp,
-    #[serde(default)]
-    lockout: RawLockout,
-    #[serde(default)]
-    log: RawLog,
-    #[serde(default)]
-    policy: RawPolicy,
-    #[serde(default)]
-    email: outbound::RawEmail,
-    #[serde(default)]
-    sms: outbound::RawSms,
-    #[serde(default)]
-    codes: outbound::RawCodes,
-    #[serde(default)]
-    lost_device: outbound::RawLostDevice,
-    #[serde(default)]
-    notify: outbound::RawNotify,
-    #[serde(default)]
-    store: fleet::RawStore,
-    #[serde(default)]
-    self_service: fleet::RawSelfService,
-    #[serde(default)]
-    audit: RawAudit,
-}
+// Each reader starts from the defaults and sets only the keys the file has,
+// so that a login runs the code of those keys alone; a section's reader is
+// kept out of line (`inline(never)`) so that its code is not in the
+// login's way when the section is absent (link/hot-symbols.sh).
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAudit {
-    accept: Option<Vec<AcceptEntry>>,
-}
-
-/// One `audit.accept` entry, checked as it is read.
-struct AcceptEntry(crate::ways_in::accept::Accept);
-impl<'de> Deserialize<'de> for AcceptEntry {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        crate::ways_in::accept::Accept::parse(&s)
-            .map(AcceptEntry)
-            .map_err(serde::de::Error::custom)
+impl Config {
+    fn read(root: &Table) -> Result<Config, Bad> {
+        const KEYS: &[&str] = &[
+            "secret_dir",
+            "state_dir",
+            "issuer",
+            "prompt",
+            "prompt_single",
+            "unenrolled",
+            "totp",
+            "lockout",
+            "log",
+            "policy",
+            "email",
+            "sms",
+            "codes",
+            "lost_device",
+            "notify",
+            "store",
+            "self_service",
+            "audit",
+        ];
+        let mut c = Config::default();
+        root.each(KEYS, |key, v| {
+            match key {
+                "secret_dir" => c.secret_dir = abs_path(v)?,
+                "state_dir" => c.state_dir = abs_path(v)?,
+                "issuer" => c.issuer = Some(issuer(v)?),
+                "prompt" => c.prompt = prompt(v)?,
+                "prompt_single" => c.prompt_single = prompt(v)?,
+                "unenrolled" => c.unenrolled = unenrolled(v)?,
+                "totp" => c.totp = TotpParams::read(&v.table()?)?,
+                "lockout" => c.lockout = Lockout::read(&v.table()?)?,
+                "log" => c.log_socket = read_log(&v.table()?)?,
+                "policy" => c.policy = Policy::read(&v.table()?)?,
+                "email" => c.email = Email::read(&v.table()?)?,
+                "sms" => c.sms = Sms::read(&v.table()?)?,
+                "codes" => c.codes = Codes::read(&v.table()?)?,
+                "lost_device" => c.lost_device = LostDevice::read(&v.table()?)?,
+                "notify" => c.notify = Notify::read(&v.table()?)?,
+                "store" => c.store = Store::read(&v.table()?)?,
+                "self_service" => c.self_service = SelfService::read(&v.table()?)?,
+                "audit" => c.audit = Audit::read(&v.table()?)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(c)
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTotp {
-    digits: Option<Digits>,
-    period: Option<Period>,
-    algorithm: Option<Algorithm>,
-    skew: Option<Skew>,
+#[inline(never)]
+fn prompt(v: &Value) -> Result<String, Bad> {
+    let s = v.str()?;
+    if s.contains('\0') {
+        return Err(message("may not contain a NUL character"));
+    }
+    Ok(s.to_string())
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLockout {
-    tiers: Option<Tiers>,
+#[inline(never)]
+fn unenrolled(v: &Value) -> Result<Unenrolled, Bad> {
+    v.one_of(&[
+        ("deny", Unenrolled::Deny),
+        ("allow", Unenrolled::Allow),
+        ("enroll", Unenrolled::Enroll),
+    ])
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTier {
-    pub(crate) failures: TierFailures,
-    pub(crate) lock: LockDuration,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    socket: Option<AbsPath>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    enroll_until: Option<Rfc3339>,
-    require_groups: Option<Vec<GroupName>>,
-    exempt_groups: Option<Vec<GroupName>>,
-    trusted_networks: Option<Vec<Cidr>>,
-    remember: Option<Remember>,
-    always_challenge_groups: Option<Vec<GroupName>>,
-    console: Option<Console>,
-}
-
-impl RawConfig {
-    fn into_config(self) -> Result<Config, (Option<usize>, String)> {
-        let d = Config::default();
-        let p = self.policy;
-        let groups =
-            |g: Option<Vec<GroupName>>| g.unwrap_or_default().into_iter().map(|g| g.0).collect();
-        let prompt = self.prompt.unwrap_or(d.prompt);
-        if prompt.contains('\0') {
-            return Err((None, "prompt: may not contain a NUL character".into()));
+/// `[log]`: the socket.
+#[inline(never)]
+fn read_log(t: &Table) -> Result<PathBuf, Bad> {
+    let mut socket = Config::default().log_socket;
+    t.each(&["socket"], |key, v| {
+        match key {
+            "socket" => socket = abs_path(v)?,
+            _ => return Ok(false),
         }
-        let prompt_single = self.prompt_single.unwrap_or(d.prompt_single);
-        if prompt_single.contains('\0') {
-            return Err((
-                None,
-                "prompt_single: may not contain a NUL character".into(),
-            ));
-        }
-        Ok(Config {
-            secret_dir: self.secret_dir.map_or(d.secret_dir, |p| p.0),
-            state_dir: self.state_dir.map_or(d.state_dir, |p| p.0),
-            issuer: self.issuer.map(|i| i.0),
-            prompt,
-            prompt_single,
-            unenrolled: self.unenrolled.unwrap_or(d.unenrolled),
-            totp: TotpParams {
-                digits: self.totp.digits.map_or(d.totp.digits, |v| v.0),
-                period: self.totp.period.map_or(d.totp.period, |v| v.0),
-                algorithm: self.totp.algorithm.unwrap_or(d.totp.algorithm),
-                skew: self.totp.skew.map_or(d.totp.skew, |v| v.0),
-            },
-            lockout: self
-                .lockout
-                .tiers
-                .map_or(d.lockout, |t| Lockout { tiers: t.0 }),
-            log_socket: self.log.socket.map_or(d.log_socket, |p| p.0),
-            policy: Policy {
-                enroll_until: p.enroll_until.map(|t| t.0),
-                require_groups: groups(p.require_groups),
-                exempt_groups: groups(p.exempt_groups),
-                trusted_networks: p.trusted_networks.unwrap_or_default(),
-                remember: p.remember.map_or(d.policy.remember, |r| r.0),
-                always_challenge_groups: groups(p.always_challenge_groups),
-                console: p.console.unwrap_or(d.policy.console),
-            },
-            email: self.email.into_section(),
-            sms: self.sms.into_section(),
-            codes: self.codes.into_section().map_err(|e| (None, e))?,
-            lost_device: self.lost_device.into_section(),
-            notify: self.notify.into_section(),
-            store: self.store.into_section(),
-            self_service: self.self_service.into_section(),
-            audit: Audit {
-                accept: self
-                    .audit
-                    .accept
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|a| a.0)
-                    .collect(),
-            },
-        })
+        Ok(true)
+    })?;
+    Ok(socket)
+}
+
+impl TotpParams {
+    #[inline(never)]
+    fn read(t: &Table) -> Result<TotpParams, Bad> {
+        let mut p = TotpParams::default();
+        t.each(&["digits", "period", "algorithm", "skew"], |key, v| {
+            match key {
+                "digits" => p.digits = v.int_in(6, 8, "must be 6, 7 or 8")? as u8,
+                "period" => p.period = v.int_in(15, 300, "must be 15 to 300 seconds")? as u32,
+                "algorithm" => p.algorithm = v.one_of(&Algorithm::NAMES)?,
+                "skew" => p.skew = v.int_in(0, 10, "must be 0 to 10 steps")? as u8,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(p)
+    }
+}
+
+impl Lockout {
+    #[inline(never)]
+    fn read(t: &Table) -> Result<Lockout, Bad> {
+        let mut lockout = Lockout::default();
+        t.each(&["tiers"], |key, v| {
+            match key {
+                "tiers" => lockout.tiers = tiers(v)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(lockout)
+    }
+}
+
+impl Policy {
+    #[inline(never)]
+    fn read(t: &Table) -> Result<Policy, Bad> {
+        const KEYS: &[&str] = &[
+            "enroll_until",
+            "require_groups",
+            "exempt_groups",
+            "trusted_networks",
+            "remember",
+            "always_challenge_groups",
+            "console",
+        ];
+        let mut p = Policy::default();
+        t.each(KEYS, |key, v| {
+            match key {
+                "enroll_until" => p.enroll_until = Some(rfc3339(v)?),
+                "require_groups" => p.require_groups = group_names(v)?,
+                "exempt_groups" => p.exempt_groups = group_names(v)?,
+                "trusted_networks" => p.trusted_networks = networks(v)?,
+                "remember" => p.remember = duration_in(v, 0, 90 * DAY, "from 0s (off) to 90d")?,
+                "always_challenge_groups" => p.always_challenge_groups = group_names(v)?,
+                "console" => {
+                    p.console =
+                        v.one_of(&[("challenge", Console::Challenge), ("skip", Console::Skip)])?
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(p)
+    }
+}
+
+impl Audit {
+    #[inline(never)]
+    fn read(t: &Table) -> Result<Audit, Bad> {
+        let mut audit = Audit::default();
+        t.each(&["accept"], |key, v| {
+            match key {
+                "accept" => {
+                    audit.accept = v.array(|a| {
+                        crate::ways_in::accept::Accept::parse(a.str()?).map_err(message)
+                    })?
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(audit)
     }
 }
 

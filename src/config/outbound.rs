@@ -2,12 +2,11 @@
 //! (emailed and texted codes), `[lost_device]` and `[notify]`.
 #![forbid(unsafe_code)]
 
-use super::values::{AbsPath, duration_in, ranged};
+use super::values::{abs_path, duration_in};
 use crate::base::address::EmailAddress;
+use crate::base::tomlread::{Bad, Table, Value, message};
 use crate::base::user::UserName;
 use crate::delivery::Program;
-use serde::Deserialize;
-use serde::de::{self, Deserializer};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -94,8 +93,7 @@ impl Default for Codes {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LostDeviceMethod {
     Off,
     Email,
@@ -148,116 +146,135 @@ impl Notify {
 
 // ---- as written ----------------------------------------------------------------
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawEmail {
-    sendmail: Option<AbsPath>,
-    from: Option<AddressText>,
-    address: Option<Template>,
-    user: Option<AccountName>,
-}
-
-impl RawEmail {
-    pub(super) fn into_section(self) -> Email {
-        let d = Email::default();
-        Email {
-            sendmail: self.sendmail.map_or(d.sendmail, |p| p.0),
-            from: self.from.and_then(|a| a.0),
-            address: self.address.map_or(d.address, |t| t.0),
-            user: self.user.and_then(|u| u.0),
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSms {
-    command: Option<OptionalPath>,
-    user: Option<AccountName>,
-}
-
-impl RawSms {
-    pub(super) fn into_section(self) -> Sms {
-        Sms {
-            command: self.command.and_then(|p| p.0),
-            user: self.user.and_then(|u| u.0),
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCodes {
-    length: Option<CodeLength>,
-    valid: Option<CodeValid>,
-    resend_after: Option<ResendAfter>,
-    max_per_hour: Option<MaxPerHour>,
-    timeout: Option<SendTimeout>,
-}
-
-impl RawCodes {
-    pub(super) fn into_section(self) -> Result<Codes, String> {
-        let d = Codes::default();
-        let codes = Codes {
-            length: self.length.map_or(d.length, |v| v.0),
-            valid: self.valid.map_or(d.valid, |v| v.0),
-            resend_after: self.resend_after.map_or(d.resend_after, |v| v.0),
-            max_per_hour: self.max_per_hour.map_or(d.max_per_hour, |v| v.0),
-            timeout: self.timeout.map_or(d.timeout, |v| v.0),
-        };
-        if codes.resend_after > codes.valid {
-            return Err(format!(
-                "codes.resend_after: {}s is longer than codes.valid ({}s): a user would wait for a \
-                 new code after the old one expired",
-                codes.resend_after.as_secs(),
-                codes.valid.as_secs()
-            ));
-        }
-        Ok(codes)
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawLostDevice {
-    method: Option<LostDeviceMethod>,
-    valid: Option<LostValid>,
-}
-
-impl RawLostDevice {
-    pub(super) fn into_section(self) -> LostDevice {
-        let d = LostDevice::default();
-        LostDevice {
-            method: self.method.unwrap_or(d.method),
-            valid: self.valid.map_or(d.valid, |v| v.0),
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawNotify {
-    events: Option<Vec<EventName>>,
-    copy_to: Option<AddressText>,
-    min_interval: Option<NoticeInterval>,
-}
-
-impl RawNotify {
-    pub(super) fn into_section(self) -> Notify {
-        let mut events: Vec<NotifyEvent> = Vec::new();
-        for e in self.events.unwrap_or_default() {
-            if !events.contains(&e.0) {
-                events.push(e.0);
+impl Email {
+    #[inline(never)]
+    pub(super) fn read(t: &Table) -> Result<Email, Bad> {
+        let mut e = Email::default();
+        t.each(&["sendmail", "from", "address", "user"], |key, v| {
+            match key {
+                "sendmail" => e.sendmail = abs_path(v)?,
+                "from" => e.from = address_text(v)?,
+                "address" => {
+                    let s = v.str()?;
+                    if !s.is_empty() {
+                        crate::base::address::check_template(s)
+                            .map_err(|e| message(e.to_string()))?;
+                    }
+                    e.address = s.to_string();
+                }
+                "user" => e.user = account_name(v)?,
+                _ => return Ok(false),
             }
-        }
-        Notify {
-            events,
-            copy_to: self.copy_to.and_then(|a| a.0),
-            min_interval: self
-                .min_interval
-                .map_or(Notify::default().min_interval, |i| i.0),
-        }
+            Ok(true)
+        })?;
+        Ok(e)
     }
+}
+
+impl Sms {
+    #[inline(never)]
+    pub(super) fn read(t: &Table) -> Result<Sms, Bad> {
+        let mut sms = Sms::default();
+        t.each(&["command", "user"], |key, v| {
+            match key {
+                "command" => sms.command = optional_path(v)?,
+                "user" => sms.user = account_name(v)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(sms)
+    }
+}
+
+impl Codes {
+    #[inline(never)]
+    pub(super) fn read(t: &Table) -> Result<Codes, Bad> {
+        const KEYS: &[&str] = &["length", "valid", "resend_after", "max_per_hour", "timeout"];
+        let mut c = Codes::default();
+        t.each(KEYS, |key, v| {
+            match key {
+                "length" => c.length = v.int_in(6, 10, "must be 6 to 10 digits")? as u8,
+                "valid" => {
+                    c.valid = duration_in(v, 30, 3600, "a sent code is good from 30s to 1h")?
+                }
+                "resend_after" => c.resend_after = duration_in(v, 0, 3600, "from 0s to 1h")?,
+                "max_per_hour" => {
+                    c.max_per_hour =
+                        v.int_in(1, MAX_SENDS_PER_HOUR.into(), "must be 1 to 30 codes")? as u32
+                }
+                "timeout" => c.timeout = duration_in(v, 1, 60, "from 1s to 60s")?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        if c.resend_after > c.valid {
+            return Err(t.bad(format_args!(
+                "codes.resend_after: {}s is longer than codes.valid ({}s): a user would wait \
+                 for a new code after the old one expired",
+                c.resend_after.as_secs(),
+                c.valid.as_secs()
+            )));
+        }
+        Ok(c)
+    }
+}
+
+impl LostDevice {
+    #[inline(never)]
+    pub(super) fn read(t: &Table) -> Result<LostDevice, Bad> {
+        let mut l = LostDevice::default();
+        t.each(&["method", "valid"], |key, v| {
+            match key {
+                "method" => {
+                    l.method = v.one_of(&[
+                        ("off", LostDeviceMethod::Off),
+                        ("email", LostDeviceMethod::Email),
+                    ])?
+                }
+                "valid" => l.valid = duration_in(v, 60, 86_400, "from 1m to 24h")?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(l)
+    }
+}
+
+impl Notify {
+    #[inline(never)]
+    pub(super) fn read(t: &Table) -> Result<Notify, Bad> {
+        let mut n = Notify::default();
+        t.each(&["events", "copy_to", "min_interval"], |key, v| {
+            match key {
+                "events" => {
+                    n.events.clear();
+                    for e in v.array(event)? {
+                        if !n.events.contains(&e) {
+                            n.events.push(e);
+                        }
+                    }
+                }
+                "copy_to" => n.copy_to = address_text(v)?,
+                "min_interval" => {
+                    n.min_interval =
+                        duration_in(v, 0, 86_400, "from 0s (every lock notice mailed) to 24h")?
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+}
+
+/// One of the `notify.events` names.
+fn event(v: &Value) -> Result<NotifyEvent, Bad> {
+    let s = v.str()?;
+    NotifyEvent::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = NotifyEvent::ALL.iter().map(|e| e.name()).collect();
+        message(format!("{s:?} is not one of {}", names.join(", ")))
+    })
 }
 
 // ---- leaf values ---------------------------------------------------------------
@@ -265,108 +282,37 @@ impl RawNotify {
 /// An email address as the config gives it; `""` is none. Checked to be one
 /// plain `local@domain` (no spaces, commas, angle brackets or line breaks,
 /// nothing that could add a header or an argument).
-pub(super) struct AddressText(Option<EmailAddress>);
-impl<'de> Deserialize<'de> for AddressText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        none_if_empty(d, |s| EmailAddress::parse(s).map_err(|e| e.to_string())).map(AddressText)
-    }
+fn address_text(v: &Value) -> Result<Option<EmailAddress>, Bad> {
+    none_if_empty(v, |s| EmailAddress::parse(s).map_err(|e| e.to_string()))
 }
 
 /// A string value whose `""` means none, else `parse`'s value or error.
-fn none_if_empty<'de, D: Deserializer<'de>, T>(
-    d: D,
+fn none_if_empty<T>(
+    v: &Value,
     parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<Option<T>, D::Error> {
-    let s = String::deserialize(d)?;
+) -> Result<Option<T>, Bad> {
+    let s = v.str()?;
     if s.is_empty() {
         return Ok(None);
     }
-    parse(&s).map(Some).map_err(de::Error::custom)
-}
-
-/// `email.address`: `""`, or a template with `{user}` that makes an address.
-pub(super) struct Template(String);
-impl<'de> Deserialize<'de> for Template {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.is_empty() {
-            return Ok(Template(s));
-        }
-        crate::base::address::check_template(&s)
-            .map(|()| Template(s))
-            .map_err(de::Error::custom)
-    }
-}
-
-/// One of the `notify.events` names.
-pub(super) struct EventName(NotifyEvent);
-impl<'de> Deserialize<'de> for EventName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        NotifyEvent::from_name(&s).map(EventName).ok_or_else(|| {
-            let names: Vec<&str> = NotifyEvent::ALL.iter().map(|e| e.name()).collect();
-            de::Error::custom(format!("{s:?} is not one of {}", names.join(", ")))
-        })
-    }
+    parse(s).map(Some).map_err(message)
 }
 
 /// `email.user`, `sms.user`: an account name (validated as a login name,
 /// not looked up: the account may be made after the config), or `""` for
 /// root.
-pub(super) struct AccountName(Option<UserName>);
-impl<'de> Deserialize<'de> for AccountName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        none_if_empty(d, |s| {
-            UserName::parse(s).map_err(|e| format!("{e}; \"\" runs it as root"))
-        })
-        .map(AccountName)
-    }
+fn account_name(v: &Value) -> Result<Option<UserName>, Bad> {
+    none_if_empty(v, |s| {
+        UserName::parse(s).map_err(|e| format!("{e}; \"\" runs it as root"))
+    })
 }
 
 /// An absolute path, or `""` for none.
-pub(super) struct OptionalPath(Option<PathBuf>);
-impl<'de> Deserialize<'de> for OptionalPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.is_empty() {
-            return Ok(OptionalPath(None));
-        }
+pub(super) fn optional_path(v: &Value) -> Result<Option<PathBuf>, Bad> {
+    none_if_empty(v, |s| {
         if !s.starts_with('/') || s.contains('\0') {
-            return Err(de::Error::custom(format!(
-                "{s:?} must be an absolute path, or \"\" for none"
-            )));
+            return Err(format!("{s:?} must be an absolute path, or \"\" for none"));
         }
-        Ok(OptionalPath(Some(PathBuf::from(s))))
-    }
+        Ok(PathBuf::from(s))
+    })
 }
-
-super::values::ranged_newtype!(CodeLength, u8, 6, 10, "must be 6 to 10 digits");
-super::values::ranged_newtype!(
-    MaxPerHour,
-    u32,
-    1,
-    MAX_SENDS_PER_HOUR as i64,
-    "must be 1 to 30 codes"
-);
-
-macro_rules! duration_newtype {
-    ($name:ident, $lo:expr, $hi:expr, $what:expr) => {
-        pub(super) struct $name(Duration);
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                duration_in(d, $lo, $hi, $what).map($name)
-            }
-        }
-    };
-}
-
-duration_newtype!(CodeValid, 30, 3600, "a sent code is good from 30s to 1h");
-duration_newtype!(ResendAfter, 0, 3600, "from 0s to 1h");
-duration_newtype!(SendTimeout, 1, 60, "from 1s to 60s");
-duration_newtype!(LostValid, 60, 86_400, "from 1m to 24h");
-duration_newtype!(
-    NoticeInterval,
-    0,
-    86_400,
-    "from 0s (every lock notice mailed) to 24h"
-);

@@ -2,9 +2,8 @@
 //! is allowed. Shared by every section.
 #![forbid(unsafe_code)]
 
-use super::{RawTier, Tier};
-use serde::Deserialize;
-use serde::de::{self, Deserializer};
+use super::Tier;
+use crate::base::tomlread::{Bad, Value, message};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -12,74 +11,41 @@ use std::time::{Duration, SystemTime};
 
 // ---- validated leaf values: each one's error says what is allowed -------------
 
-/// A number in a range, with the range in the error message.
-pub(crate) fn ranged<'de, D: Deserializer<'de>>(
-    d: D,
-    lo: i64,
-    hi: i64,
-    what: &str,
-) -> Result<i64, D::Error> {
-    let v = i64::deserialize(d)?;
-    if (lo..=hi).contains(&v) {
-        Ok(v)
-    } else {
-        Err(de::Error::custom(format!("{v} is out of range: {what}")))
+/// An absolute path.
+pub(crate) fn abs_path(v: &Value) -> Result<PathBuf, Bad> {
+    let s = v.str()?;
+    if !s.starts_with('/') || s.contains('\0') {
+        return Err(message(format!("{s:?} must be an absolute path")));
     }
+    Ok(PathBuf::from(s))
 }
 
-macro_rules! ranged_newtype {
-    ($name:ident, $ty:ty, $lo:expr, $hi:expr, $what:expr) => {
-        pub(crate) struct $name(pub(crate) $ty);
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let v = ranged(d, $lo, $hi, $what)?;
-                <$ty>::try_from(v).map($name).map_err(de::Error::custom)
-            }
-        }
-    };
-}
-
-pub(crate) use ranged_newtype;
-
-ranged_newtype!(Digits, u8, 6, 8, "must be 6, 7 or 8");
-ranged_newtype!(Period, u32, 15, 300, "must be 15 to 300 seconds");
-ranged_newtype!(Skew, u8, 0, 10, "must be 0 to 10 steps");
-ranged_newtype!(TierFailures, u32, 1, 1000, "must be 1 to 1000 failures");
-
-pub(crate) struct AbsPath(pub(crate) PathBuf);
-impl<'de> Deserialize<'de> for AbsPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if !s.starts_with('/') || s.contains('\0') {
-            return Err(de::Error::custom(format!("{s:?} must be an absolute path")));
-        }
-        Ok(AbsPath(PathBuf::from(s)))
+/// The issuer shown in authenticator apps.
+pub(crate) fn issuer(v: &Value) -> Result<String, Bad> {
+    let s = v.str()?;
+    // The otpauth label is "issuer:account": a colon would split it wrongly.
+    if s.is_empty() || s.len() > 100 || s.contains(':') || s.chars().any(char::is_control) {
+        return Err(message(
+            "must be 1 to 100 characters, without ':' or control characters",
+        ));
     }
+    Ok(s.to_string())
 }
 
-pub(crate) struct Issuer(pub(crate) String);
-impl<'de> Deserialize<'de> for Issuer {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        // The otpauth label is "issuer:account": a colon would split it wrongly.
-        if s.is_empty() || s.len() > 100 || s.contains(':') || s.chars().any(char::is_control) {
-            return Err(de::Error::custom(
-                "must be 1 to 100 characters, without ':' or control characters",
-            ));
-        }
-        Ok(Issuer(s))
-    }
-}
-
-pub(crate) struct GroupName(pub(crate) String);
-impl<'de> Deserialize<'de> for GroupName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+/// A list of group names (not looked up: a group may be made later).
+pub(crate) fn group_names(v: &Value) -> Result<Vec<String>, Bad> {
+    v.array(|g| {
+        let s = g.str()?;
         if s.is_empty() || s.len() > 256 || s.contains(['\0', '\n', ':']) {
-            return Err(de::Error::custom(format!("{s:?} is not a group name")));
+            return Err(message(format!("{s:?} is not a group name")));
         }
-        Ok(GroupName(s))
-    }
+        Ok(s.to_string())
+    })
+}
+
+/// A list of IP networks.
+pub(crate) fn networks(v: &Value) -> Result<Vec<Cidr>, Bad> {
+    v.array(|n| Cidr::parse(n.str()?).map_err(message))
 }
 
 /// Parses `"30s"`, `"5m"`, `"1h"`, `"2d"` (and combinations like `"1h30m"`).
@@ -102,75 +68,62 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-pub(crate) fn duration_in<'de, D: Deserializer<'de>>(
-    d: D,
-    lo: u64,
-    hi: u64,
-    what: &str,
-) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    let v = parse_duration(&s).map_err(de::Error::custom)?;
-    if !(lo..=hi).contains(&v.as_secs()) {
-        return Err(de::Error::custom(format!("{s:?} is out of range: {what}")));
+/// A duration (`"5m"`) of `lo..=hi` seconds; `what` says what is allowed.
+pub(crate) fn duration_in(v: &Value, lo: u64, hi: u64, what: &str) -> Result<Duration, Bad> {
+    let s = v.str()?;
+    let d = parse_duration(s).map_err(message)?;
+    if !(lo..=hi).contains(&d.as_secs()) {
+        return Err(message(format!("{s:?} is out of range: {what}")));
     }
-    Ok(v)
+    Ok(d)
 }
 
 pub(crate) const DAY: u64 = 24 * 60 * 60;
 
-pub(crate) struct LockDuration(pub(crate) Duration);
-impl<'de> Deserialize<'de> for LockDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        duration_in(d, 1, 365 * DAY, "a lock lasts from 1s to 365d").map(LockDuration)
-    }
-}
-
-pub(crate) struct Remember(pub(crate) Duration);
-impl<'de> Deserialize<'de> for Remember {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        duration_in(d, 0, 90 * DAY, "from 0s (off) to 90d").map(Remember)
-    }
-}
-
-pub(crate) struct Tiers(pub(crate) Vec<Tier>);
-impl<'de> Deserialize<'de> for Tiers {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Vec::<RawTier>::deserialize(d)?;
-        if raw.is_empty() {
-            return Err(de::Error::custom(
-                "needs at least one tier, like [{failures = 5, lock = \"5m\"}]",
-            ));
+/// `lockout.tiers`: 1 to 16 of `{failures = N, lock = "5m"}`.
+pub(crate) fn tiers(v: &Value) -> Result<Vec<Tier>, Bad> {
+    let tiers = v.array(|t| {
+        let t = t.table()?;
+        let (mut failures, mut lock) = (None, None);
+        t.each(&["failures", "lock"], |key, v| {
+            match key {
+                "failures" => {
+                    failures = Some(v.int_in(1, 1000, "must be 1 to 1000 failures")? as u32)
+                }
+                "lock" => {
+                    lock = Some(duration_in(
+                        v,
+                        1,
+                        365 * DAY,
+                        "a lock lasts from 1s to 365d",
+                    )?)
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        match (failures, lock) {
+            (Some(failures), Some(lock)) => Ok(Tier { failures, lock }),
+            _ => Err(t.bad(format_args!(
+                "{}: a tier needs failures and lock, like {{failures = 5, lock = \"5m\"}}",
+                t.name()
+            ))),
         }
-        if raw.len() > 16 {
-            return Err(de::Error::custom("at most 16 tiers"));
-        }
-        Ok(Tiers(
-            raw.into_iter()
-                .map(|t| Tier {
-                    failures: t.failures.0,
-                    lock: t.lock.0,
-                })
-                .collect(),
-        ))
+    })?;
+    if tiers.is_empty() {
+        return Err(message(
+            "needs at least one tier, like [{failures = 5, lock = \"5m\"}]",
+        ));
     }
+    if tiers.len() > 16 {
+        return Err(message("at most 16 tiers"));
+    }
+    Ok(tiers)
 }
 
 /// An RFC 3339 date, given as a string or as a TOML date-time.
-pub(crate) struct Rfc3339(pub(crate) SystemTime);
-impl<'de> Deserialize<'de> for Rfc3339 {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Text(String),
-            Toml(toml::value::Datetime),
-        }
-        let text = match Either::deserialize(d)? {
-            Either::Text(s) => s,
-            Either::Toml(dt) => dt.to_string(),
-        };
-        parse_rfc3339(&text).map(Rfc3339).map_err(de::Error::custom)
-    }
+pub(crate) fn rfc3339(v: &Value) -> Result<SystemTime, Bad> {
+    parse_rfc3339(&v.datetime_text()?).map_err(message)
 }
 
 /// RFC 3339 with `Z` or a numeric offset, e.g. `2027-01-31T00:00:00+01:00`.
@@ -276,12 +229,5 @@ impl Cidr {
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cidr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Cidr::parse(&s).map_err(de::Error::custom)
     }
 }

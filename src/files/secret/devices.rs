@@ -13,8 +13,9 @@
 #![forbid(unsafe_code)]
 
 use super::{SecretError, SecretFile};
+use crate::base::tomlread::{Bad, Table};
 use crate::config::{Algorithm, TotpParams};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use zeroize::Zeroizing;
 
 /// Authenticators per user, at most: the cost of judging an answer is that
@@ -84,19 +85,47 @@ impl std::fmt::Display for DeviceName {
 }
 
 /// One `[[authenticator]]` as stored. `secret` is wiped when dropped.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub name: String,
     pub secret: Zeroizing<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub digits: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<Algorithm>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+}
+
+impl Entry {
+    /// One `[[authenticator]]` table, refusing unknown keys.
+    pub(super) fn read(t: &Table) -> Result<Entry, Bad> {
+        const KEYS: &[&str] = &["name", "secret", "digits", "period", "algorithm", "created"];
+        let (mut name, mut secret, mut created) = (None, None, None);
+        let (mut digits, mut period, mut algorithm) = (None, None, None);
+        t.each(KEYS, |key, v| {
+            match key {
+                "name" => name = Some(v.str()?.to_string()),
+                "secret" => secret = Some(super::secret_text(v)?),
+                "created" => created = Some(v.str()?.to_string()),
+                _ => return super::read_param(key, v, &mut digits, &mut period, &mut algorithm),
+            }
+            Ok(true)
+        })?;
+        let (Some(name), Some(secret)) = (name, secret) else {
+            return Err(t.bad("an authenticator needs a name and a secret"));
+        };
+        Ok(Entry {
+            name,
+            secret,
+            digits,
+            period,
+            algorithm,
+            created,
+        })
+    }
 }
 
 impl std::fmt::Debug for Entry {
@@ -489,7 +518,7 @@ mod tests {
     #[test]
     fn adding_to_a_file_of_the_old_form_keeps_its_secret_as_default() {
         let d = TotpParams::default();
-        let old: SecretFile = toml::from_str(&format!(
+        let old = SecretFile::from_toml(&format!(
             "secret = \"{K1}\"\ndigits = 8\ncreated = \"2026-01-01T00:00:00Z\"\nrecovery_codes = [\"x\"]\n"
         ))
         .unwrap();
@@ -524,7 +553,7 @@ mod tests {
         assert_eq!(add(&full, new_entry("ninth")).err(), Some(EditError::Full));
         let gone = DeviceName::parse("nope").unwrap();
         assert_eq!(remove(&next, &gone).err(), Some(EditError::NoSuch(gone)));
-        let email: SecretFile = toml::from_str("method = \"email\"\n").unwrap();
+        let email = SecretFile::from_toml("method = \"email\"\n").unwrap();
         assert_eq!(
             add(&email, new_entry("a")).err(),
             Some(EditError::NotApp("email"))

@@ -6,10 +6,11 @@
 #![forbid(unsafe_code)]
 
 use crate::base::address::{EmailAddress, PhoneNumber};
+use crate::base::tomlread::{Bad, Doc, Table, Value};
 use crate::base::user::UserName;
 use crate::config::{Algorithm, TotpParams};
 use crate::files::fsutil;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ pub const MIN_SECRET_BYTES: usize = 16;
 pub const MAX_SECRET_BYTES: usize = 128;
 
 /// How a user's codes reach them: the secret file's `method`.
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// An authenticator app (TOTP).
@@ -50,38 +51,33 @@ impl Method {
 }
 
 /// The file as stored. `secret` is wiped when this is dropped.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Clone, PartialEq, Eq, Default)]
 pub struct SecretFile {
     /// Required for `method = "totp"`. For the other methods it keys the
     /// hash under which a sent code is kept (enrollment makes one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<Zeroizing<String>>,
-    #[serde(default, skip_serializing_if = "is_totp")]
+    #[serde(skip_serializing_if = "is_totp")]
     pub method: Method,
     /// For email codes, the lost-device path and notifications.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// E.164, for SMS codes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub digits: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<Algorithm>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recovery_codes: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
     /// Several named authenticators instead of `secret` (`devices`). Last:
     /// TOML writes tables after plain keys.
-    #[serde(
-        default,
-        rename = "authenticator",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(rename = "authenticator", skip_serializing_if = "Vec::is_empty")]
     pub authenticators: Vec<devices::Entry>,
 }
 
@@ -162,7 +158,88 @@ pub fn encode_base32(key: &[u8]) -> Zeroizing<String> {
     Zeroizing::new(totp_rs::Secret::from(key).to_base32())
 }
 
+/// One of an authenticator's own `digits`, `period` and `algorithm`, as
+/// written (checked against the config's by `devices::decode`); false for
+/// another key.
+pub(crate) fn read_param(
+    key: &str,
+    v: &Value,
+    digits: &mut Option<u8>,
+    period: &mut Option<u32>,
+    algorithm: &mut Option<Algorithm>,
+) -> Result<bool, Bad> {
+    match key {
+        "digits" => *digits = Some(v.int_in(0, u8::MAX.into(), "out of range")? as u8),
+        "period" => *period = Some(v.int_in(0, u32::MAX.into(), "out of range")? as u32),
+        "algorithm" => *algorithm = Some(v.one_of(&Algorithm::NAMES)?),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A string kept in memory that is wiped on drop.
+pub(crate) fn secret_text(v: &Value) -> Result<Zeroizing<String>, Bad> {
+    Ok(Zeroizing::new(v.str()?.to_string()))
+}
+
+fn string(v: &Value) -> Result<String, Bad> {
+    v.str().map(str::to_string)
+}
+
 impl SecretFile {
+    /// The file as written, its values not yet checked.
+    pub fn from_toml(text: &str) -> Result<SecretFile, SecretError> {
+        let parsed = Doc::parse(text).and_then(|doc| SecretFile::read(&doc.root()));
+        parsed.map_err(|bad| {
+            // Only the line: the message may quote a value, and this one
+            // may be the secret.
+            let (line, _) = bad.into_line(text);
+            SecretError::Bad(format!(
+                "not a valid secret file (TOML error at line {})",
+                line.map_or("?".into(), |l| l.to_string())
+            ))
+        })
+    }
+
+    /// Reads the file's keys, refusing any other.
+    fn read(t: &Table) -> Result<SecretFile, Bad> {
+        const KEYS: &[&str] = &[
+            "secret",
+            "method",
+            "email",
+            "phone",
+            "digits",
+            "period",
+            "algorithm",
+            "recovery_codes",
+            "created",
+            "authenticator",
+        ];
+        let mut f = SecretFile::default();
+        t.each(KEYS, |key, v| {
+            match key {
+                "secret" => f.secret = Some(secret_text(v)?),
+                "method" => {
+                    f.method = v.one_of(&[
+                        ("totp", Method::Totp),
+                        ("email", Method::Email),
+                        ("sms", Method::Sms),
+                    ])?
+                }
+                "email" => f.email = Some(string(v)?),
+                "phone" => f.phone = Some(string(v)?),
+                "recovery_codes" => f.recovery_codes = v.array(string)?,
+                "created" => f.created = Some(string(v)?),
+                "authenticator" => {
+                    f.authenticators = v.array(|e| devices::Entry::read(&e.table()?))?
+                }
+                _ => return read_param(key, v, &mut f.digits, &mut f.period, &mut f.algorithm),
+            }
+            Ok(true)
+        })?;
+        Ok(f)
+    }
+
     /// Validates and decodes; `defaults` are the config's code parameters.
     pub fn into_user_secret(self, defaults: &TotpParams) -> Result<UserSecret, SecretError> {
         let email = self
@@ -515,18 +592,7 @@ fn read(
 
 /// Parses and validates the text of a secret file.
 pub fn parse(text: &str, defaults: &TotpParams) -> Result<UserSecret, SecretError> {
-    let parsed: SecretFile = toml::from_str(text).map_err(|e| {
-        // The message names the key, never the value: toml quotes values in
-        // some messages, and this one may be the secret.
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        SecretError::Bad(format!(
-            "not a valid secret file (TOML error at line {})",
-            line.map_or("?".into(), |l| l.to_string())
-        ))
-    })?;
-    parsed.into_user_secret(defaults)
+    SecretFile::from_toml(text)?.into_user_secret(defaults)
 }
 
 #[cfg(test)]
