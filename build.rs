@@ -29,6 +29,16 @@
 //! list is made). Only lld takes an ordering file: Rust's default linker on
 //! x86_64 Linux. The build checks that the linker accepts the flag, and
 //! without it links as usual (logins are then slower, never different).
+//!
+//! # Relative relocations packed (DT_RELR)
+//! Nearly all of the module's relocations (1,309 of 1,408) are relative: a
+//! pointer in a table that only needs the load address added. ld.so reads
+//! and applies them at every load; packed as a bitmap they take 416 bytes
+//! instead of 31 KB, and loading took 1.54x google-authenticator's time
+//! instead of 1.66x (loadbench, 31 rounds of 300, one run). glibc reads
+//! them from 2.36 (Debian 12); the module then requires GLIBC_ABI_DT_RELR,
+//! which dpkg-shlibdeps turns into `libc6 (>= 2.36)`. An older glibc or a
+//! linker without the option: linked as before.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -44,6 +54,7 @@ fn main() {
     ondemand_path(&out);
     if std::env::var("PROFILE").as_deref() == Ok("release") {
         order_hot_code(&out);
+        pack_relocations(&out);
     }
 }
 
@@ -117,6 +128,29 @@ fn order_hot_code(out: &Path) {
             "cargo:warning=the linker does not take an ordering file (lld does): \
              the module links as usual, with logins somewhat slower"
         );
+    }
+}
+
+fn pack_relocations(out: &Path) {
+    // The glibc the module will load under: this machine's (the package
+    // is built where it is meant to run, and declares the version).
+    let glibc = Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| {
+            let (major, minor) = v.trim().strip_prefix("glibc ")?.split_once('.')?;
+            Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?))
+        });
+    if glibc.is_none_or(|v| v < (2, 36)) {
+        return;
+    }
+    let args = ["-Wl,-z,pack-relative-relocs".to_string()];
+    if linker_accepts(out, &args) {
+        for arg in args {
+            println!("cargo:rustc-cdylib-link-arg={arg}");
+        }
     }
 }
 
