@@ -67,5 +67,7 @@ echo "== the demo (tests/demo.sh)"
 bash tests/demo.sh
 echo "== the benchmark, small (tests/bench.sh 200 1): every login must succeed; docs/performance.md has full figures"
 bash tests/bench.sh 200 1
+echo "== the paired A/B tool, the module against itself (tests/ab.sh, one step): every login must succeed"
+bash tests/ab.sh target/release/libpam_twostep.so target/release/libpam_twostep.so 1 50 2
 echo "== the hot-code list still matches the module (link/hot-symbols.sh --check)"
 bash link/hot-symbols.sh --check
