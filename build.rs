@@ -36,9 +36,10 @@
 //! and applies them at every load; packed as a bitmap they take 416 bytes
 //! instead of 31 KB, and loading took 1.54x google-authenticator's time
 //! instead of 1.66x (loadbench, 31 rounds of 300, one run). glibc reads
-//! them from 2.36 (Debian 12); the module then requires GLIBC_ABI_DT_RELR,
-//! which dpkg-shlibdeps turns into `libc6 (>= 2.36)`. An older glibc or a
-//! linker without the option: linked as before.
+//! them from 2.36 (Debian 12); the module then requires GLIBC_ABI_DT_RELR.
+//! dpkg-shlibdeps does not see that requirement (a version without a
+//! symbol): debian/rules adds `libc6 (>= 2.36)`, and tests/deb.sh checks
+//! it. An older glibc or a linker without the option: linked as before.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

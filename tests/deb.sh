@@ -123,6 +123,17 @@ for p in twostep twostep-preauth twostep-authfail twostep-notify; do
     dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/pam-configs/$p" | grep -qx 'Default: no' \
         || fail "profile $p is not Default: no"
 done
+# A module with packed relocations (build.rs) loads only under glibc 2.36
+# or later, and must say so: dpkg would otherwise let an older libc6 stay
+# and every login through the module fail to load it.
+dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./lib/$multiarch/security/pam_twostep.so" >"$work/module.so"
+depends=$(dpkg-deb -f "$deb" Depends)
+echo "== deb: Depends: $depends"
+if readelf -d "$work/module.so" | grep -q '(RELR)'; then
+    version=$(grep -oE 'libc6 \(>= [0-9.]+\)' <<<"$depends" | grep -oE '[0-9][0-9.]*' | sort -V | tail -1 || true)
+    dpkg --compare-versions "${version:-0}" ge 2.36 \
+        || fail "the module needs glibc 2.36 (DT_RELR) but the package depends on: $depends"
+fi
 suggests=$(dpkg-deb -f "$deb" Suggests)
 for p in mail-transport-agent libssl3; do
     grep -q "$p" <<<"$suggests" || fail "the package does not suggest $p: Suggests: $suggests"
