@@ -120,11 +120,7 @@ fn order_hot_code(out: &Path) {
         // says when there are too many.
         "-Wl,--no-warn-symbol-ordering".to_string(),
     ];
-    if linker_accepts(out, &args) {
-        for arg in args {
-            println!("cargo:rustc-cdylib-link-arg={arg}");
-        }
-    } else {
+    if !link_if_accepted(out, &args) {
         println!(
             "cargo:warning=the linker does not take an ordering file (lld does): \
              the module links as usual, with logins somewhat slower"
@@ -147,12 +143,18 @@ fn pack_relocations(out: &Path) {
     if glibc.is_none_or(|v| v < (2, 36)) {
         return;
     }
-    let args = ["-Wl,-z,pack-relative-relocs".to_string()];
-    if linker_accepts(out, &args) {
+    link_if_accepted(out, &["-Wl,-z,pack-relative-relocs".to_string()]);
+}
+
+/// Links the module with `args` if the linker takes them; whether it does.
+fn link_if_accepted(out: &Path, args: &[String]) -> bool {
+    let accepted = linker_accepts(out, args);
+    if accepted {
         for arg in args {
             println!("cargo:rustc-cdylib-link-arg={arg}");
         }
     }
+    accepted
 }
 
 /// Links an empty cdylib with `args`, the same compiler and flags.

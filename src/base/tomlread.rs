@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
+use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// What went wrong, and the byte offset in the text it is about.
@@ -97,11 +98,7 @@ impl<'a, 'i> Table<'a, 'i> {
             return Ok(());
         };
         for (k, v) in table.iter() {
-            let value = Value {
-                name: self.key_name(k.get_ref()),
-                value: v.get_ref(),
-                at: v.span().start,
-            };
+            let value = self.value(k.get_ref(), v);
             if !value.read(|value| read(k.get_ref(), value))? {
                 return Err(self.unknown(k.get_ref(), k.span().start, known));
             }
@@ -110,11 +107,11 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     fn unknown(&self, key: &str, at: usize, known: &[&str]) -> Bad {
-        let mut message = format!("{}: unknown key; the keys here are ", self.key_name(key));
-        for (i, k) in known.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            let _ = write!(message, "{sep}{k}");
-        }
+        let message = format!(
+            "{}: unknown key; the keys here are {}",
+            self.key_name(key),
+            known.join(", ")
+        );
         Bad::at(at, message)
     }
 
@@ -132,11 +129,16 @@ impl<'a, 'i> Table<'a, 'i> {
     pub fn get(&self, key: &str) -> Option<Value<'a, 'i>> {
         let table = self.table?;
         let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key)?;
-        Some(Value {
-            name: self.key_name(k.get_ref()),
+        Some(self.value(k.get_ref(), v))
+    }
+
+    /// The entry `key = v` of this table, named for messages.
+    fn value(&self, key: &str, v: &'a Spanned<DeValue<'i>>) -> Value<'a, 'i> {
+        Value {
+            name: self.key_name(key),
             value: v.get_ref(),
             at: v.span().start,
-        })
+        }
     }
 }
 
@@ -262,8 +264,9 @@ impl<'a, 'i> Value<'a, 'i> {
     }
 }
 
-/// A message for the value being read, which [`Table::opt`] places and
-/// names.
+/// A message about the value being read, which the caller
+/// ([`Table::each`], [`Value::array`]) places at the value and leads with
+/// its name.
 pub fn message(message: impl Into<String>) -> Bad {
     Bad {
         at: None,

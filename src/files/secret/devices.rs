@@ -107,9 +107,9 @@ impl Entry {
         let (mut digits, mut period, mut algorithm) = (None, None, None);
         t.each(KEYS, |key, v| {
             match key {
-                "name" => name = Some(v.str()?.to_string()),
+                "name" => name = Some(super::string(v)?),
                 "secret" => secret = Some(super::secret_text(v)?),
-                "created" => created = Some(v.str()?.to_string()),
+                "created" => created = Some(super::string(v)?),
                 _ => return super::read_param(key, v, &mut digits, &mut period, &mut algorithm),
             }
             Ok(true)

@@ -182,7 +182,7 @@ pub(crate) fn secret_text(v: &Value) -> Result<Zeroizing<String>, Bad> {
     Ok(Zeroizing::new(v.str()?.to_string()))
 }
 
-fn string(v: &Value) -> Result<String, Bad> {
+pub(crate) fn string(v: &Value) -> Result<String, Bad> {
     v.str().map(str::to_string)
 }
 
