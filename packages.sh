@@ -40,6 +40,7 @@ test=(
     groff-base man-db             # rendering the man pages in the tests
     valgrind                      # memcheck of the module (tests/valgrind.rs)
     btrfs-progs                   # a full copy-on-write disk (tests/review.rs)
+    strace                        # kills a writer at each fsync (tests/faults.rs)
     python3                       # the benchmark's report; mail parsing and the SMS gateway in tests/delivery.rs
     # /usr/sbin/sendmail for tests/delivery.rs: Debian's default "local" config
     # delivers to /var/mail/<user> with no daemon running (sendmail forks the

@@ -513,3 +513,68 @@ fn kill_9_at_random_points_in_1000_logins() {
         assert_eq!(status_of(&rig, u)["failures"], 0, "{u}");
     }
 }
+
+/// A writer killed after it has written a secret but before the file has
+/// its name leaves no copy of the secret under another name. `twostep
+/// enroll --force` replaces a secret file; strace's fault injection kills
+/// it (SIGKILL) at its Nth fsync, for each N until one run ends by itself.
+/// The first of them comes after the new secret is written and before the
+/// rename. Whatever N, the secret directory then holds the user's file
+/// alone, whole (the old secret or the new): a root-only `.USER.tmp.*` copy
+/// left at each kill would let a user who can kill their own setuid
+/// `twostep-self` fill the directory, one copy per try.
+#[test]
+fn a_writer_killed_at_each_flush_leaves_no_copy_of_the_secret() {
+    const NEW_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let u = user("ts-fault-tmpcopy");
+    let rig = Rig::new("fault-tmpcopy", "");
+    rig.enroll(u, OTHER_SECRET);
+    let mut killed = 0;
+    for n in 1..=12 {
+        let mut child = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("inject=fsync:signal=KILL:when={n}"))
+            .arg(twostep_bin())
+            .arg("--config")
+            .arg(&rig.config)
+            .args(["enroll", u, "--no-confirm", "--qr", "none", "--json"])
+            .args(["--secret-file", "-", "--force"])
+            .env_remove("TWOSTEP_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("strace (packages.sh test installs it)");
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{NEW_SECRET}\n").as_bytes());
+        let out = child.wait_with_output().unwrap();
+        let files = rig.secret_files();
+        assert_eq!(
+            files,
+            vec![rig.secret_path(u)],
+            "after a kill at fsync {n}: the secret directory holds {files:?}"
+        );
+        let text = std::fs::read_to_string(rig.secret_path(u)).unwrap();
+        assert!(
+            text.contains(OTHER_SECRET) || text.contains(NEW_SECRET),
+            "after a kill at fsync {n}: the user's file is neither secret"
+        );
+        if out.status.success() {
+            assert!(
+                text.contains(NEW_SECRET),
+                "enroll succeeded, old secret kept"
+            );
+            break;
+        }
+        killed += 1;
+    }
+    eprintln!("enroll killed at each of its first {killed} fsyncs");
+    // The marker's rewrite and the secret's own write at least.
+    assert!(
+        killed >= 2,
+        "only {killed} fsyncs reached: too little injected"
+    );
+}

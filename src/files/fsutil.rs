@@ -3,8 +3,10 @@
 //! a reader never sees a partial one.
 #![forbid(unsafe_code)]
 
+use nix::fcntl::{AT_FDCWD, AtFlags};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroize;
@@ -156,11 +158,14 @@ fn temp_path(dir: &Path, final_path: &Path) -> PathBuf {
     dir.join(format!(".{stem}.tmp.{suffix}"))
 }
 
-/// Writes `bytes` to a new, synced, 0600 temporary file in `dir`.
-fn write_temp(dir: &Path, final_path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+/// Writes `bytes` to a new, synced, 0600 temporary file in `dir`, returned
+/// open for writing with its name.
+fn write_temp(dir: &Path, final_path: &Path, bytes: &[u8]) -> io::Result<(PathBuf, File)> {
     let tmp = temp_path(dir, final_path);
     let result = (|| {
+        // Read too: replace_complete_locked's caller reads and writes it.
         let mut f = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -169,15 +174,77 @@ fn write_temp(dir: &Path, final_path: &Path, bytes: &[u8]) -> io::Result<PathBuf
         // Whatever the umask, the file is 0600.
         f.set_permissions(fs::Permissions::from_mode(0o600))?;
         f.write_all(bytes)?;
-        f.sync_all()
+        f.sync_all()?;
+        Ok(f)
     })();
     match result {
-        Ok(()) => Ok(tmp),
+        Ok(f) => Ok((tmp, f)),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             Err(e)
         }
     }
+}
+
+/// Writes `bytes` to a new, synced, 0600 file in `dir` that has no name yet
+/// (O_TMPFILE). A writer killed before it names the file leaves nothing
+/// behind, where a named temporary file would stay: a copy of a secret, and
+/// one more at each kill of a `twostep-self` its caller may kill. None if
+/// the file system cannot make such a file.
+fn write_unnamed(dir: &Path, bytes: &[u8]) -> io::Result<Option<File>> {
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir);
+    let mut f = match opened {
+        Ok(f) => f,
+        // EOPNOTSUPP: the file system has no unnamed files; EISDIR or
+        // EINVAL: a kernel older than O_TMPFILE took it for O_DIRECTORY.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(Some(f))
+}
+
+/// Puts `bytes`, whole and synced, at `at`, which must not exist
+/// (`AlreadyExists` if it does), and returns the file open for writing. A
+/// reader of `at` sees no file or the whole file, and a writer killed on the
+/// way leaves nothing but, on a file system without unnamed files, a
+/// `.NAME.tmp.*` file.
+fn put_new(dir: &Path, at: &Path, bytes: &[u8]) -> io::Result<File> {
+    if let Some(file) = write_unnamed(dir, bytes)? {
+        // An unnamed file is named through its /proc link (linkat with
+        // AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+        let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+        match nix::unistd::linkat(
+            AT_FDCWD,
+            fd.as_str(),
+            AT_FDCWD,
+            at,
+            AtFlags::AT_SYMLINK_FOLLOW,
+        ) {
+            Ok(()) => return Ok(file),
+            // No /proc here (a chroot): written again under a name below.
+            Err(nix::errno::Errno::ENOENT) if fs::symlink_metadata("/proc/self/fd").is_err() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (tmp, file) = write_temp(dir, at, bytes)?;
+    let linked = fs::hard_link(&tmp, at);
+    let _ = fs::remove_file(&tmp);
+    linked.map(|()| file)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -187,44 +254,43 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Creates `path` with exactly `bytes`, or fails with `AlreadyExists` if it
 /// exists. A reader sees no file or the whole file, never part of it.
 pub fn create_complete(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = write_temp(dir, path, bytes)?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    linked?;
+    put_new(dir, path, bytes)?;
     sync_dir(dir)
 }
 
 /// Replaces (or creates) `path` with exactly `bytes`, atomically and durably.
 pub fn replace_complete(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = write_temp(dir, path, bytes)?;
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(dir)
+    replace_with(dir, path, bytes, |_| Ok(())).map(drop)
 }
 
 /// [`replace_complete`], returning the new file open for writing and
 /// exclusively locked (`flock`) from before it took the path: no one who
 /// opens the path after the rename can lock it first.
 pub fn replace_complete_locked(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<File> {
-    let tmp = write_temp(dir, path, bytes)?;
-    let held = (|| {
-        let file = open_nofollow(&tmp, true)?;
+    replace_with(dir, path, bytes, |file| {
         file.try_lock().map_err(|e| match e {
             std::fs::TryLockError::Error(e) => e,
             std::fs::TryLockError::WouldBlock => io::Error::other("a new temporary file is locked"),
-        })?;
-        fs::rename(&tmp, path)?;
-        Ok(file)
-    })();
-    match held {
-        Ok(file) => sync_dir(dir).map(|()| file),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
+        })
+    })
+}
+
+/// The new file is named with a temporary name only for the moment between
+/// its link and the rename over `path` (no call links over an existing
+/// name); `before_rename` runs on it then.
+fn replace_with(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    before_rename: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<File> {
+    let tmp = temp_path(dir, path);
+    let file = put_new(dir, &tmp, bytes)?;
+    if let Err(e) = before_rename(&file).and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
+    sync_dir(dir).map(|()| file)
 }
 
 /// Removes `path` durably. `Ok(false)` if there was nothing to remove.
