@@ -522,28 +522,34 @@ impl Conversation for PamConversation<'_, '_> {
 /// stack sees accounts and groups.
 pub struct SystemAccounts;
 
+/// An errno as the C library words it ("Permission denied (os error 13)").
+/// Not nix's Display: its tables of names and descriptions are 4 KB of
+/// pointers that ld.so would relocate at every load of the module
+/// (docs/performance.md, "What a load pays for").
+fn errno_text(e: nix::Error) -> String {
+    std::io::Error::from(e).to_string()
+}
+
 impl Accounts for SystemAccounts {
     fn canonical(&self, typed: &UserName) -> Result<Option<UserName>, String> {
-        let account = nix::unistd::User::from_name(typed.as_str()).map_err(|e| e.to_string())?;
+        let account = nix::unistd::User::from_name(typed.as_str()).map_err(errno_text)?;
         Ok(account.and_then(|a| UserName::parse(&a.name).ok()))
     }
 
     fn group_ids(&self, user: &UserName) -> Result<Option<Vec<u32>>, String> {
-        let Some(account) =
-            nix::unistd::User::from_name(user.as_str()).map_err(|e| e.to_string())?
-        else {
+        let Some(account) = nix::unistd::User::from_name(user.as_str()).map_err(errno_text)? else {
             return Ok(None);
         };
         // A validated user name has no NUL byte.
         let name = std::ffi::CString::new(user.as_str()).map_err(|e| e.to_string())?;
-        let gids = nix::unistd::getgrouplist(&name, account.gid).map_err(|e| e.to_string())?;
+        let gids = nix::unistd::getgrouplist(&name, account.gid).map_err(errno_text)?;
         Ok(Some(gids.into_iter().map(|g| g.as_raw()).collect()))
     }
 
     fn group_id(&self, name: &str) -> Result<Option<u32>, String> {
         nix::unistd::Group::from_name(name)
             .map(|g| g.map(|g| g.gid.as_raw()))
-            .map_err(|e| e.to_string())
+            .map_err(errno_text)
     }
 }
 
