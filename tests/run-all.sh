@@ -69,5 +69,7 @@ echo "== the benchmark, small (tests/bench.sh 200 1): every login must succeed; 
 bash tests/bench.sh 200 1
 echo "== the paired A/B tool, the module against itself (tests/ab.sh, one step): every login must succeed"
 bash tests/ab.sh target/release/libpam_twostep.so target/release/libpam_twostep.so 1 50 2
+echo "== what a load pays for, small (tests/loadfloor.sh, 3 rounds): every reference library builds and loads"
+bash tests/loadfloor.sh target/release/libpam_twostep.so 3 100
 echo "== the hot-code list still matches the module (link/hot-symbols.sh --check)"
 bash link/hot-symbols.sh --check
