@@ -4,7 +4,8 @@
 //! when the part is missing, not root's, or writable by others; an
 //! app-code login beside it is not affected; and once the part is put
 //! right, the same email login succeeds again. `twostep check` says the
-//! same, naming who needs the part.
+//! same, naming who needs the part. Enrollment at login, whose QR code the
+//! part draws, still enrolls without it: the key is added by hand.
 //!
 //! The part is the one this build's module loads (its path is a constant
 //! of the build: `pam_twostep::ondemand::PART_PATH`, beside the debug
@@ -75,13 +76,33 @@ fn email_login(rig: &Rig, user: &str, issuer: &str, nth: usize, expect_mail: boo
     s.finish()
 }
 
+/// An unenrolled user's first login under `unenrolled = "enroll"`: what
+/// was shown before the prompt, and the result of typing the code of the
+/// key shown (as someone would who typed the key into an app).
+fn enroll_at_login(rig: &Rig, user: &str) -> (String, Login) {
+    ensure_user(user, None);
+    let _ = std::fs::remove_file(rig.secret_path(user));
+    fresh_step(5);
+    let mut s = rig.live_login("twostep", user, &[("rhost", "192.0.2.45"), ("tty", "ssh")]);
+    let shown = s.until_prompt();
+    let key: String = shown
+        .lines()
+        .map(|l| l.strip_prefix("INFO: ").unwrap_or(l))
+        .find_map(|l| l.strip_prefix("Key: "))
+        .unwrap_or_else(|| panic!("no key shown:\n{shown}"))
+        .replace(' ', "");
+    s.answer(&oath_code(&key, 0));
+    (shown, s.finish())
+}
+
 #[test]
 fn a_login_that_needs_a_missing_or_unsafe_part_is_denied_and_app_logins_are_not() {
     let mailer = "tsod-mail";
     let (mut rig, issuer) = email_rig(
         "ondemand",
         mailer,
-        "[codes]\nresend_after = \"0s\"\nmax_per_hour = 30",
+        "unenrolled = \"enroll\"\n[codes]\nresend_after = \"0s\"\nmax_per_hour = 30\n\
+         [policy]\nenroll_until = \"2999-01-01T00:00:00Z\"",
     );
     let apps: Vec<String> = (0..4).map(|i| format!("tsod-app{i}")).collect();
     for app in &apps {
@@ -147,12 +168,28 @@ fn a_login_that_needs_a_missing_or_unsafe_part_is_denied_and_app_logins_are_not(
                 && said.contains(&format!("the email user {mailer}")),
             "{what}: {said}"
         );
+        assert!(
+            said.contains("users enrolling at login must add the key by hand"),
+            "{what}: {said}"
+        );
         // An app-code login beside it is untouched.
         let app = &apps[i];
         let login = rig.login(app, &oath_code(SECRET, 0));
         assert_eq!(login.code, PAM_SUCCESS, "{what}: app login: {}", login.out);
+        // Enrollment at login: no QR code, the key by hand, enrolled.
+        let (shown, login) = enroll_at_login(&rig, &format!("tsod-new{i}"));
+        assert!(shown.contains("(No QR code here"), "{what}: {shown}");
+        assert!(!shown.contains('\u{2588}'), "{what}: a drawing: {shown}");
+        assert_eq!(login.code, PAM_SUCCESS, "{what}: enrollment: {}", login.out);
         part.restore();
     }
+    // With the part, enrollment at login shows the QR code.
+    let (shown, login) = enroll_at_login(&rig, "tsod-new3");
+    assert!(
+        shown.contains('\u{2588}') && !shown.contains("No QR code"),
+        "{shown}"
+    );
+    assert_eq!(login.code, PAM_SUCCESS, "{}", login.out);
 
     // Put right, the part sends again.
     sent += 1;

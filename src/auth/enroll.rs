@@ -14,7 +14,8 @@ use crate::base::user::UserName;
 use crate::delivery::Event;
 use crate::files::enrollment;
 use crate::files::secret::{self, SecretFile};
-use crate::qr::{self, Qr};
+use crate::ondemand::NoQr;
+use crate::qr;
 use crate::rules::totp::{self, Code};
 use crate::store::Success;
 use zeroize::Zeroizing;
@@ -59,11 +60,18 @@ pub(super) fn set_up(env: &mut Env<'_>, req: &Request, user: &UserName, how: Set
          Authenticator, FreeOTP, Aegis...): scan this QR code, or add the account by hand \
          with the key below."
     ));
-    match Qr::encode(uri.as_bytes()).and_then(|code| code.terminal(qr::Style::Utf8)) {
+    // Drawn by the on-demand part (src/ondemand/ says why). Without it the
+    // account is added by hand: nothing of the login depends on the drawing.
+    match crate::ondemand::qr_drawing(&uri) {
         Ok(drawing) => env.conv.info(drawing.trim_end_matches('\n')),
-        Err(_) => env
+        Err(NoQr::DoesNotFit(_)) => env
             .conv
             .info("(The QR code does not fit this screen: add the account by hand.)"),
+        Err(NoQr::Part(why)) => {
+            env.trace(req, || why);
+            env.conv
+                .info("(No QR code here: add the account by hand with the key below.)");
+        }
     }
     let details = Zeroizing::new(format!(
         "Key: {}\nAccount: {issuer}:{user}\nType: time-based, {}, {} digits, every {} seconds\n\

@@ -208,8 +208,8 @@ pub fn format_syslog(tag: &str, record: &Record, now: SystemTime, pid: u32) -> S
     let month = stamp
         .get(5..7)
         .and_then(|m| m.parse::<usize>().ok())
-        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
-        .unwrap_or(&"Jan");
+        .and_then(month_name)
+        .unwrap_or("Jan");
     let day = stamp.get(8..10).unwrap_or("01").trim_start_matches('0');
     let time = stamp.get(11..19).unwrap_or("00:00:00");
     format!(
@@ -218,9 +218,13 @@ pub fn format_syslog(tag: &str, record: &Record, now: SystemTime, pid: u32) -> S
     )
 }
 
-pub(crate) const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+/// `Jan` for 1 ... `Dec` for 12. Cut from one string: an array of `&str`
+/// is a table of pointers that ld.so relocates at every load of the module.
+pub(crate) fn month_name(month: usize) -> Option<&'static str> {
+    const MONTHS: &str = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    let end = month.checked_mul(3)?;
+    MONTHS.get(end.checked_sub(3)?..end)
+}
 
 /// RFC 3339 in UTC, the contract's format for `until`.
 pub fn rfc3339(unix_secs: u64) -> String {
@@ -233,6 +237,19 @@ pub fn rfc3339(unix_secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn month_names_from_1_to_12_and_nothing_else() {
+        let want = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        for (i, name) in want.iter().enumerate() {
+            assert_eq!(month_name(i + 1), Some(*name));
+        }
+        for bad in [0, 13, 14, usize::MAX / 3, usize::MAX] {
+            assert_eq!(month_name(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn line_quotes_only_what_needs_it() {

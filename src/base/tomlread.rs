@@ -87,11 +87,14 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// Runs `read` on each key present (in key order); `read` returns
     /// false for a key it does not know, which is then refused, naming
-    /// `known`. A key absent costs nothing: the login's code is the code of
-    /// the keys the file sets.
+    /// `known` ("secret, method, ..."). A key absent costs nothing: the
+    /// login's code is the code of the keys the file sets. `known` is one
+    /// string, not a list: a list of `&str` is a table of pointers that
+    /// ld.so relocates at every load of the module, 16 bytes a key
+    /// (docs/performance.md, "What a load pays for").
     pub fn each(
         &self,
-        known: &[&str],
+        known: &str,
         mut read: impl FnMut(&str, &Value<'a, 'i>) -> Result<bool, Bad>,
     ) -> Result<(), Bad> {
         let Some(table) = self.table else {
@@ -106,11 +109,10 @@ impl<'a, 'i> Table<'a, 'i> {
         Ok(())
     }
 
-    fn unknown(&self, key: &str, at: usize, known: &[&str]) -> Bad {
+    fn unknown(&self, key: &str, at: usize, known: &str) -> Bad {
         let message = format!(
-            "{}: unknown key; the keys here are {}",
-            self.key_name(key),
-            known.join(", ")
+            "{}: unknown key; the keys here are {known}",
+            self.key_name(key)
         );
         Bad::at(at, message)
     }
@@ -282,11 +284,11 @@ mod tests {
         let doc = Doc::parse(text).map_err(|b| b.into_line(text))?;
         let mut digits = None;
         let run = |digits: &mut Option<i64>| {
-            doc.root().each(&["totp"], |key, v| {
+            doc.root().each("totp", |key, v| {
                 if key != "totp" {
                     return Ok(false);
                 }
-                v.table()?.each(&["digits"], |key, v| {
+                v.table()?.each("digits", |key, v| {
                     if key != "digits" {
                         return Ok(false);
                     }

@@ -415,6 +415,12 @@ fn delivery_problems(c: &Config, warnings: &mut Vec<String>) -> Result<Vec<Strin
                  that did would be denied"
             )),
         }
+        if c.unenrolled == crate::config::Unenrolled::Enroll {
+            warnings.push(format!(
+                "{why}; it draws the QR code of enrollment at login (unenrolled = \"enroll\"): \
+                 users enrolling at login must add the key by hand"
+            ));
+        }
     }
     for (key, user) in [("email.user", &c.email.user), ("sms.user", &c.sms.user)] {
         if let Some(name) = user

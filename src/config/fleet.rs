@@ -191,18 +191,9 @@ pub struct SelfService {
 impl Store {
     #[inline(never)]
     pub(super) fn read(t: &Table) -> Result<Store, Bad> {
-        const KEYS: &[&str] = &[
-            "url",
-            "user",
-            "password_file",
-            "ca_file",
-            "timeout",
-            "on_unavailable",
-            "prefix",
-            "sentinel_user",
-            "sentinel_password_file",
-            "wait_replicas",
-        ];
+        const KEYS: &str = "\
+            url, user, password_file, ca_file, timeout, on_unavailable, prefix, \
+            sentinel_user, sentinel_password_file, wait_replicas";
         let mut s = Store::default();
         t.each(KEYS, |key, v| {
             match key {
@@ -239,7 +230,7 @@ impl SelfService {
     #[inline(never)]
     pub(super) fn read(t: &Table) -> Result<SelfService, Bad> {
         let mut s = SelfService::default();
-        t.each(&["enabled", "allow_disable"], |key, v| {
+        t.each("enabled, allow_disable", |key, v| {
             match key {
                 "enabled" => s.enabled = v.bool()?,
                 "allow_disable" => s.allow_disable = v.bool()?,

@@ -349,26 +349,10 @@ fn key_at(text: &str, line: usize) -> Option<String> {
 
 impl Config {
     fn read(root: &Table) -> Result<Config, Bad> {
-        const KEYS: &[&str] = &[
-            "secret_dir",
-            "state_dir",
-            "issuer",
-            "prompt",
-            "prompt_single",
-            "unenrolled",
-            "totp",
-            "lockout",
-            "log",
-            "policy",
-            "email",
-            "sms",
-            "codes",
-            "lost_device",
-            "notify",
-            "store",
-            "self_service",
-            "audit",
-        ];
+        const KEYS: &str = "\
+            secret_dir, state_dir, issuer, prompt, prompt_single, unenrolled, totp, \
+            lockout, log, policy, email, sms, codes, lost_device, notify, store, \
+            self_service, audit";
         let mut c = Config::default();
         root.each(KEYS, |key, v| {
             match key {
@@ -420,7 +404,7 @@ fn unenrolled(v: &Value) -> Result<Unenrolled, Bad> {
 #[inline(never)]
 fn read_log(t: &Table) -> Result<PathBuf, Bad> {
     let mut socket = Config::default().log_socket;
-    t.each(&["socket"], |key, v| {
+    t.each("socket", |key, v| {
         match key {
             "socket" => socket = abs_path(v)?,
             _ => return Ok(false),
@@ -434,7 +418,7 @@ impl TotpParams {
     #[inline(never)]
     fn read(t: &Table) -> Result<TotpParams, Bad> {
         let mut p = TotpParams::default();
-        t.each(&["digits", "period", "algorithm", "skew"], |key, v| {
+        t.each("digits, period, algorithm, skew", |key, v| {
             match key {
                 "digits" => p.digits = v.int_in(6, 8, "must be 6, 7 or 8")? as u8,
                 "period" => p.period = v.int_in(15, 300, "must be 15 to 300 seconds")? as u32,
@@ -452,7 +436,7 @@ impl Lockout {
     #[inline(never)]
     fn read(t: &Table) -> Result<Lockout, Bad> {
         let mut lockout = Lockout::default();
-        t.each(&["tiers"], |key, v| {
+        t.each("tiers", |key, v| {
             match key {
                 "tiers" => lockout.tiers = tiers(v)?,
                 _ => return Ok(false),
@@ -466,15 +450,9 @@ impl Lockout {
 impl Policy {
     #[inline(never)]
     fn read(t: &Table) -> Result<Policy, Bad> {
-        const KEYS: &[&str] = &[
-            "enroll_until",
-            "require_groups",
-            "exempt_groups",
-            "trusted_networks",
-            "remember",
-            "always_challenge_groups",
-            "console",
-        ];
+        const KEYS: &str = "\
+            enroll_until, require_groups, exempt_groups, trusted_networks, remember, \
+            always_challenge_groups, console";
         let mut p = Policy::default();
         t.each(KEYS, |key, v| {
             match key {
@@ -500,7 +478,7 @@ impl Audit {
     #[inline(never)]
     fn read(t: &Table) -> Result<Audit, Bad> {
         let mut audit = Audit::default();
-        t.each(&["accept"], |key, v| {
+        t.each("accept", |key, v| {
             match key {
                 "accept" => {
                     audit.accept = v.array(|a| {

@@ -150,7 +150,7 @@ impl Email {
     #[inline(never)]
     pub(super) fn read(t: &Table) -> Result<Email, Bad> {
         let mut e = Email::default();
-        t.each(&["sendmail", "from", "address", "user"], |key, v| {
+        t.each("sendmail, from, address, user", |key, v| {
             match key {
                 "sendmail" => e.sendmail = abs_path(v)?,
                 "from" => e.from = address_text(v)?,
@@ -175,7 +175,7 @@ impl Sms {
     #[inline(never)]
     pub(super) fn read(t: &Table) -> Result<Sms, Bad> {
         let mut sms = Sms::default();
-        t.each(&["command", "user"], |key, v| {
+        t.each("command, user", |key, v| {
             match key {
                 "command" => sms.command = optional_path(v)?,
                 "user" => sms.user = account_name(v)?,
@@ -190,7 +190,7 @@ impl Sms {
 impl Codes {
     #[inline(never)]
     pub(super) fn read(t: &Table) -> Result<Codes, Bad> {
-        const KEYS: &[&str] = &["length", "valid", "resend_after", "max_per_hour", "timeout"];
+        const KEYS: &str = "length, valid, resend_after, max_per_hour, timeout";
         let mut c = Codes::default();
         t.each(KEYS, |key, v| {
             match key {
@@ -224,7 +224,7 @@ impl LostDevice {
     #[inline(never)]
     pub(super) fn read(t: &Table) -> Result<LostDevice, Bad> {
         let mut l = LostDevice::default();
-        t.each(&["method", "valid"], |key, v| {
+        t.each("method, valid", |key, v| {
             match key {
                 "method" => {
                     l.method = v.one_of(&[
@@ -245,7 +245,7 @@ impl Notify {
     #[inline(never)]
     pub(super) fn read(t: &Table) -> Result<Notify, Bad> {
         let mut n = Notify::default();
-        t.each(&["events", "copy_to", "min_interval"], |key, v| {
+        t.each("events, copy_to, min_interval", |key, v| {
             match key {
                 "events" => {
                     n.events.clear();

@@ -85,7 +85,7 @@ pub(crate) fn tiers(v: &Value) -> Result<Vec<Tier>, Bad> {
     let tiers = v.array(|t| {
         let t = t.table()?;
         let (mut failures, mut lock) = (None, None);
-        t.each(&["failures", "lock"], |key, v| {
+        t.each("failures, lock", |key, v| {
             match key {
                 "failures" => {
                     failures = Some(v.int_in(1, 1000, "must be 1 to 1000 failures")? as u32)

@@ -27,7 +27,7 @@
 #![forbid(unsafe_code)]
 
 use crate::base::address::{EmailAddress, check_domain};
-use crate::base::records::MONTHS;
+use crate::base::records::month_name;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
@@ -587,7 +587,8 @@ fn human_time(t: SystemTime) -> String {
 
 /// `Thu, 26 Nov 2026 14:47:18 +0000`
 fn rfc5322_date(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    // From one string, as month_name's: not a relocated table.
+    const DAYS: &str = "ThuFriSatSunMonTueWed";
     let days = t
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() / 86_400);
@@ -595,11 +596,12 @@ fn rfc5322_date(t: SystemTime) -> String {
     let month = field(&stamp, 5..7)
         .parse::<usize>()
         .ok()
-        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
-        .unwrap_or(&"Jan");
+        .and_then(month_name)
+        .unwrap_or("Jan");
+    let day = (days % 7) as usize * 3;
     format!(
         "{}, {} {month} {} {} +0000",
-        DAYS[(days % 7) as usize],
+        &DAYS[day..day + 3],
         field(&stamp, 8..10),
         field(&stamp, 0..4),
         field(&stamp, 11..19),

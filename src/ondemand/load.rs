@@ -4,6 +4,7 @@
 use super::{ABI, ABI_SYMBOL, PART_PATH, REPLY_MAX, RUN_SYMBOL};
 use std::ffi::{CStr, CString, c_void};
 use std::path::Path;
+use zeroize::Zeroizing;
 
 // SAFETY: the prototypes of the part's two functions (parts/ondemand):
 // calling them is unsafe, and done only below, once the part's version is
@@ -62,9 +63,10 @@ impl Part {
         })
     }
 
-    /// Hands `request` to the part: its status and reply line.
-    pub fn call(&self, request: &[u8]) -> (i32, Vec<u8>) {
-        let mut reply = vec![0u8; REPLY_MAX];
+    /// Hands `request` to the part: its status and reply (wiped when
+    /// dropped: a QR drawing holds a secret).
+    pub fn call(&self, request: &[u8]) -> (i32, Zeroizing<Vec<u8>>) {
+        let mut reply = Zeroizing::new(vec![0u8; REPLY_MAX]);
         let mut len = 0usize;
         // The part's version matched, so `run` is its twostep_ondemand_run;
         // the part writes at most that many bytes and keeps no pointer.

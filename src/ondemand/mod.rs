@@ -14,6 +14,13 @@
 //! part does it with the same code the commands use in-process.
 //! docs/performance.md has the figures.
 //!
+//! The part also draws the QR code that enrollment at login shows
+//! ([`qr_drawing`]): the QR encoder's tables are 1.7 KB of pointers that
+//! ld.so would otherwise relocate at every load of the module, for the few
+//! logins that enroll. Without the part, enrollment at login still works:
+//! the user adds the key by hand (docs/performance.md, "What a load pays
+//! for").
+//!
 //! What guards it, since a library dlopened into sshd runs as root:
 //!
 //! - The path is a constant of the build, never configuration.
@@ -41,6 +48,7 @@ pub mod wire;
 use crate::delivery::{DeliveryError, Job};
 use std::ffi::CStr;
 use std::path::Path;
+use zeroize::Zeroizing;
 
 /// Where the module looks for its on-demand part; set when it is built
 /// (build.rs: `TWOSTEP_ONDEMAND_PATH`, else beside a debug build's module,
@@ -48,7 +56,8 @@ use std::path::Path;
 pub const PART_PATH: &str = env!("TWOSTEP_ONDEMAND_PATH");
 
 /// The version of [`wire`]'s request and reply, which the part must share.
-pub const ABI: u32 = 1;
+/// 2: the QR request.
+pub const ABI: u32 = 2;
 
 /// The part's symbols, C names.
 pub const ABI_SYMBOL: &CStr = c"twostep_ondemand_abi";
@@ -72,6 +81,30 @@ pub fn run(job: &Job<'_>) -> Result<(), DeliveryError> {
     wire::outcome(status, &reply)
 }
 
+/// Why [`qr_drawing`] gave no drawing.
+#[derive(Debug)]
+pub enum NoQr {
+    /// The code does not fit a terminal, or the text a QR code.
+    DoesNotFit(String),
+    /// The part is missing, refused, or failed: why, naming it.
+    Part(String),
+}
+
+/// The QR code of `uri` drawn for a terminal (half blocks, quiet zone
+/// included) by the on-demand part.
+pub fn qr_drawing(uri: &str) -> Result<Zeroizing<String>, NoQr> {
+    let part = load::Part::open(Path::new(PART_PATH)).map_err(NoQr::Part)?;
+    let (status, reply) = part.call(&wire::encode_qr(uri));
+    let text = String::from_utf8_lossy(&reply);
+    match (status, text.split_once('\n')) {
+        (RUN_OK, _) => Ok(Zeroizing::new(text.into_owned())),
+        (RUN_FAILED, Some(("qr", why))) => Err(NoQr::DoesNotFit(why.to_string())),
+        (other, _) => Err(NoQr::Part(format!(
+            "the on-demand part {PART_PATH} did not draw the QR code ({other}): {text}"
+        ))),
+    }
+}
+
 /// What is wrong with the part at [`PART_PATH`] (missing, not root's,
 /// writable by others, not loadable, another version), or None: for
 /// `twostep check`, which loads it as a login would.
@@ -80,17 +113,34 @@ pub fn problem() -> Option<String> {
 }
 
 /// The part's side of [`RUN_SYMBOL`]: decodes `request`, runs it here, and
-/// returns the status and the reply line. Called by parts/ondemand, inside
-/// its catch_unwind.
-pub fn serve(request: &[u8]) -> (i32, String) {
+/// returns the status and the reply (wiped when dropped: a QR drawing
+/// holds a secret). Called by parts/ondemand, inside its catch_unwind.
+pub fn serve(request: &[u8]) -> (i32, Zeroizing<String>) {
+    if let Some(text) = wire::decode_qr(request) {
+        return draw(&text);
+    }
     let Some(job) = wire::decode(request) else {
         return (
             RUN_BAD_REQUEST,
-            "part\nthe module sent a request the part cannot read".into(),
+            Zeroizing::new("part\nthe module sent a request the part cannot read".into()),
         );
     };
     match job.with_job(crate::delivery::run_here) {
-        Ok(()) => (RUN_OK, String::new()),
-        Err(e) => (RUN_FAILED, wire::failure(&e)),
+        Ok(()) => (RUN_OK, Zeroizing::new(String::new())),
+        Err(e) => (RUN_FAILED, Zeroizing::new(wire::failure(&e))),
+    }
+}
+
+fn draw(text: &str) -> (i32, Zeroizing<String>) {
+    use crate::qr::{Qr, Style};
+    match Qr::encode(text.as_bytes()).and_then(|code| code.terminal(Style::Utf8)) {
+        // The module's buffer takes REPLY_MAX bytes: a longer drawing
+        // would arrive cut, and is refused whole instead.
+        Ok(drawing) if drawing.len() <= REPLY_MAX => (RUN_OK, drawing),
+        Ok(_) => (
+            RUN_FAILED,
+            Zeroizing::new("qr\nthe QR code is too large".into()),
+        ),
+        Err(e) => (RUN_FAILED, Zeroizing::new(format!("qr\n{e}"))),
     }
 }

@@ -9,6 +9,11 @@
 //!
 //! A reply is empty for success, else one word (the `delivery_failed`
 //! record's `reason`), a newline, and the detail.
+//!
+//! The other request, `TSQ1` then the text as one field, asks for the QR
+//! code of an otpauth:// URI drawn for a terminal (enrollment at login):
+//! its reply is the drawing, or the reason it could not be drawn. It holds
+//! the secret too.
 #![forbid(unsafe_code)]
 
 use super::{RUN_FAILED, RUN_OK, RUN_PANICKED};
@@ -21,6 +26,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 4] = b"TSR1";
+const QR_MAGIC: &[u8; 4] = b"TSQ1";
 
 /// At most this many arguments: sendmail gets three, the SMS command one.
 const MAX_ARGS: u32 = 16;
@@ -47,6 +53,21 @@ pub fn encode(job: &Job<'_>) -> Zeroizing<Vec<u8>> {
     let millis = u64::try_from(job.timeout.as_millis()).unwrap_or(u64::MAX);
     out.extend_from_slice(&millis.to_le_bytes());
     out
+}
+
+/// A request for the QR code of `text`.
+pub fn encode_qr(text: &str) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(8 + text.len()));
+    out.extend_from_slice(QR_MAGIC);
+    put(&mut out, text.as_bytes());
+    out
+}
+
+/// The text of a QR request, or None if `bytes` is not exactly one.
+pub fn decode_qr(bytes: &[u8]) -> Option<Zeroizing<String>> {
+    let mut r = Reader(bytes.strip_prefix(QR_MAGIC)?);
+    let text = std::str::from_utf8(r.field()?).ok()?;
+    r.0.is_empty().then(|| Zeroizing::new(text.to_string()))
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -250,6 +271,33 @@ mod tests {
         put(&mut bad_user, b"");
         bad_user.extend_from_slice(&0u64.to_le_bytes());
         assert_eq!(decode(&bad_user), None);
+    }
+
+    #[test]
+    fn qr_requests_come_back_whole_and_nothing_else_does() {
+        for text in ["otpauth://totp/Acme:alice?secret=JBSWY3DP", "", "\u{e9}\n"] {
+            let bytes = encode_qr(text);
+            assert_eq!(decode_qr(&bytes).as_deref().map(String::as_str), Some(text));
+            // Not a program to run, nor the reverse.
+            assert_eq!(decode(&bytes), None);
+            for n in 0..bytes.len() {
+                assert_eq!(decode_qr(&bytes[..n]), None, "{text:?} cut at {n}");
+            }
+            let mut long = bytes.to_vec();
+            long.push(0);
+            assert_eq!(decode_qr(&long), None, "{text:?} and a byte more");
+        }
+        let path = PathBuf::from("/bin/true");
+        let job = Job {
+            program: Program::root(&path),
+            args: &[],
+            input: b"",
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(decode_qr(&encode(&job)), None);
+        let mut not_utf8 = QR_MAGIC.to_vec();
+        put(&mut not_utf8, b"\xff");
+        assert_eq!(decode_qr(&not_utf8), None);
     }
 
     #[test]

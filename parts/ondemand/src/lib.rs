@@ -11,8 +11,9 @@ pub extern "C" fn twostep_ondemand_abi() -> u32 {
     ABI
 }
 
-/// Runs the program `request` describes, as the commands would. Returns
-/// `RUN_OK`, or another status with one line (reason, newline, detail) in
+/// Runs the program `request` describes, as the commands would, or draws
+/// the QR code it asks for. Returns `RUN_OK` (with the drawing, if one was
+/// asked), or another status with one line (reason, newline, detail), in
 /// `reply`, at most `reply_cap` bytes, its length in `*reply_len`.
 ///
 /// # Safety
@@ -34,8 +35,10 @@ pub unsafe extern "C" fn twostep_ondemand_run(
     let request = unsafe { std::slice::from_raw_parts(request, request_len) };
     // A panic stops here, never unwinding into the module's frames (another
     // Rust runtime's) or sshd's.
-    let (status, line) = catch_unwind(AssertUnwindSafe(|| serve(request)))
-        .unwrap_or_else(|_| (RUN_PANICKED, "part\na panic in the on-demand part".into()));
+    let (status, line) = catch_unwind(AssertUnwindSafe(|| serve(request))).unwrap_or_else(|_| {
+        let why = "part\na panic in the on-demand part";
+        (RUN_PANICKED, why.to_string().into())
+    });
     let n = line.len().min(reply_cap);
     // SAFETY: `reply` is writable for `reply_cap` >= n bytes and does not
     // overlap `line`, which is ours; `reply_len` is writable.

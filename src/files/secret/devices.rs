@@ -102,7 +102,7 @@ pub struct Entry {
 impl Entry {
     /// One `[[authenticator]]` table, refusing unknown keys.
     pub(super) fn read(t: &Table) -> Result<Entry, Bad> {
-        const KEYS: &[&str] = &["name", "secret", "digits", "period", "algorithm", "created"];
+        const KEYS: &str = "name, secret, digits, period, algorithm, created";
         let (mut name, mut secret, mut created) = (None, None, None);
         let (mut digits, mut period, mut algorithm) = (None, None, None);
         t.each(KEYS, |key, v| {

@@ -203,18 +203,9 @@ impl SecretFile {
 
     /// Reads the file's keys, refusing any other.
     fn read(t: &Table) -> Result<SecretFile, Bad> {
-        const KEYS: &[&str] = &[
-            "secret",
-            "method",
-            "email",
-            "phone",
-            "digits",
-            "period",
-            "algorithm",
-            "recovery_codes",
-            "created",
-            "authenticator",
-        ];
+        const KEYS: &str = "\
+            secret, method, email, phone, digits, period, algorithm, recovery_codes, \
+            created, authenticator";
         let mut f = SecretFile::default();
         t.each(KEYS, |key, v| {
             match key {
