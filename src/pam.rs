@@ -7,6 +7,7 @@
 //! sshd. Everything below is safe Rust.
 
 use crate::auth::{self, Accounts, Conversation, Env, Mode, Outcome, Request};
+use crate::base::errno_text;
 use crate::base::records::{Record, Severity, Sink, Syslog};
 use crate::base::user::UserName;
 use crate::config::{self, Config};
@@ -521,14 +522,6 @@ impl Conversation for PamConversation<'_, '_> {
 /// getpwnam, getgrouplist and getgrnam through NSS, as the rest of the PAM
 /// stack sees accounts and groups.
 pub struct SystemAccounts;
-
-/// An errno as the C library words it ("Permission denied (os error 13)").
-/// Not nix's Display: its tables of names and descriptions are 4 KB of
-/// pointers that ld.so would relocate at every load of the module
-/// (docs/performance.md, "What a load pays for").
-fn errno_text(e: nix::Error) -> String {
-    std::io::Error::from(e).to_string()
-}
 
 impl Accounts for SystemAccounts {
     fn canonical(&self, typed: &UserName) -> Result<Option<UserName>, String> {

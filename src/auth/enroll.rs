@@ -64,7 +64,7 @@ pub(super) fn set_up(env: &mut Env<'_>, req: &Request, user: &UserName, how: Set
     // account is added by hand: nothing of the login depends on the drawing.
     match crate::ondemand::qr_drawing(&uri) {
         Ok(drawing) => env.conv.info(drawing.trim_end_matches('\n')),
-        Err(NoQr::DoesNotFit(_)) => env
+        Err(NoQr::DoesNotFit) => env
             .conv
             .info("(The QR code does not fit this screen: add the account by hand.)"),
         Err(NoQr::Part(why)) => {

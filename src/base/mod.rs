@@ -8,9 +8,18 @@
 //! - `records`: the syslog records (not the `twostep audit` command)
 //! - `tomlread`: the config's and the secret files' reader, over toml's parse
 //!   tree, with messages that name the key and its line
+//! - [`errno_text`]: an errno in words
 #![forbid(unsafe_code)]
 
 pub mod address;
 pub mod records;
 pub mod tomlread;
 pub mod user;
+
+/// An errno as the C library words it ("Permission denied (os error 13)").
+/// Not nix's `Display` or `desc()`: their tables of names and descriptions
+/// are 4 KB of pointers that ld.so would relocate at every load of the
+/// module (docs/performance.md, "What a load pays for").
+pub fn errno_text(e: nix::Error) -> String {
+    std::io::Error::from(e).to_string()
+}

@@ -85,7 +85,7 @@ pub fn run(job: &Job<'_>) -> Result<(), DeliveryError> {
 #[derive(Debug)]
 pub enum NoQr {
     /// The code does not fit a terminal, or the text a QR code.
-    DoesNotFit(String),
+    DoesNotFit,
     /// The part is missing, refused, or failed: why, naming it.
     Part(String),
 }
@@ -98,7 +98,7 @@ pub fn qr_drawing(uri: &str) -> Result<Zeroizing<String>, NoQr> {
     let text = String::from_utf8_lossy(&reply);
     match (status, text.split_once('\n')) {
         (RUN_OK, _) => Ok(Zeroizing::new(text.into_owned())),
-        (RUN_FAILED, Some(("qr", why))) => Err(NoQr::DoesNotFit(why.to_string())),
+        (RUN_FAILED, Some(("qr", _))) => Err(NoQr::DoesNotFit),
         (other, _) => Err(NoQr::Part(format!(
             "the on-demand part {PART_PATH} did not draw the QR code ({other}): {text}"
         ))),

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 use super::error::StoreError;
+use crate::base::errno_text;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 use std::io::{self, Read};
@@ -82,11 +83,8 @@ impl Socket {
     /// rather than wait, and there is nothing to poll for: it is retried
     /// every millisecond until the deadline.
     pub fn unix(path: &Path, deadline: Instant) -> Result<Socket, StoreError> {
-        // std's words for the errno (strerror), not nix's `desc()`: its
-        // table is relocated at every load of the module.
-        let failed = |e: nix::Error| {
-            StoreError::Connect(format!("{}: {}", path.display(), std::io::Error::from(e)))
-        };
+        let failed =
+            |e: nix::Error| StoreError::Connect(format!("{}: {}", path.display(), errno_text(e)));
         let addr = UnixAddr::new(path).map_err(failed)?;
         let fd = socket::socket(
             AddressFamily::Unix,
@@ -148,7 +146,7 @@ impl Socket {
                     wait(self.as_fd(), PollFlags::POLLOUT, deadline, during)?
                 }
                 Err(nix::Error::EINTR) => {}
-                Err(e) => return Err(StoreError::Connect(std::io::Error::from(e).to_string())),
+                Err(e) => return Err(StoreError::Connect(errno_text(e))),
             }
         }
     }
@@ -193,7 +191,7 @@ pub fn wait(
             Ok(0) => {} // the loop's next `remaining` says it is over
             Ok(_) => return Ok(()),
             Err(nix::Error::EINTR) => {}
-            Err(e) => return Err(StoreError::Connect(std::io::Error::from(e).to_string())),
+            Err(e) => return Err(StoreError::Connect(errno_text(e))),
         }
     }
 }
