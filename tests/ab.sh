@@ -52,17 +52,7 @@ while True: s.recv(65536)' &
 sink=$!
 trap 'kill $sink' EXIT
 cc -O2 -Wall -Wextra -Werror -o "$work/pambench" tests/c/pambench.c -lpam
-python3 - "$work" "$users" <<'PY'
-import base64, os, sys
-work, n = sys.argv[1], int(sys.argv[2])
-with open(work + "/users.txt", "w") as f:
-    for i in range(1, n + 1):
-        u = "tsbench%04d" % i
-        b32 = base64.b32encode(os.urandom(20)).decode().rstrip("=")
-        f.write("%s\t%s\n" % (u, b32))
-        fd = os.open("%s/secrets/%s" % (work, u), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, ('secret = "%s"\n' % b32).encode()); os.close(fd)
-PY
+python3 tests/c/mkbenchsecrets.py "$work" "$users"
 # Copies on the same tmpfs: where a build lies must not be the difference.
 cp "$a" "$work/a.so"
 cp "$b" "$work/b.so"

@@ -315,30 +315,8 @@ if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     services+=(baseline)
 fi
 
-# The same secret for both modules, per user.
-python3 - "$work" "$users" <<'EOF'
-import base64, os, sys
-work, n = sys.argv[1], int(sys.argv[2])
-with open(work + "/users.txt", "w") as users:
-    for i in range(1, n + 1):
-        u = "tsbench%04d" % i
-        b32 = base64.b32encode(os.urandom(20)).decode().rstrip("=")
-        users.write("%s\t%s\n" % (u, b32))
-        for path, text, mode in (
-            ("%s/secrets/%s" % (work, u), 'secret = "%s"\n' % b32, 0o600),
-            ("%s/ga/%s" % (work, u),
-             '%s\n" RATE_LIMIT 3 30\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n' % b32, 0o400),
-        ):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            os.write(fd, text.encode()); os.close(fd)
-        if os.path.isdir(work + "/secrets-8"):
-            # Seven others first: the code typed is the last one's.
-            others = [base64.b32encode(os.urandom(20)).decode().rstrip("=") for _ in range(7)]
-            text = "".join('[[authenticator]]\nname = "d%d"\nsecret = "%s"\n' % (i, k)
-                           for i, k in enumerate(others + [b32]))
-            fd = os.open("%s/secrets-8/%s" % (work, u), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(fd, text.encode()); os.close(fd)
-EOF
+# The same secret for every module, per user.
+python3 tests/c/mkbenchsecrets.py "$work" "$users"
 
 if [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ]; then
     cut -f1 "$work/users.txt" | sed "s/\$/:$bench_password/" | chpasswd -c SHA512 -s 1000
