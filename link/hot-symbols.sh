@@ -2,8 +2,9 @@
 # The functions a login runs, listed so that the linker puts them together.
 #
 #   sudo bash link/hot-symbols.sh           regenerate link/hot-symbols.txt
-#   bash link/hot-symbols.sh --check        is the list still current, and is SHA-1
-#                                           free of its CPU probe? (exit 1 if not)
+#   bash link/hot-symbols.sh --check        is the list still current, is SHA-1
+#                                           free of its CPU probe, and is the PLT
+#                                           before the code? (exit 1 if not)
 #
 # Why: sshd loads pam_twostep.so afresh for every login, and the kernel maps a
 # shared object's code in 64 KiB windows around each page it touches. Left to
@@ -45,6 +46,16 @@ if [ "${1:-}" = --check ]; then
     if nm "$module" | grep -q 'sha1.*cpuid'; then
         echo "hot-symbols: $module probes the CPU for SHA-1 at each load:" >&2
         echo "was it built without .cargo/config.toml, or did the sha1 crate rename sha1_backend?" >&2
+        exit 1
+    fi
+    # The PLT must sit before the code (build.rs, "The PLT beside .init"):
+    # after it, every unload faults in one more window of code.
+    section_at() { readelf -SW "$module" | awk -v n="$1" '{ for (i = 1; i < NF; i++) if ($i == n) print $(i + 2) }'; }
+    plt=$(section_at .plt) text=$(section_at .text)
+    plt_after_text=0
+    [ -n "$plt" ] && [ $((16#$plt)) -gt $((16#$text)) ] && plt_after_text=1
+    if [ "$plt_after_text" = 1 ]; then
+        echo "hot-symbols: $module has its PLT after its code: was build.rs's linker script refused?" >&2
         exit 1
     fi
     if [ $((found * 100)) -lt $((total * 80)) ]; then
