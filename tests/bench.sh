@@ -402,8 +402,8 @@ ga_so=$(find /lib /usr/lib -name pam_google_authenticator.so 2>/dev/null | head 
 part=$here/target/release/libtwostep_ondemand.so
 loads=(ga="$ga_so" empty="$work/libempty.so" twostep="$module" part="$part")
 [ -n "${TWOSTEP_BENCH_BASELINE:-}" ] && loads+=(baseline="$TWOSTEP_BENCH_BASELINE")
-echo "loading: dlopen(RTLD_NOW)+dlclose, libpam resident, 15 rounds of 300, median; ratio paired by round"
-"$work/loadbench" 15 300 "${loads[@]}"
+echo "loading: dlopen(RTLD_NOW)+dlclose, libpam resident, 3 processes of 5 rounds of 300; ratio paired by round"
+bash "$here/tests/c/loadruns.sh" "$work/loadbench" 3 5 300 "${loads[@]}"
 printf '%-10s %10s %10s %12s %s\n' library bytes undefined relocations needed
 for l in "${loads[@]}"; do
     f=${l#*=}

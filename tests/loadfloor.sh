@@ -2,9 +2,12 @@
 # What loading a PAM module pays for, measured on reference libraries built
 # beside the module: where the floor is, and what moves a load above it.
 #
-#   bash tests/loadfloor.sh [MODULE.so] [ROUNDS] [PER_ROUND]
-#                  (defaults: target/release/libpam_twostep.so, 41, 300)
+#   bash tests/loadfloor.sh [MODULE.so] [ROUNDS] [PER_ROUND] [PROCESSES]
+#                  (defaults: target/release/libpam_twostep.so, 41, 300, 5)
 #
+# ROUNDS in all, split over PROCESSES processes run one after another
+# (tests/c/loadruns.sh: one process is one draw; the summary gives the
+# median of their ratios and the range).
 # Each library is loaded and unloaded PER_ROUND times a round, in turns
 # (tests/c/loadbench.c: dlopen RTLD_NOW + dlclose with libpam resident, as
 # libpam does at every pam_start and pam_end); the table gives the median of
@@ -34,6 +37,7 @@ cd "$(dirname "$0")/.."
 module=$(realpath "${1:-target/release/libpam_twostep.so}")
 rounds=${2:-41}
 per=${3:-300}
+processes=${4:-5}
 ga=/lib/x86_64-linux-gnu/security/pam_google_authenticator.so
 [ -f "$module" ] || { echo "loadfloor.sh: no $module (sh link/release.sh)" >&2; exit 2; }
 [ -f "$ga" ] || { echo "loadfloor.sh: no $ga (bash packages.sh bench)" >&2; exit 2; }
@@ -167,4 +171,5 @@ for l in "${libs[@]}"; do
         "$(nm -D --undefined-only "$f" | wc -l)"
 done
 echo
-"$work/loadbench" "$rounds" "$per" "${libs[@]}"
+each=$(( (rounds + processes - 1) / processes ))
+bash tests/c/loadruns.sh "$work/loadbench" "$processes" "$each" "$per" "${libs[@]}"
