@@ -56,6 +56,13 @@
 #           file holds), each logging in with a code of the last one, in the
 #           same rounds as the one-authenticator users (service twostep),
 #           their own state directory, the two taking turns at going first.
+#   TWOSTEP_BENCH_MEM=1
+#           also measures twostep with its config, secrets and state on a
+#           tmpfs of their own (service "mem"), in the same rounds as the
+#           files where TWOSTEP_BENCH_FS put them, the two taking turns at
+#           going first: with TWOSTEP_BENCH_FS=ext4, twostep less mem is
+#           what the disk adds to a login, set against the durable-write
+#           floor of the same rounds.
 #   TWOSTEP_BENCH_PERF=FILE
 #           after the rounds, records one more step of twostep's logins with
 #           `perf record -g` into FILE (needs the perf package).
@@ -309,6 +316,15 @@ EOF
     echo "auth required $module config=$work/devices8.toml" > "$work/pam.d/devices8"
     services+=(devices8)
 fi
+if [ "${TWOSTEP_BENCH_MEM:-}" = 1 ]; then
+    mkdir -p "$work/mem"
+    mount -t tmpfs -o mode=700 none "$work/mem"
+    mkdir -m 700 "$work/mem/secrets" "$work/mem/state"
+    touch "$work/mem/secrets/.twostep-secret-dir"
+    printf 'secret_dir = "%s/mem/secrets"\nstate_dir = "%s/mem/state"\n' "$work" "$work" > "$work/mem/twostep.toml"
+    echo "auth required $module config=$work/mem/twostep.toml" > "$work/pam.d/mem"
+    services+=(mem)
+fi
 if [ -n "${TWOSTEP_BENCH_BASELINE:-}" ]; then
     sed "s|/state\"|/state-baseline\"|" "$work/twostep.toml" > "$work/baseline.toml"
     echo "auth required $TWOSTEP_BENCH_BASELINE config=$work/baseline.toml" > "$work/pam.d/baseline"
@@ -317,6 +333,8 @@ fi
 
 # The same secret for every module, per user.
 python3 tests/c/mkbenchsecrets.py "$work" "$users"
+# The same files, on tmpfs (cp -a: root's, mode 0600, as written).
+[ "${TWOSTEP_BENCH_MEM:-}" = 1 ] && cp -a "$work/secrets/." "$work/mem/secrets/"
 
 if [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ]; then
     cut -f1 "$work/users.txt" | sed "s/\$/:$bench_password/" | chpasswd -c SHA512 -s 1000
@@ -370,6 +388,8 @@ for r in $(seq 1 "$rounds"); do
     [ "${TWOSTEP_BENCH_SINGLE:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order stack single
     # Eight authenticators and one take turns at going first.
     [ "${TWOSTEP_BENCH_DEVICES:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order twostep devices8
+    # The files on disk and on tmpfs take turns at going first.
+    [ "${TWOSTEP_BENCH_MEM:-}" = 1 ] && [ $((r % 2)) = 1 ] && swap_in_order twostep mem
     # Direct and through Sentinel take turns at going first.
     [ "${TWOSTEP_BENCH_SENTINEL:-}" = 1 ] && [ $((r % 2)) = 0 ] && swap_in_order direct sentinel
     for s in "${order[@]}"; do
@@ -437,6 +457,14 @@ if "floor" in per:
     ratios = ["%.2f" % (x / f) for x, f in zip(paired, per["floor"])]
     print("  durable-write floor   %7.0f us  (one pwrite of 1 KiB + fdatasync of a per-user file, no PAM)" % fl)
     print("  twostep / floor       %7.2f     (per round: %s)" % (ts / fl, " ".join(ratios)))
+if "mem" in per:
+    mem = statistics.median(per["mem"]) - floor
+    print("  twostep, files on tmpfs %5.0f us  (%.0f%% of google-authenticator)" % (mem, 100 * mem / ga))
+    if "floor" in per:
+        adds = [t - m for t, m in zip(per["twostep"], per["mem"])]
+        print("  what the disk adds    %7.0f us  (twostep - the same on tmpfs: %.2fx the floor; per round: %s)"
+              % (statistics.median(adds), statistics.median(a / f for a, f in zip(adds, per["floor"])),
+                 " ".join("%.2f" % (a / f) for a, f in zip(adds, per["floor"]))))
 if "store" in per:
     st = statistics.median(per["store"]) - floor
     print("  twostep, shared store  %7.0f us  (%.0f%% of google-authenticator; a redis-server on a unix socket)" % (st, 100 * st / ga))
