@@ -52,9 +52,7 @@ if [ "${1:-}" = --check ]; then
     # after it, every unload faults in one more window of code.
     section_at() { readelf -SW "$module" | awk -v n="$1" '{ for (i = 1; i < NF; i++) if ($i == n) print $(i + 2) }'; }
     plt=$(section_at .plt) text=$(section_at .text)
-    plt_after_text=0
-    [ -n "$plt" ] && [ $((16#$plt)) -gt $((16#$text)) ] && plt_after_text=1
-    if [ "$plt_after_text" = 1 ]; then
+    if [ -n "$plt" ] && [ $((16#$plt)) -gt $((16#$text)) ]; then
         echo "hot-symbols: $module has its PLT after its code: was build.rs's linker script refused?" >&2
         exit 1
     fi
