@@ -5,6 +5,9 @@
 //! only unsafe code in the module, reviewed in that crate): it wraps every hook
 //! in `catch_unwind`, so a panic becomes PAM_ABORT instead of unwinding into
 //! sshd. Everything below is safe Rust.
+//!
+//! One file (550 lines besides its tests): everything that knows libpam's
+//! types is here, so that the rest of the module never sees a PAM handle.
 
 use crate::auth::{self, Accounts, Conversation, Env, Mode, Outcome, Request};
 use crate::base::errno_text;

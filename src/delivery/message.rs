@@ -24,6 +24,11 @@
 //!
 //! Values that come from outside (issuer, user, host, source address) are
 //! made one printable line each before they reach a header or the body.
+//!
+//! One file, 620 lines besides its tests (message_tests.rs): the headers,
+//! their encodings and the body's are one format, each part bounded by the
+//! others (a header's folding by the encoded-word's length, the body's
+//! encoding by its lines), and read best together.
 #![forbid(unsafe_code)]
 
 use crate::base::address::{EmailAddress, check_domain};

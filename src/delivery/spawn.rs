@@ -2,7 +2,11 @@
 //! Linux-PAM's pam_exec runs its child, plus the deadline pam_exec lacks.
 //!
 //! The one module of `delivery` that talks to C (its declaration in
-//! `delivery/mod.rs` allows unsafe code here alone). What it guarantees:
+//! `delivery/mod.rs` allows unsafe code here alone). It is kept whole, at
+//! some 730 lines besides its tests, for that reason: everything that runs
+//! between fork and exec, and every guard the host's signals need around
+//! it, is reviewed in one file, against the one list below. What it
+//! guarantees:
 //!
 //! - **Identity:** nothing of the caller's. The host may be setuid (`su`,
 //!   `chsh`, polkit's helper, `twostep-self`), where only the effective uid
