@@ -16,6 +16,12 @@
 # function:
 #
 #   empty-c       cc -shared, nothing else
+#   c+tls, c+init, c+pointers-700, c+imports+35
+#                 empty-c and one of what every std cdylib has and empty-c
+#                 has not: a thread-local (std's need a TLS block), an
+#                 init_array function (std's keeps argv), 700 relocated
+#                 pointers (5.6 KB: empty-rust has 5.3 KB), 35 more libc
+#                 imports (empty-rust's 39): what part of Rust's floor each is
 #   empty-rust    a std cdylib built as the module is (LTO, opt-level "s",
 #                 panic=unwind with the unwinder linked statically, packed
 #                 relocations): Rust's own floor
@@ -48,6 +54,27 @@ here=$(pwd)
 cc -O2 -o "$work/loadbench" tests/c/loadbench.c -Wl,--no-as-needed -lpam -ldl
 printf 'int pam_sm_authenticate(void *h, int f, int c, const char **v) { return 0; }\n' >"$work/empty.c"
 cc -O2 -shared -fPIC -o "$work/empty-c.so" "$work/empty.c"
+# c NAME SOURCE: a C library like empty-c, with SOURCE.
+c() {
+    printf '%s\n' "$2" >"$work/$1.c"
+    cc -O2 -shared -fPIC -Wl,-z,now -o "$work/$1.so" "$work/$1.c"
+}
+c c+tls '__thread int x[4];
+int pam_sm_authenticate(void *h, int f, int c, const char **v) { return x[f & 3]++; }'
+c c+init 'static int seen;
+static void init(int argc, char **argv, char **env) { seen = argc; }
+__attribute__((section(".init_array"), used)) static void (*init_p)(int, char **, char **) = init;
+int pam_sm_authenticate(void *h, int f, int c, const char **v) { return seen; }'
+c c+pointers-700 "$(for i in $(seq 700); do printf 'static const char s%d[] = "%d";\n' "$i" "$i"; done)
+const char *const table[] = { $(seq -s, -f 's%g' 700) };
+int pam_sm_authenticate(void *h, int f, int c, const char **v) { return table[f][0]; }"
+c_imports="abort bcmp calloc close dl_iterate_phdr free getcwd getenv gettid lseek64 malloc memcpy
+memmove memset mmap64 munmap open64 posix_memalign pthread_mutex_lock pthread_mutex_unlock
+pthread_once read readlink realloc realpath statx strlen syscall write fstat64 stat64 getsockopt
+recv sigaddset sigemptyset"
+c c+imports+35 "$(for s in $c_imports; do printf 'extern void %s(void);\n' "$s"; done)
+void (*const table[])(void) = { $(echo $c_imports | tr ' ' ,) };
+int pam_sm_authenticate(void *h, int f, int c, const char **v) { return table[f] != 0; }"
 
 # The module's link: libgcc's unwinder from libgcc_eh.a (build.rs), DT_RELR.
 mkdir -p "$work/eh"
@@ -157,6 +184,9 @@ sha1 = { version = "0.11", default-features = false }'
 
 echo "bytes, relocated data (.data.rel.ro + .got), imported symbols:"
 libs=(google-authenticator="$ga" empty-c="$work/empty-c.so")
+for n in c+tls c+init c+pointers-700 c+imports+35; do
+    libs+=("$n=$work/$n.so")
+done
 for n in empty-rust untouched-1m imports+48 pointers-350 pointers-700 pointers-1400 lean; do
     libs+=("$n=$work/$n.so")
 done
