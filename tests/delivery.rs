@@ -554,6 +554,9 @@ fn only_root_owned_programs_that_only_root_can_change_are_run() {
     .unwrap();
     let loop_link = dir.join("loop");
     std::os::unix::fs::symlink("loop", &loop_link).unwrap();
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink("gone", &dangling).unwrap();
+    let gone = format!("{}: No such file or directory", dir.join("gone").display());
 
     assert_eq!(delivery::program_problem(&link_ok), None);
     let cases: Vec<(PathBuf, &str)> = vec![
@@ -581,11 +584,15 @@ fn only_root_owned_programs_that_only_root_can_change_are_run() {
         ),
         (link_by_nobody.clone(), "is owned by uid 65534, not root"),
         (loop_link.clone(), "more than 40 symbolic links"),
+        // Past a link, where it failed is named too.
+        (dangling.clone(), &gone),
     ];
     for (path, want) in &cases {
         let got = delivery::program_problem(path).unwrap_or_else(|| panic!("{path:?} passed"));
         assert!(got.starts_with(&path.display().to_string()), "{got}");
         assert!(got.contains(want), "{path:?}: {got}");
+        // The path is named once, at the start.
+        assert_eq!(got.matches(&path.display().to_string()).count(), 1, "{got}");
     }
     // send_sms and send_email refuse them without running anything.
     for (path, _) in &cases {

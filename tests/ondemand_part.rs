@@ -172,6 +172,12 @@ fn a_login_that_needs_a_missing_or_unsafe_part_is_denied_and_app_logins_are_not(
             said.contains("users enrolling at login must add the key by hand"),
             "{what}: {said}"
         );
+        // One problem, one finding: what it breaks, said once.
+        assert_eq!(
+            said.matches(pam_twostep::ondemand::PART_PATH).count(),
+            1,
+            "{what}: {said}"
+        );
         // An app-code login beside it is untouched.
         let app = &apps[i];
         let login = rig.login(app, &oath_code(SECRET, 0));

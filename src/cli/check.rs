@@ -403,23 +403,31 @@ fn delivery_problems(c: &Config, warnings: &mut Vec<String>) -> Result<Vec<Strin
         out.push(format!("sms.command: {why}"));
     }
     if let Some(why) = crate::ondemand::problem() {
+        // One finding for the one problem, naming all it breaks: an
+        // error if a login here would be denied, else a warning.
         let mut senders = mailing;
         senders.extend(texting);
-        match used_by(&senders) {
-            Some(users) => out.push(format!(
-                "{why}; it starts sendmail and the SMS command for the module \
+        let users = used_by(&senders);
+        let mut breaks = vec![match &users {
+            Some(users) => format!(
+                "it starts sendmail and the SMS command for the module \
                  (used by {users}): those logins are denied"
-            )),
-            None => warnings.push(format!(
-                "{why}; nothing here sends a code or a notice now, but a login \
-                 that did would be denied"
-            )),
-        }
+            ),
+            None => "nothing here sends a code or a notice now, but a login \
+                     that did would be denied"
+                .into(),
+        }];
         if c.unenrolled == crate::config::Unenrolled::Enroll {
-            warnings.push(format!(
-                "{why}; it draws the QR code of enrollment at login (unenrolled = \"enroll\"): \
+            breaks.push(
+                "it draws the QR code of enrollment at login (unenrolled = \"enroll\"): \
                  users enrolling at login must add the key by hand"
-            ));
+                    .into(),
+            );
+        }
+        let finding = format!("{why}; {}", breaks.join("; "));
+        match users {
+            Some(_) => out.push(finding),
+            None => warnings.push(finding),
         }
     }
     for (key, user) in [("email.user", &c.email.user), ("sms.user", &c.sms.user)] {

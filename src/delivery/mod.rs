@@ -248,25 +248,33 @@ fn trusted_file_problem(path: &Path, executable: bool) -> Option<String> {
         return Some(format!("{shown} is not an absolute path"));
     }
     let mut current = path.to_path_buf();
+    // Where links were followed, the place an error is at is named too.
+    let at = |current: &Path| {
+        if current == path {
+            String::new()
+        } else {
+            format!("{}: ", current.display())
+        }
+    };
     for _ in 0..MAX_LINKS {
         if let Some(why) = unsafe_directory(&current) {
             return Some(format!("{shown}: {why}"));
         }
         let meta = match std::fs::symlink_metadata(&current) {
             Ok(m) => m,
-            Err(e) => return Some(format!("{shown}: {}: {e}", current.display())),
+            Err(e) => return Some(format!("{shown}: {}{e}", at(&current))),
         };
         if meta.file_type().is_symlink() {
             if meta.uid() != 0 {
                 return Some(format!(
-                    "{shown}: the link {} is owned by uid {}, not root",
-                    current.display(),
+                    "{shown}: {}the link is owned by uid {}, not root",
+                    at(&current),
                     meta.uid()
                 ));
             }
             let target = match std::fs::read_link(&current) {
                 Ok(t) => t,
-                Err(e) => return Some(format!("{shown}: {}: {e}", current.display())),
+                Err(e) => return Some(format!("{shown}: {}{e}", at(&current))),
             };
             // A relative target is relative to the link's directory; an
             // absolute one replaces the whole path (Path::join does both).
