@@ -52,13 +52,12 @@ trap 'rm -rf "$work"' EXIT
 here=$(pwd)
 
 cc -O2 -o "$work/loadbench" tests/c/loadbench.c -Wl,--no-as-needed -lpam -ldl
-printf 'int pam_sm_authenticate(void *h, int f, int c, const char **v) { return 0; }\n' >"$work/empty.c"
-cc -O2 -shared -fPIC -o "$work/empty-c.so" "$work/empty.c"
-# c NAME SOURCE: a C library like empty-c, with SOURCE.
+# c NAME SOURCE: a C library of SOURCE.
 c() {
     printf '%s\n' "$2" >"$work/$1.c"
     cc -O2 -shared -fPIC -Wl,-z,now -o "$work/$1.so" "$work/$1.c"
 }
+c empty-c 'int pam_sm_authenticate(void *h, int f, int c, const char **v) { return 0; }'
 c c+tls '__thread int x[4];
 int pam_sm_authenticate(void *h, int f, int c, const char **v) { return x[f & 3]++; }'
 c c+init 'static int seen;
